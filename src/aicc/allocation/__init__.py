@@ -1,0 +1,1 @@
+"""calls, applications, reviews, grants, sector plans"""

@@ -1,0 +1,118 @@
+"""One validated configuration: ``aicc.toml`` (optional) plus ``AICC_*`` environment overrides.
+
+Every default runs on one machine with no services: SQLite under ``./var/`` and the twin engine.
+All errors are collected and reported at once, each naming its key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from aicc.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "aicc.toml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+
+
+class SchedulerConfig(_Strict):
+    policy: Literal["fairshare", "fifo", "multifactor"] = "fairshare"
+    cycle_interval_s: float = Field(5.0, gt=0)
+
+
+class EngineConfig(_Strict):
+    kind: Literal["twin", "slurm"] = "twin"
+    fleet_phase: str = "2028"
+    slurm_poll_interval_s: float = Field(5.0, gt=0)
+    slurm_partition: str | None = None
+
+
+class DemoConfig(_Strict):
+    clock_speed: float = Field(60.0, gt=0)
+    seed: int = 7
+
+
+class Settings(_Strict):
+    database_url: str = "sqlite:///var/aicc.db"
+    admin_token: str | None = Field(None, min_length=16)
+    server: ServerConfig = ServerConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    engine: EngineConfig = EngineConfig()
+    demo: DemoConfig = DemoConfig()
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, v: str) -> str:
+        if not v.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return v
+
+
+# Environment variable -> dotted key in Settings.
+ENV_KEYS: dict[str, str] = {
+    "AICC_DATABASE_URL": "database_url",
+    "AICC_ADMIN_TOKEN": "admin_token",
+    "AICC_HOST": "server.host",
+    "AICC_PORT": "server.port",
+    "AICC_POLICY": "scheduler.policy",
+    "AICC_CYCLE_INTERVAL_S": "scheduler.cycle_interval_s",
+    "AICC_ENGINE": "engine.kind",
+    "AICC_FLEET_PHASE": "engine.fleet_phase",
+    "AICC_CLOCK_SPEED": "demo.clock_speed",
+}
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for p in parents:
+        child = node.setdefault(p, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{p} must be a table", field=p)
+        node = child
+    node[leaf] = value
+
+
+def load_settings(
+    path: str | Path | None = None, env: dict[str, str] | None = None
+) -> Settings:
+    """Read the TOML file (if any), apply environment overrides, validate everything at once."""
+    env = dict(os.environ if env is None else env)
+    explicit = path is not None or "AICC_CONFIG" in env
+    cfg_path = Path(path or env.get("AICC_CONFIG", DEFAULT_CONFIG_FILE))
+    data: dict[str, Any] = {}
+    if cfg_path.exists():
+        try:
+            data = tomllib.loads(cfg_path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{cfg_path}: not valid TOML: {exc}", field=str(cfg_path)) from exc
+    elif explicit:
+        raise ConfigError(f"configuration file {cfg_path} does not exist", field="AICC_CONFIG")
+    for var, key in ENV_KEYS.items():
+        if var in env and env[var] != "":
+            _set_dotted(data, key, env[var])
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(root)"
+            problems.append(f"{key}: {err['msg']}")
+        raise ConfigError(
+            "invalid configuration: " + "; ".join(problems),
+            field=problems[0].split(":")[0],
+            problems=problems,
+        ) from None

@@ -1,0 +1,1 @@
+"""power model, site cap, renewable supply, carbon intensity"""

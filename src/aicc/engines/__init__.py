@@ -1,0 +1,1 @@
+"""twin (simulated fleet) and slurm: each applies decisions and reports job events"""

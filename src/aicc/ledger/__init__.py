@@ -1,0 +1,1 @@
+"""usage records, price books, statements"""

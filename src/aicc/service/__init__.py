@@ -1,0 +1,1 @@
+"""the control-plane loop: state → scheduler → engine → events → store and ledger"""

@@ -1,0 +1,1 @@
+"""sectors, organizations, projects, members, roles"""

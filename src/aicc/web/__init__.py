@@ -1,0 +1,1 @@
+"""the portal: templates and static files"""
