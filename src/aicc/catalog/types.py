@@ -78,9 +78,13 @@ class Catalog:
             except ValidationError as exc:
                 err = exc.errors()[0]
                 key = ".".join(str(p) for p in err["loc"])
-                raise ConfigError(f"type[{i}].{key}: {err['msg']}", field=f"type[{i}].{key}") from None
+                raise ConfigError(
+                    f"type[{i}].{key}: {err['msg']}", field=f"type[{i}].{key}"
+                ) from None
             if spec.idle_w >= spec.tdp_w:
-                raise ConfigError(f"type[{i}].idle_w must be below tdp_w", field=f"type[{i}].idle_w")
+                raise ConfigError(
+                    f"type[{i}].idle_w must be below tdp_w", field=f"type[{i}].idle_w"
+                )
             out.append(AcceleratorType(**spec.model_dump()))
         return cls(out)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
@@ -45,7 +44,9 @@ def parse_phases(text: str, catalog: Catalog | None = None) -> dict[str, FleetPh
         except ValidationError as exc:
             err = exc.errors()[0]
             key = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(f"phase.{name}.{key}: {err['msg']}", field=f"phase.{name}.{key}") from None
+            raise ConfigError(
+                f"phase.{name}.{key}: {err['msg']}", field=f"phase.{name}.{key}"
+            ) from None
         for g in ph.groups:
             catalog.index(g.type)
         out[name] = ph
