@@ -47,6 +47,7 @@ class HoldReason(IntEnum):
     NODE_UNAVAILABLE = 6  # the shape fits no node in service (drained or down)
     NO_GRANT = 7  # no active grant for this accelerator type
     DEFERRED = 8  # flexible job deferred (e.g. carbon or power)
+    PREEMPTING = 9  # borrowed capacity owed to its tenant is being reclaimed for it
 
 
 REASON_TEXT = {
@@ -59,6 +60,8 @@ REASON_TEXT = {
     HoldReason.NODE_UNAVAILABLE: "no node in service can hold a gang of {shape}",
     HoldReason.NO_GRANT: "the project has no active grant for {type}",
     HoldReason.DEFERRED: "flexible job deferred to a later, cheaper window",
+    HoldReason.PREEMPTING: "capacity lent by the tenant is being reclaimed; it starts when the "
+                           "borrowing jobs stop",
 }
 
 
@@ -78,6 +81,7 @@ class JobSpec:
     grant: int = -1  # index into Grants, or -1 when none
     start_time: float = -1.0  # running jobs only
     expected_runtime_s: float = -1.0  # a known or estimated runtime, when better than the limit
+    lender: int = -1  # running jobs: sector whose capacity it borrows (Start.lender), or -1
 
     @property
     def accelerators(self) -> int:
@@ -105,6 +109,9 @@ class JobTable:
     alloc_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     alloc_node: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     alloc_count: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    # running jobs: int16 lender sector per row (copied from Start.lender, -1 = not borrowed);
+    # an empty array means unknown, and the scheduler derives borrowing from usage instead
+    lender: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
 
     def __len__(self) -> int:
         return len(self.id)
@@ -146,6 +153,7 @@ class JobTable:
                                    count=len(specs)),
             expected_runtime_s=np.fromiter((s.expected_runtime_s for s in specs),
                                            dtype=np.float64, count=len(specs)),
+            lender=np.fromiter((s.lender for s in specs), dtype=np.int16, count=len(specs)),
         )
         if allocations is not None:
             ptr = [0]
