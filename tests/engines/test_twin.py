@@ -1,0 +1,107 @@
+"""The twin against the engine contract, plus what only the twin does (adopt, scheduled
+failures, shape checks)."""
+
+from __future__ import annotations
+
+import pytest
+
+from aicc.catalog import default_catalog
+from aicc.clock import VirtualClock
+from aicc.engines import make_engine
+from aicc.engines.base import Engine, EventKind
+from aicc.engines.twin import TwinEngine
+from aicc.errors import ConfigError, UnknownNode
+from aicc.fleet import build_fleet
+from aicc.fleet.arrays import NODE_DOWN, NODE_UP, FleetArrays, NodeInfo
+from engines.contract import EngineContract, EngineHarness, FleetRequest, order, spec
+
+
+def small_fleet(req: FleetRequest) -> FleetArrays:
+    nodes = [NodeInfo(f"tw-n{i}", req.accelerator_type, req.per_node * 4, f"leaf-{i // 2}",
+                      "pod-0", "lab") for i in range(req.nodes + 1)]
+    return FleetArrays.from_nodes(default_catalog(), nodes)
+
+
+def twin_harness(req: FleetRequest) -> EngineHarness:
+    clock = VirtualClock(1_000_000.0)
+    engine = TwinEngine(small_fleet(req))
+    return EngineHarness(engine=engine, now=clock.now, advance=clock.sleep,
+                         fail_node=lambda node, now: engine.fail_node(node, now),
+                         max_wait_s=3600.0, tick_s=0.5)
+
+
+class TestTwinContract(EngineContract):
+    @pytest.fixture
+    def make_harness(self):
+        return twin_harness
+
+
+def test_twin_is_an_engine_and_is_built_by_name() -> None:
+    engine = make_engine("twin", build_fleet("lab"))
+    assert isinstance(engine, Engine)
+    assert engine.fleet().n_accelerators == 256
+    with pytest.raises(ConfigError):
+        make_engine("nope", build_fleet("lab"))
+
+
+def test_adopt_reestablishes_a_job_without_a_new_start_event() -> None:
+    engine = TwinEngine(small_fleet(FleetRequest()))
+    s = spec(1, "h100-sxm-80g", runtime=100.0, limit=200.0, per_node=8)
+    assert engine.adopt(order(s, ["tw-n0"]), start_time=1000.0)
+    assert engine.free()[0] == 0
+    assert engine.poll(1050.0) == []
+    [done] = engine.poll(1100.0)
+    assert (done.kind, done.job_id, done.time) == (EventKind.FINISHED, 1, 1100.0)
+    assert engine.free()[0] == 8
+
+
+def test_adopt_of_a_job_past_its_end_finishes_at_its_true_end() -> None:
+    engine = TwinEngine(small_fleet(FleetRequest()))
+    engine.adopt(order(spec(1, "h100-sxm-80g", runtime=10.0), ["tw-n0"]), start_time=0.0)
+    [done] = engine.poll(5000.0)
+    assert done.time == 10.0
+
+
+def test_orders_beyond_capacity_or_type_are_rejected_per_order() -> None:
+    engine = TwinEngine(small_fleet(FleetRequest()))  # 8 accelerators per node
+    engine.start([order(spec(1, "h100-sxm-80g", per_node=6), ["tw-n0"]),
+                  order(spec(2, "h100-sxm-80g", per_node=4), ["tw-n0"]),
+                  order(spec(3, "ascend-910b"), ["tw-n1"]),
+                  order(spec(4, "h100-sxm-80g", per_node=2), ["tw-n0"])], 0.0)
+    ev = {e.job_id: e for e in engine.poll(0.0)}
+    assert ev[1].kind == EventKind.STARTED and ev[4].kind == EventKind.STARTED
+    assert ev[2].kind == EventKind.FAILED and "too few free" in ev[2].reason
+    assert ev[3].kind == EventKind.FAILED and "has no ascend-910b" in ev[3].reason
+    assert ev[2].extra["phase"] == "launch"
+    assert engine.free()[0] == 0
+
+
+def test_a_retried_start_is_ignored() -> None:
+    engine = TwinEngine(small_fleet(FleetRequest()))
+    o = order(spec(1, "h100-sxm-80g", per_node=4), ["tw-n0"])
+    engine.start([o], 0.0)
+    engine.start([o], 1.0)
+    assert [e.kind for e in engine.poll(1.0)] == [EventKind.STARTED]
+    assert engine.free()[0] == 4
+
+
+def test_scheduled_failure_and_repair() -> None:
+    engine = TwinEngine(small_fleet(FleetRequest()))
+    engine.start([order(spec(1, "h100-sxm-80g", runtime=100.0, limit=200.0, per_node=2),
+                        ["tw-n0"])], 0.0)
+    engine.schedule_node_failure("tw-n0", at=40.0, repair_after_s=10.0)
+    events = engine.poll(45.0)
+    kinds = [(e.kind, e.job_id) for e in events]
+    assert kinds == [(EventKind.STARTED, 1), (EventKind.NODE_DOWN, None), (EventKind.FAILED, 1)]
+    assert events[2].lost_s == pytest.approx(2 * 40.0)
+    assert engine.fleet().state[0] == NODE_DOWN and engine.free()[0] == 0
+    [up] = engine.poll(60.0)
+    assert up.kind == EventKind.NODE_UP and engine.fleet().state[0] == NODE_UP
+    assert engine.free()[0] == 8
+    with pytest.raises(UnknownNode):
+        engine.fail_node("nope", 61.0)
+
+
+def test_the_twin_holds_a_full_phase() -> None:
+    engine = TwinEngine(build_fleet("2028"))
+    assert engine.fleet().n_accelerators == 15_000
