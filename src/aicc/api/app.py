@@ -1,0 +1,89 @@
+"""The FastAPI application: routers under /v1, OpenAPI at /openapi.json, docs at /docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+import aicc
+from aicc.api import grants, jobs, nodes, tenancy
+from aicc.api.auth import PrincipalCache
+from aicc.api.errors import BodyLimit, error_body, install_error_handlers
+from aicc.api.submitter import GroupCommitter
+from aicc.api.tokens import ensure_admin
+from aicc.config import Settings
+from aicc.store.db import make_engine, transaction
+from aicc.store.db import session_factory as make_session_factory
+from aicc.workload.jobs import NodeShapes
+
+
+def _bootstrap(factory: sessionmaker[Session], settings: Settings) -> None:
+    """The admin user and its configured token exist before the first request."""
+    with transaction(factory) as session:
+        ensure_admin(session=session, admin_token=settings.admin_token)
+
+
+def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | None = None,
+               control_plane: Any = None) -> FastAPI:
+    """Build the application. The database must be migrated (``aicc db upgrade``)."""
+    if session_factory is None:
+        session_factory = make_session_factory(make_engine(settings.database_url))
+    factory = session_factory
+    shapes = NodeShapes(ttl_s=5.0)
+    committer = GroupCommitter(factory, shapes)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(_bootstrap, factory, settings)
+        committer.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(committer.stop)
+
+    app = FastAPI(title="aicc", version=aicc.__version__,
+                  description="Operations API of the national AI computing center: tenancy, "
+                  "grants, fleet and jobs.", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.session_factory = factory
+    app.state.control_plane = control_plane
+    app.state.principal_cache = PrincipalCache(ttl_s=2.0)
+    app.state.node_shapes = shapes
+    app.state.committer = committer
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request) -> JSONResponse:
+        """Liveness and database reachability (no authentication)."""
+        def ping() -> None:
+            with factory() as s:
+                s.execute(text("SELECT 1"))
+        try:
+            await run_in_threadpool(ping)
+        except Exception as exc:  # the answer is the status, not a crash
+            return JSONResponse(error_body("unavailable", f"database unreachable: "
+                                           f"{type(exc).__name__}"), status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    app.include_router(tenancy.router)
+    app.include_router(grants.router)
+    app.include_router(nodes.router)
+    app.include_router(jobs.router)
+
+    # --- further routers: one include_router line each -------------------------------------
+    # (usage, forecast, /metrics, the portal at /)
+    from aicc.api import usage
+    from aicc.web import routes as web_routes
+
+    app.include_router(usage.router)
+    app.include_router(web_routes.router)
+    # --- end of further routers ------------------------------------------------------------
+    return app

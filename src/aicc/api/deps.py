@@ -1,0 +1,22 @@
+"""Small shared pieces of the routers: the transaction, paging parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import Query, Request
+from sqlalchemy.orm import Session
+
+from aicc.store.db import transaction
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
+After = Annotated[int, Query(ge=0, le=2**31 - 1, description="return ids after this one")]
+
+
+@contextmanager
+def tx(request: Request) -> Iterator[Session]:
+    """One transaction, committed before the route returns (so before the client hears back)."""
+    with transaction(request.app.state.session_factory) as session:
+        yield session

@@ -1,0 +1,160 @@
+"""The HTTP edge of the error tree: every error answers ``{"error": {"code", "message",
+"field"}}`` with the status ``aicc.errors.HTTP_STATUS`` gives its class; request validation,
+unknown routes and oversized bodies take the same shape. Nothing else maps errors."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aicc.errors import HTTP_STATUS, AiccError, lookup
+
+log = logging.getLogger("aicc.api")
+
+_HTTP_CODES = {401: "authentication_failed", 403: "permission_denied", 404: "not_found",
+               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media"}
+
+
+def error_body(code: str, message: str, field: str | None = None, **extra: Any
+               ) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message, "field": field}
+    err.update(extra)
+    return {"error": err}
+
+
+def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+async def _aicc_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AiccError)
+    status = lookup(HTTP_STATUS, exc)
+    body = {"error": {"code": exc.code, "message": exc.message, "field": exc.field}}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [{"field": _loc_to_field(e.get("loc", ())), "message": str(e.get("msg", "")),
+                 "type": str(e.get("type", ""))} for e in exc.errors()]
+    first = problems[0] if problems else {"field": "body", "message": "invalid request"}
+    return JSONResponse(
+        error_body("invalid_input", f"{first['field']}: {first['message']}", first["field"],
+                   problems=problems),
+        status_code=422)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                        headers=getattr(exc, "headers", None))
+
+
+async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
+    # A race two requests lost at the database: the domain checks first, the constraint wins.
+    log.info("integrity error: %s", exc)
+    return JSONResponse(error_body("conflict", "the change conflicts with stored data"),
+                        status_code=409)
+
+
+async def _data_error(_: Request, exc: Exception) -> JSONResponse:
+    log.info("data error: %s", exc)
+    return JSONResponse(error_body("invalid_input", "a value cannot be stored (out of range "
+                                   "or not representable)"), status_code=422)
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(error_body("internal", "internal server error"), status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AiccError, _aicc_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413 before the application reads them
+    (declared by Content-Length, or counted while a chunked body streams in)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = None
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await self._reply(send, 400, "bad_request", "malformed Content-Length")
+                    return
+                break
+        if declared is not None:
+            if declared > self.max_bytes:
+                await self._too_large(send)
+                return
+            await self.app(scope, receive, send)
+            return
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send) -> None:
+        await self._reply(send, 413, "payload_too_large",
+                          f"request body over {self.max_bytes} bytes")
+
+    @staticmethod
+    async def _reply(send: Send, status: int, code: str, message: str) -> None:
+        import json
+
+        body = json.dumps(error_body(code, message, "body")).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})

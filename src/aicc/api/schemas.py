@@ -1,0 +1,252 @@
+"""Request and response bodies of the API (pydantic). Inputs forbid unknown fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from aicc.store.models import GrantState, NodeState, Role
+
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def _no_nul(v: str) -> str:
+    if "\x00" in v:
+        raise ValueError("must not contain NUL characters")
+    return v
+
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                            description="letters, digits, '.', '_' and '-', up to 64")]
+Text = Annotated[str, Field(max_length=256), AfterValidator(_no_nul)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Weight = Annotated[float, Field(gt=0.0, le=1e6)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_after: int | None = Field(
+        None, description="pass as ?after= for the next page; null on the last page")
+
+
+def page(items: list, limit: int, model: type[BaseModel]) -> dict:
+    out = [model.model_validate(i).model_dump(mode="json") for i in items]
+    return {"items": out, "next_after": items[-1].id if len(items) == limit and items else None}
+
+
+# --- tenancy -------------------------------------------------------------------------------
+
+
+class SectorIn(_In):
+    name: Name
+    description: Text = ""
+    lend_limit: Share = 1.0
+    shares: dict[str, Share] = Field(default_factory=dict,
+                                     description="entitlement share by accelerator type")
+
+
+class SectorPatch(_In):
+    description: Text | None = None
+    lend_limit: Share | None = None
+    shares: dict[str, Share] | None = None
+
+
+class EntitlementOut(_Out):
+    accelerator_type: str
+    share: float
+
+
+class SectorOut(_Out):
+    id: int
+    name: str
+    description: str
+    lend_limit: float
+    entitlements: list[EntitlementOut]
+
+
+class OrganizationIn(_In):
+    name: Name
+    sector_id: Id
+    region: Annotated[str, Field(max_length=64), AfterValidator(_no_nul)] = ""
+    weight: Weight = 1.0
+
+
+class OrganizationPatch(_In):
+    sector_id: Id | None = None
+    region: Annotated[str, Field(max_length=64), AfterValidator(_no_nul)] | None = None
+    weight: Weight | None = None
+
+
+class OrganizationOut(_Out):
+    id: int
+    name: str
+    sector_id: int
+    region: str
+    weight: float
+    created_at: datetime
+
+
+class ProjectIn(_In):
+    name: Name
+    organization_id: Id
+    title: Text = ""
+    weight: Weight = 1.0
+
+
+class ProjectPatch(_In):
+    title: Text | None = None
+    weight: Weight | None = None
+
+
+class ProjectOut(_Out):
+    id: int
+    name: str
+    title: str
+    organization_id: int
+    weight: float
+    created_at: datetime
+
+
+class UserIn(_In):
+    name: Name
+    email: Text = ""
+    is_admin: bool = False
+
+
+class UserOut(_Out):
+    id: int
+    name: str
+    email: str
+    is_admin: bool
+
+
+class MeOut(BaseModel):
+    user_id: int
+    name: str
+    is_admin: bool
+    project_ids: list[int]
+    org_ids: list[int]
+
+
+class TokenIn(_In):
+    name: Text = ""
+
+
+class TokenOut(BaseModel):
+    token: str = Field(description="shown once; only its SHA-256 is stored")
+    user_id: int
+
+
+class MembershipIn(_In):
+    user_id: Id
+    role: Role
+    project_id: Id | None = None
+    organization_id: Id | None = None
+
+
+class MembershipOut(_Out):
+    id: int
+    user_id: int
+    role: Role
+    project_id: int | None
+    organization_id: int | None
+    created_at: datetime
+
+
+# --- grants --------------------------------------------------------------------------------
+
+
+class GrantIn(_In):
+    project_id: Id
+    accelerator_type: Annotated[str, Field(min_length=1, max_length=48)]
+    accelerator_hours: Annotated[float, Field(gt=0, le=1e12, allow_inf_nan=False)]
+    start: datetime
+    end: datetime
+    note: Annotated[str, Field(max_length=512), AfterValidator(_no_nul)] = ""
+
+
+class GrantPatch(_In):
+    accelerator_hours: Annotated[float, Field(gt=0, le=1e12, allow_inf_nan=False)] | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    state: GrantState | None = None
+    note: Annotated[str, Field(max_length=512), AfterValidator(_no_nul)] | None = None
+
+
+class GrantOut(_Out):
+    id: int
+    project_id: int
+    accelerator_type: str
+    accelerator_hours: float
+    start: datetime
+    end: datetime
+    state: GrantState
+    note: str
+    created_at: datetime
+
+
+# --- nodes ---------------------------------------------------------------------------------
+
+
+class NodeOut(_Out):
+    id: int
+    name: str
+    accelerator_type: str
+    accelerators: int
+    state: NodeState
+    state_reason: str
+    leaf: str
+    pod_id: int
+    updated_at: datetime
+
+
+class DrainIn(_In):
+    reason: Text = ""
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+class GangOut(BaseModel):
+    nodes: int
+    per_node: int
+
+
+class JobOut(BaseModel):
+    id: int
+    name: str
+    project_id: int
+    grant_id: int | None
+    submitted_by: int | None
+    accelerator_type: str
+    gang: GangOut
+    accelerators: int
+    time_limit_s: float
+    job_class: str
+    preemptible: bool
+    runtime_s: float | None
+    state: str
+    reason: str
+    submitted_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    placement: list[str] | None
+    attempts: int
+
+
+class CancelIn(_In):
+    reason: Text = ""

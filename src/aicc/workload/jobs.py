@@ -1,0 +1,386 @@
+"""Jobs in the store: submission (validated, idempotent, batched) and the life cycle.
+
+``submit_jobs`` takes a batch of submissions and stores all the valid ones in the caller's
+transaction; the API's group commit calls it with whatever arrived while the previous batch was
+committing. ``transition`` is the only way a job changes state: it enforces
+``store.models.TRANSITIONS`` and writes the audit row.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import Session
+
+from aicc.errors import (
+    AiccError,
+    InvalidInput,
+    InvalidJobShape,
+    InvalidTransition,
+    UnknownAcceleratorType,
+    UnknownGrant,
+    UnknownJob,
+    UnknownProject,
+)
+from aicc.store.models import (
+    TRANSITIONS,
+    AcceleratorTypeRow,
+    Grant,
+    GrantState,
+    Job,
+    JobClassName,
+    JobEventRow,
+    JobState,
+    Node,
+    Project,
+    utcnow,
+)
+from aicc.tenancy.access import Principal, require_project, visible_project_ids
+
+MAX_TIME_LIMIT_S = 30 * 86400.0
+MAX_IDEMPOTENCY_KEY = 128
+
+
+class Gang(BaseModel):
+    """``nodes`` × ``per_node`` accelerators; a job below one node is ``nodes=1, per_node=k``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    nodes: int = Field(1, ge=1, le=100_000, description="nodes in the gang")
+    per_node: int = Field(ge=1, le=1024, description="accelerators on each node")
+
+
+class JobSubmission(BaseModel):
+    """What a user asks for. Every field is checked here or against the store."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    project_id: int = Field(ge=1)
+    accelerator_type: str = Field(min_length=1, max_length=48)
+    gang: Gang
+    time_limit_s: float = Field(gt=0, le=MAX_TIME_LIMIT_S)
+    name: str = Field("", max_length=128)
+    job_class: JobClassName = JobClassName.BATCH
+    preemptible: bool = False
+    grant_id: int | None = Field(None, ge=1)
+    script: str | None = Field(None, max_length=65_536)
+    runtime_s: float | None = Field(None, gt=0, le=MAX_TIME_LIMIT_S)
+
+    @field_validator("time_limit_s", "runtime_s")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    principal: Principal
+    spec: JobSubmission
+    idempotency_key: str | None = None
+
+
+@dataclass(slots=True)
+class SubmitResult:
+    job: Job | None
+    created: bool = False
+    error: AiccError | None = None
+
+
+class NodeShapes:
+    """Node sizes by accelerator type, as stored, cached for ``ttl_s`` (the fleet changes
+    rarely; a submission must not cost a scan of the node table)."""
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._at = -math.inf
+        self._shapes: dict[str, list[tuple[int, int]]] = {}
+
+    def get(self, session: Session) -> dict[str, list[tuple[int, int]]]:
+        """``type -> [(accelerators per node, node count)]``, largest nodes first."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._at < self.ttl_s:
+                return self._shapes
+        rows = session.execute(
+            select(Node.accelerator_type, Node.accelerators, func.count())
+            .group_by(Node.accelerator_type, Node.accelerators)).all()
+        shapes: dict[str, list[tuple[int, int]]] = {}
+        for t, size, count in rows:
+            shapes.setdefault(t, []).append((int(size), int(count)))
+        for v in shapes.values():
+            v.sort(reverse=True)
+        with self._lock:
+            self._shapes, self._at = shapes, now
+        return shapes
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._at = -math.inf
+
+
+def check_shape(shapes: dict[str, list[tuple[int, int]]], accelerator_type: str, nodes: int,
+                per_node: int) -> None:
+    """Raise ``InvalidJobShape`` unless the fleet has ``nodes`` nodes of the type, each with at
+    least ``per_node`` accelerators."""
+    sizes = shapes.get(accelerator_type)
+    if not sizes:
+        raise InvalidJobShape(f"the fleet has no node of type {accelerator_type}",
+                              field="accelerator_type")
+    largest = sizes[0][0]
+    if per_node > largest:
+        raise InvalidJobShape(
+            f"gang.per_node={per_node} exceeds the largest {accelerator_type} node "
+            f"({largest} accelerators)", field="gang.per_node")
+    fitting = sum(c for size, c in sizes if size >= per_node)
+    if nodes > fitting:
+        raise InvalidJobShape(
+            f"gang.nodes={nodes} exceeds the {fitting} {accelerator_type} nodes with "
+            f"{per_node} accelerators or more", field="gang.nodes")
+
+
+_DEFAULT_SHAPES = NodeShapes(ttl_s=0.0)
+
+
+def _check_key(key: str | None) -> None:
+    if key is None:
+        return
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        raise InvalidInput(
+            f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters",
+            field="idempotency_key")
+
+
+def submit_jobs(*, session: Session, requests: Sequence[SubmitRequest],
+                now: datetime | None = None, shapes: NodeShapes | None = None
+                ) -> list[SubmitResult]:
+    """Validate and store a batch of submissions in the caller's transaction.
+
+    Each result carries the stored job (``created`` False when an earlier submission with the
+    same user and idempotency key is returned instead) or the error that refused it. Lookups are
+    batched: one query for known keys, one for grants, none per job for the fleet shape.
+    """
+    now = now or utcnow()
+    shape_table = (shapes or _DEFAULT_SHAPES).get(session)
+    results: list[SubmitResult] = [SubmitResult(job=None) for _ in requests]
+    keyed = [(r.principal.user_id, r.idempotency_key) for r in requests
+             if r.idempotency_key is not None]
+    existing: dict[tuple[int, str], Job] = {}
+    if keyed:
+        for job in session.scalars(select(Job).where(
+                tuple_(Job.submitted_by, Job.idempotency_key).in_(sorted(set(keyed))))):
+            existing[(job.submitted_by, job.idempotency_key)] = job  # type: ignore[index]
+    known_types = _known_types(session, requests)
+    pids = {r.spec.project_id for r in requests}
+    known_projects = set(session.scalars(select(Project.id).where(Project.id.in_(pids))))
+    grant_ids = {r.spec.grant_id for r in requests if r.spec.grant_id is not None}
+    grants = ({g.id: g for g in session.scalars(select(Grant).where(Grant.id.in_(grant_ids)))}
+              if grant_ids else {})
+    wanted = {(r.spec.project_id, r.spec.accelerator_type) for r in requests
+              if r.spec.grant_id is None}
+    auto = _active_grants(session, wanted, now) if wanted else {}
+    new_jobs: list[tuple[int, Job]] = []
+    batch_keys: dict[tuple[int, str], Job] = {}
+    for i, req in enumerate(requests):
+        spec, principal, key = req.spec, req.principal, req.idempotency_key
+        try:
+            _check_key(key)
+            require_project(principal, spec.project_id, field="project_id")
+            if spec.project_id not in known_projects:
+                raise UnknownProject(f"no project with id {spec.project_id}",
+                                     field="project_id")
+            if key is not None:
+                prior = existing.get((principal.user_id, key)) or batch_keys.get(
+                    (principal.user_id, key))
+                if prior is not None:
+                    results[i] = SubmitResult(job=prior, created=False)
+                    continue
+            if spec.accelerator_type not in known_types:
+                raise UnknownAcceleratorType(
+                    f"unknown accelerator type {spec.accelerator_type!r}",
+                    field="accelerator_type")
+            check_shape(shape_table, spec.accelerator_type, spec.gang.nodes, spec.gang.per_node)
+            grant_id = _pick_grant(spec, grants, auto)
+        except AiccError as exc:
+            results[i] = SubmitResult(job=None, error=exc)
+            continue
+        job = Job(name=spec.name, project_id=spec.project_id, grant_id=grant_id,
+                  submitted_by=principal.user_id, idempotency_key=key,
+                  accelerator_type=spec.accelerator_type, nodes=spec.gang.nodes,
+                  per_node=spec.gang.per_node, time_limit_s=spec.time_limit_s,
+                  job_class=spec.job_class, preemptible=spec.preemptible, script=spec.script,
+                  runtime_s=spec.runtime_s, state=JobState.PENDING, reason="submitted",
+                  submitted_at=now, attempts=0)
+        new_jobs.append((i, job))
+        if key is not None:
+            batch_keys[(principal.user_id, key)] = job
+        results[i] = SubmitResult(job=job, created=True)
+    if new_jobs:
+        session.add_all([j for _, j in new_jobs])
+        session.flush()
+        session.add_all([JobEventRow(job_id=j.id, kind="submitted", time=now, reason="")
+                         for _, j in new_jobs])
+        session.flush()
+    return results
+
+
+def _known_types(session: Session, requests: Sequence[SubmitRequest]) -> set[str]:
+    names = {r.spec.accelerator_type for r in requests}
+    return set(session.scalars(select(AcceleratorTypeRow.name)
+                               .where(AcceleratorTypeRow.name.in_(names))))
+
+
+def _active_grants(session: Session, wanted: set[tuple[int, str]], now: datetime
+                   ) -> dict[tuple[int, str], int]:
+    pids = {p for p, _ in wanted}
+    q = (select(Grant.project_id, Grant.accelerator_type, Grant.id)
+         .where(Grant.project_id.in_(pids), Grant.state == GrantState.ACTIVE,
+                Grant.start <= now, Grant.end > now)
+         .order_by(Grant.end.desc(), Grant.id.desc()))
+    out: dict[tuple[int, str], int] = {}
+    for pid, t, gid in session.execute(q).all():
+        out[(pid, t)] = gid  # the last written is the one that ends first
+    return out
+
+
+def _pick_grant(spec: JobSubmission, grants: dict[int, Grant],
+                auto: dict[tuple[int, str], int]) -> int | None:
+    if spec.grant_id is None:
+        return auto.get((spec.project_id, spec.accelerator_type))
+    grant = grants.get(spec.grant_id)
+    if grant is None or grant.project_id != spec.project_id:
+        raise UnknownGrant(f"no grant with id {spec.grant_id} for this project",
+                           field="grant_id")
+    if grant.accelerator_type != spec.accelerator_type:
+        raise InvalidInput(f"grant {grant.id} is for {grant.accelerator_type}, not "
+                           f"{spec.accelerator_type}", field="grant_id")
+    if grant.state != GrantState.ACTIVE:
+        raise InvalidInput(f"grant {grant.id} is {grant.state.value}", field="grant_id")
+    return grant.id
+
+
+def submit_job(*, session: Session, principal: Principal, spec: JobSubmission,
+               idempotency_key: str | None = None, now: datetime | None = None,
+               shapes: NodeShapes | None = None) -> tuple[Job, bool]:
+    """Store one submission; returns ``(job, created)``. Raises the error that refused it."""
+    (res,) = submit_jobs(session=session, requests=[SubmitRequest(principal, spec,
+                                                                  idempotency_key)],
+                         now=now, shapes=shapes)
+    if res.error is not None:
+        raise res.error
+    assert res.job is not None
+    return res.job, res.created
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def get_job(*, session: Session, principal: Principal, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or not principal.can_see_project(job.project_id):
+        raise UnknownJob(f"no job with id {job_id}", field="job_id")
+    return job
+
+
+def list_jobs(*, session: Session, principal: Principal, project_id: int | None = None,
+              state: JobState | str | None = None, accelerator_type: str | None = None,
+              job_class: JobClassName | str | None = None, limit: int = 100,
+              after_id: int = 0) -> list[Job]:
+    """Jobs the principal may see, oldest first, ``limit`` after ``after_id`` (keyset paging)."""
+    q = select(Job).where(Job.id > after_id)
+    ids = visible_project_ids(principal)
+    if ids is not None:
+        q = q.where(Job.project_id.in_(ids))
+    if project_id is not None:
+        require_project(principal, project_id)
+        q = q.where(Job.project_id == project_id)
+    if state is not None:
+        q = q.where(Job.state == JobState(state))
+    if accelerator_type is not None:
+        q = q.where(Job.accelerator_type == accelerator_type)
+    if job_class is not None:
+        q = q.where(Job.job_class == JobClassName(job_class))
+    return list(session.scalars(q.order_by(Job.id).limit(limit)))
+
+
+# --- life cycle ----------------------------------------------------------------------------
+
+
+def transition(*, session: Session, job: Job | int, to: JobState | str, at: datetime,
+               reason: str = "", placement: list[str] | None = None,
+               engine_ref: str | None = None) -> Job:
+    """Move ``job`` to ``to`` at ``at`` if the life cycle allows it, and record the event.
+
+    Entering ``running`` stamps ``started_at`` and counts an attempt; a terminal state stamps
+    ``ended_at``; going back to ``pending`` (requeue after preemption) clears both.
+    """
+    if isinstance(job, int):
+        found = session.get(Job, job)
+        if found is None:
+            raise UnknownJob(f"no job with id {job}", field="job_id")
+        job = found
+    to = JobState(to)
+    if at.tzinfo is None:
+        raise InvalidInput("transition time needs a time zone", field="at")
+    if to not in TRANSITIONS[job.state]:
+        raise InvalidTransition(f"job {job.id} cannot go from {job.state.value} to {to.value}",
+                                field="state", job_id=job.id)
+    job.state = to
+    job.reason = reason[:512]
+    if to == JobState.RUNNING:
+        job.started_at, job.ended_at = at, None
+        job.attempts += 1
+        if placement is not None:
+            job.placement = list(placement)
+        if engine_ref is not None:
+            job.engine_ref = engine_ref
+    elif to == JobState.PENDING:
+        job.started_at = job.ended_at = None
+        job.placement = None
+    else:
+        job.ended_at = at
+    session.add(JobEventRow(job_id=job.id, kind=to.value, time=at, reason=reason[:512]))
+    session.flush()
+    return job
+
+
+def cancel_job(*, session: Session, principal: Principal, job_id: int,
+               at: datetime | None = None, reason: str = "") -> Job:
+    """Cancel a pending or running job the principal may see (a running one is stopped by the
+    service loop, which sees it cancelled with a start and no end on the engine side)."""
+    job = get_job(session=session, principal=principal, job_id=job_id)
+    return transition(session=session, job=job, to=JobState.CANCELLED, at=at or utcnow(),
+                      reason=reason or f"cancelled by {principal.name}")
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    """The public JSON form of a job (the API's and the CLI's)."""
+    return {
+        "id": job.id,
+        "name": job.name,
+        "project_id": job.project_id,
+        "grant_id": job.grant_id,
+        "submitted_by": job.submitted_by,
+        "accelerator_type": job.accelerator_type,
+        "gang": {"nodes": job.nodes, "per_node": job.per_node},
+        "accelerators": job.nodes * job.per_node,
+        "time_limit_s": job.time_limit_s,
+        "job_class": JobClassName(job.job_class).value,
+        "preemptible": job.preemptible,
+        "runtime_s": job.runtime_s,
+        "state": JobState(job.state).value,
+        "reason": job.reason,
+        "submitted_at": job.submitted_at.isoformat() if job.submitted_at else None,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "ended_at": job.ended_at.isoformat() if job.ended_at else None,
+        "placement": job.placement,
+        "attempts": job.attempts,
+    }
