@@ -1,0 +1,353 @@
+"""The ``aicc`` command line: operator commands on the database, and client commands on the API.
+
+Exit codes (errors are mapped here, at the edge, and nowhere else):
+
+    0 ok · 1 other error · 2 usage or invalid input · 3 not found · 4 authentication or
+    permission · 5 conflict (illegal transition, duplicate) · 6 server or engine error ·
+    7 server unreachable
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aicc.config import Settings, load_settings
+from aicc.errors import EXIT_CODE, AiccError, lookup
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="aicc: operations platform of a national AI computing center.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema and reference data.")
+token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
+jobs_app = typer.Typer(no_args_is_help=True, help="Submit, list, show and cancel jobs.")
+projects_app = typer.Typer(no_args_is_help=True, help="Projects you can see.")
+grants_app = typer.Typer(no_args_is_help=True, help="Grants of the projects you can see.")
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_UNREACHABLE = 7
+EXIT_SERVER = 6
+# HTTP status of an API error → exit code (the same classes as ``errors.EXIT_CODE``).
+HTTP_EXIT = {400: 2, 401: 4, 403: 4, 404: 3, 409: 5, 413: 2, 422: 2}
+
+UrlOpt = Annotated[str, typer.Option("--url", envvar="AICC_URL", help="API base URL")]
+TokenOpt = Annotated[str | None, typer.Option("--token", envvar="AICC_TOKEN",
+                                              help="bearer API token")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except AiccError as exc:
+        _fail(exc.message, lookup(EXIT_CODE, exc))
+
+
+# --- operator commands (direct database access) -------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    seed: Annotated[bool, typer.Option(help="seed the catalog and the default sectors")] = True,
+) -> None:
+    """Bring the database to the newest schema (and seed reference data)."""
+    from aicc.store.db import make_engine, session_factory, transaction
+    from aicc.store.migrate import current, upgrade
+    from aicc.store.seed import seed_catalog, seed_default_sectors
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        if seed:
+            with transaction(session_factory(engine)) as session:
+                seed_catalog(session)
+                seed_default_sectors(session)
+        out.print(f"database at revision {current(engine)} ({engine.url.get_backend_name()})")
+    finally:
+        engine.dispose()
+
+
+@token_app.command("create")
+def token_create(
+    user: Annotated[str, typer.Option("--user", help="user name")],
+    name: Annotated[str, typer.Option("--name", help="label of the token")] = "",
+    create_user: Annotated[bool, typer.Option("--create-user",
+                                              help="create the user if missing")] = False,
+    admin: Annotated[bool, typer.Option("--admin", help="a created user is a center admin")]
+    = False,
+) -> None:
+    """Mint an API token for a user (printed once; only its hash is stored)."""
+    from aicc.api.tokens import create_token
+    from aicc.store.db import make_engine, session_factory, transaction
+    from aicc.tenancy import service
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with transaction(session_factory(engine)) as session:
+            try:
+                u = service.get_user_by_name(session=session, name=user)
+            except AiccError:
+                if not create_user:
+                    raise
+                u = service.create_user(session=session, name=user, is_admin=admin)
+            token = create_token(session=session, user_id=u.id, name=name)
+    except AiccError as exc:
+        _fail(exc.message, lookup(EXIT_CODE, exc))
+    finally:
+        engine.dispose()
+    out.print(token, highlight=False)
+
+
+@app.command("serve")
+def serve(
+    demo: Annotated[bool, typer.Option("--demo", help="seed demo tenants and a workload")]
+    = False,
+    reset: Annotated[bool, typer.Option("--reset", help="start from an empty database")]
+    = False,
+    host: Annotated[str | None, typer.Option("--host")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
+) -> None:
+    """Run the control plane and the API (http://127.0.0.1:8000 by default)."""
+    settings = _settings()
+    if host is not None or port is not None:
+        server = settings.server.model_copy(update={
+            k: v for k, v in (("host", host), ("port", port)) if v is not None})
+        settings = settings.model_copy(update={"server": server})
+    try:
+        from aicc.service.serve import serve as run_service
+    except ImportError:
+        run_service = None
+    if run_service is not None:
+        run_service(settings, demo=demo, reset=reset)
+        return
+    # Without the control plane: the API alone, on a migrated database.
+    import uvicorn
+
+    from aicc.api.app import create_app
+    from aicc.store.db import make_engine
+    from aicc.store.migrate import upgrade
+
+    upgrade(make_engine(settings.database_url))
+    uvicorn.run(create_app(settings), host=settings.server.host, port=settings.server.port)
+
+
+# --- client commands (through the API) ----------------------------------------------------
+
+
+class Client:
+    """A small synchronous API client that turns error answers into exit codes."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        if not token:
+            _fail("no API token: pass --token or set AICC_TOKEN", 2)
+        self.http = httpx.Client(base_url=url.rstrip("/"), timeout=30.0,
+                                 headers={"Authorization": f"Bearer {token}"})
+
+    def call(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            r = self.http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            _fail(f"cannot reach {self.http.base_url}: {exc}", EXIT_UNREACHABLE)
+        if r.status_code < 400:
+            return r.json()
+        try:
+            body = r.json()["error"]
+            message = body.get("message") or r.text
+        except (ValueError, KeyError, TypeError):
+            message = r.text[:500] or r.reason_phrase
+        if r.status_code >= 500:
+            _fail(f"server error {r.status_code}: {message}", EXIT_SERVER)
+        _fail(f"{message} (HTTP {r.status_code})", HTTP_EXIT.get(r.status_code, 1))
+
+
+def _emit(data: Any, as_json: bool, columns: list[str], title: str | None = None) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    rows = data["items"] if isinstance(data, dict) and "items" in data else data
+    if isinstance(rows, dict):  # one object: field / value
+        t = Table(show_header=False, title=title)
+        for k, v in rows.items():
+            t.add_row(k, _cell(v))
+        out.print(t)
+        return
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c)
+    for row in rows:
+        t.add_row(*[_cell(_get(row, c)) for c in columns])
+    out.print(t)
+    if isinstance(data, dict) and data.get("next_after"):
+        out.print(f"more: --after {data['next_after']}", style="dim")
+
+
+def _get(row: dict, column: str) -> Any:
+    if column == "shape":
+        g = row.get("gang", {})
+        return f"{g.get('nodes')}×{g.get('per_node')}"
+    return row.get(column)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={x}" for k, x in v.items())
+    if isinstance(v, list):
+        return ", ".join(str(x) for x in v)
+    return str(v)
+
+
+def _project_id(client: Client, ref: str) -> int:
+    """A project by id, or by name among the projects the caller can see."""
+    if ref.isdigit():
+        return int(ref)
+    after = 0
+    while True:
+        data = client.call("GET", "/v1/projects", params={"limit": 1000, "after": after})
+        for p in data["items"]:
+            if p["name"] == ref:
+                return int(p["id"])
+        if not data.get("next_after"):
+            _fail(f"no project named {ref!r}", 3)
+        after = data["next_after"]
+
+
+JOB_COLUMNS = ["id", "name", "project_id", "accelerator_type", "shape", "job_class", "state",
+               "reason", "submitted_at"]
+
+
+@jobs_app.command("submit")
+def jobs_submit(
+    project: Annotated[str, typer.Option("--project", "-p", help="project id or name")],
+    accelerator_type: Annotated[str, typer.Option("--type", "-t", help="accelerator type")],
+    per_node: Annotated[int, typer.Option("--per-node", "-g",
+                                          help="accelerators per node (or the count of a job "
+                                               "below one node)")],
+    time_limit: Annotated[float, typer.Option("--time-limit", help="seconds")],
+    nodes: Annotated[int, typer.Option("--nodes", "-N")] = 1,
+    job_class: Annotated[str, typer.Option("--class", help="interactive, batch or flexible")]
+    = "batch",
+    preemptible: Annotated[bool, typer.Option("--preemptible")] = False,
+    name: Annotated[str, typer.Option("--name")] = "",
+    grant: Annotated[int | None, typer.Option("--grant")] = None,
+    script: Annotated[str | None, typer.Option("--script", help="command to run")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(
+        "--idempotency-key", help="retrying with the same key never submits twice")] = None,
+    url: UrlOpt = DEFAULT_URL, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Submit a job; it is stored as pending before this returns."""
+    client = Client(url, token)
+    body: dict[str, Any] = {
+        "project_id": _project_id(client, project), "accelerator_type": accelerator_type,
+        "gang": {"nodes": nodes, "per_node": per_node}, "time_limit_s": time_limit,
+        "job_class": job_class, "preemptible": preemptible, "name": name,
+    }
+    if grant is not None:
+        body["grant_id"] = grant
+    if script is not None:
+        body["script"] = script
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    job = client.call("POST", "/v1/jobs", json=body, headers=headers)
+    _emit(job, as_json, JOB_COLUMNS, title=f"job {job['id']}")
+
+
+@jobs_app.command("list")
+def jobs_list(
+    project: Annotated[str | None, typer.Option("--project", "-p")] = None,
+    state: Annotated[str | None, typer.Option("--state")] = None,
+    accelerator_type: Annotated[str | None, typer.Option("--type", "-t")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    after: Annotated[int, typer.Option("--after", min=0)] = 0,
+    url: UrlOpt = DEFAULT_URL, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Jobs of the projects you can see, oldest first."""
+    client = Client(url, token)
+    params: dict[str, Any] = {"limit": limit, "after": after}
+    if project is not None:
+        params["project_id"] = _project_id(client, project)
+    if state is not None:
+        params["state"] = state
+    if accelerator_type is not None:
+        params["accelerator_type"] = accelerator_type
+    _emit(client.call("GET", "/v1/jobs", params=params), as_json, JOB_COLUMNS, title="jobs")
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: Annotated[int, typer.Argument(min=1)], url: UrlOpt = DEFAULT_URL,
+              token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """One job with its state, reason and timestamps."""
+    client = Client(url, token)
+    _emit(client.call("GET", f"/v1/jobs/{job_id}"), as_json, [], title=f"job {job_id}")
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: Annotated[int, typer.Argument(min=1)],
+                reason: Annotated[str, typer.Option("--reason")] = "",
+                url: UrlOpt = DEFAULT_URL, token: TokenOpt = None, as_json: JsonOpt = False
+                ) -> None:
+    """Cancel a pending or running job."""
+    client = Client(url, token)
+    job = client.call("POST", f"/v1/jobs/{job_id}/cancel", json={"reason": reason})
+    _emit(job, as_json, [], title=f"job {job_id}")
+
+
+@projects_app.command("list")
+def projects_list(limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+                  after: Annotated[int, typer.Option("--after", min=0)] = 0,
+                  url: UrlOpt = DEFAULT_URL, token: TokenOpt = None, as_json: JsonOpt = False
+                  ) -> None:
+    """Projects you can see."""
+    client = Client(url, token)
+    data = client.call("GET", "/v1/projects", params={"limit": limit, "after": after})
+    _emit(data, as_json, ["id", "name", "title", "organization_id", "weight"], title="projects")
+
+
+@grants_app.command("list")
+def grants_list(project: Annotated[str | None, typer.Option("--project", "-p")] = None,
+                limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+                after: Annotated[int, typer.Option("--after", min=0)] = 0,
+                url: UrlOpt = DEFAULT_URL, token: TokenOpt = None, as_json: JsonOpt = False
+                ) -> None:
+    """Grants of the projects you can see."""
+    client = Client(url, token)
+    params: dict[str, Any] = {"limit": limit, "after": after}
+    if project is not None:
+        params["project_id"] = _project_id(client, project)
+    data = client.call("GET", "/v1/grants", params=params)
+    _emit(data, as_json, ["id", "project_id", "accelerator_type", "accelerator_hours", "start",
+                          "end", "state"], title="grants")
+
+
+# --- command groups: one add_typer line each (further groups and commands go here) ---------
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(projects_app, name="projects")
+app.add_typer(grants_app, name="grants")
+# --- end of command groups -----------------------------------------------------------------
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("COLUMNS", "160")
+    main()
