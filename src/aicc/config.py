@@ -38,6 +38,17 @@ class EngineConfig(_Strict):
     fleet_phase: str = "2028"
     slurm_poll_interval_s: float = Field(5.0, gt=0)
     slurm_partition: str | None = None
+    # The Slurm engine (docs/slurm.md): where the cluster's slurm.conf is (None: the clients'
+    # default), GRES type -> catalog type overrides, and how aicc names what it creates.
+    slurm_conf: str | None = None
+    slurm_bin_dir: str | None = None
+    slurm_command_timeout_s: float = Field(30.0, gt=0)
+    slurm_gres_map: dict[str, str] = Field(default_factory=dict)
+    slurm_job_prefix: str = Field("aicc", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,30}$")
+    slurm_parent_account: str = Field("aicc", pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+    slurm_auto_accounts: bool = True
+    slurm_output_dir: str | None = None
+    slurm_workdir: str = "/tmp"
 
 
 class DemoConfig(_Strict):
@@ -71,6 +82,9 @@ ENV_KEYS: dict[str, str] = {
     "AICC_CYCLE_INTERVAL_S": "scheduler.cycle_interval_s",
     "AICC_ENGINE": "engine.kind",
     "AICC_FLEET_PHASE": "engine.fleet_phase",
+    "AICC_SLURM_CONF": "engine.slurm_conf",
+    "AICC_SLURM_POLL_INTERVAL_S": "engine.slurm_poll_interval_s",
+    "AICC_SLURM_PARTITION": "engine.slurm_partition",
     "AICC_CLOCK_SPEED": "demo.clock_speed",
 }
 
