@@ -1,0 +1,450 @@
+"""The control-plane loop: store → snapshot → scheduler → engine → events → store and ledger.
+
+One cycle (:meth:`ControlPlane.run_cycle`):
+
+1. feed: callers' feeders run in their own transaction (the demo workload submits jobs here);
+2. poll the engine and apply its events in one transaction: job states, node states, and a
+   ledger entry for every attempt that ended (usage charged to the job's grant; time lost to a
+   node failure recorded, never charged);
+3. build a snapshot from the store (:mod:`aicc.service.snapshot`) and call the pure scheduler;
+4. record the decisions durably — a started job is ``running`` with its placement and start time
+   *before* the engine hears of it, so a crash cannot lose it — then tell the engine;
+5. keep the engine honest: a job the engine runs that the store no longer calls running (the
+   API cancelled it) is stopped.
+
+Restart safety: :meth:`ControlPlane.reconcile` runs before the first cycle. A job the store calls
+running that the engine does not know is re-established when the engine can (the twin's
+``adopt``: it keeps running to its original end) and requeued otherwise; a job the engine runs
+that the store does not call running is cancelled. Ledger event ids are deterministic and
+written with insert-or-ignore, so replaying events after a crash never charges twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import String, bindparam, cast, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from aicc.clock import Clock
+from aicc.config import Settings
+from aicc.energy.power import DEFAULT_GRID_INTENSITY_KG_PER_KWH, fleet_power_w
+from aicc.engines.base import Engine, EventKind, JobEvent, LaunchSpec, StartOrder
+from aicc.ledger.usage import LOST, USAGE, TypeFacts, event_id, insert_ignore, job_entry
+from aicc.scheduler import HoldReason, Policy, schedule
+from aicc.scheduler.policy import resolve
+from aicc.scheduler.snapshot import explain
+from aicc.service.snapshot import SnapshotBuilder, StoreSnapshot, dt, ts
+from aicc.store.db import transaction
+from aicc.store.models import (
+    AcceleratorTypeRow,
+    Job,
+    JobState,
+    LedgerEntry,
+    Node,
+    NodeState,
+)
+from aicc.workload.jobs import transition
+
+log = logging.getLogger("aicc.service")
+
+Feeder = Callable[[Session, float], object]
+
+
+@dataclass
+class CycleStats:
+    """What the last cycle saw and did: read by /metrics, the portal and /v1/usage."""
+
+    cycles: int = 0
+    at: float = 0.0  # clock time of the last cycle
+    duration_s: float = 0.0  # wall seconds the last cycle took
+    schedule_s: float = 0.0  # wall seconds inside the scheduler
+    pending: int = 0
+    running: int = 0
+    started: int = 0  # in the last cycle
+    preempted: int = 0
+    events: int = 0
+    capacity_by_type: dict[str, int] = field(default_factory=dict)
+    busy_by_type: dict[str, int] = field(default_factory=dict)
+    busy_by_sector: dict[str, int] = field(default_factory=dict)
+    pending_by_type: dict[str, int] = field(default_factory=dict)
+    hold_reasons: dict[str, int] = field(default_factory=dict)
+    nodes_down: int = 0
+    power_w: float = 0.0
+    totals: dict[str, int] = field(default_factory=dict)  # events applied since start, by kind
+    last_error: str = ""
+
+
+class ControlPlane:
+    """Runs cycles (on demand, or every ``cycle_interval_s`` wall seconds in a thread)."""
+
+    def __init__(self, settings: Settings, session_factory: sessionmaker[Session],
+                 engine: Engine, clock: Clock, policy: Policy | str | None = None, *,
+                 grid_intensity: float = DEFAULT_GRID_INTENSITY_KG_PER_KWH,
+                 requeue_on_node_failure: bool = True,
+                 feeders: Sequence[Feeder] = ()) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.engine = engine
+        self.clock = clock
+        self.policy = resolve(policy if policy is not None else settings.scheduler.policy)
+        self.grid_intensity = grid_intensity
+        self.requeue_on_node_failure = requeue_on_node_failure
+        self.feeders: list[Feeder] = list(feeders)
+        self.builder = SnapshotBuilder(half_life_s=self.policy.usage_half_life_s)
+        self._facts: dict[str, TypeFacts] = {}
+        self._reasons: dict[int, int] = {}  # pending job id -> last hold reason written
+        self._reconciled = False
+        self._cycle_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._stats = CycleStats()
+        self._totals: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- read-only accessors (thread-safe) ----------------------------------------------------
+
+    def stats(self) -> CycleStats:
+        """A copy of what the last cycle saw."""
+        with self._stats_lock:
+            s = self._stats
+            return CycleStats(**{**s.__dict__, "totals": dict(s.totals)})
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    @property
+    def running_thread(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # --- the background thread ----------------------------------------------------------------
+
+    def start(self, interval_s: float | None = None) -> None:
+        """Run cycles every ``interval_s`` wall seconds (default scheduler.cycle_interval_s)."""
+        if self.running_thread:
+            return
+        interval = interval_s or self.settings.scheduler.cycle_interval_s
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, args=(interval,),
+                                        name="aicc-control-plane", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                self.run_cycle()
+            except Exception as exc:  # keep the center running; the next cycle retries
+                log.exception("control-plane cycle failed")
+                with self._stats_lock:
+                    self._stats.last_error = f"{type(exc).__name__}: {exc}"
+            self._stop.wait(max(0.0, interval - (time.monotonic() - t0)))
+
+    # --- one cycle ----------------------------------------------------------------------------
+
+    def run_cycle(self) -> CycleStats:
+        with self._cycle_lock:
+            t0 = time.perf_counter()
+            now = self.clock.now()
+            if not self._reconciled:
+                self.reconcile(now)
+            for feed in self.feeders:
+                with transaction(self.session_factory) as session:
+                    feed(session, now)
+            events = self.engine.poll(now)
+            if events:
+                with transaction(self.session_factory) as session:
+                    self.apply_events(session, events)
+            with self.session_factory() as session:
+                built = self.builder.build(session, now)
+            t1 = time.perf_counter()
+            decisions = schedule(built.snapshot, self.policy)
+            t2 = time.perf_counter()
+            orders = self._record_starts(built, decisions.starts, now)
+            self._record_reasons(built, decisions.reason)
+            if orders:
+                self.engine.start(orders, now)
+            for p in decisions.preempts:
+                self.engine.preempt([p.job_id], now, reason=p.message)
+            self._stop_strays(now)
+            stats = self._update_stats(built, orders, len(decisions.preempts), events,
+                                       decisions.reason, now, time.perf_counter() - t0, t2 - t1)
+            return stats
+
+    # --- events -> store and ledger -----------------------------------------------------------
+
+    def _type_facts(self, session: Session) -> dict[str, TypeFacts]:
+        if not self._facts:
+            for name, tdp, weight in session.execute(
+                    select(AcceleratorTypeRow.name, AcceleratorTypeRow.tdp_w,
+                           AcceleratorTypeRow.price_weight)).all():
+                self._facts[name] = TypeFacts(tdp_w=tdp, price_weight=weight)
+        return self._facts
+
+    def _entry(self, session: Session, job: Job, kind: str, end: float) -> dict | None:
+        if job.started_at is None or job.attempts < 1:
+            return None
+        facts = self._type_facts(session).get(job.accelerator_type, TypeFacts(0.0, 1.0))
+        start = job.started_at
+        return job_entry(job_id=job.id, attempt=job.attempts, kind=kind,
+                         project_id=job.project_id, grant_id=job.grant_id,
+                         accelerator_type=job.accelerator_type,
+                         accelerators=job.nodes * job.per_node, start=start,
+                         end=max(start, dt(end)), facts=facts,
+                         grid_intensity=self.grid_intensity)
+
+    def apply_events(self, session: Session, events: Sequence[JobEvent]) -> None:
+        """Apply engine events to the store (the caller's transaction). Idempotent: an event
+        replayed after a crash finds the job already moved on and the ledger row present."""
+        ids = {e.job_id for e in events if e.job_id is not None}
+        jobs = ({j.id: j for j in session.scalars(select(Job).where(Job.id.in_(ids)))}
+                if ids else {})
+        ledger: list[dict] = []
+        for ev in sorted(events, key=lambda e: e.time):
+            self._totals[ev.kind.value] = self._totals.get(ev.kind.value, 0) + 1
+            if ev.kind in (EventKind.NODE_DOWN, EventKind.NODE_UP):
+                self._apply_node(session, ev)
+                continue
+            job = jobs.get(ev.job_id) if ev.job_id is not None else None
+            if job is None or ev.kind == EventKind.STARTED:
+                continue
+            at = dt(ev.time)
+            running = job.state == JobState.RUNNING
+            if ev.kind == EventKind.FAILED and ev.extra.get("phase") == "launch":
+                if running:
+                    transition(session=session, job=job, to=JobState.PENDING, at=at,
+                               reason=f"requeued: {ev.reason}")
+                continue
+            if ev.kind == EventKind.FAILED and ev.extra.get("phase") == "node_failure":
+                entry = self._entry(session, job, LOST, ev.time)
+                if entry:
+                    ledger.append(entry)
+                if running:
+                    to = JobState.PENDING if self.requeue_on_node_failure else JobState.FAILED
+                    transition(session=session, job=job, to=to, at=at,
+                               reason=f"{'requeued after ' if to == JobState.PENDING else ''}"
+                                      f"{ev.reason}")
+                continue
+            # finished, failed (its own fault), preempted, cancelled: charge what it used
+            if running or (job.state == JobState.CANCELLED and job.started_at is not None):
+                entry = self._entry(session, job, USAGE, ev.time)
+                if entry:
+                    ledger.append(entry)
+            if not running:
+                continue
+            if ev.kind == EventKind.FINISHED:
+                transition(session=session, job=job, to=JobState.FINISHED, at=at,
+                           reason="finished")
+            elif ev.kind == EventKind.FAILED:
+                transition(session=session, job=job, to=JobState.FAILED, at=at,
+                           reason=ev.reason or "failed")
+            elif ev.kind == EventKind.PREEMPTED:
+                transition(session=session, job=job, to=JobState.PREEMPTED, at=at,
+                           reason=ev.reason or "preempted")
+                transition(session=session, job=job, to=JobState.PENDING, at=at,
+                           reason="requeued after preemption")
+            elif ev.kind == EventKind.CANCELLED:
+                transition(session=session, job=job, to=JobState.CANCELLED, at=at,
+                           reason=ev.reason or "cancelled by the engine")
+        insert_ignore(session, ledger)
+
+    def _apply_node(self, session: Session, ev: JobEvent) -> None:
+        node = session.scalar(select(Node).where(Node.name == ev.node))
+        if node is None:
+            return
+        if ev.kind == EventKind.NODE_DOWN:
+            node.state, node.state_reason = NodeState.DOWN, ev.reason[:256]
+        elif node.state == NodeState.DOWN:
+            node.state, node.state_reason = NodeState.UP, ev.reason[:256]
+        node.updated_at = dt(ev.time)
+
+    # --- decisions -> store, then engine ------------------------------------------------------
+
+    def _record_starts(self, built: StoreSnapshot, starts: Sequence, now: float
+                       ) -> list[StartOrder]:
+        if not starts:
+            return []
+        names = built.fleet.names
+        orders: list[StartOrder] = []
+        with transaction(self.session_factory) as session:
+            ids = [s.job_id for s in starts]
+            jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(ids)))}
+            at = dt(now)
+            for s in starts:
+                job = jobs.get(s.job_id)
+                if job is None or job.state != JobState.PENDING:
+                    continue  # cancelled since the snapshot
+                placement = [names[i] for i, _ in s.placement]
+                transition(session=session, job=job, to=JobState.RUNNING, at=at,
+                           reason="running", placement=placement)
+                self._reasons.pop(job.id, None)
+                orders.append(StartOrder(spec=launch_spec(job), nodes=tuple(placement),
+                                         per_node=tuple(int(c) for _, c in s.placement)))
+        return orders
+
+    def _record_reasons(self, built: StoreSnapshot, reason: np.ndarray) -> None:
+        """Write each pending job's hold reason when it changed (not every cycle)."""
+        pend = built.snapshot.pending
+        if not len(pend):
+            self._reasons.clear()
+            return
+        changed: list[dict] = []
+        alive: dict[int, int] = {}
+        types = built.fleet.catalog.types
+        for r in np.flatnonzero(reason != HoldReason.NONE).tolist():
+            job_id, code = int(pend.id[r]), int(reason[r])
+            alive[job_id] = code
+            if self._reasons.get(job_id) != code:
+                shape = f"{int(pend.nodes[r])}x{int(pend.per_node[r])}"
+                text = explain(HoldReason(code), shape=shape,
+                               type_name=types[int(pend.type_idx[r])].name)
+                changed.append({"jid": job_id, "reason": text[:512]})
+        self._reasons = alive
+        if changed:
+            stmt = (update(Job).where(Job.id == bindparam("jid"),
+                                      Job.state == JobState.PENDING)
+                    .values(reason=bindparam("reason"))
+                    .execution_options(synchronize_session=False))
+            with transaction(self.session_factory) as session:
+                session.connection().execute(stmt, changed)
+
+    def _stop_strays(self, now: float) -> None:
+        """Stop jobs the engine runs that the store no longer calls running."""
+        engine_ids = [r.job_id for r in self.engine.running()]
+        if not engine_ids:
+            return
+        with self.session_factory() as session:
+            stray = session.scalars(select(Job.id).where(
+                Job.id.in_(engine_ids), Job.state != JobState.RUNNING)).all()
+            known = set(session.scalars(select(Job.id).where(Job.id.in_(engine_ids))).all())
+        stray = list(stray) + [j for j in engine_ids if j not in known]
+        if stray:
+            self.engine.cancel(stray, now)
+
+    # --- restart ------------------------------------------------------------------------------
+
+    def reconcile(self, now: float) -> dict[str, int]:
+        """Make the engine and the store agree after a (re)start; returns what it did."""
+        done = {"adopted": 0, "requeued": 0, "cancelled": 0, "charged": 0}
+        engine_running = {r.job_id for r in self.engine.running()}
+        adopt = getattr(self.engine, "adopt", None)
+        with transaction(self.session_factory) as session:
+            jobs = session.scalars(select(Job).where(Job.state == JobState.RUNNING)
+                                   .order_by(Job.id)).all()
+            store_running = {j.id for j in jobs}
+            for job in jobs:
+                if job.id in engine_running:
+                    continue
+                order = StartOrder(spec=launch_spec(job), nodes=tuple(job.placement or ()),
+                                   per_node=tuple([job.per_node] * len(job.placement or ())))
+                if (adopt is not None and job.started_at is not None
+                        and adopt(order, ts(job.started_at))):
+                    done["adopted"] += 1
+                    continue
+                entry = self._entry(session, job, LOST, now)
+                if entry:
+                    insert_ignore(session, [entry])
+                transition(session=session, job=job, to=JobState.PENDING, at=dt(now),
+                           reason="requeued: the engine lost it during a restart")
+                done["requeued"] += 1
+            # Running jobs cancelled through the API while no engine was there to stop them.
+            ledger = []
+            for job in session.scalars(select(Job).where(
+                    Job.state == JobState.CANCELLED, Job.started_at.is_not(None),
+                    ~select(LedgerEntry.id).where(
+                        LedgerEntry.job_id == Job.id,
+                        LedgerEntry.event_id == "job:" + cast(Job.id, String) + ":attempt:"
+                        + cast(Job.attempts, String) + ":usage").exists())):
+                if job.id in engine_running:
+                    continue
+                entry = self._entry(session, job, USAGE, ts(job.ended_at or dt(now)))
+                if entry and entry["event_id"] == event_id(job.id, job.attempts, USAGE):
+                    ledger.append(entry)
+            done["charged"] = insert_ignore(session, ledger)
+        stray = sorted(engine_running - store_running)
+        if stray:
+            self.engine.cancel(stray, now)
+            done["cancelled"] = len(stray)
+        self._reconciled = True
+        if any(done.values()):
+            log.info("reconciled with the engine: %s", done)
+        return done
+
+    # --- stats --------------------------------------------------------------------------------
+
+    def _update_stats(self, built: StoreSnapshot, orders: list[StartOrder], preempted: int,
+                      events: list[JobEvent], reason: np.ndarray, now: float, took: float,
+                      sched: float) -> CycleStats:
+        snap = built.snapshot
+        fleet = snap.fleet
+        cat = fleet.catalog
+        n_types = len(cat)
+        run = snap.running
+        acc = run.accelerators
+        busy_t = np.bincount(run.type_idx.astype(np.int64), weights=acc,
+                             minlength=n_types).astype(np.float64)
+        sector_names = snap.tenancy.sector_names
+        busy_s = np.zeros(len(sector_names))
+        if len(run) and len(sector_names):
+            ok = run.project >= 0
+            sec = snap.tenancy.project_sector[run.project[ok]]
+            np.add.at(busy_s, sec, acc[ok])
+        pend = snap.pending
+        started = np.isin(pend.id, np.array([o.spec.job_id for o in orders], dtype=np.int64))
+        if started.any():
+            pacc = pend.accelerators[started]
+            busy_t += np.bincount(pend.type_idx[started].astype(np.int64), weights=pacc,
+                                  minlength=n_types)
+            proj = pend.project[started]
+            ok = proj >= 0
+            if ok.any() and len(sector_names):
+                np.add.at(busy_s, snap.tenancy.project_sector[proj[ok]], pacc[ok])
+        busy_node = (fleet.capacity - snap.free).astype(np.int64)
+        for o in orders:
+            for name, c in zip(o.nodes, o.per_node, strict=True):
+                i = self.builder.node_index().get(name)
+                if i is not None:
+                    busy_node[i] += c
+        pend_t = np.bincount(pend.type_idx.astype(np.int64), minlength=n_types)
+        held = reason[reason != HoldReason.NONE]
+        hold = {HoldReason(int(c)).name.lower(): int(n)
+                for c, n in zip(*np.unique(held, return_counts=True), strict=True)}
+        cap = fleet.accelerators_by_type()
+        stats = CycleStats(
+            cycles=self._stats.cycles + 1, at=now, duration_s=took, schedule_s=sched,
+            pending=len(pend) - len(orders), running=len(run) + len(orders),
+            started=len(orders), preempted=preempted, events=len(events),
+            capacity_by_type=cap,
+            busy_by_type={t.name: int(busy_t[i]) for i, t in enumerate(cat) if t.name in cap},
+            busy_by_sector={name: int(busy_s[i]) for i, name in enumerate(sector_names)},
+            pending_by_type={t.name: int(pend_t[i]) for i, t in enumerate(cat) if pend_t[i]},
+            hold_reasons=hold,
+            nodes_down=int((fleet.state != 0).sum()),
+            power_w=fleet_power_w(fleet, busy_node),
+            totals=dict(self._totals),
+            last_error="",
+        )
+        with self._stats_lock:
+            self._stats = stats
+        return stats
+
+
+def launch_spec(job: Job) -> LaunchSpec:
+    """What the engine needs to run ``job`` (from its stored row)."""
+    return LaunchSpec(
+        job_id=job.id, project=job.project.name if job.project is not None else "",
+        accelerator_type=job.accelerator_type, nodes=job.nodes, per_node=job.per_node,
+        time_limit_s=job.time_limit_s, preemptible=job.preemptible, runtime_s=job.runtime_s,
+        script=job.script,
+    )

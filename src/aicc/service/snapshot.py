@@ -1,0 +1,271 @@
+"""Store → scheduler snapshot: the one place that turns rows into the scheduler's arrays.
+
+The live loop and the start-time forecast both build snapshots here. :class:`SnapshotBuilder`
+keeps what rarely changes (the fleet's shape) and what only grows (decayed usage, folded in from
+new ledger rows by id) between cycles; everything else (node states, pending and running jobs,
+tenancy, grant balances) is read per cycle with a handful of column queries, no ORM objects per
+job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from aicc.catalog import Catalog, default_catalog
+from aicc.fleet.arrays import NODE_STATE_NAMES, NODE_UP, FleetArrays, NodeInfo
+from aicc.ledger.usage import USAGE, used_seconds_by_grant
+from aicc.scheduler.fairshare import decay_usage
+from aicc.scheduler.snapshot import Grants, JobClass, JobTable, Snapshot, Tenancy
+from aicc.store.models import (
+    Grant,
+    GrantState,
+    Job,
+    JobState,
+    Leaf,
+    LedgerEntry,
+    Node,
+    Organization,
+    Pod,
+    Project,
+    Sector,
+    SectorEntitlement,
+    Site,
+)
+
+_STATE_CODE = {name: code for code, name in enumerate(NODE_STATE_NAMES)}
+_CLASS_CODE = {c.label: int(c) for c in JobClass}
+
+
+def ts(value: datetime | None) -> float:
+    """Seconds since the epoch for a stored (UTC) datetime; -1 for None."""
+    if value is None:
+        return -1.0
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@dataclass(frozen=True)
+class StoreSnapshot:
+    """A snapshot plus the maps back from its indices to store ids."""
+
+    snapshot: Snapshot
+    project_ids: np.ndarray  # int64: index -> projects.id
+    grant_ids: np.ndarray  # int64: index -> grants.id
+    node_ids: np.ndarray  # int64: index -> nodes.id
+    sector_ids: np.ndarray  # int64: index -> sectors.id
+
+    @property
+    def fleet(self) -> FleetArrays:
+        return self.snapshot.fleet
+
+
+def load_fleet(session: Session, catalog: Catalog | None = None) -> tuple[FleetArrays,
+                                                                          np.ndarray]:
+    """The stored nodes as arrays (ordered by id), with their ids."""
+    catalog = catalog or default_catalog()
+    rows = session.execute(
+        select(Node.id, Node.name, Node.accelerator_type, Node.accelerators, Leaf.name,
+               Pod.name, Site.name, Node.state)
+        .join(Leaf, Node.leaf_id == Leaf.id).join(Pod, Leaf.pod_id == Pod.id)
+        .join(Site, Pod.site_id == Site.id).order_by(Node.id)).all()
+    infos = [NodeInfo(r[1], r[2], int(r[3]), f"{r[6]}/{r[5]}/{r[4]}", f"{r[6]}/{r[5]}", r[6])
+             for r in rows]
+    states = [_STATE_CODE[str(getattr(r[7], "value", r[7]))] for r in rows]
+    fleet = FleetArrays.from_nodes(catalog, infos, states)
+    return fleet, np.array([r[0] for r in rows], dtype=np.int64)
+
+
+def _index_of(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Positions of ``values`` in the sorted ``ids`` (-1 where absent)."""
+    if len(ids) == 0:
+        return np.full(len(values), -1, dtype=np.int32)
+    pos = np.searchsorted(ids, values).clip(0, len(ids) - 1)
+    return np.where(ids[pos] == values, pos, -1).astype(np.int32)
+
+
+class SnapshotBuilder:
+    """Builds :class:`StoreSnapshot` s; see the module docstring for what is cached."""
+
+    def __init__(self, catalog: Catalog | None = None, *, half_life_s: float = 7 * 86400.0
+                 ) -> None:
+        self.catalog = catalog or default_catalog()
+        self.half_life_s = half_life_s
+        self._fleet: FleetArrays | None = None
+        self._node_ids = np.zeros(0, dtype=np.int64)
+        self._node_index: dict[str, int] = {}
+        self._usage: dict[int, float] = {}  # project id -> decayed accelerator-seconds
+        self._usage_at: float | None = None
+        self._ledger_seen = 0  # highest ledger id folded into _usage
+
+    # --- fleet --------------------------------------------------------------------------------
+
+    def fleet(self, session: Session) -> FleetArrays:
+        """The cached fleet shape, with node states read fresh."""
+        count, top = session.execute(select(func.count(Node.id), func.max(Node.id))).one()
+        if (self._fleet is None or count != self._fleet.n_nodes
+                or (count and int(top) != int(self._node_ids[-1]))):
+            self._fleet, self._node_ids = load_fleet(session, self.catalog)
+            self._node_index = self._fleet.node_index()
+        else:
+            states = session.scalars(select(Node.state).order_by(Node.id)).all()
+            self._fleet.state = np.array(
+                [_STATE_CODE[str(getattr(s, "value", s))] for s in states], dtype=np.int8)
+        return self._fleet
+
+    def node_index(self) -> dict[str, int]:
+        return self._node_index
+
+    # --- usage --------------------------------------------------------------------------------
+
+    def _decayed_usage(self, session: Session, now: float) -> dict[int, float]:
+        if self._usage_at is not None and now > self._usage_at:
+            factor = float(decay_usage(1.0, now - self._usage_at, self.half_life_s))
+            self._usage = {p: u * factor for p, u in self._usage.items()}
+        self._usage_at = now if self._usage_at is None else max(now, self._usage_at)
+        rows = session.execute(
+            select(LedgerEntry.id, LedgerEntry.project_id, LedgerEntry.accelerator_seconds,
+                   LedgerEntry.period_end)
+            .where(LedgerEntry.id > self._ledger_seen, LedgerEntry.kind == USAGE)
+            .order_by(LedgerEntry.id)).all()
+        for lid, pid, acc_s, end in rows:
+            age = max(0.0, now - ts(end))
+            self._usage[pid] = self._usage.get(pid, 0.0) + float(
+                decay_usage(float(acc_s), age, self.half_life_s))
+            self._ledger_seen = max(self._ledger_seen, int(lid))
+        return self._usage
+
+    # --- the snapshot -------------------------------------------------------------------------
+
+    def build(self, session: Session, now: float) -> StoreSnapshot:
+        fleet = self.fleet(session)
+        cat = self.catalog
+        n_types = len(cat)
+
+        # Tenancy: sectors -> organizations -> projects, each ordered by id.
+        sectors = session.execute(select(Sector.id, Sector.name, Sector.lend_limit)
+                                  .order_by(Sector.id)).all()
+        sector_ids = np.array([s[0] for s in sectors], dtype=np.int64)
+        entitlement = np.zeros((len(sectors), n_types))
+        for sid, type_name, share in session.execute(
+                select(SectorEntitlement.sector_id, SectorEntitlement.accelerator_type,
+                       SectorEntitlement.share)).all():
+            if type_name in cat:
+                entitlement[_index_of(sector_ids, np.array([sid]))[0], cat.index(type_name)] = share
+        orgs = session.execute(select(Organization.id, Organization.name, Organization.sector_id,
+                                      Organization.weight).order_by(Organization.id)).all()
+        org_ids = np.array([o[0] for o in orgs], dtype=np.int64)
+        projects = session.execute(select(Project.id, Project.name, Project.organization_id,
+                                          Project.weight).order_by(Project.id)).all()
+        project_ids = np.array([p[0] for p in projects], dtype=np.int64)
+        tenancy = Tenancy(
+            sector_names=[s[1] for s in sectors],
+            entitlement=entitlement,
+            org_names=[o[1] for o in orgs],
+            org_sector=_index_of(sector_ids, np.array([o[2] for o in orgs], dtype=np.int64)),
+            org_weight=np.array([o[3] for o in orgs], dtype=np.float64),
+            project_names=[p[1] for p in projects],
+            project_org=_index_of(org_ids, np.array([p[2] for p in projects], dtype=np.int64)),
+            project_weight=np.array([p[3] for p in projects], dtype=np.float64),
+            lend_limit=np.array([s[2] for s in sectors], dtype=np.float64),
+        )
+
+        # Jobs: one column query each for running and pending.
+        cols = (Job.id, Job.project_id, Job.accelerator_type, Job.nodes, Job.per_node,
+                Job.time_limit_s, Job.job_class, Job.preemptible, Job.submitted_at,
+                Job.grant_id, Job.started_at, Job.placement)
+        running_rows = session.execute(select(*cols).where(Job.state == JobState.RUNNING)
+                                       .order_by(Job.id)).all()
+        pending_rows = session.execute(select(*cols).where(Job.state == JobState.PENDING)
+                                       .order_by(Job.id)).all()
+
+        # Grants: active ones; used = charged so far + what running jobs have accrued.
+        grants = session.execute(
+            select(Grant.id, Grant.project_id, Grant.accelerator_type, Grant.accelerator_hours,
+                   Grant.start, Grant.end).where(Grant.state == GrantState.ACTIVE)
+            .order_by(Grant.id)).all()
+        grant_ids = np.array([g[0] for g in grants], dtype=np.int64)
+        used = used_seconds_by_grant(session) if grants else {}
+        used_s = np.array([used.get(g[0], 0.0) for g in grants], dtype=np.float64)
+
+        running = self._table(running_rows, project_ids, grant_ids, with_alloc=True)
+        pending = self._table(pending_rows, project_ids, grant_ids, with_alloc=False)
+
+        accrued = running.accelerators * np.maximum(0.0, now - running.start_time)
+        if len(grant_ids) and len(running):
+            has = running.grant >= 0
+            np.add.at(used_s, running.grant[has], accrued[has])
+        grant_arrays = Grants(
+            project=_index_of(project_ids, np.array([g[1] for g in grants], dtype=np.int64)),
+            type_idx=np.array([cat.index(g[2]) if g[2] in cat else -1 for g in grants],
+                              dtype=np.int16),
+            total_s=np.array([g[3] * 3600.0 for g in grants], dtype=np.float64),
+            used_s=used_s,
+            start=np.array([ts(g[4]) for g in grants], dtype=np.float64),
+            end=np.array([ts(g[5]) for g in grants], dtype=np.float64),
+        )
+
+        usage = self._decayed_usage(session, now)
+        usage_arr = np.array([usage.get(int(p), 0.0) for p in project_ids], dtype=np.float64)
+        if len(running) and len(project_ids):
+            ok = running.project >= 0
+            np.add.at(usage_arr, running.project[ok], accrued[ok])
+
+        free = fleet.capacity.astype(np.int32).copy()
+        if len(running.alloc_node):
+            np.subtract.at(free, running.alloc_node, running.alloc_count)
+        free = np.where(fleet.state == NODE_UP, np.maximum(free, 0), 0).astype(np.int16)
+
+        snap = Snapshot(now=now, fleet=fleet, free=free, running=running, pending=pending,
+                        tenancy=tenancy, grants=grant_arrays, usage_decayed_s=usage_arr)
+        return StoreSnapshot(snap, project_ids, grant_ids, self._node_ids.copy(), sector_ids)
+
+    def _table(self, rows: list, project_ids: np.ndarray, grant_ids: np.ndarray, *,
+               with_alloc: bool) -> JobTable:
+        n = len(rows)
+        cat = self.catalog
+        col = list(zip(*rows, strict=True)) if n else [()] * 12
+        ids = np.array(col[0], dtype=np.int64)
+        grant_col = np.array([-1 if g is None else g for g in col[9]], dtype=np.int64)
+        t = JobTable(
+            id=ids,
+            project=_index_of(project_ids, np.array(col[1], dtype=np.int64)),
+            type_idx=np.array([cat.index(x) for x in col[2]], dtype=np.int16),
+            nodes=np.array(col[3], dtype=np.int32),
+            per_node=np.array(col[4], dtype=np.int32),
+            time_limit_s=np.array(col[5], dtype=np.float64),
+            job_class=np.array([_CLASS_CODE[str(getattr(c, "value", c))] for c in col[6]],
+                               dtype=np.int8),
+            preemptible=np.array(col[7], dtype=bool),
+            submit_time=np.array([ts(x) for x in col[8]], dtype=np.float64),
+            grant=np.where(grant_col >= 0, _index_of(grant_ids, grant_col), -1).astype(np.int32),
+            start_time=np.array([ts(x) for x in col[10]], dtype=np.float64),
+            expected_runtime_s=np.full(n, -1.0),
+        )
+        if with_alloc:
+            index = self._node_index
+            ptr = [0]
+            nodes: list[int] = []
+            counts: list[int] = []
+            for r in range(n):
+                for name in col[11][r] or ():
+                    i = index.get(name)
+                    if i is not None:
+                        nodes.append(i)
+                        counts.append(int(t.per_node[r]))
+                ptr.append(len(nodes))
+            t.alloc_ptr = np.array(ptr, dtype=np.int64)
+            t.alloc_node = np.array(nodes, dtype=np.int32)
+            t.alloc_count = np.array(counts, dtype=np.int32)
+        else:
+            t.alloc_ptr = np.zeros(n + 1, dtype=np.int64)
+        return t

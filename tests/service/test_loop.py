@@ -1,0 +1,232 @@
+"""The control-plane loop on a lab center: life cycle, ledger, failures, restarts."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from aicc.engines.base import LaunchSpec, StartOrder
+from aicc.engines.twin import TwinEngine
+from aicc.fleet import build_fleet
+from aicc.ledger import event_id
+from aicc.service.snapshot import dt, ts
+from aicc.store.db import transaction
+from aicc.store.models import Job, JobEventRow, JobState, LedgerEntry, Node, NodeState
+from aicc.workload.jobs import cancel_job
+from service.conftest import T0, Center
+
+H100_TDP_W = 700.0  # catalog figure, restated here on purpose
+
+
+def job(center: Center, job_id: int) -> Job:
+    with center.factory() as session:
+        return session.get(Job, job_id)
+
+
+def ledger(center: Center, job_id: int | None = None) -> list[LedgerEntry]:
+    with center.factory() as session:
+        q = select(LedgerEntry).order_by(LedgerEntry.id)
+        if job_id is not None:
+            q = q.where(LedgerEntry.job_id == job_id)
+        return list(session.scalars(q))
+
+
+def test_a_job_goes_pending_running_finished_and_is_charged_once(center: Center) -> None:
+    jid = center.submit(per_node=8, runtime=1800.0)
+    assert job(center, jid).state == JobState.PENDING
+    cp = center.control_plane()
+    center.clock.advance_to(T0 + 10)
+    cp.run_cycle()
+    j = job(center, jid)
+    assert j.state == JobState.RUNNING and j.attempts == 1
+    assert ts(j.started_at) == T0 + 10 and len(j.placement) == 1
+    assert cp.stats().busy_by_type["h100-sxm-80g"] == 8
+    assert cp.stats().busy_by_sector["research"] == 8
+    center.run(cp, T0 + 1800)
+    assert job(center, jid).state == JobState.RUNNING  # ends at T0 + 1810
+    center.run(cp, T0 + 3600)
+    j = job(center, jid)
+    assert j.state == JobState.FINISHED and ts(j.ended_at) == T0 + 1810
+    [entry] = ledger(center, jid)
+    assert entry.event_id == f"job:{jid}:attempt:1:usage"
+    assert entry.kind == "usage" and entry.grant_id == center.grant_id
+    assert entry.accelerator_seconds == pytest.approx(8 * 1800)
+    assert entry.energy_kwh == pytest.approx(8 * H100_TDP_W * 0.5 / 1000)
+    assert entry.carbon_kg == pytest.approx(entry.energy_kwh * 0.5810)
+    assert entry.charge == pytest.approx(8 * 0.5)  # H100 price weight 1.0
+    with center.factory() as session:
+        kinds = session.scalars(select(JobEventRow.kind).where(JobEventRow.job_id == jid)
+                                .order_by(JobEventRow.id)).all()
+    assert kinds == ["submitted", "running", "finished"]
+    assert cp.stats().busy_by_type["h100-sxm-80g"] == 0
+
+
+def test_replaying_events_never_charges_twice(center: Center) -> None:
+    jid = center.submit(runtime=100.0)
+    engine = TwinEngine(build_fleet("lab"))
+    cp = center.control_plane(engine)
+    cp.run_cycle()
+    center.clock.advance_to(T0 + 200)
+    events = engine.poll(center.clock.now())
+    for _ in range(3):  # as if the process died after polling, before or after committing
+        with transaction(center.factory) as session:
+            cp.apply_events(session, events)
+    assert len(ledger(center, jid)) == 1
+    assert job(center, jid).state == JobState.FINISHED
+
+
+def test_a_crash_between_recording_and_telling_the_engine_loses_nothing(center: Center
+                                                                        ) -> None:
+    """The store says running; a fresh process (new twin) re-establishes the job, which ends
+    at its original end time and is charged exactly once."""
+    jid = center.submit(runtime=1000.0)
+    first = center.control_plane()
+    first.run_cycle()
+    assert job(center, jid).state == JobState.RUNNING
+    # The process dies; a new one starts 300 s later with an empty twin.
+    center.clock.advance_to(T0 + 300)
+    engine = TwinEngine(build_fleet("lab"))
+    second = center.control_plane(engine)
+    second.run_cycle()
+    assert [r.job_id for r in engine.running()] == [jid]
+    center.run(second, T0 + 2000)
+    j = job(center, jid)
+    assert j.state == JobState.FINISHED and ts(j.ended_at) == T0 + 1000
+    assert j.attempts == 1
+    [entry] = ledger(center, jid)
+    assert entry.accelerator_seconds == pytest.approx(8 * 1000)
+
+
+def test_a_job_the_engine_cannot_take_back_is_requeued(center: Center) -> None:
+    jid = center.submit(runtime=1000.0)
+    center.control_plane().run_cycle()
+    with transaction(center.factory) as session:  # its node vanished from the new fleet
+        session.get(Job, jid).placement = ["no-such-node"]
+    cp = center.control_plane()
+    center.clock.advance_to(T0 + 100)
+    done = cp.reconcile(center.clock.now())
+    assert done["requeued"] == 1
+    j = job(center, jid)
+    assert j.state == JobState.PENDING and "restart" in j.reason
+    [lost] = ledger(center, jid)
+    assert lost.kind == "lost" and lost.charge == 0 and lost.grant_id is None
+    center.run(cp, T0 + 2000)
+    assert job(center, jid).state == JobState.FINISHED
+    kinds = sorted(e.kind for e in ledger(center, jid))
+    assert kinds == ["lost", "usage"]
+
+
+def test_an_engine_job_unknown_to_the_store_is_cancelled(center: Center) -> None:
+    engine = TwinEngine(build_fleet("lab"))
+    node = engine.fleet().names[0]
+    engine.start([StartOrder(LaunchSpec(424242, "x", "h100-sxm-80g", 1, 8, 3600.0),
+                             (node,), (8,))], T0)
+    cp = center.control_plane(engine)
+    assert cp.reconcile(T0)["cancelled"] == 1
+    assert engine.running() == []
+
+
+def test_a_node_failure_records_lost_time_and_requeues(center: Center) -> None:
+    jid = center.submit(runtime=1000.0)
+    engine = TwinEngine(build_fleet("lab"))
+    cp = center.control_plane(engine)
+    cp.run_cycle()
+    node = job(center, jid).placement[0]
+    engine.schedule_node_failure(node, at=T0 + 400, repair_after_s=3600)
+    center.run(cp, T0 + 420, step=20)
+    j = job(center, jid)
+    assert j.state in (JobState.PENDING, JobState.RUNNING)  # requeued, maybe restarted
+    with center.factory() as session:
+        n = session.scalar(select(Node).where(Node.name == node))
+        assert n.state == NodeState.DOWN and "injected" in n.state_reason
+    [lost] = ledger(center, jid)
+    assert lost.kind == "lost" and lost.accelerator_seconds == pytest.approx(8 * 400)
+    assert lost.event_id == event_id(jid, 1, "lost") and lost.charge == 0
+    center.run(cp, T0 + 3000)
+    j = job(center, jid)
+    assert j.state == JobState.FINISHED and j.attempts == 2
+    assert j.placement[0] != node
+    usage = [e for e in ledger(center, jid) if e.kind == "usage"]
+    assert [e.event_id for e in usage] == [event_id(jid, 2, "usage")]
+    assert usage[0].accelerator_seconds == pytest.approx(8 * 1000)
+    assert cp.stats().totals["node_down"] == 1
+
+
+def test_cancelling_a_running_job_stops_it_and_charges_what_it_used(center: Center) -> None:
+    jid = center.submit(runtime=5000.0, limit=7200.0)
+    engine = TwinEngine(build_fleet("lab"))
+    cp = center.control_plane(engine)
+    cp.run_cycle()
+    center.clock.advance_to(T0 + 600)
+    with transaction(center.factory) as session:
+        cancel_job(session=session, principal=center.principal(session), job_id=jid,
+                   at=dt(T0 + 600))
+    cp.run_cycle()  # the loop sees a running engine job the store calls cancelled
+    assert engine.running() == []
+    center.run(cp, T0 + 700)
+    assert job(center, jid).state == JobState.CANCELLED
+    [entry] = ledger(center, jid)
+    assert entry.kind == "usage" and entry.accelerator_seconds == pytest.approx(8 * 600)
+
+
+def test_preemption_charges_the_attempt_and_requeues(center: Center) -> None:
+    jid = center.submit(runtime=1000.0, preemptible=True)
+    engine = TwinEngine(build_fleet("lab"))
+    cp = center.control_plane(engine)
+    cp.run_cycle()
+    center.clock.advance_to(T0 + 250)
+    engine.preempt([jid], center.clock.now(), reason="reclaimed")
+    cp.run_cycle()
+    center.run(cp, T0 + 2000)
+    j = job(center, jid)
+    assert j.state == JobState.FINISHED and j.attempts == 2
+    got = [(e.event_id, round(e.accelerator_seconds)) for e in ledger(center, jid)]
+    assert got == [(event_id(jid, 1, "usage"), 8 * 250), (event_id(jid, 2, "usage"), 8 * 1000)]
+    with center.factory() as session:
+        kinds = session.scalars(select(JobEventRow.kind).where(JobEventRow.job_id == jid)
+                                .order_by(JobEventRow.id)).all()
+    assert kinds == ["submitted", "running", "preempted", "pending", "running", "finished"]
+
+
+def test_a_runtime_beyond_the_limit_fails_and_is_charged(center: Center) -> None:
+    jid = center.submit(runtime=5000.0, limit=600.0)
+    cp = center.control_plane()
+    center.run(cp, T0 + 1200)
+    j = job(center, jid)
+    assert j.state == JobState.FAILED and "time limit" in j.reason
+    [entry] = ledger(center, jid)
+    assert entry.accelerator_seconds == pytest.approx(8 * 600)
+
+
+def test_waiting_jobs_carry_a_readable_reason(center: Center) -> None:
+    ids = [center.submit(nodes=16, per_node=8, runtime=3000.0, limit=3600.0),
+           center.submit(nodes=16, per_node=8, runtime=3000.0, limit=3600.0)]
+    cp = center.control_plane()
+    cp.run_cycle()
+    assert job(center, ids[0]).state == JobState.RUNNING
+    waiting = job(center, ids[1])
+    assert waiting.state == JobState.PENDING
+    assert "16x8" in waiting.reason and "h100-sxm-80g" in waiting.reason
+    s = cp.stats()
+    assert s.pending == 1 and s.running == 1 and s.hold_reasons == {"resources": 1}
+    assert s.busy_by_type["h100-sxm-80g"] == 128 and s.capacity_by_type["h100-sxm-80g"] == 128
+    center.run(cp, T0 + 7000)
+    assert {job(center, i).state for i in ids} == {JobState.FINISHED}
+    with center.factory() as session:
+        assert session.scalar(select(func.count(LedgerEntry.id))) == 2
+
+
+def test_the_background_thread_runs_cycles(center: Center) -> None:
+    jid = center.submit(runtime=60.0)
+    cp = center.control_plane()
+    cp.start(interval_s=0.01)
+    try:
+        import time
+
+        deadline = time.monotonic() + 10
+        while job(center, jid).state == JobState.PENDING and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        cp.stop()
+    assert job(center, jid).state == JobState.RUNNING
+    assert cp.stats().cycles >= 1 and not cp.running_thread
