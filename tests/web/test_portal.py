@@ -1,0 +1,76 @@
+"""The portal page and its JSON summary, rendered from a seeded center's real jobs and ledger."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from sqlalchemy import func, select
+
+from aicc.store.models import Job, JobState, LedgerEntry, Node
+from aicc.web.portal import _step_count, portal_data
+
+
+def test_portal_shows_utilisation_plot_with_every_sector(center) -> None:
+    r = center.call("GET", "/")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    html = r.text
+    assert '<meta http-equiv="refresh"' in html
+    plot = re.search(r'<section class="card" id="utilisation">(.*?)</section>', html, re.S)
+    assert plot is not None
+    svg = plot.group(1)
+    assert "<svg" in svg
+    for sector in ("industry", "research", "public"):
+        assert f'data-series="{sector}"' in svg
+    # No external resource: the page works without network.
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in html
+
+
+def test_portal_numbers_match_the_store(center) -> None:
+    with center.factory() as s:
+        running = s.scalar(select(func.count(Job.id)).where(Job.state == JobState.RUNNING))
+        pending = s.scalar(select(func.count(Job.id)).where(Job.state == JobState.PENDING))
+        busy = s.scalar(select(func.sum(Job.nodes * Job.per_node))
+                        .where(Job.state == JobState.RUNNING))
+        capacity = s.scalar(select(func.sum(Node.accelerators)))
+        top = s.execute(select(LedgerEntry.project_id, func.sum(LedgerEntry.accelerator_seconds))
+                        .group_by(LedgerEntry.project_id)).all()
+    assert running and pending and top
+    d = center.call("GET", "/portal/summary.json").json()
+    assert d["capacity"] == capacity == 256
+    assert d["busy"] == busy
+    assert sum(s["running"] for s in d["sectors"]) == running
+    assert sum(s["pending"] for s in d["sectors"]) == pending
+    assert {s["name"] for s in d["sectors"]} == {"industry", "research", "public"}
+    want_top = max(v for _, v in top) / 3600
+    assert abs(d["top_projects"][0]["accelerator_hours"] - want_top) < 1e-6
+    # The last sample of the series is "now": the running jobs' accelerators.
+    assert sum(v[-1] for v in d["series"]["busy"].values()) == busy
+    assert sum(v[-1] for v in d["series"]["queue"].values()) == pending
+    html = center.call("GET", "/").text
+    assert f"{running:,}" in html and "Top projects by usage" in html
+
+
+def test_portal_history_counts_jobs_in_their_intervals(center) -> None:
+    with center.factory() as s:
+        data = portal_data(s, now=center.now)
+        jobs = list(s.scalars(select(Job).where(Job.started_at.is_not(None))))
+    t = data.times[len(data.times) // 2]
+    want = sum(j.accelerators for j in jobs
+               if j.started_at.timestamp() <= t
+               and (j.ended_at is None or t < j.ended_at.timestamp()))
+    assert sum(v[len(data.times) // 2] for v in data.busy.values()) == want
+
+
+def test_step_count_is_exact_at_interval_edges() -> None:
+    times = np.array([0.0, 1.0, 2.0, 3.0])
+    got = _step_count(times, np.array([1.0, 0.0]), np.array([3.0, np.inf]), np.array([5.0, 2.0]))
+    assert got.tolist() == [2.0, 7.0, 7.0, 2.0]
+
+
+def test_empty_center_renders(empty_center) -> None:
+    r = empty_center.call("GET", "/")
+    assert r.status_code == 200
+    assert "No usage recorded yet" in r.text and "<svg" in r.text
