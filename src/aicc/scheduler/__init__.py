@@ -3,6 +3,8 @@ preemption, power cap. Rules: docs/design/0001-scheduling.md."""
 
 from aicc.scheduler.cycle import schedule
 from aicc.scheduler.fairshare import decay_usage
+from aicc.scheduler.lending import accumulate_lending
+from aicc.scheduler.placement import fragmentation
 from aicc.scheduler.policy import POLICIES, Policy
 from aicc.scheduler.snapshot import (
     Decisions,
@@ -11,6 +13,7 @@ from aicc.scheduler.snapshot import (
     JobSpec,
     JobTable,
     Preempt,
+    Reservation,
     Snapshot,
     Start,
     explain,
@@ -25,9 +28,12 @@ __all__ = [
     "JobTable",
     "Policy",
     "Preempt",
+    "Reservation",
     "Snapshot",
     "Start",
+    "accumulate_lending",
     "decay_usage",
     "explain",
+    "fragmentation",
     "schedule",
 ]

@@ -245,6 +245,17 @@ class Preempt:
     grace_s: float = 0.0  # time granted to checkpoint before it is stopped
 
 
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A blocked job's claim (rule 7): ``need`` accelerators on each of ``nodes`` from
+    ``start`` (seconds, the snapshot's clock); backfill never delays it."""
+
+    job_id: int
+    start: float
+    nodes: tuple[int, ...]
+    need: int
+
+
 @dataclass
 class Decisions:
     """The result of one cycle. ``reason[r]`` is a :class:`HoldReason` per pending row."""
@@ -254,6 +265,7 @@ class Decisions:
     reason: np.ndarray  # int8 [n_pending]
     considered: int = 0
     stats: dict[str, float] = field(default_factory=dict)
+    reservations: list[Reservation] = field(default_factory=list)
 
 
 def explain(reason: HoldReason, *, shape: str = "", type_name: str = "") -> str:

@@ -1,0 +1,155 @@
+"""Entitlements, borrowing and the lending ledger (rules 1 and 2, docs/design/0001-scheduling.md).
+
+All quantities are accelerators per (sector, type), except the ledger (accelerator-seconds per
+lender–borrower pair of sectors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aicc.scheduler.snapshot import JobTable, Tenancy
+
+
+@dataclass
+class Entitlements:
+    """Per (sector, type) state of one cycle; the walk updates ``used``/``lendable``/``quota``."""
+
+    cap: np.ndarray  # float64 [S, T] entitled accelerators
+    used: np.ndarray  # float64 [S, T] accelerators in use by the sector's jobs
+    lendable: np.ndarray  # float64 [S, T] still lendable by each sector
+    pool: np.ndarray  # float64 [T] unentitled capacity still lendable
+    quota: np.ndarray  # float64 [S, T] what each sector may still borrow in this cycle
+
+
+def sector_use(running: JobTable, project_sector: np.ndarray, n_sectors: int, n_types: int
+               ) -> np.ndarray:
+    """Accelerators in use per (sector, type) by the running table."""
+    if len(running) == 0:
+        return np.zeros((n_sectors, n_types))
+    key = project_sector[running.project].astype(np.int64) * n_types + running.type_idx
+    return np.bincount(key, weights=running.accelerators.astype(np.float64),
+                       minlength=n_sectors * n_types).reshape(n_sectors, n_types)
+
+
+def lent_out(running: JobTable, used: np.ndarray, cap: np.ndarray, type_cap: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Accelerators currently lent by each sector [S, T] and by the pool [T].
+
+    With a ``lender`` column the split among lenders is taken from it; without one, the excess
+    over entitlement is charged to the pool first, then to sectors in proportion to their idle
+    entitlement (rule 2)."""
+    n_s, n_t = cap.shape
+    excess = np.maximum(used - cap, 0.0).sum(axis=0)  # [T]
+    idle = np.maximum(cap - used, 0.0)
+    if len(running) and len(running.lender) == len(running):
+        has = running.lender >= 0
+        key = running.lender[has].astype(np.int64) * n_t + running.type_idx[has]
+        lent = np.bincount(key, weights=running.accelerators[has].astype(np.float64),
+                           minlength=n_s * n_t).reshape(n_s, n_t)
+        lent = np.minimum(lent, idle)
+        return lent, np.maximum(excess - lent.sum(axis=0), 0.0)
+    pool_cap = np.maximum(type_cap - cap.sum(axis=0), 0.0)
+    from_pool = np.minimum(excess, pool_cap)
+    rest = excess - from_pool
+    idle_tot = idle.sum(axis=0)
+    frac = np.divide(idle, idle_tot, out=np.zeros_like(idle), where=idle_tot > 0)
+    return np.minimum(frac * rest, idle), from_pool
+
+
+def water_fill(total: np.ndarray, weight: np.ndarray, demand: np.ndarray) -> np.ndarray:
+    """Split ``total[t]`` among rows in proportion to ``weight[s, t]``, capped by
+    ``demand[s, t]``, handing what capped rows leave to the others (rule 2)."""
+    out = np.zeros_like(demand, dtype=np.float64)
+    left = total.astype(np.float64).copy()
+    active = demand > 0
+    for _ in range(demand.shape[0] + 1):
+        w = np.where(active, np.maximum(weight, 0.0), 0.0)
+        # sectors entitled to nothing of a type still borrow, with equal weights
+        zero = (w.sum(axis=0) == 0)[None, :] & active
+        w = np.where(zero, 1.0, w)
+        wsum = w.sum(axis=0)
+        share = np.divide(w * left[None, :], wsum[None, :], out=np.zeros_like(w),
+                          where=wsum[None, :] > 0)
+        give = np.minimum(share, demand - out)
+        out += give
+        left = left - give.sum(axis=0)
+        active = active & (demand - out > 1e-9)
+        if not (active.any() and (left > 1e-9).any()):
+            break
+    return out
+
+
+def entitlements(tenancy: Tenancy, running: JobTable, type_cap: np.ndarray,
+                 pending_demand: np.ndarray) -> Entitlements:
+    """Rule 1 and 2: entitled capacity, use, what each sector may lend and borrow this cycle.
+
+    ``pending_demand[s, t]`` is the accelerators asked by the sector's eligible pending jobs."""
+    ent = np.asarray(tenancy.entitlement, dtype=np.float64)
+    n_s, n_t = ent.shape
+    cap = ent * type_cap[None, :]
+    used = sector_use(running, tenancy.project_sector, n_s, n_t)
+    limit = (np.ones(n_s) if tenancy.lend_limit is None
+             else np.clip(np.asarray(tenancy.lend_limit, dtype=np.float64), 0.0, 1.0))
+    lent, pool_lent = lent_out(running, used, cap, type_cap)
+    idle = np.maximum(cap - used, 0.0)
+    lendable = np.maximum(np.minimum(idle, limit[:, None] * cap) - lent, 0.0)
+    pool = np.maximum(np.maximum(type_cap - cap.sum(axis=0), 0.0) - pool_lent, 0.0)
+    want = np.maximum(pending_demand - np.maximum(cap - used, 0.0), 0.0)
+    quota = water_fill(pool + lendable.sum(axis=0), cap, want)
+    return Entitlements(cap=cap, used=used, lendable=lendable, pool=pool, quota=quota)
+
+
+def borrowed_rows(running: JobTable, project_sector: np.ndarray, cap: np.ndarray,
+                  used: np.ndarray) -> np.ndarray:
+    """Bool per running row: does it run on borrowed capacity? (rule 2)
+
+    Rows naming a lender are borrowed; without a ``lender`` column, the youngest jobs of each
+    over-entitled (sector, type) are, up to the excess."""
+    n = len(running)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    if len(running.lender) == n:
+        return running.lender >= 0
+    sec = project_sector[running.project].astype(np.int64)
+    t = running.type_idx.astype(np.int64)
+    excess = np.maximum(used - cap, 0.0)[sec, t]
+    acc = running.accelerators.astype(np.float64)
+    order = np.lexsort((-running.start_time, t, sec))  # group, then youngest first
+    key = (sec * cap.shape[1] + t)[order]
+    cum = np.cumsum(acc[order])
+    starts = np.r_[0, np.flatnonzero(key[1:] != key[:-1]) + 1]
+    base = np.repeat(np.r_[0.0, cum][starts], np.diff(np.r_[starts, n]))
+    before = cum - acc[order] - base  # accelerators of younger jobs in the same group
+    out = np.zeros(n, dtype=bool)
+    out[order] = before < excess[order] - 1e-9
+    return out
+
+
+def accumulate_lending(balance_s: np.ndarray | None, running: JobTable, tenancy: Tenancy,
+                       elapsed_s: float) -> np.ndarray:
+    """The lending ledger after ``elapsed_s`` more seconds of the running table (rule 2):
+    ``balance[l, b]`` grows by accelerators × seconds of every job of sector ``b`` that runs
+    on capacity lent by sector ``l`` (the ``lender`` column). Returns a new array."""
+    n_s = len(tenancy.sector_names)
+    out = (np.zeros((n_s, n_s)) if balance_s is None
+           else np.array(balance_s, dtype=np.float64, copy=True))
+    if elapsed_s < 0:
+        raise ValueError("elapsed_s must not be negative")
+    if len(running) == 0 or len(running.lender) != len(running):
+        return out
+    has = running.lender >= 0
+    b = tenancy.project_sector[running.project[has]].astype(np.int64)
+    lender = running.lender[has].astype(np.int64)
+    np.add.at(out, (lender, b), running.accelerators[has] * float(elapsed_s))
+    return out
+
+
+def owed_factor(balance_s: np.ndarray | None, n_sectors: int, scale_s: float) -> np.ndarray:
+    """Per sector in [0, 1): net accelerator-seconds others owe it, ``x / (x + scale)``."""
+    if balance_s is None:
+        return np.zeros(n_sectors)
+    bal = np.asarray(balance_s, dtype=np.float64)
+    net = np.maximum(bal.sum(axis=1) - bal.sum(axis=0), 0.0)
+    return net / (net + scale_s)

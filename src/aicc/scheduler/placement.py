@@ -1,0 +1,247 @@
+"""Free capacity of one cycle: gang placement, best fit, reservations, fragmentation.
+
+Rules 6 and 7 of docs/design/0001-scheduling.md. The free count per node lives twice: as a numpy
+array for vector work (gangs, reservations) and as a Python list for the scalar hot path (one-node
+jobs). Within a cycle free capacity only shrinks, which makes the per-type failure memos exact: a
+shape that failed for an end time fails for every later end time and every larger shape.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from aicc.fleet.arrays import NODE_UP, FleetArrays
+from aicc.scheduler.snapshot import JobTable
+
+INF = math.inf
+
+
+def fragmentation(fleet: FleetArrays, free: np.ndarray) -> float:
+    """Rule 6: fraction of free in-service accelerators not on wholly free nodes (0 = none)."""
+    up = fleet.state == NODE_UP
+    f = np.asarray(free)[up].astype(np.int64)
+    total = int(f.sum())
+    if total == 0:
+        return 0.0
+    whole = int(f[f == fleet.capacity[up]].sum())
+    return 1.0 - whole / total
+
+
+class FreeState:
+    """Free accelerators, reservations and placement for one cycle."""
+
+    def __init__(self, fleet: FleetArrays, free: np.ndarray, running: JobTable, now: float
+                 ) -> None:
+        self.fleet = fleet
+        self.now = now
+        up = fleet.state == NODE_UP
+        self.free = np.where(up, np.asarray(free, dtype=np.int32), 0).astype(np.int32)
+        self.cap = fleet.capacity.astype(np.int32)
+        self.freel: list[int] = self.free.tolist()
+        n = fleet.n_nodes
+        self.res_time = np.full(n, INF)
+        self.res_timel: list[float] = [INF] * n
+        self.res_spare: list[int] = [0] * n
+        self.cycle_until = np.full(n, -INF)  # latest end of jobs started this cycle, per node
+        self.running = running
+        self.n_types = len(fleet.catalog)
+        order = np.argsort(fleet.type_idx, kind="stable")
+        bounds = np.searchsorted(fleet.type_idx[order], np.arange(self.n_types + 1))
+        self.nodes_of_type = [order[bounds[t]:bounds[t + 1]][up[order[bounds[t]:bounds[t + 1]]]]
+                              for t in range(self.n_types)]
+        self.maxcap = [int(self.cap[ix].max()) if len(ix) else 0 for ix in self.nodes_of_type]
+        self.uniform = [bool(len(ix) == 0 or (self.cap[ix] == self.cap[ix[0]]).all())
+                        for ix in self.nodes_of_type]
+        self._levels: list[list[list[int]] | None] = [None] * self.n_types
+        self.hint = list(self.maxcap)  # upper bound of free on unreserved nodes, per type
+        self.resv: list[list[int]] = [[] for _ in range(self.n_types)]
+        self.resv_max = [0] * self.n_types  # upper bound of free on reserved nodes
+        self.fail_sub = [[INF] * (c + 2) for c in self.maxcap]
+        self.fail_gang = [np.full(len(ix) + 2, INF) for ix in self.nodes_of_type]
+        self._profile: tuple[np.ndarray, ...] | None = None
+        self.last_reserved: tuple[int, ...] = ()  # nodes of the latest reservation
+
+    # --- one-node jobs: best fit (rule 6) ------------------------------------------------------
+    def _levels_of(self, t: int) -> list[list[int]]:
+        lv = self._levels[t]
+        if lv is None:
+            ix = self.nodes_of_type[t]
+            f = self.free[ix]
+            ix, f = ix[f > 0], f[f > 0]
+            whole = f == self.cap[ix]
+            leaf = self.fleet.leaf[ix]
+            leaf_whole = np.bincount(leaf[whole], minlength=int(leaf.max()) + 1 if len(ix) else 1)
+            # pop() takes from the end: lowest level, the leaf with fewest whole nodes first
+            srt = np.lexsort((-ix, -leaf_whole[leaf], f))
+            ix, f = ix[srt], f[srt]
+            cut = np.searchsorted(f, np.arange(self.maxcap[t] + 2))
+            lv = [ix[cut[v]:cut[v + 1]].tolist() for v in range(self.maxcap[t] + 1)]
+            self._levels[t] = lv
+        return lv
+
+    def find_sub(self, t: int, k: int, end: float) -> int:
+        """Best-fit node for ``k`` accelerators of type ``t`` until ``end``, or -1."""
+        freel = self.freel
+        if k <= self.hint[t]:
+            levels = self._levels_of(t)
+            rt = self.res_timel
+            for f in range(k, self.maxcap[t] + 1):
+                lst = levels[f]
+                while lst:
+                    n = lst[-1]
+                    if freel[n] != f or rt[n] != INF:
+                        lst.pop()  # stale (taken or reserved: reserved nodes live in resv)
+                        continue
+                    return n
+            self.hint[t] = k - 1
+        if k <= self.resv_max[t]:
+            best, best_f, top = -1, 1 << 30, 0
+            for n in self.resv[t]:
+                f = freel[n]
+                top = max(top, f)
+                if f >= k and f < best_f and (end <= self.res_timel[n] or k <= self.res_spare[n]):
+                    best, best_f = n, f
+            self.resv_max[t] = top
+            return best
+        return -1
+
+    def failed_sub(self, t: int, k: int, end: float) -> bool:
+        """Memo: has a shape no larger, ending no later, already failed for this type?"""
+        return end >= self.fail_sub[t][k]
+
+    def remember_sub_failure(self, t: int, k: int, end: float) -> None:
+        fs = self.fail_sub[t]
+        for kk in range(k, len(fs)):
+            if end < fs[kk]:
+                fs[kk] = end
+
+    def take(self, n: int, k: int, end: float) -> None:
+        """Allocate ``k`` accelerators on node ``n`` until ``end``."""
+        f = self.freel[n]
+        nf = f - k
+        self.freel[n] = nf
+        self.free[n] = nf
+        if end > self.cycle_until[n]:
+            self.cycle_until[n] = end
+        if self.res_timel[n] != INF:
+            if end > self.res_timel[n]:
+                self.res_spare[n] -= k
+        elif nf > 0:
+            lv = self._levels[int(self.fleet.type_idx[n])]
+            if lv is not None:
+                lv[nf].append(n)
+
+    # --- gangs: whole nodes, one leaf, then one pod (rule 6) ------------------------------------
+    def find_gang(self, t: int, nodes: int, per_node: int, end: float) -> np.ndarray | None:
+        ix = self.nodes_of_type[t]
+        if self.uniform[t] and end >= self.fail_gang[t][min(nodes, len(ix) + 1)]:
+            return None
+        cap = self.cap[ix]
+        ok = ((self.free[ix] == cap) & (cap >= per_node)
+              & ((self.res_time[ix] >= end) | (self.res_time[ix] == INF)))
+        cand = ix[ok]
+        if len(cand) < nodes:
+            if self.uniform[t]:
+                g = self.fail_gang[t]
+                g[nodes:] = np.minimum(g[nodes:], end)
+            return None
+        leaf = self.fleet.leaf[cand]
+        _, linv, lcnt = np.unique(leaf, return_inverse=True, return_counts=True)
+        if lcnt.max() >= nodes:
+            pick = int(np.argmin(np.where(lcnt >= nodes, lcnt, np.iinfo(np.int64).max)))
+            return cand[linv == pick][:nodes]
+        pod = self.fleet.pod[cand]
+        _, pinv, pcnt = np.unique(pod, return_inverse=True, return_counts=True)
+        if pcnt.max() >= nodes:
+            pick = int(np.argmin(np.where(pcnt >= nodes, pcnt, np.iinfo(np.int64).max)))
+            sel = pinv == pick
+            c, lc = cand[sel], lcnt[linv[sel]]
+            return c[np.argsort(-lc, kind="stable")][:nodes]
+        srt = np.lexsort((-lcnt[linv], -pcnt[pinv]))
+        return cand[srt][:nodes]
+
+    def whole_free(self, t: int) -> int:
+        ix = self.nodes_of_type[t]
+        return int((self.free[ix] == self.cap[ix]).sum())
+
+    # --- reservations (rule 7) ------------------------------------------------------------------
+    def _release_profile(self) -> tuple[np.ndarray, ...]:
+        """Running allocations on in-service nodes as (node, end, cumulative released on the
+        node by that end) sorted by (type, node, end), with per-type bounds and per-node last
+        end."""
+        if self._profile is None:
+            r = self.running
+            n_alloc = np.diff(r.alloc_ptr) if len(r) else np.zeros(0, dtype=np.int64)
+            if len(r) and len(r.alloc_node):
+                run = np.where(r.expected_runtime_s > 0, r.expected_runtime_s, r.time_limit_s)
+                job_end = np.maximum(r.start_time + run, self.now)
+                end = np.repeat(job_end, n_alloc)
+                node = r.alloc_node.astype(np.int64)
+                cnt = r.alloc_count.astype(np.int64)
+                keep = self.fleet.state[node] == NODE_UP
+                node, cnt, end = node[keep], cnt[keep], end[keep]
+            else:
+                node = np.zeros(0, dtype=np.int64)
+                cnt = np.zeros(0, dtype=np.int64)
+                end = np.zeros(0)
+            typ = self.fleet.type_idx[node].astype(np.int64)
+            srt = np.lexsort((end, node, typ))
+            node, cnt, end, typ = node[srt], cnt[srt], end[srt], typ[srt]
+            cum = np.cumsum(cnt)
+            first = np.r_[True, node[1:] != node[:-1]] if len(node) else np.zeros(0, dtype=bool)
+            grp = np.cumsum(first) - 1
+            base = (cum - cnt)[first]
+            cum = cum - base[grp] if len(node) else cum
+            bounds = np.searchsorted(typ, np.arange(self.n_types + 1))
+            last_end = np.full(self.fleet.n_nodes, -INF)
+            np.maximum.at(last_end, node, end)
+            self._profile = (node, end, cum, bounds, last_end)
+        return self._profile
+
+    def reserve_sub(self, t: int, k: int) -> float:
+        """Reserve the unreserved node where ``k`` accelerators free up first; its start or inf.
+
+        Jobs started in this cycle are taken as not releasing (conservative)."""
+        node, end, cum, bounds, _ = self._release_profile()
+        a, b = bounds[t], bounds[t + 1]
+        nd, en, cu = node[a:b], end[a:b], cum[a:b]
+        need = k - self.free[nd]
+        ok = (cu >= need) & (self.res_time[nd] == INF)
+        if not ok.any():
+            return INF
+        i = int(np.flatnonzero(ok)[np.argmin(en[ok])])
+        n, when = int(nd[i]), float(en[i])
+        self._mark(t, n, when, int(self.free[n] + cu[i] - k))
+        self.last_reserved = (n,)
+        return when
+
+    def reserve_gang(self, t: int, nodes: int, per_node: int) -> float:
+        """Reserve the ``nodes`` whole nodes that free up first; the reservation's start or inf."""
+        ix = self.nodes_of_type[t]
+        _, _, _, _, last_end = self._release_profile()
+        cap = self.cap[ix]
+        whole = self.free[ix] == cap
+        known = np.maximum(last_end[ix], self.cycle_until[ix])
+        # a node not whole with no known release (started jobs end with their limits) is unknown
+        when = np.where(whole, self.now, np.where(known > -INF, np.maximum(known, self.now), INF))
+        when = np.where((self.res_time[ix] == INF) & (cap >= per_node), when, INF)
+        if len(ix) < nodes:
+            return INF
+        sel = np.argpartition(when, nodes - 1)[:nodes]
+        start = float(when[sel].max())
+        if start == INF:
+            return INF
+        chosen = sorted(ix[sel].tolist())
+        for n in chosen:
+            self._mark(t, n, start, 0)
+        self.last_reserved = tuple(chosen)
+        return start
+
+    def _mark(self, t: int, n: int, when: float, spare: int) -> None:
+        self.res_time[n] = when
+        self.res_timel[n] = when
+        self.res_spare[n] = max(spare, 0)
+        self.resv[t].append(n)
+        self.resv_max[t] = max(self.resv_max[t], self.freel[n])
