@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Query, Request
+from fastapi import Path, Query, Request
 from sqlalchemy.orm import Session
 
 from aicc.store.db import transaction
+
+MAX_ID = 2**31 - 1
+
+
+def path_id() -> Any:
+    """An id in the path: a positive 32-bit integer (a fresh declaration per parameter)."""
+    return Path(ge=1, le=MAX_ID)
+
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
 After = Annotated[int, Query(ge=0, le=2**31 - 1, description="return ids after this one")]

@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Request, status
+from fastapi import APIRouter, Request, status
 
 from aicc.allocation import grants as service
 from aicc.api.auth import CurrentPrincipal
-from aicc.api.deps import After, Limit, tx
-from aicc.api.schemas import MAX_ID, GrantIn, GrantOut, GrantPatch, Page, page
+from aicc.api.deps import After, Limit, path_id, tx
+from aicc.api.schemas import GrantIn, GrantOut, GrantPatch, Page, page
 from aicc.errors import UnknownGrant
 from aicc.store.models import GrantState
 from aicc.tenancy.access import require_admin, require_project, visible_project_ids
 
 router = APIRouter(prefix="/v1", tags=["grants"])
-PathId = Path(ge=1, le=MAX_ID)
 
 
 @router.get("/grants", response_model=Page[GrantOut])
@@ -31,7 +30,7 @@ def list_grants(request: Request, principal: CurrentPrincipal, limit: Limit = 10
 
 
 @router.get("/grants/{grant_id}", response_model=GrantOut)
-def get_grant(request: Request, principal: CurrentPrincipal, grant_id: int = PathId
+def get_grant(request: Request, principal: CurrentPrincipal, grant_id: int = path_id()
               ) -> GrantOut:
     with tx(request) as s:
         grant = service.get_grant(session=s, grant_id=grant_id)
@@ -54,7 +53,7 @@ def create_grant(request: Request, principal: CurrentPrincipal, body: GrantIn) -
 
 @router.patch("/grants/{grant_id}", response_model=GrantOut)
 def update_grant(request: Request, principal: CurrentPrincipal, body: GrantPatch,
-                 grant_id: int = PathId) -> GrantOut:
+                 grant_id: int = path_id()) -> GrantOut:
     with tx(request) as s:
         grant = service.get_grant(session=s, grant_id=grant_id)
         if not principal.can_see_project(grant.project_id):

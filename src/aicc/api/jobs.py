@@ -5,19 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from aicc.api.auth import CurrentPrincipal
-from aicc.api.deps import After, Limit, tx
-from aicc.api.schemas import MAX_ID, CancelIn, JobOut, Page
+from aicc.api.deps import After, Limit, path_id, tx
+from aicc.api.schemas import CancelIn, JobOut, Page
 from aicc.api.submitter import GroupCommitter
 from aicc.store.models import JobClassName, JobState
 from aicc.workload import jobs as service
 from aicc.workload.jobs import JobSubmission, SubmitRequest
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
-PathId = Path(ge=1, le=MAX_ID)
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", max_length=128,
@@ -52,14 +51,14 @@ def list_jobs(request: Request, principal: CurrentPrincipal, limit: Limit = 100,
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(request: Request, principal: CurrentPrincipal, job_id: int = PathId) -> dict:
+def get_job(request: Request, principal: CurrentPrincipal, job_id: int = path_id()) -> dict:
     with tx(request) as s:
         return service.job_to_dict(service.get_job(session=s, principal=principal,
                                                    job_id=job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel_job(request: Request, principal: CurrentPrincipal, job_id: int = PathId,
+def cancel_job(request: Request, principal: CurrentPrincipal, job_id: int = path_id(),
                body: CancelIn | None = None) -> dict:
     with tx(request) as s:
         job = service.cancel_job(session=s, principal=principal, job_id=job_id,

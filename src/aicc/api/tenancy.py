@@ -6,12 +6,11 @@ not change answers 403.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Request, status
+from fastapi import APIRouter, Request, status
 
 from aicc.api.auth import CurrentPrincipal, invalidate
-from aicc.api.deps import After, Limit, tx
+from aicc.api.deps import After, Limit, path_id, tx
 from aicc.api.schemas import (
-    MAX_ID,
     MembershipIn,
     MembershipOut,
     MeOut,
@@ -45,7 +44,6 @@ from aicc.tenancy.access import (
 )
 
 router = APIRouter(prefix="/v1", tags=["tenancy"])
-PathId = Path(ge=1, le=MAX_ID)
 
 
 # --- sectors (public facts: any authenticated caller reads them) ---------------------------
@@ -60,7 +58,7 @@ def list_sectors(request: Request, principal: CurrentPrincipal) -> dict:
 
 
 @router.get("/sectors/{sector_id}", response_model=SectorOut)
-def get_sector(request: Request, principal: CurrentPrincipal, sector_id: int = PathId
+def get_sector(request: Request, principal: CurrentPrincipal, sector_id: int = path_id()
                ) -> SectorOut:
     with tx(request) as s:
         return SectorOut.model_validate(service.get_sector(session=s, sector_id=sector_id))
@@ -77,7 +75,7 @@ def create_sector(request: Request, principal: CurrentPrincipal, body: SectorIn)
 
 @router.patch("/sectors/{sector_id}", response_model=SectorOut)
 def update_sector(request: Request, principal: CurrentPrincipal, body: SectorPatch,
-                  sector_id: int = PathId) -> SectorOut:
+                  sector_id: int = path_id()) -> SectorOut:
     require_admin(principal, "change sectors")
     with tx(request) as s:
         sector = service.update_sector(session=s, sector_id=sector_id,
@@ -100,7 +98,7 @@ def list_organizations(request: Request, principal: CurrentPrincipal, limit: Lim
 
 @router.get("/organizations/{organization_id}", response_model=OrganizationOut)
 def get_organization(request: Request, principal: CurrentPrincipal,
-                     organization_id: int = PathId) -> OrganizationOut:
+                     organization_id: int = path_id()) -> OrganizationOut:
     require_org(principal, organization_id)
     with tx(request) as s:
         return OrganizationOut.model_validate(
@@ -120,7 +118,7 @@ def create_organization(request: Request, principal: CurrentPrincipal, body: Org
 
 @router.patch("/organizations/{organization_id}", response_model=OrganizationOut)
 def update_organization(request: Request, principal: CurrentPrincipal, body: OrganizationPatch,
-                        organization_id: int = PathId) -> OrganizationOut:
+                        organization_id: int = path_id()) -> OrganizationOut:
     require_org(principal, organization_id)
     if not principal.administers_org(organization_id):
         raise PermissionDenied("only an admin of the organization may change it")
@@ -148,7 +146,7 @@ def list_projects(request: Request, principal: CurrentPrincipal, limit: Limit = 
 
 
 @router.get("/projects/{project_id}", response_model=ProjectOut)
-def get_project(request: Request, principal: CurrentPrincipal, project_id: int = PathId
+def get_project(request: Request, principal: CurrentPrincipal, project_id: int = path_id()
                 ) -> ProjectOut:
     require_project(principal, project_id)
     with tx(request) as s:
@@ -172,7 +170,7 @@ def create_project(request: Request, principal: CurrentPrincipal, body: ProjectI
 
 @router.patch("/projects/{project_id}", response_model=ProjectOut)
 def update_project(request: Request, principal: CurrentPrincipal, body: ProjectPatch,
-                   project_id: int = PathId) -> ProjectOut:
+                   project_id: int = path_id()) -> ProjectOut:
     require_project(principal, project_id)
     if not principal.administers_project(project_id):
         raise PermissionDenied("only an admin of the project's organization may change it")
@@ -211,7 +209,7 @@ def create_user(request: Request, principal: CurrentPrincipal, body: UserIn) -> 
 @router.post("/users/{user_id}/tokens", response_model=TokenOut,
              status_code=status.HTTP_201_CREATED)
 def issue_token(request: Request, principal: CurrentPrincipal, body: TokenIn,
-                user_id: int = PathId) -> TokenOut:
+                user_id: int = path_id()) -> TokenOut:
     if user_id != principal.user_id:
         require_admin(principal, "issue tokens for other users")
     with tx(request) as s:
@@ -265,7 +263,7 @@ def list_memberships(request: Request, principal: CurrentPrincipal, limit: Limit
 
 @router.get("/memberships/{membership_id}", response_model=MembershipOut)
 def get_membership(request: Request, principal: CurrentPrincipal,
-                   membership_id: int = PathId) -> MembershipOut:
+                   membership_id: int = path_id()) -> MembershipOut:
     with tx(request) as s:
         m = service.get_membership(session=s, membership_id=membership_id)
         if not _visible_membership(principal, m):
@@ -288,7 +286,7 @@ def create_membership(request: Request, principal: CurrentPrincipal, body: Membe
 
 @router.patch("/memberships/{membership_id}", response_model=MembershipOut)
 def update_membership(request: Request, principal: CurrentPrincipal, body: MembershipIn,
-                      membership_id: int = PathId) -> MembershipOut:
+                      membership_id: int = path_id()) -> MembershipOut:
     with tx(request) as s:
         m = service.get_membership(session=s, membership_id=membership_id)
         if not _visible_membership(principal, m):

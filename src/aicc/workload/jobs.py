@@ -47,6 +47,7 @@ from aicc.tenancy.access import Principal, require_project, visible_project_ids
 
 MAX_TIME_LIMIT_S = 30 * 86400.0
 MAX_IDEMPOTENCY_KEY = 128
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in every store
 
 
 class Gang(BaseModel):
@@ -61,14 +62,14 @@ class JobSubmission(BaseModel):
     """What a user asks for. Every field is checked here or against the store."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    project_id: int = Field(ge=1)
+    project_id: int = Field(ge=1, le=MAX_ID)
     accelerator_type: str = Field(min_length=1, max_length=48)
     gang: Gang
     time_limit_s: float = Field(gt=0, le=MAX_TIME_LIMIT_S)
     name: str = Field("", max_length=128)
     job_class: JobClassName = JobClassName.BATCH
     preemptible: bool = False
-    grant_id: int | None = Field(None, ge=1)
+    grant_id: int | None = Field(None, ge=1, le=MAX_ID)
     script: str | None = Field(None, max_length=65_536)
     runtime_s: float | None = Field(None, gt=0, le=MAX_TIME_LIMIT_S)
 

@@ -1,0 +1,277 @@
+"""Job submission, idempotency, validation, paging and cancel through the real app, on SQLite
+and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from aicc.store.db import session_factory
+from aicc.store.models import Grant, Job, JobEventRow, Project
+
+from .conftest import World
+
+JobBody = Callable[..., dict[str, Any]]
+
+
+def _count(w: World, model: type) -> int:
+    with session_factory(w.engine)() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_submit_stores_pending_job_with_grant_and_event(world: World, job_body: JobBody) -> None:
+    pid = world.ids["p_a1"]
+    r = world.client.post("/v1/jobs", headers=world.h("member_a1"),
+                          json=job_body(pid, name="train", job_class="interactive"))
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["state"] == "pending"
+    assert job["project_id"] == pid
+    assert job["grant_id"] == world.ids["grant_p_a1"]
+    assert job["gang"] == {"nodes": 1, "per_node": 8}
+    assert job["submitted_by"] == world.ids["member_a1"]
+    with session_factory(world.engine)() as s:
+        stored = s.get(Job, job["id"])
+        assert stored is not None and stored.state == "pending"
+        kinds = s.scalars(select(JobEventRow.kind).where(JobEventRow.job_id == job["id"])).all()
+        assert kinds == ["submitted"]
+    got = world.client.get(f"/v1/jobs/{job['id']}", headers=world.h("member_a1")).json()
+    assert got["id"] == job["id"] and got["name"] == "train"
+
+
+def test_same_idempotency_key_yields_one_job(world: World, job_body: JobBody) -> None:
+    h = world.h("member_a1") | {"Idempotency-Key": "retry-42"}
+    body = job_body(world.ids["p_a1"])
+    first = world.client.post("/v1/jobs", headers=h, json=body)
+    second = world.client.post("/v1/jobs", headers=h, json=body)
+    assert first.status_code == 201 and second.status_code == 200
+    assert first.json()["id"] == second.json()["id"]
+    assert _count(world, Job) == 1
+    # Concurrent retries with one fresh key also store one job.
+    h2 = world.h("member_a1") | {"Idempotency-Key": "burst"}
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: world.client.post("/v1/jobs", headers=h2, json=body),
+                                range(16)))
+    assert {a.status_code for a in answers} <= {200, 201}
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert _count(world, Job) == 2
+    # The key belongs to its user: another user with the same key gets its own job.
+    h3 = world.h("org_admin_a") | {"Idempotency-Key": "retry-42"}
+    other = world.client.post("/v1/jobs", headers=h3, json=body)
+    assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+
+
+BAD_JOBS: list[tuple[str, dict[str, Any], int, str]] = [
+    ("zero nodes", {"gang": {"nodes": 0, "per_node": 8}}, 422, "gang.nodes"),
+    ("negative per_node", {"gang": {"nodes": 1, "per_node": -1}}, 422, "gang.per_node"),
+    ("string count", {"gang": {"nodes": "many", "per_node": 8}}, 422, "gang.nodes"),
+    ("fractional count", {"gang": {"nodes": 1.5, "per_node": 8}}, 422, "gang.nodes"),
+    ("bigger than a node", {"gang": {"nodes": 1, "per_node": 9}}, 422, "gang.per_node"),
+    ("more nodes than the fleet", {"gang": {"nodes": 17, "per_node": 8}}, 422, "gang.nodes"),
+    ("zero time limit", {"time_limit_s": 0}, 422, "time_limit_s"),
+    ("unknown class", {"job_class": "urgent"}, 422, "job_class"),
+    ("unknown field", {"priority": 9}, 422, "priority"),
+    ("unknown type", {"accelerator_type": "tpu-v9"}, 404, "accelerator_type"),
+    ("type not in fleet", {"accelerator_type": "b200"}, 422, "accelerator_type"),
+    ("huge project id", {"project_id": 2**40}, 422, "project_id"),
+    ("missing gang", {"gang": None}, 422, "gang"),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "status", "field"), BAD_JOBS,
+                         ids=[c[0].replace(" ", "-") for c in BAD_JOBS])
+def test_invalid_submission_is_4xx_naming_the_field(world: World, job_body: JobBody, case: str,
+                                                    change: dict[str, Any], status: int,
+                                                    field: str) -> None:
+    body = job_body(world.ids["p_a1"]) | change
+    r = world.client.post("/v1/jobs", headers=world.h("member_a1"), json=body)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["field"] == field, err
+    assert err["message"]
+    assert _count(world, Job) == 0
+
+
+def test_malformed_bodies_and_grants(world: World, job_body: JobBody) -> None:
+    h = world.h("member_a1")
+    r = world.client.post("/v1/jobs", headers=h | {"content-type": "application/json"},
+                          content=b"{not json")
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_input"
+    r = world.client.post("/v1/jobs", headers=h, json=[1, 2])
+    assert r.status_code == 422
+    # A grant of another tenant's project: 404, as if it did not exist.
+    r = world.client.post("/v1/jobs", headers=h, json=job_body(
+        world.ids["p_a1"], grant_id=world.ids["grant_p_b1"]))
+    assert r.status_code == 404 and r.json()["error"]["field"] == "grant_id"
+    r = world.client.post("/v1/jobs", headers=h, json=job_body(world.ids["p_a1"]),
+                          )
+    assert r.status_code == 201
+    r = world.client.post("/v1/jobs", headers=h | {"Idempotency-Key": "k" * 200},
+                          json=job_body(world.ids["p_a1"]))
+    assert r.status_code == 422
+    assert _count(world, Job) == 1
+
+
+def test_oversized_body_is_413_and_stores_nothing(world: World, job_body: JobBody) -> None:
+    body = job_body(world.ids["p_a1"], script="x" * 2_000_000)
+    r = world.client.post("/v1/jobs", headers=world.h("member_a1"), json=body)
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "payload_too_large"
+
+    def chunks():
+        yield b'{"project_id": 1, "script": "'
+        for _ in range(300):
+            yield b"y" * 4096
+        yield b'"}'
+
+    r = world.client.post("/v1/jobs", headers=world.h("member_a1"), content=chunks())
+    assert r.status_code == 413
+    assert _count(world, Job) == 0
+
+
+def test_grant_validation(world: World) -> None:
+    h = world.h("admin")
+    base = {"project_id": world.ids["p_a1"], "accelerator_type": "h100-sxm-80g",
+            "accelerator_hours": 100, "start": "2030-02-01T00:00:00Z",
+            "end": "2030-03-01T00:00:00Z"}
+    before = _count(world, Grant)
+    for change, status, field in [
+        ({"end": "2030-01-01T00:00:00Z"}, 422, "end"),
+        ({"accelerator_hours": 0}, 422, "accelerator_hours"),
+        ({"accelerator_hours": -5}, 422, "accelerator_hours"),
+        ({"start": "not a date"}, 422, "start"),
+        ({"start": "2030-02-01T00:00:00"}, 422, "start"),
+        ({"accelerator_type": "nope"}, 404, "accelerator_type"),
+        ({"project_id": 99999}, 404, "project_id"),
+    ]:
+        r = world.client.post("/v1/grants", headers=h, json=base | change)
+        assert r.status_code == status, (change, r.text)
+        assert r.json()["error"]["field"] == field, (change, r.text)
+    assert _count(world, Grant) == before
+    r = world.client.post("/v1/grants", headers=h, json=base)
+    assert r.status_code == 201
+    gid = r.json()["id"]
+    r = world.client.patch(f"/v1/grants/{gid}", headers=h, json={"end": "2029-01-01T00:00:00Z"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "end"
+    got = world.client.get(f"/v1/grants/{gid}", headers=h).json()
+    assert got["end"].startswith("2030-03-01")
+
+
+def test_list_filters_and_pages(world: World, job_body: JobBody) -> None:
+    h = world.h("org_admin_a")
+    ids = []
+    for i in range(7):
+        pid = world.ids["p_a1"] if i % 2 == 0 else world.ids["p_a2"]
+        r = world.client.post("/v1/jobs", headers=h, json=job_body(pid, gang={"per_node": 1}))
+        ids.append(r.json()["id"])
+    seen, after = [], 0
+    while True:
+        page = world.client.get(f"/v1/jobs?limit=3&after={after}", headers=h).json()
+        seen += [j["id"] for j in page["items"]]
+        if page["next_after"] is None:
+            break
+        after = page["next_after"]
+    assert seen == ids
+    p2 = world.client.get(f"/v1/jobs?project_id={world.ids['p_a2']}", headers=h).json()
+    assert [j["id"] for j in p2["items"]] == ids[1::2]
+    world.client.post(f"/v1/jobs/{ids[0]}/cancel", headers=h, json={"reason": "no longer"})
+    cancelled = world.client.get("/v1/jobs?state=cancelled", headers=h).json()["items"]
+    assert [(j["id"], j["reason"]) for j in cancelled] == [(ids[0], "no longer")]
+    r = world.client.get("/v1/jobs?limit=0", headers=h)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "query.limit"
+    r = world.client.get("/v1/jobs?state=sleeping", headers=h)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "query.state"
+
+
+def test_cancel_twice_is_409(world: World, job_body: JobBody) -> None:
+    h = world.h("member_a1")
+    jid = world.client.post("/v1/jobs", headers=h, json=job_body(world.ids["p_a1"])).json()["id"]
+    r = world.client.post(f"/v1/jobs/{jid}/cancel", headers=h)
+    assert r.status_code == 200 and r.json()["state"] == "cancelled"
+    assert r.json()["ended_at"] is not None
+    r = world.client.post(f"/v1/jobs/{jid}/cancel", headers=h)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "invalid_transition"
+    assert world.client.get("/v1/jobs/999999", headers=h).status_code == 404
+
+
+def test_drain_and_undrain(world: World) -> None:
+    h = world.h("admin")
+    r = world.client.post("/v1/nodes/1/drain", headers=h, json={"reason": "fan"})
+    assert r.status_code == 200 and r.json()["state"] == "drain"
+    name = r.json()["name"]
+    assert world.client.get(f"/v1/nodes/{name}", headers=h).json()["state_reason"] == "fan"
+    drained = world.client.get("/v1/nodes?state=drain", headers=h).json()["items"]
+    assert [n["name"] for n in drained] == [name]
+    r = world.client.post(f"/v1/nodes/{name}/undrain", headers=h)
+    assert r.json()["state"] == "up"
+    assert world.client.get("/v1/nodes/nope", headers=h).status_code == 404
+
+
+def test_tenancy_crud(world: World) -> None:
+    h = world.h("admin")
+    r = world.client.post("/v1/sectors", headers=h, json={"name": "defence",
+                                                          "shares": {"h100-sxm-80g": 0.1}})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "shares.h100-sxm-80g"
+    r = world.client.post("/v1/sectors", headers=h, json={"name": "defence"})
+    assert r.status_code == 201
+    sid = r.json()["id"]
+    r = world.client.patch(f"/v1/sectors/{world.ids['sector_industry']}", headers=h,
+                           json={"shares": {"h100-sxm-80g": 0.25}})
+    assert r.status_code == 200
+    r = world.client.patch(f"/v1/sectors/{sid}", headers=h, json={"shares": {"h100-sxm-80g": 0.05}})
+    assert r.status_code == 200
+    r = world.client.post("/v1/organizations", headers=h,
+                          json={"name": "acme", "sector_id": sid})
+    assert r.status_code == 409 and r.json()["error"]["field"] == "name"
+    r = world.client.post("/v1/organizations", headers=h,
+                          json={"name": "bad name!", "sector_id": sid})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "name"
+    r = world.client.post("/v1/organizations", headers=h,
+                          json={"name": "ministry", "sector_id": 4242})
+    assert r.status_code == 404 and r.json()["error"]["field"] == "sector_id"
+    r = world.client.post("/v1/organizations", headers=h,
+                          json={"name": "ministry", "sector_id": sid, "region": "capital"})
+    assert r.status_code == 201
+    oid = r.json()["id"]
+    r = world.client.post("/v1/projects", headers=h, json={"name": "census", "organization_id": oid,
+                                                          "weight": 0})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "weight"
+    r = world.client.post("/v1/projects", headers=h, json={"name": "census",
+                                                          "organization_id": oid})
+    assert r.status_code == 201
+    pid = r.json()["id"]
+    r = world.client.post("/v1/users", headers=h, json={"name": "clerk"})
+    uid = r.json()["id"]
+    r = world.client.post("/v1/memberships", headers=h,
+                          json={"user_id": uid, "role": "member", "organization_id": oid})
+    assert r.status_code == 422
+    r = world.client.post("/v1/memberships", headers=h,
+                          json={"user_id": uid, "role": "member", "project_id": pid})
+    assert r.status_code == 201
+    mid = r.json()["id"]
+    r = world.client.post("/v1/memberships", headers=h,
+                          json={"user_id": uid, "role": "member", "project_id": pid})
+    assert r.status_code == 409
+    token = world.client.post(f"/v1/users/{uid}/tokens", headers=h, json={}).json()["token"]
+    ch = {"Authorization": f"Bearer {token}"}
+    assert [p["id"] for p in world.client.get("/v1/projects", headers=ch).json()["items"]] == [pid]
+    r = world.client.patch(f"/v1/memberships/{mid}", headers=h,
+                           json={"user_id": uid, "role": "org_admin", "organization_id": oid})
+    assert r.status_code == 200 and r.json()["role"] == "org_admin"
+    me = world.client.get("/v1/users/me", headers=ch).json()
+    assert me["org_ids"] == [oid] and me["project_ids"] == [pid]
+    with session_factory(world.engine)() as s:
+        assert s.get(Project, pid) is not None
+
+
+def test_health_docs_openapi(world: World) -> None:
+    assert world.client.get("/healthz").json()["status"] == "ok"
+    assert world.client.get("/docs").status_code == 200
+    spec = world.client.get("/openapi.json").json()
+    assert "/v1/jobs" in spec["paths"] and "/v1/grants/{grant_id}" in spec["paths"]
+    r = world.client.get("/v1/nothing-here", headers=world.h("admin"))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
