@@ -341,6 +341,10 @@ app.add_typer(token_app, name="token")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(projects_app, name="projects")
 app.add_typer(grants_app, name="grants")
+from aicc.cli_center import fleet_app, usage  # noqa: E402  (uses the helpers above)
+
+app.add_typer(fleet_app, name="fleet")
+app.command("usage")(usage)
 # --- end of command groups -----------------------------------------------------------------
 
 

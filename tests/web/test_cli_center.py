@@ -1,0 +1,84 @@
+"""``aicc fleet show`` and ``aicc usage`` (the latter against a real server on a free port)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from aicc.api.app import create_app
+from aicc.cli import app
+from aicc.clock import VirtualClock
+from aicc.fleet import build_fleet
+
+from .conftest import ADMIN_TOKEN
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("name,accelerators", [("2028", 15_000), ("2030", 50_000), ("lab", 256)])
+def test_fleet_show_json_matches_the_phase(name, accelerators) -> None:
+    r = runner.invoke(app, ["fleet", "show", "--phase", name, "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    fleet = build_fleet(name)
+    assert d["total"]["accelerators"] == accelerators == fleet.n_accelerators
+    assert d["total"]["nodes"] == fleet.n_nodes
+    assert {x["accelerator_type"]: x["accelerators"] for x in d["types"]} == \
+        fleet.accelerators_by_type()
+    assert d["total"]["leaves"] == len(fleet.leaf_names)
+    assert d["total"]["pods"] == len(fleet.pod_names)
+    tdp = float((fleet.tdp_w() * fleet.capacity).sum()) / 1000
+    idle = float((fleet.idle_w() * fleet.capacity).sum()) / 1000
+    assert d["total"]["tdp_kw"] == pytest.approx(tdp)
+    assert d["total"]["idle_kw"] == pytest.approx(idle)
+
+
+def test_fleet_show_table_and_unknown_phase() -> None:
+    r = runner.invoke(app, ["fleet", "show", "--phase", "2028"], env={"COLUMNS": "160"})
+    assert r.exit_code == 0
+    assert "h100-sxm-80g" in r.stdout and "15,000" in r.stdout and "MW" in r.stdout
+    bad = runner.invoke(app, ["fleet", "show", "--phase", "2029"])
+    assert bad.exit_code == 2
+    assert "unknown fleet phase '2029'" in bad.output and "2028" in bad.output
+
+
+@pytest.fixture()
+def server(center) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    plane = SimpleNamespace(clock=VirtualClock(center.now.timestamp()))
+    api = create_app(center.settings, session_factory=center.factory, control_plane=plane)
+    srv = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning",
+                                        lifespan="on"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    while not srv.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    t.join(10)
+
+
+def test_usage_command_through_the_api(server, center) -> None:
+    direct = center.call("GET", "/v1/usage?group_by=sector", ADMIN_TOKEN).json()
+    r = runner.invoke(app, ["usage", "--by", "sector", "--json", "--url", server,
+                            "--token", ADMIN_TOKEN])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == direct
+    table = runner.invoke(app, ["usage", "--url", server, "--token", ADMIN_TOKEN],
+                          env={"COLUMNS": "160"})
+    assert table.exit_code == 0 and "accelerator-hours" in table.stdout
+    bad = runner.invoke(app, ["usage", "--url", server, "--token", ADMIN_TOKEN,
+                              "--start", "2028-03-02T00:00:00Z", "--end", "2028-03-01T00:00:00Z"])
+    assert bad.exit_code == 2 and "end must be after start" in bad.output
