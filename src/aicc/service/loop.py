@@ -49,6 +49,7 @@ from aicc.store.models import (
     Node,
     NodeState,
 )
+from aicc.web.metrics import record_cycle
 from aicc.workload.jobs import transition
 
 log = logging.getLogger("aicc.service")
@@ -180,6 +181,7 @@ class ControlPlane:
             self._stop_strays(now)
             stats = self._update_stats(built, orders, len(decisions.preempts), events,
                                        decisions.reason, now, time.perf_counter() - t0, t2 - t1)
+            record_cycle(stats.duration_s, started=stats.started, preempted=stats.preempted)
             return stats
 
     # --- events -> store and ledger -----------------------------------------------------------

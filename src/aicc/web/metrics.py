@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -91,10 +92,43 @@ class StoreCollector(Collector):
         yield from (busy, total, pending, running, submitted)
 
 
-def make_registry(factory: sessionmaker[Session]) -> CollectorRegistry:
-    """A registry for one app: the store's gauges plus the process's cycle metrics."""
+class ControlPlaneCollector(Collector):
+    """What the control plane's last cycle saw (``ControlPlane.stats()``): hold reasons,
+    fleet power, nodes out of service, cycles run."""
+
+    def __init__(self, control_plane: Any) -> None:
+        self.control_plane = control_plane
+
+    def collect(self) -> Iterator[Metric]:
+        st = self.control_plane.stats()
+        if not st.cycles:
+            return
+        cycles = CounterMetricFamily("aicc_cycles", "Control-plane cycles run since start")
+        cycles.add_metric([], float(st.cycles))
+        last = GaugeMetricFamily("aicc_cycle_last_duration_seconds",
+                                 "Wall time of the last cycle, and of its scheduler call",
+                                 labels=["part"])
+        last.add_metric(["total"], float(st.duration_s))
+        last.add_metric(["schedule"], float(st.schedule_s))
+        held = GaugeMetricFamily("aicc_jobs_held", "Pending jobs by the reason they wait",
+                                 labels=["reason"])
+        for reason, n in sorted(st.hold_reasons.items()):
+            held.add_metric([reason], float(n))
+        power = GaugeMetricFamily("aicc_fleet_power_watts", "Estimated accelerator power draw")
+        power.add_metric([], float(st.power_w))
+        down = GaugeMetricFamily("aicc_nodes_out_of_service", "Nodes drained or down")
+        down.add_metric([], float(st.nodes_down))
+        yield from (cycles, last, held, power, down)
+
+
+def make_registry(factory: sessionmaker[Session], control_plane: Any = None
+                  ) -> CollectorRegistry:
+    """A registry for one app: the store's gauges, the process's cycle metrics and, when the
+    app runs beside a control plane, what its last cycle saw."""
     registry = CollectorRegistry()
     registry.register(StoreCollector(factory))
+    if control_plane is not None and callable(getattr(control_plane, "stats", None)):
+        registry.register(ControlPlaneCollector(control_plane))
     for c in (CYCLE_SECONDS, CYCLE_STARTED, CYCLE_PREEMPTED):
         registry.register(c)
     return registry

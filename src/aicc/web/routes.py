@@ -70,7 +70,8 @@ def _registry(request: Request) -> CollectorRegistry:
     state = request.app.state
     reg = getattr(state, "metrics_registry", None)
     if reg is None:
-        reg = state.metrics_registry = make_registry(state.session_factory)
+        reg = state.metrics_registry = make_registry(
+            state.session_factory, getattr(state, "control_plane", None))
     return reg
 
 
