@@ -156,14 +156,16 @@ class Client:
     def __init__(self, url: str, token: str | None) -> None:
         if not token:
             _fail("no API token: pass --token or set AICC_TOKEN", 2)
-        self.http = httpx.Client(base_url=url.rstrip("/"), timeout=30.0,
-                                 headers={"Authorization": f"Bearer {token}"})
+        self.url = url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {token}"}
 
     def call(self, method: str, path: str, **kw: Any) -> Any:
+        headers = self.headers | kw.pop("headers", {})
         try:
-            r = self.http.request(method, path, **kw)
+            with httpx.Client(base_url=self.url, timeout=30.0, headers=headers) as http:
+                r = http.request(method, path, **kw)
         except httpx.HTTPError as exc:
-            _fail(f"cannot reach {self.http.base_url}: {exc}", EXIT_UNREACHABLE)
+            _fail(f"cannot reach {self.url}: {exc}", EXIT_UNREACHABLE)
         if r.status_code < 400:
             return r.json()
         try:

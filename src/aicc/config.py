@@ -105,9 +105,11 @@ def load_settings(
 ) -> Settings:
     """Read the TOML file (if any), apply environment overrides, validate everything at once."""
     env = dict(os.environ if env is None else env)
-    explicit = path is not None or "AICC_CONFIG" in env
-    cfg_path = Path(path or env.get("AICC_CONFIG", DEFAULT_CONFIG_FILE))
+    explicit = path is not None or bool(env.get("AICC_CONFIG"))
+    cfg_path = Path(path or env.get("AICC_CONFIG") or DEFAULT_CONFIG_FILE)
     data: dict[str, Any] = {}
+    if cfg_path.is_dir():
+        raise ConfigError(f"configuration file {cfg_path} is a directory", field="AICC_CONFIG")
     if cfg_path.exists():
         try:
             data = tomllib.loads(cfg_path.read_text())

@@ -1,0 +1,130 @@
+"""The CLI against a real server (uvicorn on a free port) and a real SQLite database."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from aicc.api.app import create_app
+from aicc.cli import app
+from aicc.config import Settings
+from aicc.store.db import make_engine, session_factory
+from aicc.store.models import Job, JobState, User
+from api.conftest import ADMIN_TOKEN, World, build_world
+
+runner = CliRunner()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path, _sqlite_template: Path) -> Iterator[tuple[str, World]]:
+    path = tmp_path / "aicc.db"
+    path.write_bytes(_sqlite_template.read_bytes())
+    engine = make_engine(f"sqlite:///{path}")
+    world = build_world(engine)
+    port = _free_port()
+    settings = Settings(database_url=str(engine.url), admin_token=ADMIN_TOKEN)
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(settings, session_factory=session_factory(engine)), host="127.0.0.1",
+        port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", world
+    server.should_exit = True
+    thread.join(10)
+    engine.dispose()
+
+
+def _run(args: list[str], url: str, token: str | None) -> tuple[int, str]:
+    env = {"AICC_URL": url, "COLUMNS": "200"}
+    if token is not None:
+        env["AICC_TOKEN"] = token
+    r = runner.invoke(app, args, env=env)
+    return r.exit_code, r.output
+
+
+def test_submit_list_show_cancel(served: tuple[str, World]) -> None:
+    url, w = served
+    tok = w.tokens["member_a1"]
+    code, out = _run(["jobs", "submit", "--project", "acme-llm", "--type", "h100-sxm-80g",
+                      "--per-node", "4", "--time-limit", "600", "--idempotency-key", "k1",
+                      "--json"], url, tok)
+    assert code == 0, out
+    job = json.loads(out)
+    assert job["state"] == "pending" and job["project_id"] == w.ids["p_a1"]
+    code, out = _run(["jobs", "submit", "-p", str(w.ids["p_a1"]), "-t", "h100-sxm-80g", "-g",
+                      "4", "--time-limit", "600", "--idempotency-key", "k1", "--json"], url, tok)
+    assert code == 0 and json.loads(out)["id"] == job["id"]
+    with session_factory(w.engine)() as s:
+        rows = s.scalars(select(Job)).all()
+        assert [(r.id, r.state) for r in rows] == [(job["id"], JobState.PENDING)]
+    code, out = _run(["jobs", "list"], url, tok)
+    assert code == 0 and "pending" in out and "h100-sxm-80g" in out
+    code, out = _run(["jobs", "show", str(job["id"])], url, tok)
+    assert code == 0 and "acme" not in out and str(job["id"]) in out
+    code, out = _run(["projects", "list", "--json"], url, tok)
+    assert code == 0 and [p["name"] for p in json.loads(out)["items"]] == ["acme-llm"]
+    code, out = _run(["grants", "list"], url, tok)
+    assert code == 0 and "10000" in out
+    code, out = _run(["jobs", "cancel", str(job["id"])], url, tok)
+    assert code == 0 and "cancelled" in out
+    code, out = _run(["jobs", "cancel", str(job["id"])], url, tok)
+    assert code == 5, out
+
+
+def test_exit_codes(served: tuple[str, World]) -> None:
+    url, w = served
+    tok = w.tokens["member_a1"]
+    assert _run(["jobs", "show", "999999"], url, tok)[0] == 3
+    # Another organization's project is not found, not forbidden.
+    assert _run(["jobs", "list", "--project", str(w.ids["p_b1"])], url, tok)[0] == 3
+    assert _run(["jobs", "list"], url, "aicc_" + "x" * 40)[0] == 4
+    assert _run(["jobs", "list"], url, None)[0] == 2
+    assert _run(["jobs", "list", "--limit", "0"], url, tok)[0] == 2
+    assert _run(["jobs", "submit", "-p", "acme-llm", "-t", "h100-sxm-80g", "-g", "99",
+                 "--time-limit", "60"], url, tok)[0] == 2
+    assert _run(["jobs", "list"], "http://127.0.0.1:1", tok)[0] == 7
+
+
+def test_db_upgrade_and_token_create(tmp_path: Path) -> None:
+    env = {"AICC_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "AICC_CONFIG": "",
+           "COLUMNS": "200"}
+    r = runner.invoke(app, ["db", "upgrade"], env=env)
+    assert r.exit_code == 0, r.output
+    assert "revision" in r.output
+    r = runner.invoke(app, ["token", "create", "--user", "ops"], env=env)
+    assert r.exit_code == 3, r.output
+    r = runner.invoke(app, ["token", "create", "--user", "ops", "--create-user", "--admin"],
+                      env=env)
+    assert r.exit_code == 0, r.output
+    token = r.output.strip()
+    assert token.startswith("aicc_")
+    engine = make_engine(env["AICC_DATABASE_URL"])
+    with session_factory(engine)() as s:
+        user = s.scalar(select(User).where(User.name == "ops"))
+        assert user is not None and user.is_admin
+    engine.dispose()
+    settings = Settings(database_url=env["AICC_DATABASE_URL"])
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(settings)) as c:
+        me = c.get("/v1/users/me", headers={"Authorization": f"Bearer {token}"}).json()
+        assert me["name"] == "ops" and me["is_admin"]

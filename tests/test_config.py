@@ -1,0 +1,55 @@
+"""Configuration: TOML file plus AICC_* overrides, validated at once with named keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aicc.config import load_settings
+from aicc.errors import ConfigError
+
+
+def test_defaults_run_without_services(tmp_path: Path) -> None:
+    cfg = tmp_path / "empty.toml"
+    cfg.write_text("")
+    s = load_settings(cfg, env={})
+    assert s.database_url.startswith("sqlite:///")
+    assert s.engine.kind == "twin"
+    assert (s.server.host, s.server.port) == ("127.0.0.1", 8000)
+
+
+def test_file_and_environment_overrides(tmp_path: Path) -> None:
+    cfg = tmp_path / "aicc.toml"
+    cfg.write_text('database_url = "sqlite:///x.db"\n[server]\nport = 9000\n')
+    s = load_settings(cfg, env={"AICC_PORT": "9100", "AICC_ADMIN_TOKEN": "t" * 20,
+                                "AICC_DATABASE_URL": "postgresql+psycopg://u@h/db"})
+    assert s.server.port == 9100
+    assert s.database_url == "postgresql+psycopg://u@h/db"
+    assert s.admin_token == "t" * 20
+
+
+@pytest.mark.parametrize(("env", "text", "field"), [
+    ({"AICC_PORT": "0"}, "", "server.port"),
+    ({"AICC_PORT": "eighty"}, "", "server.port"),
+    ({"AICC_DATABASE_URL": "mysql://x"}, "", "database_url"),
+    ({"AICC_ADMIN_TOKEN": "short"}, "", "admin_token"),
+    ({}, "[server]\nbogus = 1\n", "server.bogus"),
+    ({}, "not toml = = =", None),
+])
+def test_invalid_configuration_names_the_key(tmp_path: Path, env: dict[str, str], text: str,
+                                             field: str | None) -> None:
+    cfg = tmp_path / "aicc.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, env=env)
+    if field is not None:
+        assert info.value.field == field
+        assert field in info.value.message
+
+
+def test_missing_or_directory_config_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        load_settings(env={"AICC_CONFIG": str(tmp_path / "nope.toml")})
+    with pytest.raises(ConfigError):
+        load_settings(env={"AICC_CONFIG": str(tmp_path)})
