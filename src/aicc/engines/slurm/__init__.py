@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from aicc.catalog import Catalog, default_catalog
-from aicc.config import EngineConfig
+from aicc.config import EngineConfig, Settings
+from aicc.fleet.arrays import FleetArrays
 
 from .accounts import AccountManager, OrgNode, ProjectNode, SectorNode, SyncReport, tree_from_store
 from .discovery import DEFAULT_GRES_MAP, discover
@@ -23,6 +24,13 @@ def from_config(cfg: EngineConfig, catalog: Catalog | None = None) -> SlurmEngin
     )
 
 
+def from_settings(fleet: FleetArrays, settings: object | None = None) -> SlurmEngine:
+    """The engine factory entry (see :func:`aicc.engines.make_engine`): the fleet comes from
+    Slurm itself; the store's fleet only lends its catalog."""
+    cfg = settings.engine if isinstance(settings, Settings) else EngineConfig(kind="slurm")
+    return from_config(cfg, fleet.catalog)
+
+
 __all__ = ["DEFAULT_GRES_MAP", "AccountManager", "OrgNode", "ProjectNode", "SectorNode",
            "SlurmEngine", "SlurmRunner", "SyncReport", "discover", "expand_hostlist",
-           "from_config", "tree_from_store"]
+           "from_config", "from_settings", "tree_from_store"]

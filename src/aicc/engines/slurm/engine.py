@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ FINISHED_STATES = {"COMPLETED"}
 FAILED_STATES = {"FAILED", "NODE_FAIL", "BOOT_FAIL", "OUT_OF_MEMORY", "DEADLINE", "TIMEOUT"}
 CANCELLED_STATES = {"CANCELLED", "REVOKED", "SPECIAL_EXIT"}
 PREEMPTED_STATES = {"PREEMPTED"}
+TIMEOUT_EXIT = 124  # what `timeout` exits with when the limit is reached
 TERMINAL_STATES = FINISHED_STATES | FAILED_STATES | CANCELLED_STATES | PREEMPTED_STATES
 
 
@@ -160,14 +162,17 @@ class SlurmEngine:
                                if self.output_dir else "/dev/null")]
         if self.partition:
             args.append(f"--partition={self.partition}")
+        # Slurm's time limits are whole minutes; the exact limit is kept by `timeout` around
+        # the command (exit status 124 reads as "time limit reached"), Slurm's as a backstop.
+        limit = f"timeout --kill-after=2 {spec.time_limit_s:g}"
         script = spec.script
         if script is None:
             run_s = spec.runtime_s if spec.runtime_s is not None else spec.time_limit_s
-            args.append(f"--wrap=sleep {max(0.0, run_s):g}")
+            args.append(f"--wrap={limit} sleep {max(0.0, run_s):g}")
             return args, None
         if script.lstrip().startswith("#!"):
             return args, script
-        args.append(f"--wrap={script}")
+        args.append(f"--wrap={limit} bash -c {shlex.quote(script)}")
         return args, None
 
     def submit_held(self, spec: LaunchSpec) -> int:
@@ -229,6 +234,13 @@ class SlurmEngine:
                 t.nodes = tuple(order.nodes)
                 release.append(t)
             except (EngineError, InvalidJobShape) as exc:
+                dropped = self._jobs.get(spec.job_id)
+                if dropped is not None and dropped.phase in {"held", "stopped"}:
+                    try:
+                        self._scancel([dropped.slurm_id])
+                    except EngineError as cancel_exc:
+                        log.warning("could not cancel refused job %s: %s", dropped.slurm_id,
+                                    cancel_exc.message)
                 self._queued.append(JobEvent(EventKind.FAILED, self.wall_clock(),
                                              job_id=spec.job_id,
                                              reason=f"Slurm refused the job: {exc.message}"))
@@ -328,12 +340,29 @@ class SlurmEngine:
                 t.phase = "released"
             self._jobs[jid] = t
 
-    def adopt(self, job_ids: Iterable[int]) -> None:
-        """Track ids the database believes are started; the next poll reports what became of
-        them (including ends that happened while aicc was down, read from ``sacct``)."""
-        for jid in job_ids:
-            if jid not in self._jobs:
-                self._jobs[jid] = _Tracked(jid, 0, None, "released")
+    def adopt(self, order: StartOrder, start_time: float) -> bool:
+        """Re-establish a job the store says has been running since ``start_time`` (after a
+        restart of aicc). True when Slurm still knows it — running, or ended while aicc was
+        away, which the next poll then reports with Slurm's own end time (read from ``sacct``
+        when slurmctld has forgotten it); False when Slurm never heard of it."""
+        jid = order.spec.job_id
+        t = self._jobs.get(jid)
+        if t is not None:
+            t.spec = order.spec
+            return True
+        rec = self._our_jobs(self.runner.json(["squeue"])).get(jid)
+        if rec is not None:
+            slurm_id = int(rec["job_id"])
+        else:
+            found = self.runner.json(["sacct", "-D", "--name", self.job_name(jid),
+                                      "-S", "now-30days"]).get("jobs") or []
+            if not found:
+                return False
+            slurm_id = max(int(r["job_id"]) for r in found)
+        # "running": the store already announced its start, so no second started event.
+        self._jobs[jid] = _Tracked(jid, slurm_id, order.spec, "running",
+                                   nodes=tuple(order.nodes), start_time=start_time)
+        return True
 
     def poll(self, now: float) -> list[JobEvent]:
         """Events since the last poll, in time order (Slurm is asked at most every interval)."""
@@ -513,7 +542,7 @@ def _int(v: Any) -> int:
 
 
 def _failure_reason(v: _View) -> str:
-    if v.state == "TIMEOUT":
+    if v.state == "TIMEOUT" or TIMEOUT_EXIT in (v.exit_code, v.exit_code >> 8):
         return "time limit reached"
     if v.state == "NODE_FAIL":
         return "node failure"

@@ -30,6 +30,9 @@ class CallStats:
     by_command: dict[str, int] = field(default_factory=dict)
 
 
+NOTHING_FOUND = 9003
+
+
 class SlurmRunner:
     """Runs the Slurm clients (sbatch, squeue, sacct, sinfo, scontrol, scancel, sacctmgr)."""
 
@@ -92,7 +95,9 @@ class SlurmRunner:
         if not isinstance(doc, dict):
             raise EngineError(f"{args[0]} --json printed {type(doc).__name__}, not an object",
                               command=" ".join(args))
-        errors = [e for e in doc.get("errors") or [] if e]
+        # sacct reports an empty result as an error (9003 "Nothing found"): it is not one.
+        errors = [e for e in doc.get("errors") or []
+                  if e and not (isinstance(e, dict) and e.get("error_number") == NOTHING_FOUND)]
         if errors:
             raise EngineError(f"{args[0]} reported: {errors}", command=" ".join(args))
         return doc

@@ -1,0 +1,103 @@
+"""Usage read from ``sacct`` into aicc's ledger, exactly once.
+
+Each Slurm run of an aicc job is one attempt: the k-th run (by start time, requeued runs
+included, ``sacct -D``) is attempt k. Its ledger entry gets the same deterministic event id the
+control plane gives the attempt (``job:<id>:attempt:<k>:usage``, see :mod:`aicc.ledger.usage`)
+and is written with insert-or-ignore, so whichever path sees the end first — the service from
+the engine's event, or this import from the accounting database — writes it, and the other
+adds nothing. Re-running the import is always safe.
+
+Accelerator counts are Slurm's own (the ``gres/gpu`` it allocated), times are Slurm's start and
+end, so ``sacct``/``sreport`` and the ledger agree. A run that ended in ``NODE_FAIL`` is recorded
+as ``lost`` time (never charged), as the control plane does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aicc.catalog import Catalog, default_catalog
+from aicc.ledger.usage import LOST, USAGE, TypeFacts, insert_ignore, job_entry
+from aicc.store.models import Job
+
+from .runner import SlurmRunner
+
+_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
+          "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REQUEUED"}
+
+
+@dataclass(frozen=True, slots=True)
+class SlurmRun:
+    """One ended run of an aicc job, as the Slurm accounting database has it."""
+
+    job_id: int  # aicc id
+    attempt: int
+    slurm_job_id: int
+    account: str
+    state: str
+    gpus: int
+    start: float
+    end: float
+
+
+def read_runs(runner: SlurmRunner, *, prefix: str = "aicc", since: str = "now-30days"
+              ) -> list[SlurmRun]:
+    """Every ended run of a job named ``<prefix>-<id>`` since ``since`` (sacct's -S syntax)."""
+    name_re = re.compile(rf"^{re.escape(prefix)}-(\d+)$")
+    doc = runner.json(["sacct", "-a", "-D", "-S", since, "-E", "now"])
+    by_job: dict[int, list[dict[str, Any]]] = {}
+    for rec in doc.get("jobs") or []:
+        m = name_re.match(str(rec.get("name") or ""))
+        if m is None:
+            continue
+        tm = rec.get("time") or {}
+        if not tm.get("start"):
+            continue  # never ran (cancelled while held)
+        by_job.setdefault(int(m.group(1)), []).append(rec)
+    runs: list[SlurmRun] = []
+    for jid, recs in by_job.items():
+        recs.sort(key=lambda r: (int(r["time"]["start"]), int(r["job_id"])))
+        for k, rec in enumerate(recs, start=1):
+            state = str((rec.get("state") or {}).get("current") or "").split()[0]
+            if state not in _ENDED or not rec["time"].get("end"):
+                continue
+            gpus = sum(int(t.get("count") or 0)
+                       for t in (rec.get("tres") or {}).get("allocated") or []
+                       if t.get("type") == "gres" and t.get("name") == "gpu")
+            runs.append(SlurmRun(jid, k, int(rec["job_id"]), str(rec.get("account") or ""),
+                                 state, gpus, float(rec["time"]["start"]),
+                                 float(rec["time"]["end"])))
+    return sorted(runs, key=lambda r: (r.end, r.job_id, r.attempt))
+
+
+def import_usage(session: Session, runs: list[SlurmRun], catalog: Catalog | None = None
+                 ) -> int:
+    """Write a ledger entry for every run not yet charged; returns how many were new.
+
+    Runs of jobs the database does not know (another instance's prefix, a deleted job) are
+    skipped.
+    """
+    catalog = catalog or default_catalog()
+    if not runs:
+        return 0
+    jobs = {j.id: j for j in session.scalars(
+        select(Job).where(Job.id.in_({r.job_id for r in runs})))}
+    rows = []
+    for r in runs:
+        job = jobs.get(r.job_id)
+        if job is None or r.gpus <= 0:
+            continue
+        t = catalog.get(job.accelerator_type)
+        rows.append(job_entry(
+            job_id=job.id, attempt=r.attempt, kind=LOST if r.state == "NODE_FAIL" else USAGE,
+            project_id=job.project_id, grant_id=job.grant_id,
+            accelerator_type=job.accelerator_type, accelerators=r.gpus,
+            start=datetime.fromtimestamp(r.start, UTC), end=datetime.fromtimestamp(r.end, UTC),
+            facts=TypeFacts(tdp_w=t.tdp_w, price_weight=t.price_weight)))
+    return insert_ignore(session, rows)
