@@ -13,6 +13,7 @@ and ``walk`` only over jobs that can still fit the free capacity of the cycle.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,17 +97,21 @@ def screen(snap: Snapshot, policy: Policy, prep: Prepared) -> Screened:
                  | (p.nodes > prep.type_nodes[tc]))
     g = snap.grants
     gi = p.grant.astype(np.int64)
-    has = (gi >= 0) & (gi < len(g.total_s))
-    gs = np.where(has, gi, 0)
-    pace = np.full(n, 0.5)
-    if len(g.total_s):
-        active = has & (g.start[gs] <= snap.now) & (snap.now < g.end[gs]) & (g.type_idx[gs] == t)
-        exhausted = active & (g.used_s[gs] >= g.total_s[gs])
-        pace = np.where(has, pacing_factor(g.total_s[gs], g.used_s[gs], g.start[gs], g.end[gs],
-                                           snap.now), 0.5)
+    n_g = len(g.total_s)
+    has = (gi >= 0) & (gi < n_g)
+    if n_g:
+        # per grant first (few), then one gather per job
+        g_live = (g.start <= snap.now) & (snap.now < g.end)
+        g_spent = g_live & (g.used_s >= g.total_s)
+        g_pace = pacing_factor(g.total_s, g.used_s, g.start, g.end, snap.now)
+        gs = np.where(has, gi, 0)
+        active = has & g_live[gs] & (g.type_idx[gs] == t)
+        exhausted = active & g_spent[gs]
+        pace = np.where(has, g_pace[gs], 0.5)
     else:
         active = np.zeros(n, dtype=bool)
         exhausted = active
+        pace = np.full(n, 0.5)
     no_grant = ((gi >= 0) & ~active) | ((gi < 0) & policy.require_grant)
     reason[no_grant] = R.NO_GRANT
     reason[exhausted] = R.GRANT_EXHAUSTED
@@ -168,37 +173,43 @@ def order_jobs(snap: Snapshot, policy: Policy, prep: Prepared, scr: Screened) ->
             tier_a = acc <= room + 1e-9
             key = key + np.where(tier_a, 0.0, 3 * _TIER)
     rows = np.flatnonzero(eligible)
-    order = rows[np.argsort(key[rows], kind="stable")]
+    order = rows[np.argsort(key[rows])]  # deterministic; ties in no promised order
     return Ordered(order=order, key=key, tier_a=tier_a & eligible, ent=ent)
 
 
 # 4. walk -------------------------------------------------------------------------------------
+_BLOCK = 512  # rows filtered together before the per-job loop (first block size)
+
+
 @dataclass
 class Walked:
     starts: list[Start] = field(default_factory=list)
-    walked: int = 0
+    walked: int = 0  # rows that reached the per-job loop
     reservations: list[Reservation] = field(default_factory=list)
     borrowed: int = 0
     demoted: list[int] = field(default_factory=list)
     power_w: float = 0.0
+    used: np.ndarray | None = None  # [S, T] use after this cycle's starts (entitlements on)
 
 
 class _Walk:
-    """State of step 4: scalar copies of the arrays the per-job loop touches."""
+    """State of step 4: numpy columns for the block filter, Python scalars for the loop."""
 
     def __init__(self, snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered,
                  fs: FreeState, reason: np.ndarray) -> None:
         p = snap.pending
         self.snap, self.policy, self.fs, self.reason = snap, policy, fs, reason
-        self.T = p.type_idx.tolist()
-        self.N = p.nodes.tolist()
-        self.K = p.per_node.tolist()
-        self.A = p.accelerators.tolist()
-        self.END = (snap.now + p.time_limit_s).tolist()
-        self.ID = p.id.tolist()
-        self.S = prep.project_sector[p.project].tolist()
+        self.t = p.type_idx.astype(np.int64)
+        self.n = p.nodes.astype(np.int64)
+        self.k = p.per_node.astype(np.int64)
+        self.a = self.n * self.k
+        self.end = snap.now + p.time_limit_s
+        self.s = prep.project_sector[p.project].astype(np.int64)
+        self.key = od.key
+        self.dw_np = prep.delta_w
         self.dw = prep.delta_w.tolist()
         self.headroom = (snap.power_available_w - prep.power_w) if policy.power_cap else INF
+        self.added_w = 0.0
         self.ent = od.ent
         if od.ent is not None:
             self.cap = od.ent.cap.tolist()
@@ -206,25 +217,97 @@ class _Walk:
             self.quota = od.ent.quota.tolist()
             self.lendable = od.ent.lendable.tolist()
             self.pool = od.ent.pool.tolist()
-        self.added_w = 0.0
-        self.res_count = [0] * len(prep.type_cap)
-        self.blocked_type = [False] * len(prep.type_cap)
+        n_t = len(prep.type_cap)
+        self.res_count = [0] * n_t
+        self.blocked_type = [False] * n_t
+        self.depth = policy.reservations_per_type if policy.backfill else 1
         self.out = Walked()
 
-    def run(self, rows: list[int], tier_a: bool) -> None:
+    # the block filter: exact for what it rejects (capacity, quota and power only shrink)
+    def candidates(self, rows: np.ndarray, tier_a: bool) -> np.ndarray:
+        fs, pol = self.fs, self.policy
+        t, a, n, k, end = self.t[rows], self.a[rows], self.n[rows], self.k[rows], self.end[rows]
+        why = np.zeros(len(rows), dtype=np.int8)
+        open_ = np.ones(len(rows), dtype=bool)
+        fifo = not pol.backfill
+        if fifo:
+            blk = np.array(self.blocked_type)[t]
+            why[blk] = R.PRIORITY
+            open_ &= ~blk
+        if self.ent is not None:
+            s = self.s[rows]
+            room = (np.array(self.cap) - np.array(self.used))[s, t]
+            over = a - np.maximum(room, 0.0) > 1e-9
+            if tier_a:
+                dem = open_ & over
+                self.out.demoted.extend(rows[dem].tolist())  # rule 1: now tier B
+                open_ &= ~dem
+            else:
+                no = open_ & over & (a - np.maximum(room, 0.0) > np.array(self.quota)[s, t] + 1e-9)
+                why[no] = R.ENTITLEMENT
+                open_ &= ~no
+        hot = open_ & (a * self.dw_np[t] > self.headroom)
+        why[hot] = R.POWER_CAP
+        nofit = np.zeros(len(rows), dtype=bool)
+        if fifo:  # the first power hold of a type blocks the type (walked to set the flag)
+            nofit |= hot
+        open_ &= ~hot
+        one = n == 1
+        top = np.maximum(np.array(fs.hint), np.array(fs.resv_max))
+        fail_sub, fail_gang = fs.memo_tables()
+        fit = np.ones(len(rows), dtype=bool)
+        kk = np.minimum(k[one], fail_sub.shape[1] - 1)
+        fit[one] = (k[one] <= top[t[one]]) & (end[one] < fail_sub[t[one], kk])
+        if (~one).any():
+            whole = fs.whole_counts()
+            g = ~one
+            nn = np.minimum(n[g], fail_gang.shape[1] - 1)
+            prio_g = n[g] <= whole[t[g]]
+            fit[g] = prio_g & (end[g] < fail_gang[t[g], nn])
+        nf = open_ & ~fit
+        res = np.where(one, k <= np.array(fs.resv_max)[t], False)
+        if (~one).any():
+            res[~one] = prio_g
+        why[nf] = np.where(res[nf], R.PRIORITY, R.RESOURCES)
+        nofit |= nf
+        keep = open_ & fit
+        if nofit.any() and self.depth:
+            idx = np.flatnonzero(nofit)
+            ti = t[idx]
+            for ty in np.unique(ti).tolist():
+                left = self.depth - (self.res_count[ty] if pol.backfill else
+                                     int(self.blocked_type[ty]))
+                if left > 0:
+                    keep[idx[ti == ty][:left]] = True
+        self.reason[rows[~keep]] = why[~keep]
+        return rows[keep]
+
+    def run(self, rows: np.ndarray, tier_a: bool) -> None:
+        """Blocks grow while few of their rows reach the loop (the fleet is filling up) and
+        shrink while many do, so that the filter stays fresh where starts happen."""
+        b, size = 0, _BLOCK
+        while b < len(rows):
+            blk = rows[b:b + size]
+            cand = self.candidates(blk, tier_a)
+            if len(cand):
+                self.loop(cand, tier_a)
+            b += len(blk)
+            size = size * 4 if len(cand) * 8 < len(blk) else max(_BLOCK, size // 2)
+
+    def loop(self, rows: np.ndarray, tier_a: bool) -> None:
         """Rules 2, 6, 7, 9 for each row in order."""
         fs, reason, pol, out = self.fs, self.reason, self.policy, self.out
-        T, N, K, A, END, S = self.T, self.N, self.K, self.A, self.END, self.S
         backfill, fifo = pol.backfill, not pol.backfill
         R_max = pol.reservations_per_type
         ent = self.ent is not None
         out.walked += len(rows)
-        for j in rows:
-            t = T[j]
+        cols = zip(rows.tolist(), self.t[rows].tolist(), self.n[rows].tolist(),
+                   self.k[rows].tolist(), self.a[rows].tolist(), self.end[rows].tolist(),
+                   self.s[rows].tolist(), strict=True)
+        for j, t, n, k, a, end, s in cols:
             if fifo and self.blocked_type[t]:
                 reason[j] = R.PRIORITY
                 continue
-            a, s = A[j], S[j]
             borrow = 0.0
             if ent:
                 room = self.cap[s][t] - self.used[s][t]
@@ -244,7 +327,6 @@ class _Walk:
                 if fifo:
                     self.blocked_type[t] = True
                 continue
-            n, k, end = N[j], K[j], END[j]
             if n == 1:
                 node = -1 if fs.failed_sub(t, k, end) else fs.find_sub(t, k, end)
                 if node < 0:
@@ -277,16 +359,17 @@ class _Walk:
                 if borrow > 0:
                     lender = self._lend(s, t, borrow)
                     out.borrowed += 1
-            out.starts.append(Start(self.ID[j], placement, borrow > 0, lender))
+            out.starts.append(Start(int(self.snap.pending.id[j]), placement, borrow > 0, lender))
 
     def _reserve(self, j: int, start: float, need: int) -> None:
         if start == INF:
             return
-        t = self.T[j]
+        t = int(self.t[j])
         self.res_count[t] += 1
         nodes = self.fs.last_reserved
         need = need if need > 0 else int(self.fs.cap[nodes[0]])
-        self.out.reservations.append(Reservation(self.ID[j], start, nodes, need))
+        self.out.reservations.append(Reservation(int(self.snap.pending.id[j]), start, nodes,
+                                                 need))
 
     def _lend(self, s: int, t: int, amount: float) -> int:
         """Rule 2: charge a borrowed start to the pool first, then to the lender with most left;
@@ -311,60 +394,105 @@ class _Walk:
 
 def walk(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: FreeState,
          reason: np.ndarray) -> Walked:
-    """Step 4. Jobs that cannot fit the free capacity at the start of the cycle are held
-    vectorised (capacity only shrinks within a cycle); the first ``reservations_per_type`` of
-    them per type are still walked, to take reservations (rule 7)."""
-    p = snap.pending
+    """Step 4. Rows go through in blocks: a vectorised filter decides the rows that cannot start
+    under the current state (free capacity, quota and power only shrink within a cycle, so the
+    decision is final) and the per-job loop takes the rest, in order. The first blocked rows of
+    each type still reach the loop, to take reservations (rule 7)."""
     order = od.order
-    reason[order] = R.RESOURCES
-    t = p.type_idx[order].astype(np.int64)
-    n_t = len(prep.type_cap)
-    up = snap.fleet.state == NODE_UP
-    ti = snap.fleet.type_idx[up]
-    f0 = fs.free[up]
-    maxfree = np.zeros(n_t, dtype=np.int64)
-    np.maximum.at(maxfree, ti, f0)
-    whole = np.bincount(ti[f0 == fs.cap[up]], minlength=n_t)
-    one = p.nodes[order] == 1
-    fits = np.where(one, p.per_node[order] <= maxfree[t], p.nodes[order] <= whole[t])
-    acc = p.accelerators[order].astype(np.float64)
-    ok = np.ones(len(order), dtype=bool)
-    if policy.power_cap:
-        headroom = snap.power_available_w - prep.power_w
-        pw_ok = acc * prep.delta_w[t] <= headroom
-        reason[order[fits & ~pw_ok]] = R.POWER_CAP
-        ok &= pw_ok
-    if od.ent is not None:
-        sec = prep.project_sector[p.project[order]]
-        room = np.maximum(od.ent.cap - od.ent.used, 0.0)[sec, t]
-        ent_ok = od.tier_a[order] | (acc - room <= od.ent.quota[sec, t] + 1e-9)
-        reason[order[fits & ok & ~ent_ok]] = R.ENTITLEMENT
-        ok &= ent_ok
-    keep = fits & ok
-    depth = policy.reservations_per_type if policy.backfill else 1
-    if depth:
-        blocked = np.flatnonzero(~fits & ok)
-        bt = t[blocked]
-        for ty in np.unique(bt).tolist():
-            keep[blocked[bt == ty][:depth]] = True
-    rows = order[keep]
     w = _Walk(snap, policy, prep, od, fs, reason)
     if od.ent is not None:
-        a_rows = rows[od.tier_a[rows]].tolist()
-        b_rows = rows[~od.tier_a[rows]]
-        w.run(a_rows, tier_a=True)
+        tier = od.tier_a[order]
+        w.run(order[tier], tier_a=True)
+        b_rows = order[~tier]
         if w.out.demoted:
-            b_rows = np.concatenate([b_rows, np.array(w.out.demoted, dtype=np.int64)])
-            b_rows = b_rows[np.argsort(od.key[b_rows], kind="stable")]
-        w.run(b_rows.tolist(), tier_a=False)
-        w.out.walked -= len(w.out.demoted)
+            dem = np.array(w.out.demoted, dtype=np.int64)
+            dkey = od.key[dem] + 3 * _TIER  # ordered among tier B as if never tier A
+            srt = np.argsort(dkey, kind="stable")
+            dem, dkey = dem[srt], dkey[srt]
+            pos = np.searchsorted(od.key[b_rows], dkey, side="right")
+            b_rows = np.insert(b_rows, pos, dem)
+        w.run(b_rows, tier_a=False)
     else:
-        w.run(rows.tolist(), tier_a=False)
+        w.run(order, tier_a=False)
     w.out.power_w = prep.power_w + w.added_w
+    if od.ent is not None:
+        w.out.used = np.array(w.used)
     return w.out
 
 
 # 5. preempt ----------------------------------------------------------------------------------
+class _Reclaim:
+    """An incremental what-if over one pool of victims, in preemption order (rule 8).
+
+    ``avail[n]`` is what node ``n`` would have free if every victim examined so far stopped,
+    minus what earlier jobs of this step already claimed; each victim is examined once."""
+
+    def __init__(self, pool: list[int], alloc: tuple[list[int], list[int], list[int]],
+                 fs: FreeState, up: list[bool], cap: list[int]) -> None:
+        self.pool, self.ptr = pool, 0
+        self.alloc, self.fs, self.up, self.cap = alloc, fs, up, cap
+        self.avail: dict[int, int] = {}
+        self.waiting: dict[int, list[int]] = {}
+        self.heap: list[tuple[int, int]] = []
+        self.whole: list[int] = []
+        self.chosen: set[int] = set()
+
+    def _examine(self) -> bool:
+        if self.ptr >= len(self.pool):
+            return False
+        v = self.pool[self.ptr]
+        self.ptr += 1
+        ptr, node, count = self.alloc
+        freel = self.fs.freel
+        for i in range(ptr[v], ptr[v + 1]):
+            nd = node[i]
+            if not self.up[nd]:
+                continue
+            a = self.avail.get(nd, freel[nd]) + count[i]
+            self.avail[nd] = a
+            self.waiting.setdefault(nd, []).append(v)
+            heapq.heappush(self.heap, (-a, nd))
+            if a == self.cap[nd]:
+                self.whole.append(nd)
+        return True
+
+    def _take(self, nodes: list[int]) -> list[int]:
+        out: list[int] = []
+        for nd in nodes:
+            for v in self.waiting.pop(nd, []):
+                if v not in self.chosen:
+                    self.chosen.add(v)
+                    out.append(v)
+        return out
+
+    def for_one(self, k: int) -> list[int]:
+        """Victims that free ``k`` accelerators on one node ([] when none can)."""
+        while True:
+            while self.heap and -self.heap[0][0] != self.avail.get(self.heap[0][1]):
+                heapq.heappop(self.heap)
+            if self.heap and -self.heap[0][0] >= k:
+                nd = self.heap[0][1]
+                break
+            if not self._examine():
+                return []
+        victims = self._take([nd])
+        self.avail[nd] -= k
+        heapq.heappush(self.heap, (-self.avail[nd], nd))
+        return victims
+
+    def for_gang(self, nodes: int) -> list[int]:
+        """Victims that free ``nodes`` whole nodes ([] when none can)."""
+        self.whole = [n for n in self.whole if self.avail.get(n) == self.cap[n]]
+        while len(self.whole) < nodes:
+            if not self._examine():
+                return []
+        picked, self.whole = self.whole[:nodes], self.whole[nodes:]
+        victims = self._take(picked)
+        for nd in picked:
+            self.avail[nd] = 0
+        return victims
+
+
 def preempt(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: FreeState,
             reason: np.ndarray, walked: Walked) -> list[Preempt]:
     """Rule 8: reclaim borrowed capacity for tier-A jobs that could not start."""
@@ -392,79 +520,54 @@ def preempt(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: Fre
     cl = run.lender[cand].tolist() if by_lender else [-1] * len(cand)
     for v, ty, le in zip(cand.tolist(), ct, cl, strict=True):
         pools.setdefault((ty, le), []).append(v)
-    room = np.maximum(ent.cap - walked_used(ent, walked, snap, prep), 0.0).tolist()
-    fail_k: dict[tuple[int, int], int] = {}
-    chosen: set[int] = set()
+    up = (snap.fleet.state == NODE_UP).tolist()
+    alloc = (run.alloc_ptr.tolist(), run.alloc_node.tolist(), run.alloc_count.tolist())
+    cap = fs.cap.tolist()
+    reclaim = {key: _Reclaim(pool, alloc, fs, up, cap) for key, pool in pools.items()}
+    room = np.maximum(ent.cap - walked.used, 0.0).tolist()
     out: list[Preempt] = []
     p = snap.pending
-    ptr, a_node, a_cnt = run.alloc_ptr, run.alloc_node, run.alloc_count
-    cap, up = fs.cap, snap.fleet.state == NODE_UP
     names = snap.tenancy.sector_names
-    for j in want.tolist():
-        t = int(p.type_idx[j])
-        s = int(prep.project_sector[p.project[j]])
-        pool = pools.get((t, s if by_lender else -1))
-        if not pool:
+    whole = fs.whole_counts()
+    n_t = len(prep.type_cap)
+    w_t = p.type_idx[want].astype(np.int64)
+    w_s = prep.project_sector[p.project[want]].astype(np.int64)
+    w_n = p.nodes[want].astype(np.int64)
+    w_k = p.per_node[want].astype(np.int64)
+    group = w_t * (n_t + 1) + (w_s if by_lender else n_t)
+    for key in np.unique(group).tolist():
+        t, lend = divmod(key, n_t + 1)
+        rc = reclaim.get((t, lend if by_lender else -1))
+        if rc is None:
             continue
-        a = int(p.nodes[j]) * int(p.per_node[j])
-        if a > room[s][t] + 1e-9:
-            continue
-        n_req, k = int(p.nodes[j]), int(p.per_node[j])
-        size = k if n_req == 1 else 10_000 + n_req
-        if size >= fail_k.get((t, s), 1 << 40):
-            continue
-        temp: dict[int, int] = {}
-        touched: dict[int, list[int]] = {}
-        whole_new: list[int] = []
-        need_whole = n_req - fs.whole_free(t) if n_req > 1 else 0
-        target: list[int] = []
-        for v in pool:
-            if v in chosen:
+        sel = np.flatnonzero(group == key)  # in priority order
+        while len(sel):
+            j, s, n_req, k = (int(want[sel[0]]), int(w_s[sel[0]]), int(w_n[sel[0]]),
+                              int(w_k[sel[0]]))
+            a = n_req * k
+            if a > room[s][t] + 1e-9:  # no longer below entitlement for this job
+                rest = sel[1:]
+                rm = np.array(room)[w_s[rest], t]
+                sel = rest[w_n[rest] * w_k[rest] <= rm + 1e-9]
                 continue
-            for i in range(int(ptr[v]), int(ptr[v + 1])):
-                nd = int(a_node[i])
-                if not up[nd]:
-                    continue
-                temp[nd] = temp.get(nd, fs.freel[nd]) + int(a_cnt[i])
-                touched.setdefault(nd, []).append(v)
-                if n_req == 1 and temp[nd] >= k and not target:
-                    target = [nd]
-                elif n_req > 1 and temp[nd] == cap[nd] and nd not in whole_new:
-                    whole_new.append(nd)
-            if target or (n_req > 1 and len(whole_new) >= need_whole):
-                break
-        if n_req > 1 and len(whole_new) >= need_whole:
-            target = whole_new[:max(need_whole, 0)]
-        if not target and not (n_req > 1 and need_whole <= 0):
-            fail_k[(t, s)] = min(size, fail_k.get((t, s), 1 << 40))
-            continue
-        victims = sorted({v for nd in target for v in touched.get(nd, [])})
-        if not victims:
-            continue
-        room[s][t] -= a
-        reason[j] = R.PREEMPTING
-        for v in victims:
-            chosen.add(v)
-            borrower = names[int(prep.project_sector[run.project[v]])]
-            out.append(Preempt(
-                int(run.id[v]),
-                f"preempted: capacity borrowed by {borrower} is returned to {names[s]} "
-                f"(rule 8); {policy.grace_s:.0f} s to checkpoint",
-                grace_s=policy.grace_s))
+            sel = sel[1:]
+            victims = rc.for_one(k) if n_req == 1 else (
+                rc.for_gang(n_req - int(whole[t])) if n_req > whole[t] else [])
+            if not victims:
+                # what failed fails for every larger shape: victims are only consumed
+                dead = (w_n[sel] == 1) & (w_k[sel] >= k) if n_req == 1 else (w_n[sel] >= n_req)
+                sel = sel[~dead]
+                continue
+            room[s][t] -= a
+            reason[j] = R.PREEMPTING
+            for v in victims:
+                borrower = names[int(prep.project_sector[run.project[v]])]
+                out.append(Preempt(
+                    int(run.id[v]),
+                    f"preempted: capacity borrowed by {borrower} is returned to {names[s]} "
+                    f"(rule 8); {policy.grace_s:.0f} s to checkpoint",
+                    grace_s=policy.grace_s))
     return out
-
-
-def walked_used(ent: Entitlements, walked: Walked, snap: Snapshot, prep: Prepared
-                ) -> np.ndarray:
-    """Use per (sector, type) after the starts of this cycle."""
-    used = ent.used.copy()
-    if walked.starts:
-        p = snap.pending
-        row = {int(i): r for r, i in enumerate(p.id.tolist())} if walked.starts else {}
-        for st in walked.starts:
-            r = row[st.job_id]
-            used[prep.project_sector[p.project[r]], p.type_idx[r]] += p.accelerators[r]
-    return used
 
 
 # 6. report / entry point -----------------------------------------------------------------------

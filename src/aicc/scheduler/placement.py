@@ -162,6 +162,27 @@ class FreeState:
         srt = np.lexsort((-lcnt[linv], -pcnt[pinv]))
         return cand[srt][:nodes]
 
+    def whole_counts(self) -> np.ndarray:
+        """Wholly free in-service nodes per type."""
+        up = self.fleet.state == NODE_UP
+        whole = up & (self.free == self.cap)
+        return np.bincount(self.fleet.type_idx[whole], minlength=self.n_types)
+
+    def memo_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """The failure memos as 2-D arrays [type, size] (inf: no failure yet); gang memos of
+        types with mixed node sizes stay empty (inf), as in :meth:`find_gang`."""
+        sub = np.full((self.n_types, max(self.maxcap, default=0) + 2), INF)
+        for t, row in enumerate(self.fail_sub):
+            sub[t, :len(row)] = row
+            sub[t, len(row):] = row[-1]
+        width = max((len(g) for g in self.fail_gang), default=1)
+        gang = np.full((self.n_types, width), INF)
+        for t, g in enumerate(self.fail_gang):
+            if self.uniform[t]:
+                gang[t, :len(g)] = g
+                gang[t, len(g):] = g[-1]
+        return sub, gang
+
     def whole_free(self, t: int) -> int:
         ix = self.nodes_of_type[t]
         return int((self.free[ix] == self.cap[ix]).sum())
