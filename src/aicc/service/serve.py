@@ -1,0 +1,200 @@
+"""``aicc serve``: the control plane and the API in one process.
+
+Start-up, in order: reset the database if asked, migrate it to head, seed the catalog and the
+default sectors, write the configured fleet phase into the store, pick the admin token, build
+the engine from the stored fleet, pick the clock, seed the demo center when asked, reconcile
+running jobs with the engine, then run cycles in a thread while uvicorn serves the API.
+
+Restarting resumes the same center: every step is idempotent, the admin token is reused, and an
+accelerated clock resumes from the latest time the store has seen (it never runs backwards).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from aicc.clock import AcceleratedClock, Clock, WallClock
+from aicc.config import Settings
+from aicc.engines import make_engine as make_exec_engine
+from aicc.engines.base import Engine as ExecEngine
+from aicc.engines.twin import TwinEngine
+from aicc.errors import ConfigError
+from aicc.fleet import build_fleet, phase
+from aicc.service.loop import ControlPlane, Feeder
+from aicc.service.snapshot import load_fleet, ts
+from aicc.store.db import make_engine, session_factory, transaction
+from aicc.store.migrate import upgrade
+from aicc.store.models import Base, Job, JobEventRow, LedgerEntry
+from aicc.store.seed import seed_default_sectors, sync_fleet
+
+log = logging.getLogger("aicc.service")
+
+ADMIN_TOKEN_FILE = "admin-token"
+DEMO_TOKENS_FILE = "demo-tokens.json"
+
+
+def var_dir(settings: Settings) -> Path:
+    """Where the service keeps its files: beside a SQLite database, else ``./var``."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).resolve().parent
+    return Path("var").resolve()
+
+
+def admin_token(settings: Settings, var: Path) -> tuple[str, str]:
+    """The admin token and where it came from: the configuration (``AICC_ADMIN_TOKEN``), else
+    a token generated on the first start and kept in ``var/admin-token`` (mode 0600)."""
+    if settings.admin_token:
+        return settings.admin_token, "configuration"
+    path = var / ADMIN_TOKEN_FILE
+    if path.exists():
+        token = path.read_text().strip()
+        if len(token) < 16:
+            raise ConfigError(f"{path} holds no valid token; delete it to generate a new one",
+                              field=str(path))
+        return token, str(path)
+    var.mkdir(parents=True, exist_ok=True)
+    token = "aicc_admin_" + secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token, str(path)
+
+
+def reset_database(db: Engine) -> None:
+    """Drop every table (ours and Alembic's) so that the next upgrade starts empty."""
+    Base.metadata.drop_all(db)
+    with db.begin() as conn:
+        if inspect(conn).has_table("alembic_version"):
+            conn.execute(text("DROP TABLE alembic_version"))
+
+
+def resume_time(session: Session) -> float | None:
+    """The latest clock time the store has recorded (None for an empty center)."""
+    latest = [session.scalar(select(func.max(JobEventRow.time))),
+              session.scalar(select(func.max(Job.submitted_at))),
+              session.scalar(select(func.max(LedgerEntry.period_end)))]
+    times = [ts(t) for t in latest if t is not None]
+    return max(times) if times else None
+
+
+def make_clock(settings: Settings, *, demo: bool, resume_at: float | None) -> Clock:
+    """Wall time for a live center; an accelerated clock (``demo.clock_speed``) for the demo,
+    or when ``AICC_CLOCK_SPEED`` / ``demo.clock_speed`` is set explicitly (rehearsals, tests).
+    An accelerated clock resumes from ``resume_at`` if that lies ahead of the wall."""
+    explicit = "clock_speed" in settings.demo.model_fields_set
+    if not (demo or explicit):
+        return WallClock()
+    origin = max(time.time(), resume_at or 0.0)
+    return AcceleratedClock(settings.demo.clock_speed, origin=origin)
+
+
+@dataclass
+class Service:
+    """Everything ``serve`` builds, so tests and the CLI can drive it without uvicorn."""
+
+    settings: Settings
+    db: Engine
+    factory: sessionmaker[Session]
+    engine: ExecEngine
+    clock: Clock
+    control_plane: ControlPlane
+    admin_token: str
+    admin_token_source: str
+    demo_tokens_file: Path | None = None
+
+    def close(self) -> None:
+        self.control_plane.stop()
+        self.engine.close()
+        self.db.dispose()
+
+
+def build_service(settings: Settings, *, demo: bool = False, reset: bool = False,
+                  say: Callable[[str], None] = print) -> Service:
+    var = var_dir(settings)
+    db = make_engine(settings.database_url)
+    if reset:
+        reset_database(db)
+        say("aicc: database reset")
+    upgrade(db)
+    factory = session_factory(db)
+    token, source = admin_token(settings, var)
+    settings = settings.model_copy(update={"admin_token": token})
+    ph = phase(settings.engine.fleet_phase)
+    with transaction(factory) as session:
+        seed_default_sectors(session)
+        sync_fleet(session, build_fleet(ph), site=ph.site)
+        resume_at = resume_time(session)
+    with factory() as session:
+        fleet, _ = load_fleet(session)
+    if settings.engine.kind == "twin":
+        engine: ExecEngine = TwinEngine(fleet)
+    else:
+        engine = make_exec_engine(settings.engine.kind, fleet, settings)
+    clock = make_clock(settings, demo=demo, resume_at=resume_at)
+    feeders: list[Feeder] = []
+    demo_file: Path | None = None
+    if demo:
+        feeders, demo_file = _demo(settings, factory, fleet, clock, var, say)
+    cp = ControlPlane(settings, factory, engine, clock, settings.scheduler.policy,
+                      feeders=feeders)
+    done = cp.reconcile(clock.now())
+    if any(done.values()):
+        say(f"aicc: resumed the center: {done}")
+    return Service(settings, db, factory, engine, clock, cp, token, source, demo_file)
+
+
+def _demo(settings: Settings, factory: sessionmaker[Session], fleet, clock: Clock, var: Path,
+          say: Callable[[str], None]) -> tuple[list[Feeder], Path | None]:
+    from aicc.service.demo import DemoWorkload, seed_demo
+
+    with transaction(factory) as session:
+        center = seed_demo(session, settings, fleet, now=clock.now())
+    path = var / DEMO_TOKENS_FILE
+    if center.created and center.tokens:
+        var.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(center.tokens, f, indent=1, sort_keys=True)
+        say(f"aicc: demo center created: {center.organizations} organizations, "
+            f"{center.projects} projects, {center.grants} grants; member tokens in {path}")
+    else:
+        say(f"aicc: demo center resumed: {center.projects} projects, {center.grants} grants")
+    with factory() as session:
+        workload = DemoWorkload.from_store(session, settings, fleet)
+    return [workload.submit_due], (path if path.exists() else None)
+
+
+def serve(settings: Settings, *, demo: bool = False, reset: bool = False) -> None:
+    """Run the center until interrupted (SIGINT/SIGTERM stop it cleanly; SIGKILL is safe)."""
+    import uvicorn
+
+    from aicc.api.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    svc = build_service(settings, demo=demo, reset=reset)
+    s = svc.settings
+    app = create_app(s, session_factory=svc.factory, control_plane=svc.control_plane)
+    speed = getattr(svc.clock, "speed", 1.0)
+    url = f"http://{s.server.host}:{s.server.port}"
+    print(f"aicc: serving {url}  (engine {svc.engine.name}, fleet {s.engine.fleet_phase}, "
+          f"{svc.engine.fleet().n_accelerators:,} accelerators, clock x{speed:g})")
+    print(f"aicc: admin token {svc.admin_token}  (from {svc.admin_token_source})")
+    sys.stdout.flush()
+    svc.control_plane.start()
+    try:
+        uvicorn.run(app, host=s.server.host, port=s.server.port, log_level="warning")
+    finally:
+        svc.close()
