@@ -112,6 +112,7 @@ def test_submission_resumes_after_a_restart(store) -> None:
         sync_fleet(s, fleet)
         seed_demo(s, settings, fleet, now=T0 - 86400)
         w = DemoWorkload.from_store(s, settings, fleet, load=3.0)
+        w.queue_hours = 1e9  # no scheduler runs here: let the queue grow
         n1 = w.submit_due(s, T0)
         n2 = w.submit_due(s, T0 + 1800)
     assert n1 > 0
@@ -121,9 +122,26 @@ def test_submission_resumes_after_a_restart(store) -> None:
         assert s.scalar(select(func.count(Job.id)).where(Job.runtime_s.is_(None))) == 0
         # A new process over the same store: nothing is submitted twice.
         w2 = DemoWorkload.from_store(s, settings, fleet, load=3.0)
+        w2.queue_hours = 1e9
         assert w2.submit_due(s, T0 + 1800) == 0
         n3 = w2.submit_due(s, T0 + 7200)
         assert s.scalar(select(func.count(Job.id))) == stored + n3
         want = DemoWorkload.from_store(s, settings, fleet, load=3.0).arrivals(
             T0 - w.backlog_s, T0 + 7200)
         assert n1 + n2 + n3 == len(want)
+
+
+def test_a_long_queue_holds_back_batch_work(store) -> None:
+    settings, factory = store
+    fleet = build_fleet("lab")
+    with transaction(factory) as s:
+        sync_fleet(s, fleet)
+        seed_demo(s, settings, fleet, now=T0 - 86400)
+        w = DemoWorkload.from_store(s, settings, fleet, load=3.0)
+        w.queue_hours = 0.5
+        first = w.submit_due(s, T0)  # the queue is empty: the whole backlog arrives
+        assert first == len(w.arrivals(T0 - w.backlog_s, T0)) > w.queue_hours * w.rate * 3600
+        later = w.arrivals(T0, T0 + 4 * 3600)
+        n = w.submit_due(s, T0 + 4 * 3600)
+        interactive = [a for a in later if a.job_class == "interactive"]
+        assert n == len(interactive) < len(later)

@@ -11,8 +11,10 @@ idempotency key ``demo-<k>-<i>``: a window submitted twice stores its jobs once.
 
 Arrival rates are sized from the fleet: for each accelerator type, the offered work
 (accelerators × runtime) per hour matches ``load`` × its capacity, split between the sectors in
-proportion to their entitlement. With ``load`` near 1 the scheduler keeps the fleet 70-90% busy
-(gangs and fragmentation leave the rest) with a standing queue.
+proportion to their entitlement. With ``load`` a little above 1 the scheduler keeps the fleet
+70-90% busy (gangs and fragmentation leave the rest) with a standing queue; once about
+``queue_hours`` of arrivals wait, batch and flexible users hold back (a balking queue), so the
+queue stands without growing for ever.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from aicc.fleet.arrays import FleetArrays
 from aicc.store.models import (
     Grant,
     Job,
+    JobState,
     Membership,
     Organization,
     Project,
@@ -109,6 +112,9 @@ DEMO_ORGS: tuple[DemoOrg, ...] = (
 # Grants cover this many days of each project's fair part of its sector's entitlement, so the
 # demo runs for months of clock time before a budget runs dry.
 GRANT_HORIZON_DAYS = 240
+# Offered work as a fraction of capacity: a little above 1, so that a queue stands while gangs
+# and fragmentation keep the fleet 70-90% busy; the queue is bounded by DemoWorkload.queue_hours.
+DEFAULT_LOAD = 1.1
 GRANT_VALID_DAYS = 365
 
 
@@ -281,11 +287,13 @@ class DemoWorkload:
     """A deterministic arrival stream for a fleet and a set of projects (see module notes)."""
 
     window_s = 60.0
-    backlog_s = 3 * 3600.0  # the first call also submits this much earlier work: a warm start
+    backlog_s = 4 * 3600.0  # the first call also submits this much earlier work: a warm start
     max_catch_up_s = 3 * 3600.0  # after a long stop, older windows are skipped, not flooded
+    queue_hours = 2.0  # users hold back batch work once this many hours of arrivals wait
 
     def __init__(self, seed: int, fleet: FleetArrays, projects: Sequence[WorkloadProject],
-                 *, load: float = 1.0, sector_shares: dict[str, float] | None = None) -> None:
+                 *, load: float = DEFAULT_LOAD, sector_shares: dict[str, float] | None = None
+                 ) -> None:
         if not projects:
             raise ValueError("the demo workload needs at least one project")
         self.seed = int(seed)
@@ -331,7 +339,7 @@ class DemoWorkload:
 
     @classmethod
     def from_store(cls, session: Session, settings: Settings, fleet: FleetArrays,
-                   *, load: float = 1.0) -> DemoWorkload:
+                   *, load: float = DEFAULT_LOAD) -> DemoWorkload:
         """The workload over the demo projects found in the store (after :func:`seed_demo`)."""
         names = [p.name for org in DEMO_ORGS for p in org.projects]
         rows = session.execute(
@@ -427,6 +435,12 @@ class DemoWorkload:
         due = self.due(session, now)
         if not due:
             return 0
+        waiting = session.scalar(select(func.count(Job.id)).where(
+            Job.state == JobState.PENDING)) or 0
+        if waiting >= self.queue_hours * self.rate * 3600:
+            # A long queue: batch and flexible users wait for a better moment (a balking
+            # queue); interactive sessions still arrive. Keeps the demo's queue bounded.
+            due = [a for a in due if a.job_class == "interactive"]
         for uid in {a.submitter_id for a in due} - set(self._principals):
             self._principals[uid] = load_principal(session=session,
                                                    user=session.get(User, uid))
