@@ -1,0 +1,571 @@
+"""The simulator's event loop: a heap of ``(time, priority, sequence, …)`` on a virtual clock.
+
+Each scheduling cycle calls :func:`aicc.scheduler.schedule` unchanged, on a
+:class:`~aicc.scheduler.snapshot.Snapshot` built from arrays kept up to date incrementally.
+Cycles are triggered by events (arrivals, completions, failures, repairs) but never closer than
+``min_cycle_s`` apart, so that arrivals between two cycles are batched into one.
+
+Job completion is kept here, event-driven, rather than delegated to the twin engine: the engine
+port has no "time of the next event" query, so driving it would mean polling at fixed steps,
+and its per-job objects and node names cost more than the whole cycle at Philly scale. The twin
+and this loop apply the same rules (runtime, time limit, node failure → lost work).
+
+Priorities at equal times: a job ends, a node is repaired, a node fails, a preempted job stops,
+arrivals are admitted, then the cycle runs and the metrics are sampled. Ties beyond that are
+broken by the sequence number, so the same seed always gives the same result.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aicc.clock import VirtualClock
+from aicc.fleet.arrays import NODE_DOWN, NODE_UP, FleetArrays
+from aicc.scheduler import Policy, decay_usage, schedule
+from aicc.scheduler.policy import resolve
+from aicc.scheduler.snapshot import Grants, JobTable, Preempt, Snapshot, Start, Tenancy
+from aicc.sim.jobs import SimJobs
+
+# event priorities (lower first at equal times)
+P_END, P_REPAIR, P_FAIL, P_STOP, P_ARRIVAL, P_CYCLE, P_SAMPLE = range(7)
+
+# job states
+ST_FUTURE, ST_PENDING, ST_RUNNING, ST_DONE, ST_FAILED, ST_TIMEOUT = range(6)
+STATE_NAMES = ("unsubmitted", "pending", "running", "finished", "failed", "timeout")
+
+# Llama 3 405B pre-training: 419 unexpected interruptions in 54 days on 16,384 GPUs.
+LLAMA3_FAILURES_PER_GPU_S = 419 / (54 * 86400 * 16384)
+
+
+@dataclass(frozen=True)
+class FailureModel:
+    """Node failures as a Poisson process over accelerators in service.
+
+    ``on_failure``: ``requeue`` puts an interrupted job back in the queue (up to
+    ``max_requeues`` times, then it fails), ``fail`` ends it. Work since the last checkpoint
+    (every ``checkpoint_s``; ``None`` = no checkpoints) is lost and never charged."""
+
+    rate_per_accelerator_s: float = LLAMA3_FAILURES_PER_GPU_S
+    repair_s: float = 4 * 3600.0
+    on_failure: str = "requeue"
+    max_requeues: int = 3
+    checkpoint_s: float | None = None
+    # failures at fixed times, (time, node index), in addition to the random ones
+    scheduled: tuple[tuple[float, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.rate_per_accelerator_s < 0:
+            raise ValueError("failure rate must not be negative")
+        if self.on_failure not in ("requeue", "fail"):
+            raise ValueError("on_failure must be 'requeue' or 'fail'")
+        if self.repair_s <= 0:
+            raise ValueError("repair_s must be positive")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    policy: Policy | str = "fairshare"
+    min_cycle_s: float = 60.0
+    sample_s: float | None = None  # None: about 2,000 samples over the submission span
+    failures: FailureModel | None = None
+    seed: int = 0
+    until_s: float = math.inf
+    check_invariants: bool = False  # verify conservation after every cycle (tests)
+
+
+@dataclass
+class SimResult:
+    """Everything the metrics and reports need; arrays are one row per job."""
+
+    jobs: SimJobs
+    fleet: FleetArrays
+    tenancy: Tenancy
+    policy: str
+    state: np.ndarray
+    first_start: np.ndarray
+    end: np.ndarray
+    preemptions: np.ndarray
+    interruptions: np.ndarray
+    lost_s: np.ndarray  # accelerator-seconds lost (not charged)
+    charged_s: np.ndarray  # accelerator-seconds of useful work (charged)
+    series: dict[str, np.ndarray]
+    end_time: float
+    cycles: int
+    wall_s: float
+    failures: int
+    cycle_wall_s: float
+    config: SimConfig
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class _Running:
+    """Running jobs with their allocations in CSR form; rows removed lazily (compacted when
+    the table is next needed), rows appended in start order."""
+
+    def __init__(self) -> None:
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.ptr = np.zeros(1, dtype=np.int64)
+        self.node = np.zeros(0, dtype=np.int32)
+        self.count = np.zeros(0, dtype=np.int32)
+        self.lender = np.zeros(0, dtype=np.int16)
+        self._add: list[tuple[int, tuple[tuple[int, int], ...], int]] = []
+        self._gone: set[int] = set()
+
+    def add(self, job: int, placement: tuple[tuple[int, int], ...], lender: int) -> None:
+        self._add.append((job, placement, lender))
+
+    def remove(self, job: int) -> None:
+        self._gone.add(job)
+
+    def compact(self) -> None:
+        if self._gone:
+            gone = np.fromiter(self._gone, dtype=np.int64, count=len(self._gone))
+            keep = ~np.isin(self.ids, gone)
+            counts = np.diff(self.ptr)
+            keep_k = np.repeat(keep, counts)
+            self.ids, self.lender = self.ids[keep], self.lender[keep]
+            self.node, self.count = self.node[keep_k], self.count[keep_k]
+            self.ptr = np.concatenate(([0], np.cumsum(counts[keep])))
+            pending_gone = self._gone.difference(self.ids.tolist()) if self._add else set()
+            self._gone = set()
+            if pending_gone:  # started and stopped between two compactions
+                self._add = [a for a in self._add if a[0] not in pending_gone]
+        if self._add:
+            ids = [a[0] for a in self._add]
+            nodes = [n for a in self._add for n, _ in a[1]]
+            counts = [c for a in self._add for _, c in a[1]]
+            lens = [len(a[1]) for a in self._add]
+            self.ids = np.concatenate((self.ids, np.array(ids, dtype=np.int64)))
+            self.lender = np.concatenate((self.lender, np.array([a[2] for a in self._add],
+                                                                dtype=np.int16)))
+            self.node = np.concatenate((self.node, np.array(nodes, dtype=np.int32)))
+            self.count = np.concatenate((self.count, np.array(counts, dtype=np.int32)))
+            self.ptr = np.concatenate((self.ptr, self.ptr[-1] + np.cumsum(lens)))
+            self._add = []
+
+
+class Simulator:
+    """One run of ``jobs`` on ``fleet`` under ``config``; call :meth:`run` once."""
+
+    def __init__(self, jobs: SimJobs, fleet: FleetArrays, tenancy: Tenancy,
+                 config: SimConfig | None = None, *,
+                 progress: Callable[[float, int], None] | None = None,
+                 initial: dict[str, np.ndarray] | None = None) -> None:
+        self.cfg = config or SimConfig()
+        self.policy = resolve(self.cfg.policy)
+        self.jobs = jobs
+        self.tenancy = tenancy
+        # a private copy of the fleet: failures change node states
+        self.fleet = FleetArrays(fleet.catalog, fleet.names, fleet.type_idx, fleet.capacity,
+                                 fleet.leaf, fleet.pod, fleet.state.copy(), fleet.leaf_names,
+                                 fleet.pod_names)
+        self.clock = VirtualClock(0.0)
+        self.progress = progress
+        n = len(jobs)
+        self.n = n
+        self.cap = fleet.capacity.astype(np.int32)
+        self.free = np.where(self.fleet.state == NODE_UP, self.cap, 0).astype(np.int32)
+        self.acc = jobs.accelerators
+        self.state = np.full(n, ST_FUTURE, dtype=np.int8)
+        self.first_start = np.full(n, -1.0)
+        self.start = np.full(n, -1.0)
+        self.end = np.full(n, -1.0)
+        self.remaining = jobs.runtime.copy()
+        self.preemptions = np.zeros(n, dtype=np.int32)
+        self.interruptions = np.zeros(n, dtype=np.int32)
+        self.lost_s = np.zeros(n)
+        self.charged_s = np.zeros(n)
+        self.run_seq = np.zeros(n, dtype=np.int64)
+        self.stopping = np.zeros(n, dtype=bool)
+        self.limited = np.zeros(n, dtype=bool)  # current run ends at its time limit
+        self.placement: list[tuple[tuple[int, int], ...] | None] = [None] * n
+        self.running = _Running()
+        self.n_running = 0
+        self.pending_parts: list[np.ndarray] = []
+        self.n_pending = 0
+        self.n_projects = len(tenancy.project_names)
+        self.proj_busy = np.zeros(self.n_projects)
+        self.usage = np.zeros(self.n_projects)
+        self.project_sector = tenancy.project_sector
+        self.heap: list[tuple] = []
+        self.seq = 0
+        self.ap = 0  # next arrival
+        self.want_cycle = False
+        self.cycle_pending = False
+        self.last_cycle = -math.inf
+        self.last_usage_t = 0.0
+        self.cycles = 0
+        self.cycle_wall = 0.0
+        self.n_failures = 0
+        self.rng = np.random.default_rng(self.cfg.seed)
+        self.samples: dict[str, list] = {k: [] for k in (
+            "time", "busy", "capacity_up", "pending", "fragmentation")}
+        self.sector_busy: list[np.ndarray] = []
+        self.sector_pending: list[np.ndarray] = []
+        self.type_busy: list[np.ndarray] = []
+        self.grants = Grants.empty()
+        if initial is not None:
+            self._load_initial(initial)
+
+    # --- heap -------------------------------------------------------------------------------
+    def _push(self, t: float, prio: int, a: int = 0, b: int = 0) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (t, prio, self.seq, a, b))
+
+    # --- state changes ----------------------------------------------------------------------
+    def _load_initial(self, initial: dict[str, np.ndarray]) -> None:
+        """Jobs already running at time 0 (the start-time forecast's fork of live state):
+        ``running`` rows with ``start`` (≤ 0) and ``placement`` lists."""
+        rows = initial["rows"]
+        for r, placement in zip(rows.tolist(), initial["placement"], strict=True):
+            self.state[r] = ST_PENDING
+            self.n_pending += 1
+            self._start(Start(int(r), tuple(placement)), 0.0, started_at=None)
+        self.ap = 0
+
+    def _start(self, s: Start, now: float, started_at: float | None = 0.0) -> None:
+        j = s.job_id
+        if self.state[j] != ST_PENDING:
+            raise RuntimeError(f"job {j} started while {STATE_NAMES[self.state[j]]}")
+        total = 0
+        free = self.free
+        for node, cnt in s.placement:
+            if self.fleet.state[node] != NODE_UP:
+                raise RuntimeError(f"job {j} placed on node {node} which is not up")
+            free[node] -= cnt
+            if free[node] < 0:
+                raise RuntimeError(f"node {node} over capacity after starting job {j}")
+            total += cnt
+        if total != self.acc[j]:
+            raise RuntimeError(f"job {j} placed on {total} accelerators, asked {self.acc[j]}")
+        self.state[j] = ST_RUNNING
+        self.n_pending -= 1
+        self.n_running += 1
+        self.start[j] = now
+        if self.first_start[j] < 0:
+            self.first_start[j] = now
+        self.placement[j] = s.placement
+        self.running.add(j, s.placement, s.lender)
+        self.proj_busy[self.jobs.project[j]] += total
+        self.run_seq[j] += 1
+        rem, limit = self.remaining[j], self.jobs.time_limit[j]
+        if started_at is None:  # forked live job: its limit and remaining time already count
+            limit = rem
+        self.limited[j] = rem > limit
+        self._push(now + min(rem, limit), P_END, j, int(self.run_seq[j]))
+
+    def _release(self, j: int) -> None:
+        for node, cnt in self.placement[j] or ():
+            if self.fleet.state[node] == NODE_UP:
+                self.free[node] += cnt
+        self.placement[j] = None
+        self.running.remove(j)
+        self.proj_busy[self.jobs.project[j]] -= self.acc[j]
+        self.n_running -= 1
+        self.run_seq[j] += 1  # invalidates the pending end event
+        self.stopping[j] = False
+
+    def _requeue(self, j: int) -> None:
+        self.state[j] = ST_PENDING
+        self.n_pending += 1
+        self.pending_parts.append(np.array([j], dtype=np.int64))
+        self.want_cycle = True
+
+    def _interrupt(self, j: int, now: float, checkpointed: bool) -> float:
+        """Stop job j's current run; returns the accelerator-seconds lost."""
+        elapsed = now - self.start[j]
+        ck = self.cfg.failures.checkpoint_s if self.cfg.failures else None
+        if checkpointed:
+            saved = elapsed
+        elif ck:
+            saved = math.floor(elapsed / ck) * ck
+        else:
+            saved = 0.0
+        saved = min(saved, self.remaining[j])
+        lost = (elapsed - saved) * self.acc[j]
+        self.remaining[j] -= saved
+        self.charged_s[j] += saved * self.acc[j]
+        self.lost_s[j] += lost
+        self._release(j)
+        return lost
+
+    # --- events -----------------------------------------------------------------------------
+    def _on_end(self, t: float, j: int, seq: int) -> None:
+        if self.run_seq[j] != seq or self.state[j] != ST_RUNNING:
+            return  # a stale end: the run was preempted or interrupted
+        ran = t - self.start[j]
+        self.charged_s[j] += ran * self.acc[j]
+        timed_out = bool(self.limited[j])
+        self.remaining[j] = max(0.0, self.remaining[j] - ran) if timed_out else 0.0
+        self._release(j)
+        self.state[j] = ST_TIMEOUT if timed_out else ST_DONE
+        self.end[j] = t
+        if self.n_pending:
+            self.want_cycle = True
+
+    def _on_fail(self, t: float, node: int = -1) -> None:
+        fm = self.cfg.failures
+        assert fm is not None
+        up = np.flatnonzero(self.fleet.state == NODE_UP)
+        scheduled = node >= 0
+        if scheduled and self.fleet.state[node] != NODE_UP:
+            return
+        if len(up):
+            if not scheduled:
+                node = int(up[self.rng.integers(len(up))])
+            self.n_failures += 1
+            self.running.compact()
+            k = np.flatnonzero(self.running.node == node)
+            rows = np.unique(np.searchsorted(self.running.ptr, k, side="right") - 1)
+            victims = self.running.ids[rows].tolist()
+            self.fleet.state[node] = NODE_DOWN
+            self.free[node] = 0
+            for j in victims:
+                self._interrupt(j, t, checkpointed=False)
+                self.interruptions[j] += 1
+                if fm.on_failure == "requeue" and self.interruptions[j] <= fm.max_requeues:
+                    self._requeue(j)
+                else:
+                    self.state[j] = ST_FAILED
+                    self.end[j] = t
+            self._push(t + fm.repair_s, P_REPAIR, node)
+        if not scheduled:
+            self._schedule_failure(t)
+
+    def _schedule_failure(self, t: float) -> None:
+        fm = self.cfg.failures
+        if fm is None or fm.rate_per_accelerator_s <= 0 or not self._work_left():
+            return
+        up_acc = float(self.cap[self.fleet.state == NODE_UP].sum())
+        if up_acc <= 0:
+            return
+        self._push(t + float(self.rng.exponential(1.0 / (fm.rate_per_accelerator_s * up_acc))),
+                   P_FAIL)
+
+    def _on_repair(self, t: float, node: int) -> None:
+        self.fleet.state[node] = NODE_UP
+        self.free[node] = self.cap[node]
+        if self.n_pending:
+            self.want_cycle = True
+
+    def _on_stop(self, t: float, j: int, seq: int) -> None:
+        if self.run_seq[j] != seq or self.state[j] != ST_RUNNING:
+            return
+        self._interrupt(j, t, checkpointed=True)
+        self.preemptions[j] += 1
+        self._requeue(j)
+
+    def _work_left(self) -> bool:
+        return self.ap < self.n or self.n_running > 0
+
+    # --- the cycle --------------------------------------------------------------------------
+    def _pending_ids(self) -> np.ndarray:
+        if len(self.pending_parts) != 1:
+            ids = (np.concatenate(self.pending_parts) if self.pending_parts
+                   else np.zeros(0, dtype=np.int64))
+            self.pending_parts = [ids]
+        ids = self.pending_parts[0]
+        ids = ids[self.state[ids] == ST_PENDING]
+        self.pending_parts = [ids]
+        return ids
+
+    def _table(self, ids: np.ndarray, running: bool) -> JobTable:
+        J = self.jobs
+        t = JobTable(
+            id=ids, project=J.project[ids], type_idx=J.type_idx[ids], nodes=J.nodes[ids],
+            per_node=J.per_node[ids], time_limit_s=J.time_limit[ids],
+            job_class=J.job_class[ids], preemptible=J.preemptible[ids],
+            submit_time=J.submit[ids], grant=np.full(len(ids), -1, dtype=np.int32),
+            start_time=self.start[ids] if running else np.full(len(ids), -1.0),
+            expected_runtime_s=J.expected_runtime[ids],
+        )
+        if running:
+            t.alloc_ptr, t.alloc_node, t.alloc_count = (self.running.ptr, self.running.node,
+                                                        self.running.count)
+            t.lender = self.running.lender
+        else:
+            t.alloc_ptr = np.zeros(len(ids) + 1, dtype=np.int64)
+        return t
+
+    def _advance_usage(self, now: float) -> None:
+        dt = now - self.last_usage_t
+        if dt > 0:
+            self.usage = decay_usage(self.usage, dt, self.policy.usage_half_life_s)
+            self.usage += self.proj_busy * dt
+            self.last_usage_t = now
+
+    def _cycle(self, now: float) -> None:
+        self.want_cycle = False
+        self.last_cycle = now
+        if self.n_pending == 0:
+            return
+        w0 = time.perf_counter()
+        self._advance_usage(now)
+        pend = self._pending_ids()
+        self.running.compact()
+        snap = Snapshot(
+            now=now, fleet=self.fleet, free=self.free.astype(np.int16),
+            running=self._table(self.running.ids, True), pending=self._table(pend, False),
+            tenancy=self.tenancy, grants=self.grants, usage_decayed_s=self.usage.copy(),
+        )
+        dec = schedule(snap, self.policy)
+        self.cycles += 1
+        for p in dec.preempts:
+            self._preempt(p, now)
+        for s in dec.starts:
+            self._start(s, now)
+        if dec.starts:  # keep only waiting jobs: a requeued job must never appear twice
+            self.pending_parts = [pend[self.state[pend] == ST_PENDING]]
+        self.cycle_wall += time.perf_counter() - w0
+        if self.cfg.check_invariants:
+            self.check()
+
+    def _preempt(self, p: Preempt, now: float) -> None:
+        j = p.job_id
+        if self.state[j] != ST_RUNNING or self.stopping[j]:
+            return
+        self.stopping[j] = True
+        self._push(now + max(0.0, p.grace_s), P_STOP, j, int(self.run_seq[j]))
+
+    def check(self) -> None:
+        """Conservation: free + allocated = capacity on every node in service."""
+        self.running.compact()
+        used = np.zeros(len(self.cap), dtype=np.int64)
+        np.add.at(used, self.running.node, self.running.count)
+        up = self.fleet.state == NODE_UP
+        if (self.free < 0).any():
+            raise AssertionError("negative free accelerators")
+        if not np.array_equal((self.free + used)[up], self.cap[up]):
+            raise AssertionError("free + allocated != capacity on a node in service")
+        if used[~up].any():
+            raise AssertionError("allocation on a node out of service")
+
+    # --- sampling ---------------------------------------------------------------------------
+    def _sample(self, t: float) -> None:
+        up = self.fleet.state == NODE_UP
+        cap_up = int(self.cap[up].sum())
+        free_up = self.free[up]
+        busy = cap_up - int(free_up.sum())
+        part = (free_up > 0) & (free_up < self.cap[up])
+        tot_free = int(free_up.sum())
+        s = self.samples
+        s["time"].append(t)
+        s["busy"].append(busy)
+        s["capacity_up"].append(cap_up)
+        s["pending"].append(self.n_pending)
+        s["fragmentation"].append(float(free_up[part].sum()) / tot_free if tot_free else 0.0)
+        n_sec = len(self.tenancy.sector_names)
+        self.sector_busy.append(np.bincount(self.project_sector, weights=self.proj_busy,
+                                            minlength=n_sec))
+        if self.n_pending:
+            pend = self._pending_ids()
+            self.sector_pending.append(np.bincount(
+                self.project_sector[self.jobs.project[pend]], weights=self.acc[pend],
+                minlength=n_sec))
+        else:
+            self.sector_pending.append(np.zeros(n_sec))
+        self.running.compact()
+        self.type_busy.append(np.bincount(self.jobs.type_idx[self.running.ids],
+                                          weights=self.acc[self.running.ids],
+                                          minlength=len(self.fleet.catalog)))
+
+    # --- main loop --------------------------------------------------------------------------
+    def run(self) -> SimResult:
+        w0 = time.perf_counter()
+        J = self.jobs
+        submit = J.submit
+        n = self.n
+        until = self.cfg.until_s
+        sample_s = self.cfg.sample_s
+        if sample_s is None:
+            span = float(submit[-1] - submit[0]) if n else 3600.0
+            sample_s = max(60.0, span / 2000.0)
+        t0 = float(submit[0]) if n else 0.0
+        if self.n_running:  # forked state: start at 0
+            t0 = 0.0
+        self._push(t0, P_SAMPLE)
+        self._schedule_failure(t0)
+        if self.cfg.failures is not None:
+            for ft, node in self.cfg.failures.scheduled:
+                self._push(float(ft), P_FAIL, int(node) + 1)
+        if self.n_pending:
+            self.want_cycle = True
+            self._push(t0, P_CYCLE)
+            self.cycle_pending = True
+        heap = self.heap
+        pop = heapq.heappop
+        next_progress = 0.0
+        t = t0
+        while True:
+            t_arr = submit[self.ap] if self.ap < n else math.inf
+            t_evt = heap[0][0] if heap else math.inf
+            t = t_arr if t_arr < t_evt else t_evt
+            if t == math.inf or t > until:
+                break
+            self.clock.advance_to(t)
+            while heap and heap[0][0] <= t and heap[0][1] < P_ARRIVAL:
+                _, prio, _, a, b = pop(heap)
+                if prio == P_END:
+                    self._on_end(t, a, b)
+                elif prio == P_REPAIR:
+                    self._on_repair(t, a)
+                elif prio == P_FAIL:
+                    self._on_fail(t, a - 1)
+                else:
+                    self._on_stop(t, a, b)
+            if t_arr <= t:
+                hi = int(np.searchsorted(submit, t, side="right"))
+                ids = np.arange(self.ap, hi, dtype=np.int64)
+                self.state[self.ap:hi] = ST_PENDING
+                self.pending_parts.append(ids)
+                self.n_pending += hi - self.ap
+                self.ap = hi
+                self.want_cycle = True
+            while heap and heap[0][0] <= t:
+                _, prio, _, a, b = pop(heap)
+                if prio == P_CYCLE:
+                    self.cycle_pending = False
+                    if self.want_cycle:
+                        self._cycle(t)
+                elif prio == P_SAMPLE:
+                    self._sample(t)
+                    if self._work_left() or (self.n_pending and heap):
+                        self._push(t + sample_s, P_SAMPLE)
+            if self.want_cycle and not self.cycle_pending:
+                if t >= self.last_cycle + self.cfg.min_cycle_s:
+                    self._cycle(t)
+                else:
+                    self._push(self.last_cycle + self.cfg.min_cycle_s, P_CYCLE)
+                    self.cycle_pending = True
+            if self.progress is not None and t >= next_progress:
+                self.progress(t, self.ap)
+                next_progress = t + 86400.0
+        end_time = min(t, until) if t != math.inf else float(self.clock.now())
+        if self.progress is not None:
+            self.progress(end_time, self.ap)
+        self._sample(max(end_time, self.clock.now()))
+        series = {k: np.asarray(v) for k, v in self.samples.items()}
+        series["sector_busy"] = np.array(self.sector_busy)
+        series["sector_pending"] = np.array(self.sector_pending)
+        series["type_busy"] = np.array(self.type_busy)
+        return SimResult(
+            jobs=J, fleet=self.fleet, tenancy=self.tenancy, policy=self.policy.name,
+            state=self.state, first_start=self.first_start, end=self.end,
+            preemptions=self.preemptions, interruptions=self.interruptions,
+            lost_s=self.lost_s, charged_s=self.charged_s, series=series,
+            end_time=float(self.clock.now()), cycles=self.cycles,
+            wall_s=time.perf_counter() - w0, failures=self.n_failures,
+            cycle_wall_s=self.cycle_wall, config=self.cfg,
+        )
+
+
+def simulate(jobs: SimJobs, fleet: FleetArrays, tenancy: Tenancy,
+             config: SimConfig | None = None, **kw) -> SimResult:
+    """Run one simulation (see :class:`Simulator`)."""
+    return Simulator(jobs, fleet, tenancy, config, **kw).run()

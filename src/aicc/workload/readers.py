@@ -1,0 +1,335 @@
+"""Trace readers: Philly, Alibaba GPU 2023, Helios, and any CSV/Parquet with a column mapping.
+
+Two kinds of trouble are kept apart. A *malformed file* (not CSV/Parquet, a row with the wrong
+number of fields, a required column missing) raises :class:`~aicc.errors.InvalidTrace` naming
+the file and line. An *invalid row* in a well-formed file (an unparseable or missing value,
+zero GPUs, a negative runtime) is counted by reason in :class:`~aicc.workload.trace.RowAccount`
+and reported; nothing is dropped silently. See ``docs/simulation.md`` for each reader's rules.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from aicc.errors import InvalidTrace
+from aicc.scheduler.snapshot import JobClass
+from aicc.workload.trace import RowAccount, Workload, build
+
+FORMATS = ("auto", "philly", "alibaba", "helios", "columns")
+MAPPABLE = ("submit", "duration", "start", "end", "gpus", "tenant", "model")
+
+PHILLY_COLUMNS = ("timestamp", "duration", "num_gpus", "cluster")
+ALIBABA_COLUMNS = ("creation_time", "deletion_time", "scheduled_time", "num_gpu", "gpu_milli",
+                   "qos", "pod_phase")
+HELIOS_COLUMNS = ("job_id", "user", "vc", "gpu_num", "cpu_num", "node_num", "state",
+                  "submit_time", "start_time", "end_time", "duration", "queue")
+
+
+def repo_root() -> Path | None:
+    """The checkout holding this package (the folder with ``pyproject.toml``), if any."""
+    for base in (Path.cwd(), Path(__file__).resolve()):
+        for p in (base, *base.parents):
+            if (p / "pyproject.toml").exists() and (p / "src" / "aicc").is_dir():
+                return p
+    return None
+
+
+def default_trace_dir() -> Path:
+    """``../shared/traces`` relative to the repository root (where the public traces live)."""
+    root = repo_root()
+    return (root.parent if root else Path.cwd()) / "shared" / "traces"
+
+
+def resolve_trace(spec: str | Path) -> Path:
+    """A trace path, or a short name: ``philly`` or ``alibaba`` (found under the shared traces)."""
+    s = str(spec)
+    named = {"philly": "philly/philly.csv",
+             "alibaba": "alibaba-gpu-2023/openb_pod_list_default.csv"}
+    if s in named:
+        p = default_trace_dir() / named[s]
+        if not p.exists():
+            raise InvalidTrace(f"trace {s!r} not found at {p}; pass --trace PATH", field="trace")
+        return p
+    p = Path(s)
+    if p.is_dir():
+        pods = p / "openb_pod_list_default.csv"
+        if pods.exists():
+            return pods
+        raise InvalidTrace(f"{p} is a folder; give a trace file", field="trace")
+    if not p.exists():
+        raise InvalidTrace(f"trace file {p} does not exist", field="trace")
+    return p
+
+
+def parse_columns(text: str) -> dict[str, str]:
+    """``submit=ts,duration=run,gpus=n,tenant=vc`` → a mapping, validated."""
+    out: dict[str, str] = {}
+    for part in filter(None, (x.strip() for x in text.split(","))):
+        key, sep, col = part.partition("=")
+        key, col = key.strip(), col.strip()
+        if not sep or not col:
+            raise InvalidTrace(f"--columns: expected KEY=COLUMN, got {part!r}", field="columns")
+        if key not in MAPPABLE:
+            raise InvalidTrace(f"--columns: unknown key {key!r}; known: {', '.join(MAPPABLE)}",
+                               field="columns")
+        out[key] = col
+    if "submit" not in out or "gpus" not in out:
+        raise InvalidTrace("--columns needs at least submit= and gpus=", field="columns")
+    if "duration" not in out and "end" not in out:
+        raise InvalidTrace("--columns needs duration= or end= (with start= or submit)",
+                           field="columns")
+    return out
+
+
+# --- file access -------------------------------------------------------------------------------
+
+_ROW_RE = re.compile(r"Row #(\d+)")
+
+
+def read_table(path: Path) -> tuple[pa.Table, int]:
+    """Read a CSV or Parquet file; returns the table and the file line of its first data row."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            return pq.read_table(path), 1
+        except (pa.ArrowException, OSError) as exc:
+            raise InvalidTrace(f"{path}: not a readable Parquet file ({exc})", field="trace",
+                               line=None) from None
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=False),
+            parse_options=pacsv.ParseOptions(newlines_in_values=False),
+        )
+    except pa.ArrowInvalid as exc:
+        msg = str(exc)
+        m = _ROW_RE.search(msg)
+        line = int(m.group(1)) if m else (1 if "Empty CSV" in msg else None)
+        detail = _ROW_RE.sub("", msg.replace("CSV parse error: ", "")).strip(": ")
+        where = f", line {line}" if line else ""
+        raise InvalidTrace(f"{path}{where}: {detail}", field="trace", line=line) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidTrace(f"{path}: cannot read ({exc})", field="trace", line=None) from None
+    return table, 2
+
+
+def _require(table: pa.Table, path: Path, cols: tuple[str, ...] | list[str]) -> None:
+    missing = [c for c in cols if c not in table.column_names]
+    if missing:
+        raise InvalidTrace(
+            f"{path}, line 1: missing column(s) {', '.join(missing)}; "
+            f"found: {', '.join(table.column_names)}", field="trace", line=1)
+
+
+def _as_str(col: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(col.cast(pa.string()).to_pylist(), dtype=object)
+
+
+def _float_fallback(values: list[object], parse) -> np.ndarray:
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        if v is None or v == "":
+            continue
+        try:
+            out[i] = parse(v)
+        except (TypeError, ValueError):
+            out[i] = np.nan
+    return out
+
+
+def to_float(col: pa.ChunkedArray) -> np.ndarray:
+    """Numbers as float64; nulls and unparseable text become NaN (counted by the caller)."""
+    t = col.type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+        return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    if pa.types.is_null(t):
+        return np.full(len(col), np.nan)
+    try:
+        return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _float_fallback(col.to_pylist(), float)
+
+
+def _iso_seconds(v: object) -> float:
+    if isinstance(v, datetime):
+        return v.timestamp() if v.tzinfo else (v - datetime(1970, 1, 1)).total_seconds()
+    s = str(v).strip()
+    try:
+        return float(s)
+    except ValueError:
+        dt = datetime.fromisoformat(s)
+        return dt.timestamp() if dt.tzinfo else (dt - datetime(1970, 1, 1)).total_seconds()
+
+
+def to_seconds(col: pa.ChunkedArray) -> np.ndarray:
+    """Seconds (float64) from numbers (already seconds) or timestamps (naive = UTC)."""
+    t = col.type
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        secs = pc.cast(pc.cast(col, pa.timestamp("s")), pa.int64())
+        return secs.to_numpy(zero_copy_only=False).astype(np.float64)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        try:
+            secs = pc.cast(pc.cast(col, pa.timestamp("s")), pa.int64())
+            return secs.to_numpy(zero_copy_only=False).astype(np.float64)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return _float_fallback(col.to_pylist(), _iso_seconds)
+    return to_float(col)
+
+
+def _reject_unparseable(account: RowAccount, name: str, col: pa.ChunkedArray, values: np.ndarray,
+                        lines: np.ndarray, counted: np.ndarray) -> None:
+    """Tell apart a missing value (null/empty) from one that is present but unparseable; the
+    latter are counted here (once per row, in ``counted``) and left to build() as excluded."""
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return
+    present = ~np.asarray(pc.is_null(col).to_numpy(zero_copy_only=False), dtype=bool)
+    if pa.types.is_string(col.type):
+        present &= np.asarray(pc.not_equal(col, "").fill_null(False).to_numpy(
+            zero_copy_only=False), dtype=bool)
+    new = bad & present & ~counted
+    account.reject(f"unparseable_{name}", new, lines)
+    counted |= new
+
+
+# --- readers -------------------------------------------------------------------------------------
+
+
+def read_philly(path: Path) -> Workload:
+    """Philly (ATC'19 derivative): submit timestamp text, duration s, num_gpus, cluster = tenant."""
+    table, first = read_table(path)
+    _require(table, path, PHILLY_COLUMNS)
+    return _assemble("philly", table, first, submit="timestamp", duration="duration",
+                     gpus="num_gpus", tenant="cluster")
+
+
+def read_helios(path: Path) -> Workload:
+    """Helios (SenseTime, SC'21) format; the virtual cluster ``vc`` is the tenant."""
+    table, first = read_table(path)
+    _require(table, path, ("vc", "gpu_num", "submit_time", "duration"))
+    return _assemble("helios", table, first, submit="submit_time", duration="duration",
+                     gpus="gpu_num", tenant="vc")
+
+
+def read_alibaba(path: Path) -> Workload:
+    """Alibaba PAI GPU-sharing pods (ATC'23). A pod asks ``num_gpu`` GPUs, or a share
+    ``gpu_milli``/1000 of one; a share is rounded up to one whole accelerator (counted). The
+    runtime is deletion − scheduled time; pods still ``Pending`` never ran and are counted invalid.
+    The QoS class is the tenant; best-effort (BE) pods are flexible and preemptible."""
+    table, first = read_table(path)
+    _require(table, path, ALIBABA_COLUMNS)
+    n = table.num_rows
+    lines = np.arange(n) + first
+    account = RowAccount()
+    counted = np.zeros(n, dtype=bool)
+    cols = {k: to_float(table[k]) for k in ("creation_time", "deletion_time", "scheduled_time",
+                                            "num_gpu", "gpu_milli")}
+    for k, v in cols.items():
+        _reject_unparseable(account, k, table[k], v, lines, counted)
+    phase = _as_str(table["pod_phase"])
+    qos = _as_str(table["qos"])
+    never = phase == "Pending"
+    submit = (cols["creation_time"])
+    runtime = (cols["deletion_time"]) - (cols["scheduled_time"])
+    account.reject("never_scheduled", never & ~counted, lines)
+    num = (cols["num_gpu"])
+    milli = (cols["gpu_milli"])
+    gpus = np.where((num == 1) & (milli < 1000), milli / 1000.0, num)
+    gpus = np.where((num == 1) & (milli <= 0), 0.0, gpus)
+    model = _as_str(table["gpu_spec"]) if "gpu_spec" in table.column_names else None
+    if model is not None:
+        model = np.array([(m or "").split("|")[0] for m in model], dtype=object)
+    be = qos == "BE"
+    job_class = np.where(be, int(JobClass.FLEXIBLE), int(JobClass.BATCH))
+    return build("alibaba-gpu-2023", submit=submit, runtime=runtime, gpus=gpus,
+                 tenant_labels=qos, lines=lines, account=account, model_labels=model,
+                 job_class=job_class, preemptible=be, excluded=never | counted)
+
+
+def read_columns(path: Path, mapping: dict[str, str]) -> Workload:
+    """Any CSV or Parquet with ``mapping`` (see :func:`parse_columns`) naming its columns."""
+    table, first = read_table(path)
+    _require(table, path, list(mapping.values()))
+    return _assemble(path.stem, table, first, **mapping)
+
+
+def _assemble(name: str, table: pa.Table, first: int, *, submit: str, gpus: str,
+              duration: str | None = None, start: str | None = None, end: str | None = None,
+              tenant: str | None = None, model: str | None = None) -> Workload:
+    n = table.num_rows
+    lines = np.arange(n) + first
+    account = RowAccount()
+    counted = np.zeros(n, dtype=bool)
+    sub = to_seconds(table[submit])
+    _reject_unparseable(account, "submit", table[submit], sub, lines, counted)
+    if duration is not None:
+        run = to_float(table[duration])
+        _reject_unparseable(account, "duration", table[duration], run, lines, counted)
+    else:
+        assert end is not None
+        e = to_seconds(table[end])
+        _reject_unparseable(account, "end", table[end], e, lines, counted)
+        if start is not None:
+            s = to_seconds(table[start])
+            _reject_unparseable(account, "start", table[start], s, lines, counted)
+        else:
+            s = sub
+        run = (e) - (s)
+    g = to_float(table[gpus])
+    _reject_unparseable(account, "gpus", table[gpus], g, lines, counted)
+    labels = _as_str(table[tenant]) if tenant else np.full(n, "default", dtype=object)
+    models = _as_str(table[model]) if model else None
+    return build(name, submit=(sub), runtime=(run), gpus=(g),
+                 tenant_labels=labels, lines=lines, account=account, model_labels=models,
+                 excluded=counted)
+
+
+def detect_format(table_columns: list[str]) -> str:
+    cols = set(table_columns)
+    if set(PHILLY_COLUMNS) <= cols:
+        return "philly"
+    if set(ALIBABA_COLUMNS) <= cols:
+        return "alibaba"
+    if {"vc", "gpu_num", "submit_time", "duration"} <= cols:
+        return "helios"
+    return "unknown"
+
+
+def read_trace(spec: str | Path, fmt: str = "auto", columns: str | dict[str, str] | None = None
+               ) -> Workload:
+    """Read any supported trace. ``columns`` (a mapping or ``k=v,…`` text) wins over ``fmt``."""
+    path = resolve_trace(spec)
+    if columns:
+        mapping = parse_columns(columns) if isinstance(columns, str) else columns
+        return read_columns(path, mapping)
+    if fmt not in FORMATS:
+        raise InvalidTrace(f"unknown trace format {fmt!r}; known: {', '.join(FORMATS)}",
+                           field="format")
+    if fmt == "auto":
+        if path.suffix.lower() in (".parquet", ".pq"):
+            try:
+                names = pq.read_schema(path).names
+            except (pa.ArrowException, OSError) as exc:
+                raise InvalidTrace(f"{path}: not a readable Parquet file ({exc})",
+                                   field="trace") from None
+        else:
+            with path.open("rb") as fh:
+                header = fh.readline().decode("utf-8", "replace").strip()
+            names = [c.strip().strip('"') for c in header.split(",")]
+        fmt = detect_format(names)
+        if fmt == "unknown":
+            raise InvalidTrace(
+                f"{path}, line 1: unrecognised columns ({', '.join(names)[:200]}); "
+                "give --format or --columns submit=…,duration=…,gpus=…,tenant=…",
+                field="trace", line=1)
+    if fmt == "columns":
+        raise InvalidTrace("--format columns needs --columns", field="columns")
+    reader = {"philly": read_philly, "alibaba": read_alibaba, "helios": read_helios}[fmt]
+    return reader(path)

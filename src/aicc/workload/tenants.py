@@ -1,0 +1,125 @@
+"""Map trace tenants (virtual clusters, QoS classes, users) to sectors, organizations, projects.
+
+A mapping file (TOML) names them explicitly::
+
+    [defaults]
+    sector = "research"          # for tenants not listed; omit to use the rule below
+
+    [tenant."6214e9"]
+    sector = "industry"
+    organization = "acme"        # default: the tenant name
+    project = "acme-vision"      # default: the organization name
+
+Without a file (or for a tenant it does not list, when it has no default sector) the rule is
+deterministic: tenants are sorted by name and dealt to the sectors in turn (industry, research,
+public, industry, …); each tenant is its own organization and project. The sector entitlements
+are the center's published defaults (``aicc.store.seed.DEFAULT_SECTOR_SHARES``) for every type.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aicc.errors import ConfigError, UnknownSector
+from aicc.scheduler.snapshot import Tenancy
+from aicc.store.seed import DEFAULT_SECTOR_SHARES
+
+
+@dataclass(frozen=True)
+class TenantMapping:
+    """Result of mapping: the scheduler's tenancy tree, and each trace tenant's project."""
+
+    tenancy: Tenancy
+    tenant_project: np.ndarray  # int32, project index per trace tenant
+    table: dict[str, tuple[str, str, str]]  # tenant -> (sector, organization, project)
+
+    @property
+    def project_sector(self) -> np.ndarray:
+        return self.tenancy.project_sector
+
+
+def load_mapping_file(path: str | Path) -> dict[str, object]:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"tenant mapping file {p} does not exist", field="tenant_map")
+    try:
+        data = tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}", field="tenant_map") from None
+    unknown = set(data) - {"defaults", "tenant"}
+    if unknown:
+        raise ConfigError(f"{p}: unknown table(s) {', '.join(sorted(unknown))}; "
+                          "expected [defaults] and [tenant.NAME]", field="tenant_map")
+    return data
+
+
+def map_tenants(
+    tenants: list[str],
+    n_types: int,
+    *,
+    mapping: dict[str, object] | None = None,
+    shares: dict[str, float] | None = None,
+) -> TenantMapping:
+    """Build the tenancy tree for ``tenants`` (see the module docstring for the rules)."""
+    shares = dict(shares or DEFAULT_SECTOR_SHARES)
+    sectors = list(shares)
+    mapping = mapping or {}
+    defaults = mapping.get("defaults", {}) or {}
+    listed = mapping.get("tenant", {}) or {}
+    if not isinstance(defaults, dict) or not isinstance(listed, dict):
+        raise ConfigError("tenant mapping: [defaults] and [tenant.NAME] must be tables",
+                          field="tenant_map")
+    default_sector = defaults.get("sector")
+    table: dict[str, tuple[str, str, str]] = {}
+    for i, name in enumerate(sorted(tenants)):
+        entry = listed.get(name, {})
+        if not isinstance(entry, dict):
+            raise ConfigError(f"tenant mapping: tenant.{name} must be a table",
+                              field=f"tenant.{name}")
+        extra = set(entry) - {"sector", "organization", "project"}
+        if extra:
+            raise ConfigError(f"tenant mapping: tenant.{name}: unknown key(s) "
+                              f"{', '.join(sorted(extra))}", field=f"tenant.{name}")
+        sector = entry.get("sector") or default_sector or sectors[i % len(sectors)]
+        if sector not in shares:
+            raise UnknownSector(f"tenant mapping: tenant.{name}: unknown sector {sector!r}; "
+                                f"known: {', '.join(sectors)}", field=f"tenant.{name}.sector")
+        org = str(entry.get("organization") or name)
+        project = str(entry.get("project") or org)
+        table[name] = (sector, org, project)
+    org_names: list[str] = []
+    org_sector: list[int] = []
+    project_names: list[str] = []
+    project_org: list[int] = []
+    org_index: dict[str, int] = {}
+    project_index: dict[str, int] = {}
+    for _name, (sector, org, project) in table.items():
+        if org not in org_index:
+            org_index[org] = len(org_names)
+            org_names.append(org)
+            org_sector.append(sectors.index(sector))
+        elif org_sector[org_index[org]] != sectors.index(sector):
+            raise ConfigError(f"tenant mapping: organization {org!r} is put in two sectors",
+                              field="tenant_map")
+        if project not in project_index:
+            project_index[project] = len(project_names)
+            project_names.append(project)
+            project_org.append(org_index[org])
+    entitlement = np.repeat(np.array([shares[s] for s in sectors], dtype=np.float64)[:, None],
+                            n_types, axis=1)
+    tenancy = Tenancy(
+        sector_names=sectors,
+        entitlement=entitlement,
+        org_names=org_names,
+        org_sector=np.array(org_sector, dtype=np.int32),
+        org_weight=np.ones(len(org_names)),
+        project_names=project_names,
+        project_org=np.array(project_org, dtype=np.int32),
+        project_weight=np.ones(len(project_names)),
+    )
+    tenant_project = np.array([project_index[table[t][2]] for t in tenants], dtype=np.int32)
+    return TenantMapping(tenancy=tenancy, tenant_project=tenant_project, table=table)

@@ -1,0 +1,200 @@
+"""A workload as arrays, one row per job, whatever trace or generator it came from.
+
+Readers never drop a row silently: every row that cannot become a job is counted under a reason
+(``invalid``) with the first few line numbers, and every row that was kept but changed (a
+sub-second runtime raised to one second, a fractional GPU share rounded up) is counted under
+``adjusted``. Both appear in the simulator's summary.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# The shortest runtime a job is given: a scheduler needs a non-zero interval between a start
+# and a finish, and real launchers take about a second to start a process anyway.
+MIN_RUNTIME_S = 1.0
+EXAMPLE_LINES = 5
+
+
+@dataclass
+class RowAccount:
+    """Counts of invalid and adjusted rows by reason, with example line numbers."""
+
+    rows_read: int = 0
+    invalid: Counter[str] = field(default_factory=Counter)
+    adjusted: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[int]] = field(default_factory=dict)
+
+    def reject(self, reason: str, mask: np.ndarray, lines: np.ndarray) -> None:
+        """Count the rows in ``mask`` as invalid for ``reason`` (``lines`` are file lines)."""
+        n = int(mask.sum())
+        if n:
+            self.invalid[reason] += n
+            ex = self.examples.setdefault(reason, [])
+            ex.extend(int(x) for x in lines[mask][: EXAMPLE_LINES - len(ex)])
+
+    def adjust(self, reason: str, n: int) -> None:
+        if n:
+            self.adjusted[reason] += int(n)
+
+    @property
+    def n_invalid(self) -> int:
+        return sum(self.invalid.values())
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "rows_read": self.rows_read,
+            "invalid": dict(sorted(self.invalid.items())),
+            "invalid_total": self.n_invalid,
+            "adjusted": dict(sorted(self.adjusted.items())),
+            "example_lines": {k: v for k, v in sorted(self.examples.items())},
+        }
+
+
+@dataclass
+class Workload:
+    """Jobs sorted by submit time. ``submit_s`` is seconds after ``origin`` (epoch seconds of the
+    trace's first submission, or 0 for generated workloads)."""
+
+    name: str
+    submit_s: np.ndarray  # float64
+    runtime_s: np.ndarray  # float64, >= MIN_RUNTIME_S
+    gpus: np.ndarray  # int32, >= 1
+    tenant: np.ndarray  # int32, index into tenants
+    tenants: list[str]
+    model: np.ndarray  # int16, index into models; -1 = any accelerator type
+    models: list[str] = field(default_factory=list)
+    job_class: np.ndarray | None = None  # int8 JobClass, None = all batch
+    preemptible: np.ndarray | None = None  # bool, None = none preemptible
+    origin: float = 0.0
+    account: RowAccount = field(default_factory=RowAccount)
+
+    def __len__(self) -> int:
+        return len(self.submit_s)
+
+    @property
+    def span_s(self) -> float:
+        """Time from the first to the last submission."""
+        return float(self.submit_s[-1] - self.submit_s[0]) if len(self) else 0.0
+
+    @property
+    def gpu_seconds(self) -> float:
+        return float(np.dot(self.gpus.astype(np.float64), self.runtime_s))
+
+    def take(self, idx: np.ndarray) -> Workload:
+        """A subset of rows (kept in submit order), sharing the name tables."""
+        idx = np.sort(np.asarray(idx))
+        return Workload(
+            name=self.name,
+            submit_s=self.submit_s[idx],
+            runtime_s=self.runtime_s[idx],
+            gpus=self.gpus[idx],
+            tenant=self.tenant[idx],
+            tenants=self.tenants,
+            model=self.model[idx],
+            models=self.models,
+            job_class=None if self.job_class is None else self.job_class[idx],
+            preemptible=None if self.preemptible is None else self.preemptible[idx],
+            origin=self.origin,
+            account=self.account,
+        )
+
+    def head(self, n: int) -> Workload:
+        return self.take(np.arange(min(n, len(self))))
+
+    def compressed(self, factor: float) -> Workload:
+        """Submissions ``factor`` times denser (runtimes unchanged): a higher offered load."""
+        if factor <= 0:
+            raise ValueError("load factor must be positive")
+        w = self.take(np.arange(len(self)))
+        w.submit_s = (self.submit_s - self.submit_s[0]) / factor
+        return w
+
+    def offered_load(self, accelerators: int) -> float:
+        """Mean demand over the submission span as a fraction of ``accelerators``."""
+        span = max(self.span_s, 1.0)
+        return self.gpu_seconds / (span * max(accelerators, 1))
+
+
+def build(
+    name: str,
+    *,
+    submit: np.ndarray,
+    runtime: np.ndarray,
+    gpus: np.ndarray,
+    tenant_labels: np.ndarray,
+    lines: np.ndarray,
+    account: RowAccount,
+    model_labels: np.ndarray | None = None,
+    job_class: np.ndarray | None = None,
+    preemptible: np.ndarray | None = None,
+    excluded: np.ndarray | None = None,
+) -> Workload:
+    """Validate parsed columns row by row (NaN = missing or unparseable), count what is dropped
+    and adjusted, and return the surviving jobs sorted by submission. ``excluded`` rows were
+    already counted by the reader (e.g. an unparseable value) and are left out uncounted."""
+    account.rows_read = len(submit)
+    keep = np.ones(len(submit), dtype=bool) if excluded is None else ~excluded
+
+    def reject(reason: str, bad: np.ndarray) -> None:
+        nonlocal keep
+        bad = bad & keep
+        account.reject(reason, bad, lines)
+        keep &= ~bad
+
+    reject("missing_submit", ~np.isfinite(submit))
+    reject("missing_runtime", ~np.isfinite(runtime))
+    reject("missing_gpus", ~np.isfinite(gpus))
+    with np.errstate(invalid="ignore"):
+        reject("negative_runtime", runtime < 0)
+        reject("zero_gpus", gpus == 0)
+        reject("negative_gpus", gpus < 0)
+        reject("fractional_gpus", (gpus > 1) & (gpus != np.floor(gpus)))
+    labels = np.asarray(tenant_labels, dtype=object)
+    missing_tenant = np.array([x is None or x == "" for x in labels], dtype=bool)
+    if missing_tenant.any():
+        labels = labels.copy()
+        labels[missing_tenant] = "default"
+        account.adjust("missing_tenant_as_default", int((missing_tenant & keep).sum()))
+    idx = np.flatnonzero(keep)
+    sub = submit[idx]
+    order = np.argsort(sub, kind="stable")
+    idx = idx[order]
+    run = runtime[idx].astype(np.float64)
+    account.adjust("subsecond_runtime_raised_to_1s", int((run < MIN_RUNTIME_S).sum()))
+    run = np.maximum(run, MIN_RUNTIME_S)
+    g = gpus[idx]
+    account.adjust("gpu_share_rounded_up_to_1", int(((g > 0) & (g < 1)).sum()))
+    g = np.ceil(g).astype(np.int32)
+    tenants, tenant_idx = np.unique(labels[idx].astype(str), return_inverse=True)
+    if model_labels is not None:
+        ml = np.asarray(model_labels, dtype=object)[idx].astype(str)
+        models, model_idx = np.unique(ml, return_inverse=True)
+        model_idx = model_idx.astype(np.int16)
+        names = [str(m) for m in models]
+        if "" in names:
+            blank = names.index("")
+            model_idx = np.where(model_idx == blank, -1, model_idx - (model_idx > blank))
+            names.remove("")
+        model_arr = model_idx.astype(np.int16)
+    else:
+        names = []
+        model_arr = np.full(len(idx), -1, dtype=np.int16)
+    origin = float(sub[order[0]]) if len(idx) else 0.0
+    return Workload(
+        name=name,
+        submit_s=submit[idx].astype(np.float64) - origin,
+        runtime_s=run,
+        gpus=g,
+        tenant=tenant_idx.astype(np.int32),
+        tenants=[str(t) for t in tenants],
+        model=model_arr,
+        models=names,
+        job_class=None if job_class is None else np.asarray(job_class, dtype=np.int8)[idx],
+        preemptible=None if preemptible is None else np.asarray(preemptible, dtype=bool)[idx],
+        origin=origin,
+        account=account,
+    )
