@@ -87,3 +87,11 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
     app.include_router(web_routes.router)
     # --- end of further routers ------------------------------------------------------------
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The application configured from ``aicc.toml`` and ``AICC_*`` variables, for
+    ``uvicorn --factory aicc.api.app:app_from_env`` (e.g. with several ``--workers``)."""
+    from aicc.config import load_settings
+
+    return create_app(load_settings())

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aicc.errors import AiccError, Conflict
 from aicc.store.db import transaction
-from aicc.workload.jobs import NodeShapes, SubmitRequest, job_to_dict, submit_jobs
+from aicc.workload.jobs import NodeShapes, SubmitRequest, submit_jobs
 
 log = logging.getLogger("aicc.api.submitter")
 
@@ -94,7 +94,7 @@ class GroupCommitter:
                 results = submit_jobs(session=session, requests=[r for r, _ in batch],
                                       shapes=self.shapes)
                 outcomes: list[Outcome | AiccError] = [
-                    r.error if r.error is not None else (job_to_dict(r.job), r.created)  # type: ignore[arg-type]
+                    r.error if r.error is not None else (r.job, r.created)  # type: ignore[misc]
                     for r in results]
         except (IntegrityError, OperationalError) as exc:
             # A concurrent writer (another process) stored the same idempotency key first, or the

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from aicc.errors import (
@@ -90,27 +90,34 @@ class SubmitRequest:
 
 @dataclass(slots=True)
 class SubmitResult:
-    job: Job | None
+    """One submission's outcome: the job in its public form (:func:`job_to_dict`), whether it
+    was created now (False: an earlier submission with the same key), or the refusal."""
+
+    job: dict[str, Any] | None
     created: bool = False
     error: AiccError | None = None
 
+    @property
+    def job_id(self) -> int | None:
+        return None if self.job is None else int(self.job["id"])
+
 
 class NodeShapes:
-    """Node sizes by accelerator type, as stored, cached for ``ttl_s`` (the fleet changes
-    rarely; a submission must not cost a scan of the node table)."""
+    """Node sizes by accelerator type and the known types, as stored, cached for ``ttl_s``
+    (the fleet and the catalog change rarely; a submission must not scan the node table)."""
 
     def __init__(self, ttl_s: float = 5.0) -> None:
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
         self._at = -math.inf
         self._shapes: dict[str, list[tuple[int, int]]] = {}
+        self._types: frozenset[str] = frozenset()
 
-    def get(self, session: Session) -> dict[str, list[tuple[int, int]]]:
-        """``type -> [(accelerators per node, node count)]``, largest nodes first."""
+    def _refresh(self, session: Session) -> None:
         now = time.monotonic()
         with self._lock:
             if now - self._at < self.ttl_s:
-                return self._shapes
+                return
         rows = session.execute(
             select(Node.accelerator_type, Node.accelerators, func.count())
             .group_by(Node.accelerator_type, Node.accelerators)).all()
@@ -119,9 +126,18 @@ class NodeShapes:
             shapes.setdefault(t, []).append((int(size), int(count)))
         for v in shapes.values():
             v.sort(reverse=True)
+        types = frozenset(session.scalars(select(AcceleratorTypeRow.name)))
         with self._lock:
-            self._shapes, self._at = shapes, now
-        return shapes
+            self._shapes, self._types, self._at = shapes, types, now
+
+    def get(self, session: Session) -> dict[str, list[tuple[int, int]]]:
+        """``type -> [(accelerators per node, node count)]``, largest nodes first."""
+        self._refresh(session)
+        return self._shapes
+
+    def types(self, session: Session) -> frozenset[str]:
+        self._refresh(session)
+        return self._types
 
     def invalidate(self) -> None:
         with self._lock:
@@ -148,9 +164,6 @@ def check_shape(shapes: dict[str, list[tuple[int, int]]], accelerator_type: str,
             f"{per_node} accelerators or more", field="gang.nodes")
 
 
-_DEFAULT_SHAPES = NodeShapes(ttl_s=0.0)
-
-
 def _check_key(key: str | None) -> None:
     if key is None:
         return
@@ -166,43 +179,54 @@ def submit_jobs(*, session: Session, requests: Sequence[SubmitRequest],
     """Validate and store a batch of submissions in the caller's transaction.
 
     Each result carries the stored job (``created`` False when an earlier submission with the
-    same user and idempotency key is returned instead) or the error that refused it. Lookups are
-    batched: one query for known keys, one for grants, none per job for the fleet shape.
+    same user and idempotency key is returned instead) or the error that refused it. The batch
+    costs a constant number of statements: one lookup of known keys, one of grants, one
+    multi-row insert of jobs and one of their events; fleet shapes come from a short cache.
     """
     now = now or utcnow()
-    shape_table = (shapes or _DEFAULT_SHAPES).get(session)
+    shapes = shapes or NodeShapes(ttl_s=0.0)
+    shape_table = shapes.get(session)
+    known_types = shapes.types(session)
     results: list[SubmitResult] = [SubmitResult(job=None) for _ in requests]
-    keyed = [(r.principal.user_id, r.idempotency_key) for r in requests
-             if r.idempotency_key is not None]
-    existing: dict[tuple[int, str], Job] = {}
+    keyed = {(r.principal.user_id, r.idempotency_key) for r in requests
+             if r.idempotency_key is not None}
+    existing: dict[tuple[int, str], dict[str, Any]] = {}
     if keyed:
         for job in session.scalars(select(Job).where(
-                tuple_(Job.submitted_by, Job.idempotency_key).in_(sorted(set(keyed))))):
-            existing[(job.submitted_by, job.idempotency_key)] = job  # type: ignore[index]
-    known_types = _known_types(session, requests)
-    pids = {r.spec.project_id for r in requests}
-    known_projects = set(session.scalars(select(Project.id).where(Project.id.in_(pids))))
+                tuple_(Job.submitted_by, Job.idempotency_key).in_(sorted(keyed)))):
+            existing[(job.submitted_by, job.idempotency_key)] = job_to_dict(job)  # type: ignore[index]
+    # Projects a member or org_admin sees exist (they were loaded with the principal); only
+    # ids given by a center admin need a look.
+    unverified = {r.spec.project_id for r in requests
+                  if r.spec.project_id not in r.principal.project_org}
+    known_projects = (set(session.scalars(select(Project.id).where(Project.id.in_(unverified))))
+                      if unverified else set())
     grant_ids = {r.spec.grant_id for r in requests if r.spec.grant_id is not None}
     grants = ({g.id: g for g in session.scalars(select(Grant).where(Grant.id.in_(grant_ids)))}
               if grant_ids else {})
     wanted = {(r.spec.project_id, r.spec.accelerator_type) for r in requests
               if r.spec.grant_id is None}
     auto = _active_grants(session, wanted, now) if wanted else {}
-    new_jobs: list[tuple[int, Job]] = []
-    batch_keys: dict[tuple[int, str], Job] = {}
+    rows: list[dict[str, Any]] = []
+    pending: dict[int, tuple[int, bool]] = {}  # request index -> (row index, created)
+    batch_keys: dict[tuple[int, str], int] = {}
     for i, req in enumerate(requests):
         spec, principal, key = req.spec, req.principal, req.idempotency_key
         try:
             _check_key(key)
             require_project(principal, spec.project_id, field="project_id")
-            if spec.project_id not in known_projects:
+            if spec.project_id not in principal.project_org and (
+                    spec.project_id not in known_projects):
                 raise UnknownProject(f"no project with id {spec.project_id}",
                                      field="project_id")
             if key is not None:
-                prior = existing.get((principal.user_id, key)) or batch_keys.get(
-                    (principal.user_id, key))
+                prior = existing.get((principal.user_id, key))
                 if prior is not None:
                     results[i] = SubmitResult(job=prior, created=False)
+                    continue
+                twin = batch_keys.get((principal.user_id, key))
+                if twin is not None:  # the same key twice in one batch: one job
+                    pending[i] = (twin, False)
                     continue
             if spec.accelerator_type not in known_types:
                 raise UnknownAcceleratorType(
@@ -213,30 +237,32 @@ def submit_jobs(*, session: Session, requests: Sequence[SubmitRequest],
         except AiccError as exc:
             results[i] = SubmitResult(job=None, error=exc)
             continue
-        job = Job(name=spec.name, project_id=spec.project_id, grant_id=grant_id,
-                  submitted_by=principal.user_id, idempotency_key=key,
-                  accelerator_type=spec.accelerator_type, nodes=spec.gang.nodes,
-                  per_node=spec.gang.per_node, time_limit_s=spec.time_limit_s,
-                  job_class=spec.job_class, preemptible=spec.preemptible, script=spec.script,
-                  runtime_s=spec.runtime_s, state=JobState.PENDING, reason="submitted",
-                  submitted_at=now, attempts=0)
-        new_jobs.append((i, job))
         if key is not None:
-            batch_keys[(principal.user_id, key)] = job
-        results[i] = SubmitResult(job=job, created=True)
-    if new_jobs:
-        session.add_all([j for _, j in new_jobs])
-        session.flush()
-        session.add_all([JobEventRow(job_id=j.id, kind="submitted", time=now, reason="")
-                         for _, j in new_jobs])
-        session.flush()
+            batch_keys[(principal.user_id, key)] = len(rows)
+        pending[i] = (len(rows), True)
+        rows.append({
+            "name": spec.name, "project_id": spec.project_id, "grant_id": grant_id,
+            "submitted_by": principal.user_id, "idempotency_key": key,
+            "accelerator_type": spec.accelerator_type, "nodes": spec.gang.nodes,
+            "per_node": spec.gang.per_node, "time_limit_s": spec.time_limit_s,
+            "job_class": spec.job_class, "preemptible": spec.preemptible,
+            "script": spec.script, "runtime_s": spec.runtime_s, "state": JobState.PENDING,
+            "reason": "submitted", "submitted_at": now, "started_at": None, "ended_at": None,
+            "placement": None, "engine_ref": None, "attempts": 0,
+        })
+    if not rows:
+        return results
+    ids = session.execute(insert(Job).returning(Job.id, sort_by_parameter_order=True),
+                          rows).scalars().all()
+    session.execute(insert(JobEventRow), [{"job_id": jid, "kind": "submitted", "time": now,
+                                           "reason": ""} for jid in ids])
+    dicts = []
+    for jid, row in zip(ids, rows, strict=True):
+        row["id"] = jid
+        dicts.append(_row_to_dict(row))
+    for i, (ri, created) in pending.items():
+        results[i] = SubmitResult(job=dicts[ri], created=created)
     return results
-
-
-def _known_types(session: Session, requests: Sequence[SubmitRequest]) -> set[str]:
-    names = {r.spec.accelerator_type for r in requests}
-    return set(session.scalars(select(AcceleratorTypeRow.name)
-                               .where(AcceleratorTypeRow.name.in_(names))))
 
 
 def _active_grants(session: Session, wanted: set[tuple[int, str]], now: datetime
@@ -277,8 +303,9 @@ def submit_job(*, session: Session, principal: Principal, spec: JobSubmission,
                          now=now, shapes=shapes)
     if res.error is not None:
         raise res.error
-    assert res.job is not None
-    return res.job, res.created
+    job = session.get(Job, res.job_id)
+    assert job is not None
+    return job, res.created
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -362,26 +389,39 @@ def cancel_job(*, session: Session, principal: Principal, job_id: int,
                       reason=reason or f"cancelled by {principal.name}")
 
 
+_FIELDS = ("id", "name", "project_id", "grant_id", "submitted_by", "accelerator_type",
+           "nodes", "per_node", "time_limit_s", "job_class", "preemptible", "runtime_s",
+           "state", "reason", "submitted_at", "started_at", "ended_at", "placement", "attempts")
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t is not None else None
+
+
+def _row_to_dict(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "project_id": row["project_id"],
+        "grant_id": row["grant_id"],
+        "submitted_by": row["submitted_by"],
+        "accelerator_type": row["accelerator_type"],
+        "gang": {"nodes": row["nodes"], "per_node": row["per_node"]},
+        "accelerators": row["nodes"] * row["per_node"],
+        "time_limit_s": row["time_limit_s"],
+        "job_class": JobClassName(row["job_class"]).value,
+        "preemptible": row["preemptible"],
+        "runtime_s": row["runtime_s"],
+        "state": JobState(row["state"]).value,
+        "reason": row["reason"],
+        "submitted_at": _iso(row["submitted_at"]),
+        "started_at": _iso(row["started_at"]),
+        "ended_at": _iso(row["ended_at"]),
+        "placement": row["placement"],
+        "attempts": row["attempts"],
+    }
+
+
 def job_to_dict(job: Job) -> dict[str, Any]:
     """The public JSON form of a job (the API's and the CLI's)."""
-    return {
-        "id": job.id,
-        "name": job.name,
-        "project_id": job.project_id,
-        "grant_id": job.grant_id,
-        "submitted_by": job.submitted_by,
-        "accelerator_type": job.accelerator_type,
-        "gang": {"nodes": job.nodes, "per_node": job.per_node},
-        "accelerators": job.nodes * job.per_node,
-        "time_limit_s": job.time_limit_s,
-        "job_class": JobClassName(job.job_class).value,
-        "preemptible": job.preemptible,
-        "runtime_s": job.runtime_s,
-        "state": JobState(job.state).value,
-        "reason": job.reason,
-        "submitted_at": job.submitted_at.isoformat() if job.submitted_at else None,
-        "started_at": job.started_at.isoformat() if job.started_at else None,
-        "ended_at": job.ended_at.isoformat() if job.ended_at else None,
-        "placement": job.placement,
-        "attempts": job.attempts,
-    }
+    return _row_to_dict({f: getattr(job, f) for f in _FIELDS})
