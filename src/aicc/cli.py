@@ -347,6 +347,9 @@ from aicc.cli_center import fleet_app, usage  # noqa: E402  (uses the helpers ab
 
 app.add_typer(fleet_app, name="fleet")
 app.command("usage")(usage)
+from aicc.sim.cli import simulate  # noqa: E402
+
+app.command("simulate")(simulate)
 # --- end of command groups -----------------------------------------------------------------
 
 

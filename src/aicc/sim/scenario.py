@@ -63,7 +63,7 @@ class Scenario:
     load_factor: float | None = None  # time compression; None = as recorded
     target_load: float | None = None  # pick the load factor that offers this load
     substitute: dict[str, str] | None = None
-    tenant_map: str | Path | None = None
+    tenant_map: str | Path | dict[str, object] | None = None
     max_jobs: int | None = None
 
 
@@ -97,7 +97,8 @@ def apply_knobs(w: Workload, sc: Scenario) -> tuple[Workload, float]:
 def run_scenario(w: Workload, sc: Scenario, *,
                  progress: Callable[[float, int], None] | None = None) -> SimResult:
     w, factor = apply_knobs(w, sc)
-    mapping = load_mapping_file(sc.tenant_map) if sc.tenant_map else None
+    mapping = (sc.tenant_map if isinstance(sc.tenant_map, dict) or sc.tenant_map is None
+               else load_mapping_file(sc.tenant_map))
     tm: TenantMapping = map_tenants(w.tenants, len(sc.fleet.catalog), mapping=mapping)
     jobs = prepare(w, sc.fleet, tm.tenant_project, substitute=sc.substitute, seed=sc.config.seed)
     if len(jobs) == 0:

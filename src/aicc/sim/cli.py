@@ -1,0 +1,169 @@
+"""``aicc simulate``: replay a trace or a synthetic sector workload against a fleet and policy.
+
+Registered in ``aicc/cli.py`` with one line; errors map to exit codes here, at the edge.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from aicc.errors import EXIT_CODE, AiccError, InvalidInput, lookup
+from aicc.scheduler.policy import POLICIES
+from aicc.sim.jobs import parse_substitutions
+from aicc.sim.loop import FailureModel, SimConfig, SimResult
+from aicc.sim.metrics import summarize
+from aicc.sim.report import COMPARISON_HEAD, _fmt_s, comparison_rows, write_report
+from aicc.sim.scenario import Scenario, parse_fleet, run_scenario, with_policy
+from aicc.workload.readers import read_trace
+from aicc.workload.synthetic import generate, sector_mapping
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _policies(policy: str, compare: str | None) -> list[str]:
+    names = [p.strip() for p in (compare or policy).split(",") if p.strip()]
+    for p in names:
+        if p not in POLICIES:
+            raise InvalidInput(f"unknown policy {p!r}; known: {', '.join(sorted(POLICIES))}",
+                               field="compare" if compare else "policy")
+    if not names:
+        raise InvalidInput("no policy given", field="policy")
+    return names
+
+
+def simulate(
+    trace: Annotated[str | None, typer.Option(
+        "--trace", help="trace file, or 'philly' / 'alibaba' (found in ../shared/traces)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto, philly, alibaba, helios")] = "auto",
+    columns: Annotated[str | None, typer.Option(
+        "--columns", help="column mapping: submit=…,duration=…,gpus=…,tenant=…")] = None,
+    synthetic_days: Annotated[float | None, typer.Option(
+        "--synthetic-days", help="use the synthetic sector workload over this many days")] = None,
+    fleet: Annotated[str, typer.Option(
+        "--fleet", help="phase (2028, 2030, lab), NxTYPE (64xh100-sxm-80g) or phases TOML")
+    ] = "2028",
+    policy: Annotated[str, typer.Option("--policy", help="fifo, multifactor, fairshare")
+                      ] = "fairshare",
+    compare: Annotated[str | None, typer.Option(
+        "--compare", help="comma-separated policies to run side by side")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="write the report here")
+                      ] = None,
+    load_factor: Annotated[float | None, typer.Option(
+        "--load-factor", help="compress submission times by this factor")] = None,
+    target_load: Annotated[float | None, typer.Option(
+        "--target-load", help="compress time so the offered load is this fraction")] = None,
+    substitute: Annotated[str | None, typer.Option(
+        "--substitute", help="accelerator substitution: MODEL=TYPE,…,*=TYPE")] = None,
+    tenant_map: Annotated[Path | None, typer.Option(
+        "--tenant-map", help="TOML mapping of trace tenants to sector/organization/project")
+    ] = None,
+    max_jobs: Annotated[int | None, typer.Option("--max-jobs", help="first N jobs only")] = None,
+    min_cycle: Annotated[float, typer.Option("--min-cycle", help="min seconds between cycles")
+                         ] = 60.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    failures: Annotated[bool, typer.Option(
+        "--failures/--no-failures", help="inject node failures (Llama 3 rate by default)")
+    ] = False,
+    failure_scale: Annotated[float, typer.Option(
+        "--failure-scale", help="multiply the default failure rate")] = 1.0,
+    repair_hours: Annotated[float, typer.Option("--repair-hours")] = 4.0,
+    on_failure: Annotated[str, typer.Option("--on-failure", help="requeue or fail")
+                          ] = "requeue",
+    checkpoint_min: Annotated[float | None, typer.Option(
+        "--checkpoint-min", help="jobs checkpoint every N minutes (default: never)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Simulate the scheduler on a workload; print a summary and optionally write a report."""
+    try:
+        results = _run(**locals())
+    except AiccError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(lookup(EXIT_CODE, exc)) from None
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    summaries = (write_report(results, report) if report else
+                 {r.policy: summarize(r) for r in results})
+    if as_json:
+        sys.stdout.write(json.dumps(summaries, indent=2, default=float) + "\n")
+        return
+    t = Table(title=f"simulation: {results[0].extra.get('workload')} on "
+                    f"{results[0].fleet.n_accelerators:,} accelerators")
+    for c in COMPARISON_HEAD:
+        t.add_column(c, justify="right")
+    for row in comparison_rows(summaries):
+        t.add_row(*row)
+    out.print(t)
+    s0 = next(iter(summaries.values()))
+    st = Table(title="wait by sector (p50 / p90)")
+    st.add_column("policy")
+    for name in s0["sectors"]:
+        st.add_column(name, justify="right")
+    for pol, s in summaries.items():
+        st.add_row(pol, *[f"{_fmt_s(v['wait_s']['p50'])} / {_fmt_s(v['wait_s']['p90'])}"
+                          for v in s["sectors"].values()])
+    out.print(st)
+    rows = s0["rows"]
+    out.print(f"rows read {rows['rows_read']:,}, invalid {rows['invalid_total']:,} "
+              f"{rows['invalid'] or ''}, adjusted {rows['adjusted'] or ''}", highlight=False)
+    if report:
+        out.print(f"report: {report / 'report.html'}", highlight=False)
+
+
+def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report, load_factor,
+         target_load, substitute, tenant_map, max_jobs, min_cycle, seed, failures,
+         failure_scale, repair_hours, on_failure, checkpoint_min, as_json, quiet
+         ) -> list[SimResult]:
+    del report, as_json
+    names = _policies(policy, compare)
+    fa = parse_fleet(fleet)
+    if min_cycle < 0:
+        raise InvalidInput("--min-cycle must not be negative", field="min_cycle")
+    if synthetic_days is not None and trace is not None:
+        raise InvalidInput("give --trace or --synthetic-days, not both", field="trace")
+    mapping: dict[str, object] | Path | None = tenant_map
+    if synthetic_days is not None:
+        w = generate(days=synthetic_days, accelerators=fa.n_accelerators,
+                     load=target_load or 0.7, seed=seed)
+        target_load = None
+        mapping = mapping or sector_mapping(w)
+    else:
+        w = read_trace(trace or "philly", fmt=fmt, columns=columns)
+    fm = None
+    if failures:
+        fm = FailureModel(rate_per_accelerator_s=FailureModel().rate_per_accelerator_s
+                          * failure_scale, repair_s=repair_hours * 3600.0,
+                          on_failure=on_failure,
+                          checkpoint_s=checkpoint_min * 60.0 if checkpoint_min else None)
+    sc = Scenario(fleet=fa, config=SimConfig(min_cycle_s=min_cycle, seed=seed, failures=fm),
+                  load_factor=load_factor, target_load=target_load,
+                  substitute=parse_substitutions(substitute), tenant_map=mapping,
+                  max_jobs=max_jobs)
+    results = []
+    for name in names:
+        scn = with_policy(sc, name)
+        if quiet:
+            results.append(run_scenario(w, scn))
+            continue
+        with Progress(TextColumn(f"[bold]{name}[/bold]"), BarColumn(),
+                      TextColumn("{task.completed:,.0f}/{task.total:,.0f} jobs submitted"),
+                      TextColumn("day {task.fields[day]:.0f}"), TimeElapsedColumn(),
+                      console=err, transient=True) as bar:
+            task = bar.add_task(name, total=min(len(w), max_jobs or len(w)), day=0)
+
+            def tick(t: float, submitted: int, task=task, bar=bar) -> None:
+                bar.update(task, completed=submitted, day=t / 86400.0)
+
+            results.append(run_scenario(w, scn, progress=tick))
+    return results
+

@@ -1,0 +1,233 @@
+"""Write a run's results: Parquet tables, a JSON summary and a self-contained HTML report.
+
+The HTML has inline SVG plots drawn here (no JavaScript, no CDN), so the file opens anywhere,
+offline, and can be archived with the run.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from aicc.sim.loop import SimResult
+from aicc.sim.metrics import job_frame, series_frame, summarize
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
+
+
+def _fmt_s(x: float | None) -> str:
+    if x is None or not np.isfinite(x):
+        return "–"
+    if x < 120:
+        return f"{x:.0f} s"
+    if x < 7200:
+        return f"{x / 60:.1f} min"
+    if x < 172800:
+        return f"{x / 3600:.1f} h"
+    return f"{x / 86400:.1f} d"
+
+
+def svg_lines(x: np.ndarray, series: dict[str, np.ndarray], *, title: str, ylabel: str,
+              width: int = 760, height: int = 260, ymax: float | None = None,
+              dashed: dict[str, float] | None = None) -> str:
+    """A line chart as an SVG string; x in seconds (shown in days), at most 800 points/line."""
+    left, right, top, bottom = 56, 150, 26, 34
+    pw, ph = width - left - right, height - top - bottom
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) > 800:
+        step = int(np.ceil(len(x) / 800))
+        idx = np.arange(0, len(x), step)
+    else:
+        idx = np.arange(len(x))
+    xs = x[idx] / 86400.0 if len(x) else np.zeros(0)
+    x0, x1 = (float(xs.min()), float(xs.max())) if len(xs) else (0.0, 1.0)
+    if x1 <= x0:
+        x1 = x0 + 1.0
+    vals = [np.asarray(v, dtype=np.float64)[idx] for v in series.values()]
+    top_val = max([float(np.nanmax(v)) for v in vals if len(v)] + [1e-9]
+                  + list((dashed or {}).values()))
+    y1 = ymax if ymax is not None else top_val * 1.05
+
+    def px(v: np.ndarray) -> np.ndarray:
+        return left + (v - x0) / (x1 - x0) * pw
+
+    def py(v: np.ndarray | float) -> np.ndarray | float:
+        return top + ph - np.asarray(v) / y1 * ph
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+           f'<text x="{left}" y="16" font-size="13" font-weight="bold">{html.escape(title)}</text>',
+           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>']
+    for k in range(5):
+        yv = y1 * k / 4
+        yy = py(yv)
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{yy:.1f}" y2="{yy:.1f}" '
+                   'stroke="#eee"/>')
+        out.append(f'<text x="{left - 4}" y="{yy + 4:.1f}" text-anchor="end">{yv:.3g}</text>')
+        xv = x0 + (x1 - x0) * k / 4
+        out.append(f'<text x="{px(np.array(xv)):.1f}" y="{top + ph + 14}" '
+                   f'text-anchor="middle">{xv:.1f}</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{height - 4}" text-anchor="middle">days</text>')
+    out.append(f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" '
+               f'text-anchor="middle">{html.escape(ylabel)}</text>')
+    for i, (name, v) in enumerate(zip(series, vals, strict=True)):
+        color = PALETTE[i % len(PALETTE)]
+        if len(v):
+            pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(px(xs), py(np.nan_to_num(v)),
+                                                              strict=True))
+            out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.4" '
+                       f'points="{pts}"/>')
+        ly = top + 12 + 16 * i
+        out.append(f'<line x1="{left + pw + 10}" x2="{left + pw + 28}" y1="{ly - 4}" '
+                   f'y2="{ly - 4}" stroke="{color}" stroke-width="2"/>')
+        out.append(f'<text x="{left + pw + 32}" y="{ly}">{html.escape(name)}</text>')
+        if dashed and name in dashed:
+            yy = py(dashed[name])
+            out.append(f'<line x1="{left}" x2="{left + pw}" y1="{yy:.1f}" y2="{yy:.1f}" '
+                       f'stroke="{color}" stroke-dasharray="5,4"/>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def svg_bars(groups: list[str], series: dict[str, list[float]], *, title: str, ylabel: str,
+             width: int = 760, height: int = 260) -> str:
+    """Grouped bars (one group per label in ``groups``, one bar per key of ``series``)."""
+    left, right, top, bottom = 56, 150, 26, 34
+    pw, ph = width - left - right, height - top - bottom
+    allv = [v for vs in series.values() for v in vs if v is not None and np.isfinite(v)]
+    y1 = max([*allv, 1e-9]) * 1.1
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="11">',
+           f'<text x="{left}" y="16" font-size="13" font-weight="bold">{html.escape(title)}</text>',
+           f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" '
+           f'text-anchor="middle">{html.escape(ylabel)}</text>',
+           f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#999"/>']
+    gw = pw / max(len(groups), 1)
+    bw = gw * 0.8 / max(len(series), 1)
+    for g, label in enumerate(groups):
+        out.append(f'<text x="{left + gw * (g + 0.5):.1f}" y="{top + ph + 14}" '
+                   f'text-anchor="middle">{html.escape(label)}</text>')
+        for i, vs in enumerate(series.values()):
+            v = vs[g] if vs[g] is not None and np.isfinite(vs[g]) else 0.0
+            h = v / y1 * ph
+            xx = left + gw * g + gw * 0.1 + bw * i
+            out.append(f'<rect x="{xx:.1f}" y="{top + ph - h:.1f}" width="{bw:.1f}" '
+                       f'height="{h:.1f}" fill="{PALETTE[i % len(PALETTE)]}">'
+                       f'<title>{v:.4g}</title></rect>')
+    for i, name in enumerate(series):
+        ly = top + 12 + 16 * i
+        out.append(f'<rect x="{left + pw + 10}" y="{ly - 9}" width="12" height="10" '
+                   f'fill="{PALETTE[i % len(PALETTE)]}"/>')
+        out.append(f'<text x="{left + pw + 28}" y="{ly}">{html.escape(name)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    h = "".join(f"<th>{html.escape(c)}</th>" for c in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                   for r in rows)
+    return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def comparison_rows(summaries: dict[str, dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for pol, s in summaries.items():
+        jm = s["jobs_metrics"]
+        rows.append([
+            pol, str(s["jobs"]), f"{s['fleet']['utilisation_mean']:.1%}",
+            _fmt_s(jm["wait_s"]["mean"]), _fmt_s(jm["wait_s"]["p90"]),
+            f"{jm['bounded_slowdown']['mean']:.2f}" if jm["bounded_slowdown"]["mean"] else "–",
+            f"{s['fairness']['jain_sector_share_vs_entitlement']:.3f}",
+            _fmt_s(s["fleet"]["makespan_s"]),
+            f"{s['run']['wall_s']:.2f} s",
+        ])
+    return rows
+
+
+COMPARISON_HEAD = ["policy", "jobs", "utilisation", "mean wait", "p90 wait", "mean bsld",
+                   "Jain (sectors)", "makespan", "wall"]
+
+CSS = ("body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}"
+       "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+       "text-align:right}th{background:#f3f3f3}h2{border-bottom:1px solid #ddd}")
+
+
+def _policy_section(r: SimResult, s: dict[str, Any]) -> str:
+    ser = series_frame(r)
+    t = ser["time"]
+    cap = np.maximum(ser["capacity_up"].astype(np.float64), 1.0)
+    parts = [f"<h2>Policy {html.escape(r.policy)}</h2>"]
+    parts.append(svg_lines(t, {"utilisation": ser["busy"] / cap,
+                               "fragmentation": ser["fragmentation"]},
+                           title="Fleet utilisation and fragmentation", ylabel="fraction",
+                           ymax=1.0))
+    sectors = r.tenancy.sector_names
+    ent = {n: s["sectors"][n]["entitlement_share"] for n in sectors}
+    parts.append(svg_lines(t, {n: ser[f"share_{n}"] for n in sectors},
+                           title="Share of busy accelerators by sector (dashed: entitlement)",
+                           ylabel="share", ymax=1.0, dashed=ent))
+    parts.append(svg_lines(t, {n: ser[f"pending_acc_{n}"] for n in sectors},
+                           title="Accelerators waiting in the queue by sector",
+                           ylabel="accelerators"))
+    rows = []
+    for n in sectors:
+        sec = s["sectors"][n]
+        w = sec["wait_s"]
+        rows.append([n, str(sec["jobs"]), _fmt_s(w["mean"]), _fmt_s(w["p50"]), _fmt_s(w["p90"]),
+                     _fmt_s(w["p99"]), f"{sec['delivered_share']:.1%}",
+                     f"{sec['entitlement_share']:.1%}"])
+    parts.append(_table(["sector", "jobs", "mean wait", "p50", "p90", "p99", "delivered share",
+                         "entitlement"], rows))
+    f = s["failures"]
+    parts.append(f"<p>Node failures: {f['node_failures']}; lost work "
+                 f"{f['lost_acc_h']:.1f} accelerator-hours (not charged); charged "
+                 f"{f['charged_acc_h']:.1f} accelerator-hours. Preemptions: "
+                 f"{s['jobs_metrics']['preemptions']}.</p>")
+    return "".join(parts)
+
+
+def write_report(results: list[SimResult], out_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Write ``jobs-<policy>.parquet``, ``series-<policy>.parquet``, ``summary.json`` and
+    ``report.html`` under ``out_dir``; returns the summaries by policy."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summaries: dict[str, dict[str, Any]] = {}
+    for r in results:
+        s = summarize(r)
+        summaries[r.policy] = s
+        pq.write_table(pa.table(job_frame(r)), out / f"jobs-{r.policy}.parquet")
+        pq.write_table(pa.table(series_frame(r)), out / f"series-{r.policy}.parquet")
+    (out / "summary.json").write_text(json.dumps(
+        summaries if len(summaries) > 1 else next(iter(summaries.values())), indent=2,
+        default=float))
+    first = results[0]
+    extra = first.extra
+    title = f"aicc simulation: {extra.get('workload', 'workload')} on " \
+            f"{first.fleet.n_accelerators:,} accelerators"
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+             f"</title><style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    parts.append(f"<p>{len(first.jobs):,} jobs; load factor {extra.get('load_factor', 1.0):.3g}"
+                 f" (offered load {extra.get('offered_load', float('nan')):.1%}); minimum cycle "
+                 f"interval {first.config.min_cycle_s:g} s; seed {first.config.seed}.</p>")
+    rows = first.jobs.account.to_dict()
+    parts.append(f"<p>Rows read {rows['rows_read']:,}; invalid {rows['invalid_total']:,} "
+                 f"{html.escape(json.dumps(rows['invalid']))}; adjusted "
+                 f"{html.escape(json.dumps(rows['adjusted']))}.</p>")
+    parts.append("<h2>Comparison</h2>")
+    parts.append(_table(COMPARISON_HEAD, comparison_rows(summaries)))
+    sectors = first.tenancy.sector_names
+    parts.append(svg_bars(sectors, {p: [s["sectors"][n]["wait_s"]["p90"] or 0.0
+                                        for n in sectors] for p, s in summaries.items()},
+                          title="p90 wait by sector and policy", ylabel="seconds"))
+    for r in results:
+        parts.append(_policy_section(r, summaries[r.policy]))
+    parts.append("</body></html>")
+    (out / "report.html").write_text("".join(parts))
+    return summaries

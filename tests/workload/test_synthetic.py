@@ -1,0 +1,46 @@
+"""The synthetic sector workload: seeded, calibrated to the asked load, with daily and weekly
+cycles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aicc.errors import InvalidInput
+from aicc.workload.synthetic import DAY, generate, sector_mapping
+from aicc.workload.tenants import map_tenants
+
+
+def test_same_seed_same_workload_and_other_seed_differs():
+    a = generate(days=14, accelerators=2048, load=0.7, seed=1)
+    b = generate(days=14, accelerators=2048, load=0.7, seed=1)
+    c = generate(days=14, accelerators=2048, load=0.7, seed=2)
+    assert np.array_equal(a.submit_s, b.submit_s) and np.array_equal(a.gpus, b.gpus)
+    assert not np.array_equal(a.submit_s[:50], c.submit_s[:50])
+
+
+def test_offered_load_and_sector_split_match_the_request():
+    w = generate(days=120, accelerators=4096, load=0.7, seed=4)
+    demand = w.gpus * w.runtime_s
+    assert demand.sum() / (120 * DAY * 4096) == pytest.approx(0.7, rel=0.12)
+    tm = map_tenants(w.tenants, 1, mapping=sector_mapping(w))
+    sector = tm.project_sector[tm.tenant_project[w.tenant]]
+    share = np.bincount(sector, weights=demand) / demand.sum()
+    assert share == pytest.approx([0.3, 0.2, 0.5], abs=0.08)
+
+
+def test_daily_and_weekly_cycles():
+    w = generate(days=56, accelerators=8192, load=0.7, seed=2)
+    hour = (w.submit_s % DAY) // 3600
+    afternoon = ((hour >= 12) & (hour < 16)).sum()
+    night = ((hour >= 0) & (hour < 4)).sum()
+    assert afternoon > 1.5 * night
+    weekend = (w.submit_s % (7 * DAY)) >= 5 * DAY
+    assert weekend.sum() / 2 < 0.8 * (~weekend).sum() / 5
+
+
+def test_rejects_bad_parameters():
+    with pytest.raises(InvalidInput):
+        generate(days=0, accelerators=8)
+    with pytest.raises(InvalidInput):
+        generate(days=1, accelerators=8, load=-1)
