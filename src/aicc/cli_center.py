@@ -128,11 +128,7 @@ def usage(
     for k, v in (("start", start), ("end", end), ("accelerator_type", accelerator_type)):
         if v is not None:
             params[k] = v
-    client = Client(url, token)
-    try:
-        data = client.call("GET", "/v1/usage", params=params)
-    finally:
-        client.http.close()
+    data = Client(url, token).call("GET", "/v1/usage", params=params)
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return

@@ -20,6 +20,7 @@ from aicc.store.models import Job, JobState, Node, NodeState, Organization, Proj
 from aicc.web.usage import UsageRow, usage_report
 
 WINDOW_H = 6.0
+MIN_WINDOW_H = 0.5
 POINTS = 121
 
 
@@ -99,7 +100,10 @@ def _step_count(times: np.ndarray, starts: np.ndarray, ends: np.ndarray,
 def portal_data(session: Session, *, now: datetime, window_h: float = WINDOW_H,
                 points: int = POINTS, top: int = 8) -> PortalData:
     t_now = now.timestamp()
-    t0 = t_now - window_h * 3600.0
+    # The last ``window_h`` hours, or since the first submission if the center is younger.
+    first = session.scalar(select(func.min(Job.submitted_at)))
+    since = first.timestamp() if first is not None else t_now
+    t0 = max(t_now - window_h * 3600.0, min(since, t_now - MIN_WINDOW_H * 3600.0))
     times = np.linspace(t0, t_now, points)
     sectors = list(session.scalars(select(Sector.name).order_by(Sector.id)))
     capacity_by_type = {t: int(n) for t, n in session.execute(

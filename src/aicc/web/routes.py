@@ -47,7 +47,8 @@ def render_portal(data: PortalData, *, refresh_s: int = REFRESH_S) -> str:
     names = [s.name for s in data.sectors]
     util_svg = svg.stacked_area(data.times, data.busy, total=data.capacity,
                                 title="Accelerators busy by sector (% of the fleet)")
-    queue_svg = svg.lines(data.times, data.queue, title="Jobs waiting, by sector")
+    queue_svg = svg.lines(data.times, data.queue, title="Jobs waiting, by sector", width=600,
+                          height=240)
     return _templates().get_template("portal.html").render(
         d=data, util_svg=util_svg, queue_svg=queue_svg, legend=svg.legend(names),
         refresh_s=refresh_s)

@@ -33,7 +33,7 @@ def _time_label(t: float) -> str:
 
 class _Frame:
     def __init__(self, times: np.ndarray, y_max: float, width: int, height: int) -> None:
-        self.left, self.right, self.top, self.bottom = 56, 12, 12, 28
+        self.left, self.right, self.top, self.bottom = 56, 24, 12, 28
         self.w, self.h = width, height
         self.t0, self.t1 = float(times[0]), float(times[-1])
         self.y_max = y_max
@@ -45,7 +45,10 @@ class _Frame:
     def y(self, v: float) -> float:
         return self.top + (1 - v / self.y_max) * (self.h - self.top - self.bottom)
 
-    def axes(self, y_fmt: str, ticks: int = 4) -> list[str]:
+    def axes(self, y_fmt: str) -> list[str]:
+        # Five steps when the top is 2.5 or 5 × 10^k (steps of 0.5 or 1 × 10^k), else four.
+        mantissa = self.y_max / 10 ** np.floor(np.log10(self.y_max))
+        ticks = 5 if round(mantissa, 6) in (2.5, 5.0) else 4
         out = []
         for k in range(ticks + 1):
             v = self.y_max * k / ticks
@@ -99,7 +102,7 @@ def lines(times: np.ndarray, series: dict[str, np.ndarray], *, title: str, width
           height: int = 200) -> str:
     """One line per series, absolute values."""
     top = max((float(v.max()) for v in series.values() if len(v)), default=0.0)
-    f = _Frame(times, _nice_max(top), width, height)
+    f = _Frame(times, max(_nice_max(top), 5.0), width, height)
     parts = [_open(width, height, title, "chart lines")]
     parts += f.axes("{:,.0f}")
     for i, (name, v) in enumerate(series.items()):
