@@ -134,14 +134,15 @@ def usage(
         return
     period = f"{data.get('start') or 'beginning'} → {data.get('end') or 'now'}"
     t = Table(title=f"usage by {data['group_by']} ({period})")
-    for col in (data["group_by"], "sector", "accelerator-hours", "energy kWh", "carbon kg",
-                "charge", "jobs"):
-        t.add_column(col, justify="left" if col in (data["group_by"], "sector") else "right")
+    by_sector = data["group_by"] == "sector"
+    labels = [data["group_by"]] + ([] if by_sector else ["sector"])
+    for col in [*labels, "accelerator-hours", "energy kWh", "carbon kg", "charge", "jobs"]:
+        t.add_column(col, justify="left" if col in labels else "right")
     for r in data["rows"]:
-        t.add_row(r["name"], r["sector"], f"{r['accelerator_hours']:,.1f}",
-                  f"{r['energy_kwh']:,.0f}", f"{r['carbon_kg']:,.0f}", f"{r['charge']:,.1f}",
-                  f"{r['jobs']:,}")
+        t.add_row(r["name"], *([] if by_sector else [r["sector"]]),
+                  f"{r['accelerator_hours']:,.1f}", f"{r['energy_kwh']:,.0f}",
+                  f"{r['carbon_kg']:,.0f}", f"{r['charge']:,.1f}", f"{r['jobs']:,}")
     t.add_section()
-    t.add_row("total", "", f"{data['total_accelerator_hours']:,.1f}", "", "", "", "",
-              style="bold")
+    t.add_row("total", *([] if by_sector else [""]), f"{data['total_accelerator_hours']:,.1f}",
+              "", "", "", "", style="bold")
     out.print(t)
