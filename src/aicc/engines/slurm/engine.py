@@ -8,8 +8,10 @@ Life of one job in Slurm, as this engine drives it:
    service accepts the job (Slurm then shows it pending, held, with its script checked), or
    :meth:`SlurmEngine.start` does it on the spot for a job that was never submitted. Both
    paths give the same result, so the engine passes the contract suite either way.
-2. **start** — ``scontrol update JobId=… NodeList=…`` pins the nodes the scheduler chose,
-   then one ``scontrol release`` frees every job started in that cycle.
+2. **start** — ``scontrol update JobId=… NodeList=…`` pins a held job to the nodes the
+   scheduler chose (a job ``start`` submits itself is pinned at submission with
+   ``--nodelist``, one client call fewer), then one ``scontrol release`` frees every job
+   started in that cycle.
 3. **events** — :meth:`SlurmEngine.poll` reads ``squeue --json`` (and ``sacct --json`` for jobs
    slurmctld has forgotten) at most every ``poll_interval_s`` and turns state changes into
    ``started`` / ``finished`` / ``failed`` / ``preempted`` / ``cancelled`` events, plus
@@ -175,12 +177,18 @@ class SlurmEngine:
         args.append(f"--wrap={limit} bash -c {shlex.quote(script)}")
         return args, None
 
-    def submit_held(self, spec: LaunchSpec) -> int:
-        """Hand a job to Slurm held (it waits for :meth:`start`); returns the Slurm job id."""
+    def submit_held(self, spec: LaunchSpec, nodes: Sequence[str] = ()) -> int:
+        """Hand a job to Slurm held (it waits for :meth:`start`); returns the Slurm job id.
+
+        ``nodes`` pins it at submission already (``--nodelist``): what :meth:`start` does for a
+        job it submits itself, saving the ``scontrol update`` call.
+        """
         known = self._jobs.get(spec.job_id)
         if known is not None and known.phase in {"held", "stopped"}:
             return known.slurm_id
         args, stdin = self._sbatch_args(spec)
+        if nodes:
+            args.append(f"--nodelist={','.join(nodes)}")
         if self.auto_accounts:
             self.accounts.ensure_project_account(args_account(args))
         out = self._sbatch(args, stdin)
@@ -217,8 +225,11 @@ class SlurmEngine:
                     raise EngineError(f"job {spec.job_id} is already started in Slurm "
                                       f"(job {t.slurm_id})")
                 if t is None or t.phase not in {"held", "stopped"}:
-                    self.submit_held(spec)
-                t = self._jobs[spec.job_id]
+                    self.submit_held(spec, order.nodes)  # pinned at submission
+                    t = self._jobs[spec.job_id]
+                    t.nodes = tuple(order.nodes)
+                    release.append(t)
+                    continue
                 t.spec = spec
                 try:
                     self._pin(t, order.nodes)
@@ -228,9 +239,8 @@ class SlurmEngine:
                     # A requeued job may still be completing: start it afresh instead.
                     self._scancel([t.slurm_id])
                     del self._jobs[spec.job_id]
-                    self.submit_held(spec)
+                    self.submit_held(spec, order.nodes)
                     t = self._jobs[spec.job_id]
-                    self._pin(t, order.nodes)
                 t.nodes = tuple(order.nodes)
                 release.append(t)
             except (EngineError, InvalidJobShape) as exc:
@@ -247,8 +257,18 @@ class SlurmEngine:
                 self._jobs.pop(spec.job_id, None)
         if not release:
             return
-        ids = ",".join(str(t.slurm_id) for t in release)
-        self.runner.run(["scontrol", "release", ids])
+        try:  # one call for the whole cycle
+            self.runner.run(["scontrol", "release", ",".join(str(t.slurm_id) for t in release)])
+        except EngineError:  # find the one Slurm refuses; release the others
+            for t in list(release):
+                try:
+                    self.runner.run(["scontrol", "release", str(t.slurm_id)])
+                except EngineError as exc:
+                    release.remove(t)
+                    self._jobs.pop(t.job_id, None)
+                    self._queued.append(self._stop_event(
+                        EventKind.FAILED, t, self.wall_clock(),
+                        f"Slurm refused the release: {exc.message}"))
         at = self.wall_clock()
         for t in release:
             t.phase, t.released_at = "released", at
