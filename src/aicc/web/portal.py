@@ -150,10 +150,11 @@ def portal_data(session: Session, *, now: datetime, window_h: float = WINDOW_H,
                 s.pending += 1
                 s.pending_accelerators += r[2]
         if pend.any():
-            s.mean_wait_s = float(np.mean(t_now - sub[pend]))
+            # Clamped: a clock that stepped back must not show negative waits.
+            s.mean_wait_s = max(0.0, float(np.mean(t_now - sub[pend])))
         recent = ran & (st >= t_now - 3600.0)
         if recent.any():
-            s.recent_wait_s = float(np.mean(st[recent] - sub[recent]))
+            s.recent_wait_s = max(0.0, float(np.mean(st[recent] - sub[recent])))
     top_rows = usage_report(session=session, principal=None, group_by="project",
                             start=now - timedelta(hours=24), end=now + timedelta(seconds=1),
                             limit=top)
