@@ -25,17 +25,21 @@ class WallClock:
 
 
 class AcceleratedClock:
-    """Runs ``speed`` times faster than the wall, from ``origin`` (clock time) at start."""
+    """Runs ``speed`` times faster than the wall, from ``origin`` (clock time) at start.
+
+    Elapsed time is measured on the monotonic clock, so a jump of the system clock (NTP, a
+    suspended VM) never makes center time leap forward or run backwards.
+    """
 
     def __init__(self, speed: float, origin: float | None = None) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = speed
-        self._wall0 = time.time()
-        self._origin = self._wall0 if origin is None else origin
+        self._mono0 = time.monotonic()
+        self._origin = time.time() if origin is None else origin
 
     def now(self) -> float:
-        return self._origin + (time.time() - self._wall0) * self.speed
+        return self._origin + (time.monotonic() - self._mono0) * self.speed
 
     def sleep(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds / self.speed))
