@@ -62,6 +62,8 @@ install_packages() {
   return 0
 }
 
+# Debian's root@localhost authenticates by unix socket; a root with no password also over TCP.
+mysql_root() { mysql -u root "$@" 2>/dev/null || mysql -h 127.0.0.1 -u root "$@"; }
 mysql_answers() { command -v mysqladmin >/dev/null && mysqladmin -h 127.0.0.1 -u root ping >/dev/null 2>&1; }
 
 start_munge() {
@@ -182,7 +184,7 @@ cmd_start() {
   write_configs
   start_munge
   start_mariadb
-  mysql -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS slurm_acct_db_$CLUSTER;
+  mysql_root -e "DROP DATABASE IF EXISTS slurm_acct_db_$CLUSTER;
       CREATE USER IF NOT EXISTS 'aicc_slurm'@'localhost' IDENTIFIED BY '$DB_PASS';
       CREATE USER IF NOT EXISTS 'aicc_slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
       GRANT ALL ON slurm_acct_db_$CLUSTER.* TO 'aicc_slurm'@'localhost';
