@@ -125,6 +125,13 @@ def build() -> Snapshot:
     return Snapshot(**{**snap.__dict__, "power_available_w": draw + 2.0e7})
 
 
+def take(t: JobTable, rows: np.ndarray) -> JobTable:
+    """Pending rows of a table (pending tables carry no allocations)."""
+    cols = {k: v[rows] if len(v) == len(t) else v for k, v in t.__dict__.items()
+            if not k.startswith("alloc_")}
+    return JobTable(**cols)
+
+
 def timed(snap: Snapshot, policy: str) -> tuple[list[float], object]:
     schedule(snap, policy)  # warm
     out = []
@@ -147,6 +154,11 @@ def main() -> None:
           f"reservations={len(d.reservations)} walked={int(d.stats['walked'])} "
           f"fragmentation {d.stats['fragmentation_before']:.3f} -> "
           f"{d.stats['fragmentation_after']:.3f}")
+    few = Snapshot(**{**snap.__dict__, "pending": take(snap.pending, np.arange(10))})
+    f_ms, _ = timed(few, "fairshare")
+    print(f"RESULT short_queue accelerators={snap.fleet.n_accelerators} "
+          f"running={len(snap.running)} pending=10 "
+          f"cycle_ms_median={statistics.median(f_ms):.2f}")
     base = {}
     for name in ("multifactor", "fifo"):
         b_ms, b_d = timed(snap, name)
