@@ -1,0 +1,136 @@
+"""The control plane driving a real Slurm: aicc decides, Slurm runs; the store, the ledger and
+``sacct`` agree, also across a restart of aicc."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from aicc.allocation.grants import create_grant
+from aicc.clock import WallClock
+from aicc.config import Settings
+from aicc.engines.slurm import AccountManager, SlurmEngine, SlurmRunner, tree_from_store
+from aicc.engines.slurm.usage import import_usage, read_runs
+from aicc.service.loop import ControlPlane
+from aicc.service.snapshot import dt, ts
+from aicc.store.db import make_engine, session_factory, transaction
+from aicc.store.migrate import upgrade
+from aicc.store.models import Job, JobState, LedgerEntry, Role, User
+from aicc.store.seed import seed_default_sectors, sync_fleet
+from aicc.tenancy import service as tenancy
+from aicc.tenancy.access import load_principal
+from aicc.workload.jobs import JobSubmission, submit_job
+
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture
+def world(tmp_path, slurm_conf: str, slurm_prefix: str) -> Iterator[dict]:
+    db = make_engine(f"sqlite:///{tmp_path / 'aicc.db'}")
+    upgrade(db)
+    factory = session_factory(db)
+    runner = SlurmRunner(slurm_conf, timeout_s=20)
+    p = slurm_prefix
+    engine = SlurmEngine(runner, prefix=p, poll_interval_s=0.2, parent_account=f"{p}root")
+    now = time.time()
+    with transaction(factory) as s:
+        seed_default_sectors(s)
+        sync_fleet(s, engine.fleet(), site="slurm")  # the store's fleet is Slurm's
+        sector = tenancy.create_sector(session=s, name=f"{p}-research")
+        org = tenancy.create_organization(session=s, name=f"{p}-uni", sector_id=sector.id)
+        project = tenancy.create_project(session=s, name=f"{p}-llm", organization_id=org.id)
+        user = tenancy.create_user(session=s, name=f"{p}alice")
+        tenancy.create_membership(session=s, user_id=user.id, role=Role.MEMBER,
+                                  project_id=project.id)
+        grant = create_grant(session=s, project_id=project.id, accelerator_type="h100-sxm-80g",
+                             accelerator_hours=100, start=dt(now) - timedelta(days=1),
+                             end=dt(now) + timedelta(days=30))
+        ids = {"project": project.id, "grant": grant.id, "user": user.id}
+    with factory() as s:
+        mine = [x for x in tree_from_store(s) if x.name == f"{p}-research"]
+    AccountManager(runner, parent=f"{p}root").sync(mine)
+    yield {"factory": factory, "runner": runner, "engine": engine, "prefix": p, **ids}
+    engine.cancel_all()
+    db.dispose()
+
+
+def submit(w: dict, runtime: float, per_node: int = 2) -> int:
+    with transaction(w["factory"]) as s:
+        principal = load_principal(session=s, user=s.get(User, w["user"]))
+        spec = JobSubmission(project_id=w["project"], accelerator_type="h100-sxm-80g",
+                             gang={"nodes": 1, "per_node": per_node}, time_limit_s=120,
+                             runtime_s=runtime)
+        job, _ = submit_job(session=s, principal=principal, spec=spec, now=dt(time.time()))
+        return job.id
+
+
+def get(factory: sessionmaker[Session], job_id: int) -> Job:
+    with factory() as s:
+        return s.get(Job, job_id)
+
+
+def cycle_until(cp: ControlPlane, ok: Callable[[], bool], limit_s: float = 40.0) -> None:
+    t0 = time.monotonic()
+    while not ok():
+        assert time.monotonic() - t0 < limit_s, "the control plane did not get there in time"
+        cp.run_cycle()
+        time.sleep(0.2)
+
+
+def test_the_control_plane_runs_jobs_on_slurm_and_charges_once(world: dict) -> None:
+    factory, engine = world["factory"], world["engine"]
+    jid = submit(world, runtime=2.0)
+    cp = ControlPlane(Settings(), factory, engine, WallClock(), "fifo")
+    cycle_until(cp, lambda: get(factory, jid).state == JobState.RUNNING)
+    job = get(factory, jid)
+    assert job.placement and job.placement[0] in {"n1", "n2", "n3", "n4"}
+    squeue = {j["name"]: j for j in world["runner"].json(["squeue"])["jobs"]}
+    rec = squeue[f"{world['prefix']}-{jid}"]
+    assert rec["account"] == f"{world['prefix']}-llm"
+    assert rec["required_nodes"] == job.placement[0]  # pinned where aicc placed it
+    cycle_until(cp, lambda: get(factory, jid).state == JobState.FINISHED)
+    job = get(factory, jid)
+    with factory() as s:
+        [entry] = s.scalars(select(LedgerEntry).where(LedgerEntry.job_id == jid)).all()
+    assert entry.event_id == f"job:{jid}:attempt:1:usage" and entry.grant_id == world["grant"]
+    elapsed = ts(job.ended_at) - ts(job.started_at)
+    assert entry.accelerator_seconds == pytest.approx(2 * elapsed)
+    # The sacct import sees the same attempt and adds nothing: charged exactly once.
+    runs = []
+    for _ in range(50):
+        runs = read_runs(world["runner"], prefix=world["prefix"])
+        if runs:
+            break
+        time.sleep(0.2)
+    assert [(r.job_id, r.attempt, r.gpus) for r in runs] == [(jid, 1, 2)]
+    # The end is Slurm's; the store's start is the decision, a scheduling moment earlier.
+    assert ts(job.ended_at) == runs[0].end
+    assert 0 <= runs[0].start - ts(job.started_at) < 30
+    with transaction(factory) as s:
+        assert import_usage(s, runs) == 0
+
+
+def test_a_restarted_control_plane_keeps_slurms_running_job(world: dict) -> None:
+    factory = world["factory"]
+    jid = submit(world, runtime=4.0)
+    cp = ControlPlane(Settings(), factory, world["engine"], WallClock(), "fifo")
+    cycle_until(cp, lambda: get(factory, jid).state == JobState.RUNNING)
+    cycle_until(cp, lambda: jid in {r.job_id for r in world["engine"].running()})
+    started = get(factory, jid).started_at
+    # aicc goes away; a new process builds a new engine and control plane.
+    engine2 = SlurmEngine(world["runner"], prefix=world["prefix"], poll_interval_s=0.2,
+                          parent_account=f"{world['prefix']}root")
+    cp2 = ControlPlane(Settings(), factory, engine2, WallClock(), "fifo")
+    done = cp2.reconcile(time.time())
+    assert done["requeued"] == 0 and done["cancelled"] == 0
+    assert get(factory, jid).state == JobState.RUNNING
+    cycle_until(cp2, lambda: get(factory, jid).state == JobState.FINISHED)
+    job = get(factory, jid)
+    assert job.attempts == 1 and job.started_at == started
+    with factory() as s:
+        assert len(s.scalars(select(LedgerEntry).where(LedgerEntry.job_id == jid)).all()) == 1
