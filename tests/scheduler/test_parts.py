@@ -16,6 +16,7 @@ from aicc.scheduler import (
     decay_usage,
     explain,
     fragmentation,
+    hold_messages,
     schedule,
 )
 from aicc.scheduler.fairshare import fair_tree_factor, flat_fairshare_factor, pacing_factor
@@ -163,3 +164,12 @@ def test_empty_queue_and_running_table_without_lenders() -> None:
     assert d.starts == [] and len(d.reason) == 0
     t = JobTable.from_specs([JobSpec(1, 0, 0, 1, 1, 60.0)])
     assert t.lender.tolist() == [-1]
+
+
+def test_hold_messages_name_shape_and_type() -> None:
+    snap = World().snapshot([job("big").shape(20, 8), job("ok").gpus(1)])
+    d = schedule(snap)
+    msgs = hold_messages(snap, d)
+    big = snap.pending.id[0]
+    assert list(msgs) == [int(big)]
+    assert msgs[int(big)] == "no node in service can hold a gang of 20x8"

@@ -17,6 +17,7 @@ from aicc.scheduler.snapshot import (
     Snapshot,
     Start,
     explain,
+    hold_messages,
 )
 
 __all__ = [
@@ -35,5 +36,6 @@ __all__ = [
     "decay_usage",
     "explain",
     "fragmentation",
+    "hold_messages",
     "schedule",
 ]

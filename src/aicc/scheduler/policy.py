@@ -7,6 +7,7 @@ baselines of rule 10, ``fairshare`` is the center's policy.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -67,5 +68,15 @@ class Policy(BaseModel):
         return cls()
 
 
+@cache
+def _preset(name: str) -> Policy:
+    return Policy.preset(name)
+
+
 def resolve(policy: Policy | str) -> Policy:
-    return policy if isinstance(policy, Policy) else Policy.preset(policy)
+    """A policy from a preset name (built once: policies are immutable) or itself."""
+    if isinstance(policy, Policy):
+        return policy
+    if not isinstance(policy, str) or policy not in POLICIES:
+        return Policy.preset(str(policy))  # raises ConfigError naming the field
+    return _preset(policy)

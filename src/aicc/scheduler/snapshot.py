@@ -109,8 +109,9 @@ class JobTable:
     alloc_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     alloc_node: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     alloc_count: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
-    # running jobs: int16 lender sector per row (copied from Start.lender, -1 = not borrowed);
-    # an empty array means unknown, and the scheduler derives borrowing from usage instead
+    # running jobs: int16 lender sector per row (copied from Start.lender; -1 = not borrowed, or
+    # borrowed from the unentitled pool); an empty array means unknown, and the scheduler then
+    # derives borrowing from use above entitlement
     lender: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
 
     def __len__(self) -> int:
@@ -271,3 +272,18 @@ class Decisions:
 def explain(reason: HoldReason, *, shape: str = "", type_name: str = "") -> str:
     """A message a user can read for a hold reason."""
     return REASON_TEXT[HoldReason(reason)].format(shape=shape, type=type_name)
+
+
+def hold_messages(snapshot: Snapshot, decisions: Decisions) -> dict[int, str]:
+    """Job id → readable message for every pending job not started in ``decisions``."""
+    p = snapshot.pending
+    names = snapshot.fleet.catalog.names
+    held = np.flatnonzero(decisions.reason != HoldReason.NONE)
+    out: dict[int, str] = {}
+    for r in held.tolist():
+        t = int(p.type_idx[r])
+        n, k = int(p.nodes[r]), int(p.per_node[r])
+        shape = f"{n}x{k}" if n > 1 else str(k)
+        out[int(p.id[r])] = explain(HoldReason(int(decisions.reason[r])), shape=shape,
+                                    type_name=names[t] if 0 <= t < len(names) else str(t))
+    return out
