@@ -358,6 +358,8 @@ class SlurmEngine:
                 t.start_time = float(rec.get("start_time") or 0)
             elif int(rec.get("priority") or 0) != 0:  # pending but not held: released
                 t.phase = "released"
+            elif t.restart_cnt > 0:  # held after a requeue (preempted)
+                t.phase = "stopped"
             self._jobs[jid] = t
 
     def adopt(self, order: StartOrder, start_time: float) -> bool:
