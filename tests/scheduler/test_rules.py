@@ -214,6 +214,43 @@ def _lending_repaid() -> tuple[Snapshot, dict[str, job]]:
     return world_snap(pending, fill(0, 14, "pub", NOW - 100), balance=bal)
 
 
+def _preempt_gang() -> tuple[Snapshot, dict[str, job]]:
+    # industry holds every H100 node: whole-node batch jobs, and two nodes shared by small
+    # flexible jobs; research needs two whole nodes
+    busy = [job(f"b{n}").project("ind").gpus(8).running(NOW - 5000, n) for n in range(14)]
+    small = [job(f"s{n}_{i}").project("ind").gpus(2).cls("flexible").preemptible()
+             .running(NOW - 1000 - i, n) for n in (14, 15) for i in range(4)]
+    return world_snap([job("gang").project("res").gpus(16)], [*busy, *small], lenders=False)
+
+
+def _preempt_not_for_power_or_grant() -> tuple[Snapshot, dict[str, job]]:
+    w = World(grants={"spent": ("res", "h100-sxm-80g", 10.0, 10.0, 0.0, 1e9)})
+    busy = [job(f"b{n}").project("ind").gpus(8).cls("flexible").preemptible()
+            .running(NOW - 5000, n) for n in range(16)]
+    return world_snap([job("spent").project("res").grant("spent").gpus(8)], busy, world=w,
+                      lenders=False)
+
+
+def _power_and_backfill() -> tuple[Snapshot, dict[str, job]]:
+    # power admits only one small job; the gang, checked for power before placement, is held
+    # for power too (reasons: entitlement, then power, then resources)
+    w = World()
+    busy = fill(0, 13, "pub", NOW - 100)
+    pending = [job("gang").gpus(32).submitted(0),
+               job("short1").gpus(8).limit(1000).submitted(10),
+               job("short2").gpus(8).limit(1000).submitted(20)]
+    base = w.snapshot(pending, busy, now=NOW)
+    prep = prepare(base)
+    return world_snap(pending, busy, world=w,
+                      power_w=prep.power_w + 8 * float(prep.delta_w[0]) * 1.5)
+
+
+def _interactive_borrows() -> tuple[Snapshot, dict[str, job]]:
+    # industry is above its entitlement; an interactive job still borrows idle research capacity
+    busy = fill(0, 6, "ind", NOW - 100)
+    return world_snap([job("inter").project("ind").gpus(4).cls("interactive")], busy)
+
+
 CASES = [
     Case("gang is all or nothing", _gang_all_or_nothing, "fifo",
          reasons={"gang": H.RESOURCES}),
@@ -265,7 +302,21 @@ CASES = [
     Case("shape fits no node in service", _unavailable, started={"fits"},
          reasons={"too_many": H.NODE_UNAVAILABLE, "too_wide": H.NODE_UNAVAILABLE}),
     Case("lenders are repaid through priority", _lending_repaid, started={"ind"}),
+    Case("preempt whole nodes for a gang: flexible first", _preempt_gang,
+         reasons={"gang": H.PREEMPTING},
+         preempted={f"s{n}_{i}" for n in (14, 15) for i in range(4)}),
+    Case("no preemption for an exhausted grant", _preempt_not_for_power_or_grant,
+         reasons={"spent": H.GRANT_EXHAUSTED}),
+    Case("power cap with backfill", _power_and_backfill, started={"short1"},
+         reasons={"gang": H.POWER_CAP, "short2": H.POWER_CAP}),
+    Case("interactive borrows above entitlement", _interactive_borrows, started={"inter"},
+         check=lambda d, jobs: _check_lender(d, 1)),
 ]
+
+
+def _check_lender(d: Decisions, lender: int) -> None:
+    (s,) = d.starts
+    assert s.borrowed and s.lender == lender
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
