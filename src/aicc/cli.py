@@ -350,6 +350,9 @@ app.command("usage")(usage)
 from aicc.sim.cli import simulate  # noqa: E402
 
 app.command("simulate")(simulate)
+from aicc.engines.slurm.cli import slurm_app  # noqa: E402
+
+app.add_typer(slurm_app, name="slurm")
 # --- end of command groups -----------------------------------------------------------------
 
 

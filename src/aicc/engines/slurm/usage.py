@@ -23,11 +23,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aicc.catalog import Catalog, default_catalog
+from aicc.errors import InvalidInput
 from aicc.ledger.usage import LOST, USAGE, TypeFacts, insert_ignore, job_entry
 from aicc.store.models import Job
 
 from .runner import SlurmRunner
 
+_SINCE = re.compile(r"^(now(-\d+(seconds|minutes|hours|days|weeks)?)?"
+                    r"|\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?)?)$")
 _ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
           "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REQUEUED"}
 
@@ -49,6 +52,9 @@ class SlurmRun:
 def read_runs(runner: SlurmRunner, *, prefix: str = "aicc", since: str = "now-30days"
               ) -> list[SlurmRun]:
     """Every ended run of a job named ``<prefix>-<id>`` since ``since`` (sacct's -S syntax)."""
+    if not _SINCE.match(since):
+        raise InvalidInput(f"since {since!r} is not a sacct time (now, now-7days, 2030-01-31, "
+                           "2030-01-31T08:00)", field="since")
     name_re = re.compile(rf"^{re.escape(prefix)}-(\d+)$")
     doc = runner.json(["sacct", "-a", "-D", "-S", since, "-E", "now"])
     by_job: dict[int, list[dict[str, Any]]] = {}
