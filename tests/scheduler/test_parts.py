@@ -173,3 +173,28 @@ def test_hold_messages_name_shape_and_type() -> None:
     big = snap.pending.id[0]
     assert list(msgs) == [int(big)]
     assert msgs[int(big)] == "no node in service can hold a gang of 20x8"
+
+
+@pytest.mark.parametrize(("mutate", "field"), [
+    (lambda s: {"free": s.free[:-1]}, "snapshot.free"),
+    (lambda s: {"lending_balance_s": np.zeros((2, 2))}, "snapshot.lending_balance_s"),
+])
+def test_invalid_snapshot_names_the_field(mutate: object, field: str) -> None:
+    from aicc.errors import InvalidInput
+    from aicc.scheduler.snapshot import Snapshot
+
+    snap = World().snapshot([job("a").gpus(1)])
+    bad = Snapshot(**{**snap.__dict__, **mutate(snap)})  # type: ignore[operator]
+    with pytest.raises(InvalidInput) as err:
+        schedule(bad)
+    assert err.value.field == field
+
+
+def test_pending_project_out_of_range_is_invalid() -> None:
+    from aicc.errors import InvalidInput
+
+    snap = World().snapshot([job("a").gpus(1)])
+    snap.pending.project[0] = 99
+    with pytest.raises(InvalidInput) as err:
+        schedule(snap)
+    assert err.value.field == "snapshot.pending.project"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aicc.errors import InvalidInput
 from aicc.fleet.arrays import NODE_DOWN, NODE_UP
 from aicc.scheduler.fairshare import (
     fair_tree_factor,
@@ -54,7 +55,50 @@ class Prepared:
     project_sector: np.ndarray
 
 
+def _check(ok: bool, field_: str, what: str) -> None:
+    if not ok:
+        raise InvalidInput(f"{field_}: {what}", field=field_)
+
+
+def validate(snap: Snapshot) -> None:
+    """Shape and index checks on the snapshot (vectorised; raises InvalidInput naming the
+    field), so that a caller's mistake is a clear error, never a wrong decision."""
+    fleet, ten = snap.fleet, snap.tenancy
+    n_nodes, n_t = fleet.n_nodes, len(fleet.catalog)
+    n_s, n_o, n_p = len(ten.sector_names), len(ten.org_names), len(ten.project_names)
+    _check(len(snap.free) == n_nodes, "snapshot.free", f"expected {n_nodes} nodes")
+    _check(np.shape(ten.entitlement) == (n_s, n_t), "snapshot.tenancy.entitlement",
+           f"expected shape ({n_s}, {n_t})")
+    _check(len(ten.org_sector) == n_o and (n_o == 0 or (
+        ten.org_sector.min() >= 0 and ten.org_sector.max() < n_s)),
+        "snapshot.tenancy.org_sector", "one sector index per organization")
+    _check(len(ten.project_org) == n_p and (n_p == 0 or (
+        ten.project_org.min() >= 0 and ten.project_org.max() < n_o)),
+        "snapshot.tenancy.project_org", "one organization index per project")
+    for name, t in (("pending", snap.pending), ("running", snap.running)):
+        n = len(t.id)
+        for col in ("project", "type_idx", "nodes", "per_node", "time_limit_s", "job_class",
+                    "preemptible", "submit_time", "grant", "start_time", "expected_runtime_s"):
+            _check(len(getattr(t, col)) == n, f"snapshot.{name}.{col}", f"expected {n} rows")
+        _check(n == 0 or (t.project.min() >= 0 and t.project.max() < n_p),
+               f"snapshot.{name}.project", f"project index outside 0..{n_p - 1}")
+    r = snap.running
+    _check(len(r.alloc_ptr) == len(r) + 1, "snapshot.running.alloc_ptr",
+           "expected one more entry than rows")
+    _check(len(r.alloc_node) == 0 or (r.alloc_node.min() >= 0 and r.alloc_node.max() < n_nodes),
+           "snapshot.running.alloc_node", "node index outside the fleet")
+    _check(len(r) == 0 or (r.type_idx.min() >= 0 and r.type_idx.max() < n_t),
+           "snapshot.running.type_idx", "accelerator type outside the catalog")
+    g = snap.grants
+    _check(len({len(g.project), len(g.type_idx), len(g.total_s), len(g.used_s), len(g.start),
+                len(g.end)}) == 1, "snapshot.grants", "columns of different lengths")
+    if snap.lending_balance_s is not None:
+        _check(np.shape(snap.lending_balance_s) == (n_s, n_s), "snapshot.lending_balance_s",
+               f"expected shape ({n_s}, {n_s})")
+
+
 def prepare(snap: Snapshot) -> Prepared:
+    validate(snap)
     fleet = snap.fleet
     n_t = len(fleet.catalog)
     up = fleet.state == NODE_UP
