@@ -145,6 +145,28 @@ async def drive(port: int, token: str, project_id: int, concurrency: int, warmup
     return lat, ids, errors, duration
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children that are alive, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                pids.append(int(entry))
+    total = 0.0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def verify(db_url: str, ids: list[int]) -> None:
     engine = create_engine(db_url)
     with engine.connect() as conn:
@@ -165,8 +187,12 @@ def run_store(store: str, db_url: str, args: argparse.Namespace, tmp: Path) -> N
     try:
         for mode, conc, dur in (("serial", 1, args.duration / 2),
                                 ("concurrent", args.concurrency, args.duration)):
+            cpu0, own0 = _cpu_seconds(proc.pid), time.process_time()
             lat, ids, errors, seconds = asyncio.run(drive(port, token, pid, conc, args.warmup,
                                                           dur))
+            n_all = max(1, len(lat))
+            server_ms = (_cpu_seconds(proc.pid) - cpu0) * 1000 / n_all
+            client_ms = (time.process_time() - own0) * 1000 / n_all
             if errors:
                 raise SystemExit(f"{len(errors)} submissions failed, e.g. {errors[0]}")
             verify(db_url, ids)
@@ -180,7 +206,10 @@ def run_store(store: str, db_url: str, args: argparse.Namespace, tmp: Path) -> N
             else:
                 print(f"RESULT store={store} mode=concurrent clients={conc} "
                       f"workers={args.workers} submits_per_s={rate:.0f} "
-                      f"vs_serial={rate / serial:.1f}x verified={len(ids)}", flush=True)
+                      f"vs_serial={rate / serial:.1f}x verified={len(ids)} "
+                      f"server_cpu_ms_per_submit={server_ms:.3f} "
+                      f"client_cpu_ms_per_submit={client_ms:.3f} "
+                      f"load_avg_1m={os.getloadavg()[0]:.1f}", flush=True)
                 print(f"RESULT store={store} submits_per_s={rate:.0f} p50_ms={p50:.2f} "
                       f"p99_ms={p99:.2f}", flush=True)
     finally:

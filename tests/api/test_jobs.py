@@ -275,3 +275,26 @@ def test_health_docs_openapi(world: World) -> None:
     assert "/v1/jobs" in spec["paths"] and "/v1/grants/{grant_id}" in spec["paths"]
     r = world.client.get("/v1/nothing-here", headers=world.h("admin"))
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_routed_submission_matches_fast_path(world: World, job_body: JobBody) -> None:
+    from fastapi.testclient import TestClient
+
+    from aicc.api.app import create_app
+
+    app = create_app(world.client.app.state.settings,  # type: ignore[attr-defined]
+                     session_factory=session_factory(world.engine), submit_fast_path=False)
+    with TestClient(app) as c:
+        h = world.h("member_a1") | {"Idempotency-Key": "routed"}
+        first = c.post("/v1/jobs", headers=h, json=job_body(world.ids["p_a1"]))
+        again = c.post("/v1/jobs", headers=h, json=job_body(world.ids["p_a1"]))
+        assert (first.status_code, again.status_code) == (201, 200)
+        assert first.json() == again.json()
+        bad = c.post("/v1/jobs", headers=h, json=job_body(world.ids["p_a1"], gang={"nodes": 0,
+                                                                                 "per_node": 1}))
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "gang.nodes"
+        foreign = c.post("/v1/jobs", headers=h, json=job_body(world.ids["p_b1"]))
+        assert foreign.status_code == 404
+    fast = world.client.post("/v1/jobs", headers=h, json=job_body(world.ids["p_a1"]))
+    assert fast.status_code == 200 and fast.json() == first.json()
+    assert _count(world, Job) == 1

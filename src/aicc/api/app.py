@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,12 +17,15 @@ import aicc
 from aicc.api import grants, jobs, nodes, tenancy
 from aicc.api.auth import PrincipalCache
 from aicc.api.errors import BodyLimit, error_body, install_error_handlers
+from aicc.api.fastpath import SubmitFastPath
 from aicc.api.submitter import GroupCommitter
 from aicc.api.tokens import ensure_admin
 from aicc.config import Settings
 from aicc.store.db import make_engine, transaction
 from aicc.store.db import session_factory as make_session_factory
 from aicc.workload.jobs import NodeShapes
+
+SWITCH_INTERVAL_S = 0.0005
 
 
 def _bootstrap(factory: sessionmaker[Session], settings: Settings) -> None:
@@ -31,8 +35,11 @@ def _bootstrap(factory: sessionmaker[Session], settings: Settings) -> None:
 
 
 def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | None = None,
-               control_plane: Any = None) -> FastAPI:
-    """Build the application. The database must be migrated (``aicc db upgrade``)."""
+               control_plane: Any = None, submit_fast_path: bool = True) -> FastAPI:
+    """Build the application. The database must be migrated (``aicc db upgrade``).
+
+    ``submit_fast_path`` serves ``POST /v1/jobs`` from the lean handler of ``api/fastpath.py``
+    (same behaviour as the routed one, which serves it when False)."""
     if session_factory is None:
         session_factory = make_session_factory(make_engine(settings.database_url))
     factory = session_factory
@@ -42,6 +49,10 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_bootstrap, factory, settings)
+        # The group-commit writer releases the GIL on every database call; with the default
+        # 5 ms switch interval a busy event loop holds it back that long each time.
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         committer.start()
         try:
             yield
@@ -50,7 +61,9 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
 
     app = FastAPI(title="aicc", version=aicc.__version__,
                   description="Operations API of the national AI computing center: tenancy, "
-                  "grants, fleet and jobs.", lifespan=lifespan)
+                  "grants, fleet and jobs.", lifespan=lifespan,
+                  # No OpenTelemetry: its per-request checks cost more than a submission.
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.settings = settings
     app.state.session_factory = factory
     app.state.control_plane = control_plane
@@ -58,6 +71,8 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
     app.state.node_shapes = shapes
     app.state.committer = committer
     install_error_handlers(app)
+    if submit_fast_path:
+        app.add_middleware(SubmitFastPath, state=app.state)
     app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes)
 
     @app.get("/healthz", tags=["health"])

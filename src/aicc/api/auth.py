@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +33,7 @@ __all__ = [
     "CurrentPrincipal",
     "Principal",
     "PrincipalCache",
+    "authenticate",
     "current_principal",
     "invalidate",
     "require_admin",
@@ -70,8 +71,7 @@ class PrincipalCache:
             self._entries.clear()
 
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization")
+def _bearer(header: str | None) -> str:
     if not header:
         raise AuthenticationFailed("missing Authorization: Bearer <token> header",
                                    field="authorization")
@@ -95,9 +95,13 @@ def _resolve(factory: sessionmaker[Session], token: str, admin_token: str | None
 
 async def current_principal(request: Request) -> Principal:
     """The authenticated caller (401 for a missing, malformed or unknown token)."""
-    token = _bearer(request)
+    return await authenticate(request.app.state, request.headers.get("authorization"))
+
+
+async def authenticate(state: Any, authorization: str | None) -> Principal:
+    """Resolve an ``Authorization`` header value against the app's state (cache, then store)."""
+    token = _bearer(authorization)
     digest = hash_token(token)
-    state = request.app.state
     cache: PrincipalCache = state.principal_cache
     principal = cache.get(digest)
     if principal is None:

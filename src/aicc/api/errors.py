@@ -5,6 +5,7 @@ unknown routes and oversized bodies take the same shape. Nothing else maps error
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -39,21 +40,28 @@ def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
 
 async def _aicc_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AiccError)
-    status = lookup(HTTP_STATUS, exc)
-    body = {"error": {"code": exc.code, "message": exc.message, "field": exc.field}}
+    status, body = aicc_error_body(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
+    """The error body for pydantic's (or FastAPI's) list of validation errors."""
+    problems = [{"field": _loc_to_field(e.get("loc", ())), "message": str(e.get("msg", "")),
+                 "type": str(e.get("type", ""))} for e in errors]
+    first = problems[0] if problems else {"field": "body", "message": "invalid request"}
+    return error_body("invalid_input", f"{first['field']}: {first['message']}", first["field"],
+                      problems=problems)
+
+
+def aicc_error_body(exc: AiccError) -> tuple[int, dict[str, Any]]:
+    return lookup(HTTP_STATUS, exc), {"error": {"code": exc.code, "message": exc.message,
+                                                "field": exc.field}}
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = [{"field": _loc_to_field(e.get("loc", ())), "message": str(e.get("msg", "")),
-                 "type": str(e.get("type", ""))} for e in exc.errors()]
-    first = problems[0] if problems else {"field": "body", "message": "invalid request"}
-    return JSONResponse(
-        error_body("invalid_input", f"{first['field']}: {first['message']}", first["field"],
-                   problems=problems),
-        status_code=422)
+    return JSONResponse(validation_body(exc.errors()), status_code=422)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
