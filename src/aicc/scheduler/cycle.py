@@ -471,8 +471,8 @@ class _Reclaim:
     ``avail[n]`` is what node ``n`` would have free if every victim examined so far stopped,
     minus what earlier jobs of this step already claimed; each victim is examined once."""
 
-    def __init__(self, pool: list[int], alloc: tuple[list[int], list[int], list[int]],
-                 fs: FreeState, up: list[bool], cap: list[int]) -> None:
+    def __init__(self, pool: list[int], alloc: tuple[np.ndarray, np.ndarray, np.ndarray],
+                 fs: FreeState, up: np.ndarray, cap: np.ndarray) -> None:
         self.pool, self.ptr = pool, 0
         self.alloc, self.fs, self.up, self.cap = alloc, fs, up, cap
         self.avail: dict[int, int] = {}
@@ -487,12 +487,12 @@ class _Reclaim:
         v = self.pool[self.ptr]
         self.ptr += 1
         ptr, node, count = self.alloc
+        a0, a1 = int(ptr[v]), int(ptr[v + 1])
         freel = self.fs.freel
-        for i in range(ptr[v], ptr[v + 1]):
-            nd = node[i]
+        for nd, c in zip(node[a0:a1].tolist(), count[a0:a1].tolist(), strict=True):
             if not self.up[nd]:
                 continue
-            a = self.avail.get(nd, freel[nd]) + count[i]
+            a = self.avail.get(nd, freel[nd]) + c
             self.avail[nd] = a
             self.waiting.setdefault(nd, []).append(v)
             heapq.heappush(self.heap, (-a, nd))
@@ -559,29 +559,33 @@ def preempt(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: Fre
     pref = np.where(flex, 0, np.where(run.preemptible[cand], 1, 2))
     cand = cand[np.lexsort((-run.start_time[cand], pref))]
     by_lender = len(run.lender) == len(run)
-    pools: dict[tuple[int, int], list[int]] = {}
-    ct = run.type_idx[cand].tolist()
-    cl = run.lender[cand].tolist() if by_lender else [-1] * len(cand)
-    for v, ty, le in zip(cand.tolist(), ct, cl, strict=True):
-        pools.setdefault((ty, le), []).append(v)
-    up = (snap.fleet.state == NODE_UP).tolist()
-    alloc = (run.alloc_ptr.tolist(), run.alloc_node.tolist(), run.alloc_count.tolist())
-    cap = fs.cap.tolist()
-    reclaim = {key: _Reclaim(pool, alloc, fs, up, cap) for key, pool in pools.items()}
+    n_sec = len(snap.tenancy.sector_names)
+    pool_key = run.type_idx[cand].astype(np.int64) * (n_sec + 1) + (
+        run.lender[cand].astype(np.int64) + 1 if by_lender else 0)
+    up = snap.fleet.state == NODE_UP
+    alloc = (run.alloc_ptr, run.alloc_node, run.alloc_count)
+    reclaim: dict[int, _Reclaim | None] = {}
+
+    def reclaimer(t: int, lender: int) -> _Reclaim | None:
+        key = t * (n_sec + 1) + (lender + 1 if by_lender else 0)
+        if key not in reclaim:
+            pool = cand[pool_key == key].tolist()
+            reclaim[key] = _Reclaim(pool, alloc, fs, up, fs.cap) if pool else None
+        return reclaim[key]
+
     room = np.maximum(ent.cap - walked.used, 0.0).tolist()
     out: list[Preempt] = []
     p = snap.pending
     names = snap.tenancy.sector_names
     whole = fs.whole_counts()
-    n_t = len(prep.type_cap)
     w_t = p.type_idx[want].astype(np.int64)
     w_s = prep.project_sector[p.project[want]].astype(np.int64)
     w_n = p.nodes[want].astype(np.int64)
     w_k = p.per_node[want].astype(np.int64)
-    group = w_t * (n_t + 1) + (w_s if by_lender else n_t)
+    group = w_t * (n_sec + 1) + (w_s if by_lender else n_sec)
     for key in np.unique(group).tolist():
-        t, lend = divmod(key, n_t + 1)
-        rc = reclaim.get((t, lend if by_lender else -1))
+        t, lend = divmod(key, n_sec + 1)
+        rc = reclaimer(t, lend)
         if rc is None:
             continue
         sel = np.flatnonzero(group == key)  # in priority order

@@ -62,6 +62,7 @@ class FreeState:
         self.fail_gang = [np.full(len(ix) + 2, INF) for ix in self.nodes_of_type]
         self._profile: tuple[np.ndarray, ...] | None = None
         self.last_reserved: tuple[int, ...] = ()  # nodes of the latest reservation
+        self._memo: tuple[np.ndarray, np.ndarray] | None = None  # memo_tables, until a failure
 
     # --- one-node jobs: best fit (rule 6) ------------------------------------------------------
     def _levels_of(self, t: int) -> list[list[int]]:
@@ -112,6 +113,7 @@ class FreeState:
         return end >= self.fail_sub[t][k]
 
     def remember_sub_failure(self, t: int, k: int, end: float) -> None:
+        self._memo = None
         fs = self.fail_sub[t]
         for kk in range(k, len(fs)):
             if end < fs[kk]:
@@ -146,6 +148,7 @@ class FreeState:
             if self.uniform[t]:
                 g = self.fail_gang[t]
                 g[nodes:] = np.minimum(g[nodes:], end)
+                self._memo = None
             return None
         leaf = self.fleet.leaf[cand]
         _, linv, lcnt = np.unique(leaf, return_inverse=True, return_counts=True)
@@ -171,6 +174,8 @@ class FreeState:
     def memo_tables(self) -> tuple[np.ndarray, np.ndarray]:
         """The failure memos as 2-D arrays [type, size] (inf: no failure yet); gang memos of
         types with mixed node sizes stay empty (inf), as in :meth:`find_gang`."""
+        if self._memo is not None:
+            return self._memo
         sub = np.full((self.n_types, max(self.maxcap, default=0) + 2), INF)
         for t, row in enumerate(self.fail_sub):
             sub[t, :len(row)] = row
@@ -181,6 +186,7 @@ class FreeState:
             if self.uniform[t]:
                 gang[t, :len(g)] = g
                 gang[t, len(g):] = g[-1]
+        self._memo = (sub, gang)
         return sub, gang
 
     def whole_free(self, t: int) -> int:
