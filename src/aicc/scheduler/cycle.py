@@ -217,7 +217,10 @@ def order_jobs(snap: Snapshot, policy: Policy, prep: Prepared, scr: Screened) ->
             tier_a = acc <= room + 1e-9
             key = key + np.where(tier_a, 0.0, 3 * _TIER)
     rows = np.flatnonzero(eligible)
-    order = rows[np.argsort(key[rows])]  # deterministic; ties in no promised order
+    if policy.name == "fifo":  # submit time, then id
+        order = rows[np.lexsort((p.id[rows], key[rows]))]
+    else:  # deterministic (same snapshot, same order); ties in no promised order
+        order = rows[np.argsort(key[rows])]
     return Ordered(order=order, key=key, tier_a=tier_a & eligible, ent=ent)
 
 
