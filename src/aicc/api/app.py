@@ -12,12 +12,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 import aicc
 from aicc.api import grants, jobs, nodes, tenancy
 from aicc.api.auth import PrincipalCache
 from aicc.api.errors import BodyLimit, error_body, install_error_handlers
-from aicc.api.fastpath import SubmitFastPath
+from aicc.api.fastpath import SubmitFastPath, is_submission
 from aicc.api.submitter import GroupCommitter
 from aicc.api.tokens import ensure_admin
 from aicc.config import Settings
@@ -26,6 +27,19 @@ from aicc.store.db import session_factory as make_session_factory
 from aicc.workload.jobs import NodeShapes
 
 SWITCH_INTERVAL_S = 0.0005
+
+
+class AiccApp(FastAPI):
+    """FastAPI, with job submissions answered before the middleware stack and the router
+    (``api/fastpath.py``); every other request takes the ordinary way."""
+
+    fast_path: SubmitFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fast_path is not None and is_submission(scope):
+            await self.fast_path(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def _bootstrap(factory: sessionmaker[Session], settings: Settings) -> None:
@@ -59,7 +73,7 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
         finally:
             await run_in_threadpool(committer.stop)
 
-    app = FastAPI(title="aicc", version=aicc.__version__,
+    app = AiccApp(title="aicc", version=aicc.__version__,
                   description="Operations API of the national AI computing center: tenancy, "
                   "grants, fleet and jobs.", lifespan=lifespan,
                   # No OpenTelemetry: its per-request checks cost more than a submission.
@@ -72,7 +86,7 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
     app.state.committer = committer
     install_error_handlers(app)
     if submit_fast_path:
-        app.add_middleware(SubmitFastPath, state=app.state)
+        app.fast_path = SubmitFastPath(app.state, settings.server.max_body_bytes)
     app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes)
 
     @app.get("/healthz", tags=["health"])

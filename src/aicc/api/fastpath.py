@@ -1,4 +1,4 @@
-"""The hot path of ``POST /v1/jobs`` as a lean ASGI handler in front of the router.
+"""The hot path of ``POST /v1/jobs`` as a lean ASGI handler in front of the application.
 
 Submissions are the one call clients make thousands of times a second; routing and dependency
 resolution cost more than the work itself. This handler does exactly what the documented route
@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from aicc.api.auth import authenticate
 from aicc.api.errors import aicc_error_body, error_body, validation_body
@@ -26,18 +26,28 @@ log = logging.getLogger("aicc.api")
 _JSON = [(b"content-type", b"application/json")]
 
 
+def is_submission(scope: Scope) -> bool:
+    return (scope["type"] == "http" and scope["method"] == "POST"
+            and scope["path"] in ("/v1/jobs", "/v1/jobs/"))
+
+
+class _TooLarge(Exception):
+    pass
+
+
 class SubmitFastPath:
-    def __init__(self, app: ASGIApp, state: Any) -> None:
-        self.app = app
+    """Serves ``POST /v1/jobs`` (see :func:`is_submission`) on its own, body limit included."""
+
+    def __init__(self, state: Any, max_body_bytes: int) -> None:
         self.state = state
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not (scope["type"] == "http" and scope["method"] == "POST"
-                and scope["path"] in ("/v1/jobs", "/v1/jobs/")):
-            await self.app(scope, receive, send)
-            return
         try:
             status, payload = await self._submit(scope, receive)
+        except _TooLarge:
+            status, payload = 413, error_body(
+                "payload_too_large", f"request body over {self.max_body_bytes} bytes", "body")
         except AiccError as exc:
             status, payload = aicc_error_body(exc)
         except ValidationError as exc:
@@ -59,12 +69,20 @@ class SubmitFastPath:
                 authorization = value.decode("latin-1")
             elif name == b"idempotency-key":
                 key = value.decode("latin-1")
+            elif name == b"content-length" and value.isdigit() and (
+                    int(value) > self.max_body_bytes):
+                raise _TooLarge
         chunks = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
                 break
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _TooLarge
+            chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         principal = await authenticate(self.state, authorization)

@@ -8,6 +8,7 @@ committing. ``transition`` is the only way a job changes state: it enforces
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -17,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from aicc.errors import (
@@ -194,11 +195,9 @@ def submit_jobs(*, session: Session, requests: Sequence[SubmitRequest],
     if keyed:
         # Core, not ORM: this runs for every batch. The unique index on (submitted_by,
         # idempotency_key) serves the IN lists; pairs are then matched exactly.
-        jobs = Job.__table__
-        q = select(*[jobs.c[f] for f in _FIELDS], jobs.c.idempotency_key).where(
-            jobs.c.submitted_by.in_({u for u, _ in keyed}),
-            jobs.c.idempotency_key.in_({k for _, k in keyed}))
-        for row in session.connection().execute(q).mappings():
+        q = _known_keys_query()
+        params = {"users": sorted({u for u, _ in keyed}), "keys": sorted({k for _, k in keyed})}
+        for row in session.connection().execute(q, params).mappings():
             pair = (row["submitted_by"], row["idempotency_key"])
             if pair in keyed:
                 existing[pair] = _row_to_dict(dict(row))
@@ -260,7 +259,7 @@ def submit_jobs(*, session: Session, requests: Sequence[SubmitRequest],
     if not rows:
         return results
     ids = _insert_jobs(session, rows)
-    session.connection().execute(insert(JobEventRow.__table__), [
+    session.connection().execute(_insert_statements()[1], [
         {"job_id": jid, "kind": "submitted", "time": now, "reason": ""} for jid in ids])
     dicts = []
     now_iso = now.isoformat()
@@ -287,10 +286,8 @@ def _insert_jobs(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     in order), checked row by row; where that check fails, by content alone — rows with equal
     content are the same request of the same user, and either id answers either caller.
     """
-    cols = (Job.id, Job.submitted_by, Job.idempotency_key, Job.project_id, Job.nodes,
-            Job.per_node, Job.accelerator_type, Job.name, Job.time_limit_s)
     conn = session.connection()
-    back = list(conn.execute(insert(Job.__table__).returning(*cols), rows).mappings())
+    back = list(conn.execute(_insert_statements()[0], rows).mappings())
     back.sort(key=lambda r: r["id"])
     if len(back) == len(rows) and all(_signature(b) == _signature(r)
                                       for b, r in zip(back, rows, strict=True)):
@@ -301,15 +298,37 @@ def _insert_jobs(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     return [by_content[_signature(r)].pop(0) for r in rows]
 
 
+@functools.cache
+def _known_keys_query() -> Any:
+    jobs = Job.__table__
+    return select(*[jobs.c[f] for f in _FIELDS], jobs.c.idempotency_key).where(
+        jobs.c.submitted_by.in_(bindparam("users", expanding=True)),
+        jobs.c.idempotency_key.in_(bindparam("keys", expanding=True)))
+
+
+@functools.cache
+def _grants_query() -> Any:
+    g = Grant.__table__
+    return (select(g.c.project_id, g.c.accelerator_type, g.c.id)
+            .where(g.c.project_id.in_(bindparam("pids", expanding=True)),
+                   g.c.state == GrantState.ACTIVE, g.c.start <= bindparam("now"),
+                   g.c.end > bindparam("now"))
+            .order_by(g.c.end.desc(), g.c.id.desc()))
+
+
+@functools.cache
+def _insert_statements() -> tuple[Any, Any]:
+    cols = (Job.id, Job.submitted_by, Job.idempotency_key, Job.project_id, Job.nodes,
+            Job.per_node, Job.accelerator_type, Job.name, Job.time_limit_s)
+    return insert(Job.__table__).returning(*cols), insert(JobEventRow.__table__)
+
+
 def _active_grants(session: Session, wanted: set[tuple[int, str]], now: datetime
                    ) -> dict[tuple[int, str], int]:
-    g = Grant.__table__
-    q = (select(g.c.project_id, g.c.accelerator_type, g.c.id)
-         .where(g.c.project_id.in_({p for p, _ in wanted}), g.c.state == GrantState.ACTIVE,
-                g.c.start <= now, g.c.end > now)
-         .order_by(g.c.end.desc(), g.c.id.desc()))
     out: dict[tuple[int, str], int] = {}
-    for pid, t, gid in session.connection().execute(q).all():
+    rows = session.connection().execute(
+        _grants_query(), {"pids": sorted({p for p, _ in wanted}), "now": now}).all()
+    for pid, t, gid in rows:
         out[(pid, t)] = gid  # the last written is the one that ends first
     return out
 
