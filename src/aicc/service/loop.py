@@ -35,10 +35,11 @@ from aicc.clock import Clock
 from aicc.config import Settings
 from aicc.energy.power import DEFAULT_GRID_INTENSITY_KG_PER_KWH, fleet_power_w
 from aicc.engines.base import Engine, EventKind, JobEvent, LaunchSpec, StartOrder
-from aicc.ledger.usage import LOST, USAGE, TypeFacts, event_id, insert_ignore, job_entry
+from aicc.ledger.usage import LOST, USAGE, TypeFacts, insert_ignore, job_entry
 from aicc.scheduler import HoldReason, Policy, schedule
 from aicc.scheduler.policy import resolve
 from aicc.scheduler.snapshot import explain
+from aicc.service.batch import Batch, JobRow, load_rows
 from aicc.service.snapshot import SnapshotBuilder, StoreSnapshot, dt, ts
 from aicc.store.db import transaction
 from aicc.store.models import (
@@ -48,9 +49,9 @@ from aicc.store.models import (
     LedgerEntry,
     Node,
     NodeState,
+    Project,
 )
 from aicc.web.metrics import record_cycle
-from aicc.workload.jobs import transition
 
 log = logging.getLogger("aicc.service")
 
@@ -88,7 +89,7 @@ class ControlPlane:
                  engine: Engine, clock: Clock, policy: Policy | str | None = None, *,
                  grid_intensity: float = DEFAULT_GRID_INTENSITY_KG_PER_KWH,
                  requeue_on_node_failure: bool = True,
-                 feeders: Sequence[Feeder] = ()) -> None:
+                 feeders: Sequence[Feeder] = (), reason_interval_s: float = 30.0) -> None:
         self.settings = settings
         self.session_factory = session_factory
         self.engine = engine
@@ -99,7 +100,11 @@ class ControlPlane:
         self.feeders: list[Feeder] = list(feeders)
         self.builder = SnapshotBuilder(half_life_s=self.policy.usage_half_life_s)
         self._facts: dict[str, TypeFacts] = {}
-        self._reasons: dict[int, int] = {}  # pending job id -> last hold reason written
+        # pending job ids (sorted) and the hold reason last written for each
+        self._reasons: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.int8))
+        self._project_names: dict[int, str] = {}
+        self._reasons_at = -float("inf")
+        self.reason_interval_s = reason_interval_s
         self._reconciled = False
         self._cycle_lock = threading.Lock()
         self._stats_lock = threading.Lock()
@@ -194,7 +199,7 @@ class ControlPlane:
                 self._facts[name] = TypeFacts(tdp_w=tdp, price_weight=weight)
         return self._facts
 
-    def _entry(self, session: Session, job: Job, kind: str, end: float) -> dict | None:
+    def _entry(self, session: Session, job: JobRow, kind: str, end: float) -> dict | None:
         if job.started_at is None or job.attempts < 1:
             return None
         facts = self._type_facts(session).get(job.accelerator_type, TypeFacts(0.0, 1.0))
@@ -202,16 +207,27 @@ class ControlPlane:
         return job_entry(job_id=job.id, attempt=job.attempts, kind=kind,
                          project_id=job.project_id, grant_id=job.grant_id,
                          accelerator_type=job.accelerator_type,
-                         accelerators=job.nodes * job.per_node, start=start,
+                         accelerators=job.accelerators, start=start,
                          end=max(start, dt(end)), facts=facts,
                          grid_intensity=self.grid_intensity)
+
+    def _project_name(self, session: Session, project_id: int) -> str:
+        if project_id not in self._project_names:
+            self._project_names = dict(session.execute(select(Project.id, Project.name)).all())
+        return self._project_names.get(project_id, "")
+
+    def _launch(self, session: Session, job: JobRow) -> LaunchSpec:
+        return LaunchSpec(job_id=job.id, project=self._project_name(session, job.project_id),
+                          accelerator_type=job.accelerator_type, nodes=job.nodes,
+                          per_node=job.per_node, time_limit_s=job.time_limit_s,
+                          preemptible=job.preemptible, runtime_s=job.runtime_s,
+                          script=job.script)
 
     def apply_events(self, session: Session, events: Sequence[JobEvent]) -> None:
         """Apply engine events to the store (the caller's transaction). Idempotent: an event
         replayed after a crash finds the job already moved on and the ledger row present."""
-        ids = {e.job_id for e in events if e.job_id is not None}
-        jobs = ({j.id: j for j in session.scalars(select(Job).where(Job.id.in_(ids)))}
-                if ids else {})
+        jobs = load_rows(session, (e.job_id for e in events if e.job_id is not None))
+        batch = Batch()
         ledger: list[dict] = []
         for ev in sorted(events, key=lambda e: e.time):
             self._totals[ev.kind.value] = self._totals.get(ev.kind.value, 0) + 1
@@ -225,18 +241,17 @@ class ControlPlane:
             running = job.state == JobState.RUNNING
             if ev.kind == EventKind.FAILED and ev.extra.get("phase") == "launch":
                 if running:
-                    transition(session=session, job=job, to=JobState.PENDING, at=at,
-                               reason=f"requeued: {ev.reason}")
+                    batch.move(job, JobState.PENDING, at, f"requeued: {ev.reason}")
                 continue
             if ev.kind == EventKind.FAILED and ev.extra.get("phase") == "node_failure":
                 entry = self._entry(session, job, LOST, ev.time)
                 if entry:
                     ledger.append(entry)
                 if running:
-                    to = JobState.PENDING if self.requeue_on_node_failure else JobState.FAILED
-                    transition(session=session, job=job, to=to, at=at,
-                               reason=f"{'requeued after ' if to == JobState.PENDING else ''}"
-                                      f"{ev.reason}")
+                    if self.requeue_on_node_failure:
+                        batch.move(job, JobState.PENDING, at, f"requeued after {ev.reason}")
+                    else:
+                        batch.move(job, JobState.FAILED, at, ev.reason)
                 continue
             # finished, failed (its own fault), preempted, cancelled: charge what it used
             if running or (job.state == JobState.CANCELLED and job.started_at is not None):
@@ -246,19 +261,15 @@ class ControlPlane:
             if not running:
                 continue
             if ev.kind == EventKind.FINISHED:
-                transition(session=session, job=job, to=JobState.FINISHED, at=at,
-                           reason="finished")
+                batch.move(job, JobState.FINISHED, at, "finished")
             elif ev.kind == EventKind.FAILED:
-                transition(session=session, job=job, to=JobState.FAILED, at=at,
-                           reason=ev.reason or "failed")
+                batch.move(job, JobState.FAILED, at, ev.reason or "failed")
             elif ev.kind == EventKind.PREEMPTED:
-                transition(session=session, job=job, to=JobState.PREEMPTED, at=at,
-                           reason=ev.reason or "preempted")
-                transition(session=session, job=job, to=JobState.PENDING, at=at,
-                           reason="requeued after preemption")
+                batch.move(job, JobState.PREEMPTED, at, ev.reason or "preempted")
+                batch.move(job, JobState.PENDING, at, "requeued after preemption")
             elif ev.kind == EventKind.CANCELLED:
-                transition(session=session, job=job, to=JobState.CANCELLED, at=at,
-                           reason=ev.reason or "cancelled by the engine")
+                batch.move(job, JobState.CANCELLED, at, ev.reason or "cancelled by the engine")
+        batch.write(session)
         insert_ignore(session, ledger)
 
     def _apply_node(self, session: Session, ev: JobEvent) -> None:
@@ -280,46 +291,60 @@ class ControlPlane:
         names = built.fleet.names
         orders: list[StartOrder] = []
         with transaction(self.session_factory) as session:
-            ids = [s.job_id for s in starts]
-            jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(ids)))}
+            jobs = load_rows(session, (s.job_id for s in starts))
+            batch = Batch()
             at = dt(now)
             for s in starts:
                 job = jobs.get(s.job_id)
                 if job is None or job.state != JobState.PENDING:
                     continue  # cancelled since the snapshot
                 placement = [names[i] for i, _ in s.placement]
-                transition(session=session, job=job, to=JobState.RUNNING, at=at,
-                           reason="running", placement=placement)
-                self._reasons.pop(job.id, None)
-                orders.append(StartOrder(spec=launch_spec(job), nodes=tuple(placement),
+                batch.move(job, JobState.RUNNING, at, "running", placement)
+                orders.append(StartOrder(spec=self._launch(session, job),
+                                         nodes=tuple(placement),
                                          per_node=tuple(int(c) for _, c in s.placement)))
+            batch.write(session)
         return orders
 
     def _record_reasons(self, built: StoreSnapshot, reason: np.ndarray) -> None:
         """Write each pending job's hold reason when it changed (not every cycle)."""
         pend = built.snapshot.pending
-        if not len(pend):
-            self._reasons.clear()
+        held = np.flatnonzero(reason != HoldReason.NONE)
+        ids, codes = pend.id[held], reason[held].astype(np.int8)
+        prev_ids, prev_codes = self._reasons
+        written = np.full(len(ids), -1, dtype=np.int8)  # code last written, -1 for none
+        if len(prev_ids) and len(ids):
+            pos = np.searchsorted(prev_ids, ids).clip(0, len(prev_ids) - 1)
+            hit = prev_ids[pos] == ids
+            written[hit] = prev_codes[pos[hit]]
+        due = written != codes
+        # New waiting jobs get their reason at once; changes for known ones are written at
+        # most every reason_interval_s (wall), so a cycle never rewrites thousands of rows.
+        wall = time.monotonic()
+        if wall - self._reasons_at >= self.reason_interval_s:
+            self._reasons_at = wall
+        else:
+            due &= written == -1
+        self._reasons = (ids, np.where(due, codes, written))  # ids sorted, as the snapshot's
+        rows = held[due]
+        if not len(rows):
             return
-        changed: list[dict] = []
-        alive: dict[int, int] = {}
         types = built.fleet.catalog.types
-        for r in np.flatnonzero(reason != HoldReason.NONE).tolist():
-            job_id, code = int(pend.id[r]), int(reason[r])
-            alive[job_id] = code
-            if self._reasons.get(job_id) != code:
-                shape = f"{int(pend.nodes[r])}x{int(pend.per_node[r])}"
-                text = explain(HoldReason(code), shape=shape,
-                               type_name=types[int(pend.type_idx[r])].name)
-                changed.append({"jid": job_id, "reason": text[:512]})
-        self._reasons = alive
-        if changed:
-            stmt = (update(Job).where(Job.id == bindparam("jid"),
-                                      Job.state == JobState.PENDING)
-                    .values(reason=bindparam("reason"))
-                    .execution_options(synchronize_session=False))
-            with transaction(self.session_factory) as session:
-                session.connection().execute(stmt, changed)
+        texts: dict[tuple[int, int, int, int], str] = {}
+        changed = []
+        for r in rows.tolist():
+            key = (int(reason[r]), int(pend.nodes[r]), int(pend.per_node[r]),
+                   int(pend.type_idx[r]))
+            text = texts.get(key)
+            if text is None:
+                text = texts[key] = explain(HoldReason(key[0]), shape=f"{key[1]}x{key[2]}",
+                                            type_name=types[key[3]].name)[:512]
+            changed.append({"jid": int(pend.id[r]), "reason": text})
+        stmt = (update(Job).where(Job.id == bindparam("jid"), Job.state == JobState.PENDING)
+                .values(reason=bindparam("reason"))
+                .execution_options(synchronize_session=False))
+        with transaction(self.session_factory) as session:
+            session.connection().execute(stmt, changed)
 
     def _stop_strays(self, now: float) -> None:
         """Stop jobs the engine runs that the store no longer calls running."""
@@ -342,38 +367,42 @@ class ControlPlane:
         engine_running = {r.job_id for r in self.engine.running()}
         adopt = getattr(self.engine, "adopt", None)
         with transaction(self.session_factory) as session:
-            jobs = session.scalars(select(Job).where(Job.state == JobState.RUNNING)
-                                   .order_by(Job.id)).all()
-            store_running = {j.id for j in jobs}
-            for job in jobs:
+            jobs = load_rows(session, where=Job.state == JobState.RUNNING)
+            store_running = set(jobs)
+            batch = Batch()
+            ledger: list[dict] = []
+            for job in jobs.values():
                 if job.id in engine_running:
                     continue
-                order = StartOrder(spec=launch_spec(job), nodes=tuple(job.placement or ()),
-                                   per_node=tuple([job.per_node] * len(job.placement or ())))
+                nodes = tuple(job.placement or ())
+                order = StartOrder(spec=self._launch(session, job), nodes=nodes,
+                                   per_node=tuple([job.per_node] * len(nodes)))
                 if (adopt is not None and job.started_at is not None
                         and adopt(order, ts(job.started_at))):
                     done["adopted"] += 1
                     continue
                 entry = self._entry(session, job, LOST, now)
                 if entry:
-                    insert_ignore(session, [entry])
-                transition(session=session, job=job, to=JobState.PENDING, at=dt(now),
-                           reason="requeued: the engine lost it during a restart")
+                    ledger.append(entry)
+                batch.move(job, JobState.PENDING, dt(now),
+                           "requeued: the engine lost it during a restart")
                 done["requeued"] += 1
             # Running jobs cancelled through the API while no engine was there to stop them.
-            ledger = []
-            for job in session.scalars(select(Job).where(
-                    Job.state == JobState.CANCELLED, Job.started_at.is_not(None),
-                    ~select(LedgerEntry.id).where(
-                        LedgerEntry.job_id == Job.id,
-                        LedgerEntry.event_id == "job:" + cast(Job.id, String) + ":attempt:"
-                        + cast(Job.attempts, String) + ":usage").exists())):
+            unpaid = ~select(LedgerEntry.id).where(
+                LedgerEntry.job_id == Job.id,
+                LedgerEntry.event_id == "job:" + cast(Job.id, String) + ":attempt:"
+                + cast(Job.attempts, String) + ":usage").exists()
+            cancelled = load_rows(session, where=(Job.state == JobState.CANCELLED)
+                                  & Job.started_at.is_not(None) & unpaid)
+            for job in cancelled.values():
                 if job.id in engine_running:
                     continue
                 entry = self._entry(session, job, USAGE, ts(job.ended_at or dt(now)))
-                if entry and entry["event_id"] == event_id(job.id, job.attempts, USAGE):
+                if entry:
                     ledger.append(entry)
-            done["charged"] = insert_ignore(session, ledger)
+                    done["charged"] += 1
+            batch.write(session)
+            insert_ignore(session, ledger)
         stray = sorted(engine_running - store_running)
         if stray:
             self.engine.cancel(stray, now)
@@ -440,13 +469,3 @@ class ControlPlane:
         with self._stats_lock:
             self._stats = stats
         return stats
-
-
-def launch_spec(job: Job) -> LaunchSpec:
-    """What the engine needs to run ``job`` (from its stored row)."""
-    return LaunchSpec(
-        job_id=job.id, project=job.project.name if job.project is not None else "",
-        accelerator_type=job.accelerator_type, nodes=job.nodes, per_node=job.per_node,
-        time_limit_s=job.time_limit_s, preemptible=job.preemptible, runtime_s=job.runtime_s,
-        script=job.script,
-    )
