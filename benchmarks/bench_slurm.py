@@ -133,8 +133,8 @@ def main() -> None:
         print(f"bench_slurm: {N_SERIAL} aicc starts, {N_SERIAL} serial and {2 * N_SERIAL} "
               f"parallel sbatch; {len(latencies)} latency samples (min "
               f"{min(latencies, default=float('nan')):.3f}s, max "
-              f"{max(latencies, default=float('nan')):.3f}s); Slurm client calls per aicc "
-              f"start: {runner.stats.by_command}")
+              f"{max(latencies, default=float('nan')):.3f}s); Slurm client calls in this run "
+              f"(all parts): {runner.stats.by_command}")
         print(f"RESULT aicc_submits_cycle8_per_s={batch_rate:.1f}")
         print(f"RESULT decision_to_running_median_s={median:.3f}")
         print(f"RESULT aicc_submits_per_s={aicc_rate:.1f} sbatch_serial_per_s={serial:.1f} "
