@@ -226,3 +226,31 @@ def test_backfill_delays_no_reservation_when_crowded(case: tuple[Snapshot, str])
     test_backfill_delays_no_reservation.hypothesis.inner_test(case)  # type: ignore[attr-defined]
     d = schedule(*case)
     assert d.reservations  # the gang (or the wide job) always waits with a reservation
+
+
+@settings(max_examples=60, deadline=None)
+@given(free=st.lists(st.integers(0, 8), min_size=32, max_size=32),
+       asks=st.lists(st.tuples(st.sampled_from([0, 1]), st.integers(1, 8)), max_size=12))
+def test_best_fit_scan_and_lists_agree(free: list[int], asks: list[tuple[int, int]]) -> None:
+    """The array scan (few placements) and the per-level lists are both best fit: each picks
+    a node with the fewest free accelerators that still hold the job (their tie-breaks among
+    such nodes may differ)."""
+    from aicc.scheduler.placement import _SCANS, FreeState
+    from aicc.scheduler.snapshot import JobTable
+
+    fleet = build_fleet("lab")
+    a = FreeState(fleet, np.array(free), JobTable.empty(), NOW)
+    b = FreeState(fleet, np.array(free), JobTable.empty(), NOW)
+    b.scans = [_SCANS] * b.n_types
+    for t_pick, k in asks:
+        t = fleet.catalog.index("h100-sxm-80g" if t_pick == 0 else "ascend-910b")
+        a.scans = [0] * a.n_types
+        na, nb = a.find_sub(t, k, NOW + 10), b.find_sub(t, k, NOW + 10)
+        assert (na < 0) == (nb < 0)
+        if na >= 0:
+            for st_, n in ((a, na), (b, nb)):
+                ix = st_.nodes_of_type[t]
+                fits = st_.free[ix][st_.free[ix] >= k]
+                assert st_.free[n] == fits.min() and fleet.type_idx[n] == t
+            a.take(na, k, NOW + 10)
+            b.take(nb, k, NOW + 10)

@@ -33,6 +33,7 @@ from aicc.scheduler.snapshot import (
     Decisions,
     HoldReason,
     JobClass,
+    JobTable,
     Preempt,
     Reservation,
     Snapshot,
@@ -217,10 +218,7 @@ def order_jobs(snap: Snapshot, policy: Policy, prep: Prepared, scr: Screened) ->
             tier_a = acc <= room + 1e-9
             key = key + np.where(tier_a, 0.0, 3 * _TIER)
     rows = np.flatnonzero(eligible)
-    if policy.name == "fifo":  # submit time, then id
-        order = rows[np.lexsort((p.id[rows], key[rows]))]
-    else:  # deterministic (same snapshot, same order); ties in no promised order
-        order = rows[np.argsort(key[rows])]
+    order = rows[np.argsort(key[rows])]  # deterministic; ties in no promised order
     return Ordered(order=order, key=key, tier_a=tier_a & eligible, ent=ent)
 
 
@@ -468,14 +466,28 @@ def walk(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: FreeSt
 
 
 # 5. preempt ----------------------------------------------------------------------------------
+class _Allocs:
+    """The running table's allocation (CSR) as Python lists, built on first use only."""
+
+    def __init__(self, run: JobTable) -> None:
+        self.run = run
+        self._lists: tuple[list[int], list[int], list[int]] | None = None
+
+    def lists(self) -> tuple[list[int], list[int], list[int]]:
+        if self._lists is None:
+            r = self.run
+            self._lists = (r.alloc_ptr.tolist(), r.alloc_node.tolist(), r.alloc_count.tolist())
+        return self._lists
+
+
 class _Reclaim:
     """An incremental what-if over one pool of victims, in preemption order (rule 8).
 
     ``avail[n]`` is what node ``n`` would have free if every victim examined so far stopped,
     minus what earlier jobs of this step already claimed; each victim is examined once."""
 
-    def __init__(self, pool: list[int], alloc: tuple[np.ndarray, np.ndarray, np.ndarray],
-                 fs: FreeState, up: np.ndarray, cap: np.ndarray) -> None:
+    def __init__(self, pool: list[int], alloc: _Allocs, fs: FreeState, up: list[bool],
+                 cap: list[int]) -> None:
         self.pool, self.ptr = pool, 0
         self.alloc, self.fs, self.up, self.cap = alloc, fs, up, cap
         self.avail: dict[int, int] = {}
@@ -489,13 +501,13 @@ class _Reclaim:
             return False
         v = self.pool[self.ptr]
         self.ptr += 1
-        ptr, node, count = self.alloc
-        a0, a1 = int(ptr[v]), int(ptr[v + 1])
+        ptr, node, count = self.alloc.lists()
         freel = self.fs.freel
-        for nd, c in zip(node[a0:a1].tolist(), count[a0:a1].tolist(), strict=True):
+        for i in range(ptr[v], ptr[v + 1]):
+            nd = node[i]
             if not self.up[nd]:
                 continue
-            a = self.avail.get(nd, freel[nd]) + c
+            a = self.avail.get(nd, freel[nd]) + count[i]
             self.avail[nd] = a
             self.waiting.setdefault(nd, []).append(v)
             heapq.heappush(self.heap, (-a, nd))
@@ -565,15 +577,16 @@ def preempt(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: Fre
     n_sec = len(snap.tenancy.sector_names)
     pool_key = run.type_idx[cand].astype(np.int64) * (n_sec + 1) + (
         run.lender[cand].astype(np.int64) + 1 if by_lender else 0)
-    up = snap.fleet.state == NODE_UP
-    alloc = (run.alloc_ptr, run.alloc_node, run.alloc_count)
+    up = (snap.fleet.state == NODE_UP).tolist()
+    cap = fs.cap.tolist()
+    alloc = _Allocs(run)
     reclaim: dict[int, _Reclaim | None] = {}
 
     def reclaimer(t: int, lender: int) -> _Reclaim | None:
         key = t * (n_sec + 1) + (lender + 1 if by_lender else 0)
         if key not in reclaim:
             pool = cand[pool_key == key].tolist()
-            reclaim[key] = _Reclaim(pool, alloc, fs, up, fs.cap) if pool else None
+            reclaim[key] = _Reclaim(pool, alloc, fs, up, cap) if pool else None
         return reclaim[key]
 
     room = np.maximum(ent.cap - walked.used, 0.0).tolist()

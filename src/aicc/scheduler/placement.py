@@ -16,6 +16,7 @@ from aicc.fleet.arrays import NODE_UP, FleetArrays
 from aicc.scheduler.snapshot import JobTable
 
 INF = math.inf
+_SCANS = 8  # array scans per type before the per-level lists pay for themselves
 
 
 def fragmentation(fleet: FleetArrays, free: np.ndarray) -> float:
@@ -56,6 +57,7 @@ class FreeState:
                         for ix in self.nodes_of_type]
         self._levels: list[list[list[int]] | None] = [None] * self.n_types
         self.hint = list(self.maxcap)  # upper bound of free on unreserved nodes, per type
+        self.scans = [0] * self.n_types
         self.resv: list[list[int]] = [[] for _ in range(self.n_types)]
         self.resv_max = [0] * self.n_types  # upper bound of free on reserved nodes
         self.fail_sub = [[INF] * (c + 2) for c in self.maxcap]
@@ -82,10 +84,36 @@ class FreeState:
             self._levels[t] = lv
         return lv
 
+    def _scan(self, t: int, k: int) -> int:
+        """The best-fit search of :meth:`find_sub` on arrays (no per-type lists to build): the
+        cheaper path while a type has seen few placements in this cycle."""
+        ix = self.nodes_of_type[t]
+        f = self.free[ix]
+        ok = (f >= k) & (self.res_time[ix] == INF)
+        if not ok.any():
+            return -1
+        ix, f = ix[ok], f[ok].astype(np.int64)
+        whole = self.free[self.nodes_of_type[t]] == self.cap[self.nodes_of_type[t]]
+        leaf_all = self.fleet.leaf
+        lw = np.bincount(leaf_all[self.nodes_of_type[t][whole]],
+                         minlength=int(leaf_all.max()) + 1)[leaf_all[ix]].astype(np.int64)
+        n = self.fleet.n_nodes + 1
+        return int(ix[np.argmin((f * n + lw) * n + ix)])
+
     def find_sub(self, t: int, k: int, end: float) -> int:
-        """Best-fit node for ``k`` accelerators of type ``t`` until ``end``, or -1."""
+        """Best-fit node for ``k`` accelerators of type ``t`` until ``end``, or -1: the fewest
+        free accelerators that fit; among those, a node in a leaf with few whole nodes (rule 6;
+        the scan counts whole nodes now, the lists as of their building, and keep filling the
+        node they used last)."""
+
         freel = self.freel
-        if k <= self.hint[t]:
+        if k <= self.hint[t] and self._levels[t] is None and self.scans[t] < _SCANS:
+            self.scans[t] += 1
+            n = self._scan(t, k)
+            if n >= 0:
+                return n
+            self.hint[t] = k - 1
+        elif k <= self.hint[t]:
             levels = self._levels_of(t)
             rt = self.res_timel
             for f in range(k, self.maxcap[t] + 1):
