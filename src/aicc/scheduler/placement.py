@@ -105,7 +105,6 @@ class FreeState:
         free accelerators that fit; among those, a node in a leaf with few whole nodes (rule 6;
         the scan counts whole nodes now, the lists as of their building, and keep filling the
         node they used last)."""
-
         freel = self.freel
         if k <= self.hint[t] and self._levels[t] is None and self.scans[t] < _SCANS:
             self.scans[t] += 1
