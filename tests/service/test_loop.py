@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from aicc.engines.base import LaunchSpec, StartOrder
 from aicc.engines.twin import TwinEngine
+from aicc.errors import EngineError
 from aicc.fleet import build_fleet
 from aicc.ledger import event_id
 from aicc.service.snapshot import dt, ts
@@ -230,3 +231,30 @@ def test_the_background_thread_runs_cycles(center: Center) -> None:
         cp.stop()
     assert job(center, jid).state == JobState.RUNNING
     assert cp.stats().cycles >= 1 and not cp.running_thread
+
+
+class RefusingTwin(TwinEngine):
+    """A twin whose start fails once, as a real engine does when its controller is down."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.refusals = 1
+
+    def start(self, orders, now):  # type: ignore[override]
+        if self.refusals:
+            self.refusals -= 1
+            raise EngineError("controller unreachable")
+        super().start(orders, now)
+
+
+def test_jobs_an_engine_refuses_go_back_to_the_queue(center: Center) -> None:
+    jid = center.submit(runtime=100.0)
+    cp = center.control_plane(RefusingTwin(build_fleet("lab")))
+    cp.run_cycle()
+    j = job(center, jid)
+    assert j.state == JobState.PENDING and "controller unreachable" in j.reason
+    assert cp.stats().last_error == "EngineError: controller unreachable"
+    center.run(cp, T0 + 600)
+    j = job(center, jid)
+    assert j.state == JobState.FINISHED and j.attempts == 2
+    assert [e.kind for e in ledger(center, jid)] == ["usage"]

@@ -35,6 +35,7 @@ from aicc.clock import Clock
 from aicc.config import Settings
 from aicc.energy.power import DEFAULT_GRID_INTENSITY_KG_PER_KWH, fleet_power_w
 from aicc.engines.base import Engine, EventKind, JobEvent, LaunchSpec, StartOrder
+from aicc.errors import EngineError
 from aicc.ledger.usage import LOST, USAGE, TypeFacts, insert_ignore, job_entry
 from aicc.scheduler import HoldReason, Policy, schedule
 from aicc.scheduler.policy import resolve
@@ -104,6 +105,7 @@ class ControlPlane:
         self._reasons: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.int8))
         self._project_names: dict[int, str] = {}
         self._reasons_at = -float("inf")
+        self._cycle_error = ""
         self.reason_interval_s = reason_interval_s
         self._reconciled = False
         self._cycle_lock = threading.Lock()
@@ -163,6 +165,7 @@ class ControlPlane:
         with self._cycle_lock:
             t0 = time.perf_counter()
             now = self.clock.now()
+            self._cycle_error = ""
             if not self._reconciled:
                 self.reconcile(now)
             for feed in self.feeders:
@@ -180,7 +183,7 @@ class ControlPlane:
             orders = self._record_starts(built, decisions.starts, now)
             self._record_reasons(built, decisions.reason)
             if orders:
-                self.engine.start(orders, now)
+                self._start(orders, now)
             for p in decisions.preempts:
                 self.engine.preempt([p.job_id], now, reason=p.message)
             self._stop_strays(now)
@@ -305,6 +308,22 @@ class ControlPlane:
                                          per_node=tuple(int(c) for _, c in s.placement)))
             batch.write(session)
         return orders
+
+    def _start(self, orders: list[StartOrder], now: float) -> None:
+        """Tell the engine; if it refuses the whole batch, put the jobs back in the queue."""
+        try:
+            self.engine.start(orders, now)
+        except EngineError as exc:
+            log.warning("the engine refused %d starts: %s", len(orders), exc)
+            with transaction(self.session_factory) as session:
+                jobs = load_rows(session, (o.spec.job_id for o in orders))
+                batch = Batch()
+                for job in jobs.values():
+                    if job.state == JobState.RUNNING:
+                        batch.move(job, JobState.PENDING, dt(now),
+                                   f"requeued: the engine refused it ({exc.message})")
+                batch.write(session)
+            self._cycle_error = f"EngineError: {exc.message}"
 
     def _record_reasons(self, built: StoreSnapshot, reason: np.ndarray) -> None:
         """Write each pending job's hold reason when it changed (not every cycle)."""
@@ -464,7 +483,7 @@ class ControlPlane:
             nodes_down=int((fleet.state != 0).sum()),
             power_w=fleet_power_w(fleet, busy_node),
             totals=dict(self._totals),
-            last_error="",
+            last_error=self._cycle_error,
         )
         with self._stats_lock:
             self._stats = stats
