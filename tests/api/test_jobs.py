@@ -298,3 +298,11 @@ def test_routed_submission_matches_fast_path(world: World, job_body: JobBody) ->
     fast = world.client.post("/v1/jobs", headers=h, json=job_body(world.ids["p_a1"]))
     assert fast.status_code == 200 and fast.json() == first.json()
     assert _count(world, Job) == 1
+
+
+def test_oversized_body_on_other_routes_is_413(world: World) -> None:
+    r = world.client.patch(f"/v1/projects/{world.ids['p_a1']}", headers=world.h("admin"),
+                           json={"title": "t" * 2_000_000})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+    got = world.client.get(f"/v1/projects/{world.ids['p_a1']}", headers=world.h("admin"))
+    assert got.json()["title"] == ""

@@ -129,7 +129,9 @@ class NodeShapes:
             v.sort(reverse=True)
         types = frozenset(session.scalars(select(AcceleratorTypeRow.name)))
         with self._lock:
-            self._shapes, self._types, self._at = shapes, types, now
+            # An empty fleet is not cached: the service may be syncing it right now.
+            self._shapes, self._types = shapes, types
+            self._at = now if shapes else -math.inf
 
     def get(self, session: Session) -> dict[str, list[tuple[int, int]]]:
         """``type -> [(accelerators per node, node count)]``, largest nodes first."""
