@@ -101,6 +101,8 @@ class SimResult:
     failures: int
     cycle_wall_s: float
     config: SimConfig
+    cycles_skipped: int = 0  # cycles proven to start nothing (see Simulator._cycle)
+    schedule_wall_s: float = 0.0  # wall time inside schedule() alone
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -108,7 +110,8 @@ class _Running:
     """Running jobs with their allocations in CSR form; rows removed lazily (compacted when
     the table is next needed), rows appended in start order."""
 
-    def __init__(self) -> None:
+    def __init__(self, n_jobs: int) -> None:
+        self._mark = np.zeros(n_jobs, dtype=bool)  # scratch membership array for compaction
         self.ids = np.zeros(0, dtype=np.int64)
         self.ptr = np.zeros(1, dtype=np.int64)
         self.node = np.zeros(0, dtype=np.int32)
@@ -126,7 +129,9 @@ class _Running:
     def compact(self) -> None:
         if self._gone:
             gone = np.fromiter(self._gone, dtype=np.int64, count=len(self._gone))
-            keep = ~np.isin(self.ids, gone)
+            self._mark[gone] = True
+            keep = ~self._mark[self.ids]
+            self._mark[gone] = False
             counts = np.diff(self.ptr)
             keep_k = np.repeat(keep, counts)
             self.ids, self.lender = self.ids[keep], self.lender[keep]
@@ -185,7 +190,10 @@ class Simulator:
         self.stopping = np.zeros(n, dtype=bool)
         self.limited = np.zeros(n, dtype=bool)  # current run ends at its time limit
         self.placement: list[tuple[tuple[int, int], ...] | None] = [None] * n
-        self.running = _Running()
+        self.running = _Running(n)
+        self._neg1 = np.full(n, -1.0)
+        self._grant = np.full(n, -1, dtype=np.int32)
+        self._ptr0 = np.zeros(n + 1, dtype=np.int64)
         self.n_running = 0
         self.pending_parts: list[np.ndarray] = []
         self.n_pending = 0
@@ -201,6 +209,8 @@ class Simulator:
         self.last_cycle = -math.inf
         self.last_usage_t = 0.0
         self.cycles = 0
+        self.skipped = 0
+        self.sched_wall = 0.0
         self.cycle_wall = 0.0
         self.n_failures = 0
         self.rng = np.random.default_rng(self.cfg.seed)
@@ -381,8 +391,8 @@ class Simulator:
             id=ids, project=J.project[ids], type_idx=J.type_idx[ids], nodes=J.nodes[ids],
             per_node=J.per_node[ids], time_limit_s=J.time_limit[ids],
             job_class=J.job_class[ids], preemptible=J.preemptible[ids],
-            submit_time=J.submit[ids], grant=np.full(len(ids), -1, dtype=np.int32),
-            start_time=self.start[ids] if running else np.full(len(ids), -1.0),
+            submit_time=J.submit[ids], grant=self._grant[: len(ids)],
+            start_time=self.start[ids] if running else self._neg1[: len(ids)],
             expected_runtime_s=J.expected_runtime[ids],
         )
         if running:
@@ -390,7 +400,7 @@ class Simulator:
                                                         self.running.count)
             t.lender = self.running.lender
         else:
-            t.alloc_ptr = np.zeros(len(ids) + 1, dtype=np.int64)
+            t.alloc_ptr = self._ptr0[: len(ids) + 1]
         return t
 
     def _advance_usage(self, now: float) -> None:
@@ -408,13 +418,21 @@ class Simulator:
         w0 = time.perf_counter()
         self._advance_usage(now)
         pend = self._pending_ids()
+        if not self.policy.preemption and not self._any_fits(pend):
+            # Without preemption a cycle can only start jobs, and none fits the free capacity:
+            # schedule() would return no decision, so the call is skipped (counted).
+            self.skipped += 1
+            self.cycle_wall += time.perf_counter() - w0
+            return
         self.running.compact()
         snap = Snapshot(
             now=now, fleet=self.fleet, free=self.free.astype(np.int16),
             running=self._table(self.running.ids, True), pending=self._table(pend, False),
             tenancy=self.tenancy, grants=self.grants, usage_decayed_s=self.usage.copy(),
         )
+        w1 = time.perf_counter()
         dec = schedule(snap, self.policy)
+        self.sched_wall += time.perf_counter() - w1
         self.cycles += 1
         for p in dec.preempts:
             self._preempt(p, now)
@@ -425,6 +443,11 @@ class Simulator:
         self.cycle_wall += time.perf_counter() - w0
         if self.cfg.check_invariants:
             self.check()
+
+    def _any_fits(self, pend: np.ndarray) -> bool:
+        """A cheap necessary condition for any start: some node has at least as many free
+        accelerators as the smallest per-node share any pending job asks for."""
+        return bool(len(pend)) and int(self.free.max()) >= int(self.jobs.per_node[pend].min())
 
     def _preempt(self, p: Preempt, now: float) -> None:
         j = p.job_id
@@ -561,7 +584,8 @@ class Simulator:
             lost_s=self.lost_s, charged_s=self.charged_s, series=series,
             end_time=float(self.clock.now()), cycles=self.cycles,
             wall_s=time.perf_counter() - w0, failures=self.n_failures,
-            cycle_wall_s=self.cycle_wall, config=self.cfg,
+            cycle_wall_s=self.cycle_wall, config=self.cfg, cycles_skipped=self.skipped,
+            schedule_wall_s=self.sched_wall,
         )
 
 

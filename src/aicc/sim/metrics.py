@@ -151,8 +151,10 @@ def summarize(r: SimResult) -> dict[str, Any]:
         },
         "run": {
             "cycles": r.cycles,
+            "cycles_skipped": r.cycles_skipped,
             "wall_s": r.wall_s,
-            "scheduler_wall_s": r.cycle_wall_s,
+            "cycle_wall_s": r.cycle_wall_s,
+            "schedule_wall_s": r.schedule_wall_s,
             "end_time_s": r.end_time,
             "min_cycle_s": r.config.min_cycle_s,
             "seed": r.config.seed,
