@@ -9,7 +9,6 @@ without walking the routing table. Everything else falls through to the applicat
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any
@@ -87,6 +86,6 @@ class SubmitFastPath:
                 break
         principal = await authenticate(self.state, authorization)
         spec = JobSubmission.model_validate_json(b"".join(chunks))
-        fut = self.state.committer.submit(SubmitRequest(principal, spec, key))
-        job, created = await asyncio.wrap_future(fut)
+        job, created = await self.state.committer.submit_async(
+            SubmitRequest(principal, spec, key))
         return (201 if created else 200), job

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
@@ -32,8 +31,7 @@ async def submit_job(request: Request, principal: CurrentPrincipal, body: JobSub
     """Store a pending job; answered after it is committed. 201 when created, 200 when the
     Idempotency-Key names an earlier submission (which is returned unchanged)."""
     committer: GroupCommitter = request.app.state.committer
-    fut = committer.submit(SubmitRequest(principal, body, idempotency_key))
-    job, created = await asyncio.wrap_future(fut)
+    job, created = await committer.submit_async(SubmitRequest(principal, body, idempotency_key))
     return JSONResponse(job, status_code=201 if created else 200)
 
 

@@ -8,6 +8,8 @@ SQLite (one writer at a time) never sees lock contention from submissions.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -17,7 +19,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aicc.errors import AiccError, Conflict
+from aicc.errors import Conflict
 from aicc.store.db import transaction
 from aicc.workload.jobs import NodeShapes, SubmitRequest, submit_jobs
 
@@ -25,6 +27,35 @@ log = logging.getLogger("aicc.api.submitter")
 
 # What a caller gets back: (job as a dict, created) or the error that refused it.
 Outcome = tuple[dict[str, Any], bool]
+# Where an outcome goes: a thread's Future, or an asyncio future with its loop.
+Sink = Future | tuple[asyncio.AbstractEventLoop, "asyncio.Future[Outcome]"]
+Item = tuple[SubmitRequest, Sink]
+
+
+def _deliver(pairs: list[tuple[asyncio.Future[Outcome], Outcome | BaseException]]) -> None:
+    """Runs in the event loop: settle every future of one batch in one wake-up."""
+    for fut, outcome in pairs:
+        if fut.done():
+            continue
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
+
+
+def _settle(items: list[tuple[Sink, Outcome | BaseException]]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+    for sink, outcome in items:
+        if isinstance(sink, tuple):
+            by_loop.setdefault(sink[0], []).append((sink[1], outcome))
+        elif not sink.done():
+            if isinstance(outcome, BaseException):
+                sink.set_exception(outcome)
+            else:
+                sink.set_result(outcome)
+    for loop, pairs in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_deliver, pairs)
 
 
 class GroupCommitter:
@@ -33,8 +64,7 @@ class GroupCommitter:
         self.factory = factory
         self.shapes = shapes or NodeShapes()
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[SubmitRequest, Future[Outcome]] | None] = (
-            queue.SimpleQueue())
+        self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.batches = 0
@@ -55,12 +85,22 @@ class GroupCommitter:
             thread.join(timeout)
 
     def submit(self, request: SubmitRequest) -> Future[Outcome]:
-        """Queue one submission; the future resolves after its transaction has committed."""
+        """Queue one submission from any thread; the future resolves after its commit."""
         if self._thread is None:
             self.start()
         fut: Future[Outcome] = Future()
         self._queue.put((request, fut))
         return fut
+
+    async def submit_async(self, request: SubmitRequest) -> Outcome:
+        """Queue one submission from the event loop and wait for its commit. A batch wakes
+        the loop once, however many submissions it settles."""
+        if self._thread is None:
+            self.start()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Outcome] = loop.create_future()
+        self._queue.put((request, (loop, fut)))
+        return await fut
 
     def _run(self) -> None:
         while True:
@@ -82,20 +122,15 @@ class GroupCommitter:
                 self._commit(batch)
             except Exception as exc:  # keep the writer alive; every caller hears why
                 log.exception("group commit failed")
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
+                _settle([(sink, exc) for _, sink in batch])
             if stop:
                 return
 
-    def _commit(self, batch: list[tuple[SubmitRequest, Future[Outcome]]]) -> None:
+    def _commit(self, batch: list[Item], retried: bool = False) -> None:
         try:
             with transaction(self.factory) as session:
                 results = submit_jobs(session=session, requests=[r for r, _ in batch],
                                       shapes=self.shapes)
-                outcomes: list[Outcome | AiccError] = [
-                    r.error if r.error is not None else (r.job, r.created)  # type: ignore[misc]
-                    for r in results]
         except (IntegrityError, OperationalError) as exc:
             # A concurrent writer (another process) stored the same idempotency key first, or the
             # database refused the batch: retry one by one, so one bad row fails alone.
@@ -103,18 +138,14 @@ class GroupCommitter:
                 for one in batch:
                     self._commit([one])
                 return
-            _, fut = batch[0]
-            if isinstance(exc, IntegrityError) and not getattr(fut, "_aicc_retried", False):
-                fut._aicc_retried = True  # type: ignore[attr-defined]
-                self._commit(batch)  # the key now exists: the retry finds and returns it
+            if isinstance(exc, IntegrityError) and not retried:
+                self._commit(batch, retried=True)  # the key now exists: the retry returns it
                 return
-            fut.set_exception(Conflict("the submission conflicts with stored data")
-                              if isinstance(exc, IntegrityError) else exc)
+            err: BaseException = (Conflict("the submission conflicts with stored data")
+                                  if isinstance(exc, IntegrityError) else exc)
+            _settle([(batch[0][1], err)])
             return
         self.batches += 1
         self.submissions += len(batch)
-        for (_, fut), outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, AiccError):
-                fut.set_exception(outcome)
-            else:
-                fut.set_result(outcome)
+        _settle([(sink, r.error if r.error is not None else (r.job, r.created))  # type: ignore[misc]
+                 for (_, sink), r in zip(batch, results, strict=True)])
