@@ -258,3 +258,15 @@ def test_jobs_an_engine_refuses_go_back_to_the_queue(center: Center) -> None:
     j = job(center, jid)
     assert j.state == JobState.FINISHED and j.attempts == 2
     assert [e.kind for e in ledger(center, jid)] == ["usage"]
+
+
+def test_a_failing_feeder_does_not_stop_scheduling(center: Center) -> None:
+    jid = center.submit(runtime=100.0)
+
+    def broken(session, now):
+        raise RuntimeError("workload file unreadable")
+
+    cp = center.control_plane(feeders=[broken])
+    cp.run_cycle()
+    assert job(center, jid).state == JobState.RUNNING
+    assert cp.stats().last_error == "feeder: RuntimeError: workload file unreadable"

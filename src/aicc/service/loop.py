@@ -169,8 +169,12 @@ class ControlPlane:
             if not self._reconciled:
                 self.reconcile(now)
             for feed in self.feeders:
-                with transaction(self.session_factory) as session:
-                    feed(session, now)
+                try:
+                    with transaction(self.session_factory) as session:
+                        feed(session, now)
+                except Exception as exc:  # a feeder's failure must not stop scheduling
+                    log.exception("feeder %r failed", feed)
+                    self._cycle_error = f"feeder: {type(exc).__name__}: {exc}"
             events = self.engine.poll(now)
             if events:
                 with transaction(self.session_factory) as session:
@@ -428,7 +432,7 @@ class ControlPlane:
             done["cancelled"] = len(stray)
         self._reconciled = True
         if any(done.values()):
-            log.info("reconciled with the engine: %s", done)
+            log.debug("reconciled with the engine: %s", done)
         return done
 
     # --- stats --------------------------------------------------------------------------------
