@@ -114,6 +114,9 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
 
     app.include_router(usage.router)
     app.include_router(web_routes.router)
+    from aicc.api.routes import forecast
+
+    app.include_router(forecast.router)
     # --- end of further routers ------------------------------------------------------------
     return app
 

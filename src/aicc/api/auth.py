@@ -8,6 +8,7 @@ principals are cached for a few seconds per token; writes that change roles call
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Annotated, Any
@@ -52,6 +53,8 @@ class PrincipalCache:
         self.max_entries = max_entries
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[Principal, float]] = {}
+        # Lookups under way, by token hash (touched only from the event loop).
+        self.inflight: dict[str, asyncio.Future[Principal]] = {}
 
     def get(self, digest: str) -> Principal | None:
         with self._lock:
@@ -104,11 +107,28 @@ async def authenticate(state: Any, authorization: str | None) -> Principal:
     digest = hash_token(token)
     cache: PrincipalCache = state.principal_cache
     principal = cache.get(digest)
-    if principal is None:
+    if principal is not None:
+        return principal
+    # One lookup per token at a time: when an entry expires under load, the requests that
+    # arrive meanwhile wait for that lookup instead of each querying the store.
+    inflight: dict[str, asyncio.Future[Principal]] = cache.inflight
+    pending = inflight.get(digest)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    fut: asyncio.Future[Principal] = asyncio.get_running_loop().create_future()
+    inflight[digest] = fut
+    try:
         principal = await run_in_threadpool(_resolve, state.session_factory, token,
                                             state.settings.admin_token)
         cache.put(digest, principal)
-    return principal
+        fut.set_result(principal)
+        return principal
+    except BaseException as exc:
+        fut.set_exception(exc)
+        fut.exception()  # retrieved: waiters re-raise it, nobody else needs to
+        raise
+    finally:
+        inflight.pop(digest, None)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
