@@ -347,9 +347,10 @@ from aicc.cli_center import fleet_app, usage  # noqa: E402  (uses the helpers ab
 
 app.add_typer(fleet_app, name="fleet")
 app.command("usage")(usage)
-from aicc.sim.cli import simulate  # noqa: E402
+from aicc.sim.cli import jobs_forecast, simulate  # noqa: E402
 
 app.command("simulate")(simulate)
+jobs_app.command("forecast")(jobs_forecast)
 from aicc.engines.slurm.cli import slurm_app  # noqa: E402
 
 app.add_typer(slurm_app, name="slurm")

@@ -167,3 +167,25 @@ def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report,
             results.append(run_scenario(w, scn, progress=tick))
     return results
 
+
+
+def jobs_forecast(
+    job_id: Annotated[int, typer.Argument(min=1)],
+    horizon_hours: Annotated[float, typer.Option("--horizon-hours", min=0.01, max=8760)
+                             ] = 720.0,
+    url: Annotated[str, typer.Option("--url", envvar="AICC_URL", help="API base URL")
+                   ] = "http://127.0.0.1:8000",
+    token: Annotated[str | None, typer.Option("--token", envvar="AICC_TOKEN",
+                                              help="bearer API token")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")
+                       ] = False,
+) -> None:
+    """Predicted start time of a pending job (a simulation of the live queue)."""
+    from aicc.cli import Client, _emit  # the API client of the command line
+
+    client = Client(url, token)
+    data = client.call("GET", f"/v1/jobs/{job_id}/forecast",
+                       params={"horizon_hours": horizon_hours})
+    if not as_json and data.get("predicted_wait_s") is not None:
+        data = data | {"predicted_wait": _fmt_s(float(data["predicted_wait_s"]))}
+    _emit(data, as_json, [], title=f"forecast for job {job_id}")

@@ -42,6 +42,7 @@ class SimJobs:
     gpus_requested: np.ndarray  # int32 (the trace's count, before shaping)
     expected_runtime: np.ndarray  # float64, -1 = unknown
     account: RowAccount
+    grant: np.ndarray | None = None  # int32 grant index per job (forks of live state)
 
     def __len__(self) -> int:
         return len(self.submit)

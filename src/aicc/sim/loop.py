@@ -69,6 +69,21 @@ class FailureModel:
 
 
 @dataclass(frozen=True)
+class Fork:
+    """Live state to continue from (the start-time forecast); see ``Simulator._load_fork``."""
+
+    now: float
+    free: np.ndarray  # free accelerators per node at ``now``
+    running: np.ndarray  # int64 rows of jobs running at ``now``
+    placement: list[tuple[tuple[int, int], ...]]
+    start: np.ndarray  # their start times
+    remaining: np.ndarray  # their remaining seconds (from limits or estimates)
+    usage: np.ndarray | None = None
+    grants: Grants | None = None
+    lender: np.ndarray | None = None  # lender sector per running row
+
+
+@dataclass(frozen=True)
 class SimConfig:
     policy: Policy | str = "fairshare"
     min_cycle_s: float = 60.0
@@ -161,7 +176,7 @@ class Simulator:
     def __init__(self, jobs: SimJobs, fleet: FleetArrays, tenancy: Tenancy,
                  config: SimConfig | None = None, *,
                  progress: Callable[[float, int], None] | None = None,
-                 initial: dict[str, np.ndarray] | None = None) -> None:
+                 fork: Fork | None = None) -> None:
         self.cfg = config or SimConfig()
         self.policy = resolve(self.cfg.policy)
         self.jobs = jobs
@@ -204,6 +219,7 @@ class Simulator:
         self.heap: list[tuple] = []
         self.seq = 0
         self.ap = 0  # next arrival
+        self.n_arrive = n  # rows that arrive (a fork's running rows, last, do not)
         self.want_cycle = False
         self.cycle_pending = False
         self.last_cycle = -math.inf
@@ -220,8 +236,12 @@ class Simulator:
         self.sector_pending: list[np.ndarray] = []
         self.type_busy: list[np.ndarray] = []
         self.grants = Grants.empty()
-        if initial is not None:
-            self._load_initial(initial)
+        self.stop_job = -1  # stop as soon as this job has started (the forecast)
+        self.stopped = False
+        self.arrival = jobs.submit
+        self.t_start: float | None = None
+        if fork is not None:
+            self._load_fork(fork)
 
     # --- heap -------------------------------------------------------------------------------
     def _push(self, t: float, prio: int, a: int = 0, b: int = 0) -> None:
@@ -229,30 +249,54 @@ class Simulator:
         heapq.heappush(self.heap, (t, prio, self.seq, a, b))
 
     # --- state changes ----------------------------------------------------------------------
-    def _load_initial(self, initial: dict[str, np.ndarray]) -> None:
-        """Jobs already running at time 0 (the start-time forecast's fork of live state):
-        ``running`` rows with ``start`` (≤ 0) and ``placement`` lists."""
-        rows = initial["rows"]
-        for r, placement in zip(rows.tolist(), initial["placement"], strict=True):
+    def _load_fork(self, fork: Fork) -> None:
+        """Live state at ``fork.now``: rows ``fork.running`` already run (since ``fork.start``,
+        on ``fork.placement``) with ``fork.remaining`` seconds left; all other rows are pending
+        jobs, present from ``fork.now`` on (their submit times are kept for the scheduler)."""
+        self.t_start = fork.now
+        self.clock = VirtualClock(fork.now)
+        self.last_usage_t = fork.now
+        if fork.usage is not None:
+            self.usage = fork.usage.astype(np.float64).copy()
+        if fork.grants is not None:
+            self.grants = fork.grants
+        self.free = np.where(self.fleet.state == NODE_UP, fork.free, 0).astype(np.int32)
+        self._forked: list[int] = []
+        for r, placement, st, rem in zip(fork.running.tolist(), fork.placement,
+                                         fork.start.tolist(), fork.remaining.tolist(),
+                                         strict=True):
             self.state[r] = ST_PENDING
             self.n_pending += 1
-            self._start(Start(int(r), tuple(placement)), 0.0, started_at=None)
-        self.ap = 0
+            self.remaining[r] = max(rem, 1.0)
+            lender = int(fork.lender[len(self._forked)]) if fork.lender is not None else -1
+            self._forked.append(r)
+            self._start(Start(int(r), tuple(placement), lender=lender), fork.now, forked=True)
+            self.start[r] = self.first_start[r] = st
+        arrival = np.maximum(self.jobs.submit, fork.now)
+        arrival[fork.running] = np.inf  # already here: never arrive again
+        self.n_arrive = int(np.isfinite(arrival).sum())
+        if not np.isfinite(arrival[: self.n_arrive]).all():
+            raise ValueError("a fork lists its pending rows first, then its running rows")
+        self.arrival = arrival
 
-    def _start(self, s: Start, now: float, started_at: float | None = 0.0) -> None:
+    def _start(self, s: Start, now: float, forked: bool = False) -> None:
         j = s.job_id
         if self.state[j] != ST_PENDING:
             raise RuntimeError(f"job {j} started while {STATE_NAMES[self.state[j]]}")
         total = 0
         free = self.free
         for node, cnt in s.placement:
+            total += cnt
+            if forked:  # live state: its free array already accounts for this job
+                continue
             if self.fleet.state[node] != NODE_UP:
                 raise RuntimeError(f"job {j} placed on node {node} which is not up")
             free[node] -= cnt
             if free[node] < 0:
                 raise RuntimeError(f"node {node} over capacity after starting job {j}")
-            total += cnt
-        if total != self.acc[j]:
+        if j == self.stop_job:
+            self.stopped = True
+        if total != self.acc[j] and not forked:
             raise RuntimeError(f"job {j} placed on {total} accelerators, asked {self.acc[j]}")
         self.state[j] = ST_RUNNING
         self.n_pending -= 1
@@ -265,7 +309,7 @@ class Simulator:
         self.proj_busy[self.jobs.project[j]] += total
         self.run_seq[j] += 1
         rem, limit = self.remaining[j], self.jobs.time_limit[j]
-        if started_at is None:  # forked live job: its limit and remaining time already count
+        if forked:  # a live job: its remaining time already accounts for its limit
             limit = rem
         self.limited[j] = rem > limit
         self._push(now + min(rem, limit), P_END, j, int(self.run_seq[j]))
@@ -372,7 +416,7 @@ class Simulator:
         self._requeue(j)
 
     def _work_left(self) -> bool:
-        return self.ap < self.n or self.n_running > 0
+        return self.ap < self.n_arrive or self.n_running > 0
 
     # --- the cycle --------------------------------------------------------------------------
     def _pending_ids(self) -> np.ndarray:
@@ -391,7 +435,8 @@ class Simulator:
             id=ids, project=J.project[ids], type_idx=J.type_idx[ids], nodes=J.nodes[ids],
             per_node=J.per_node[ids], time_limit_s=J.time_limit[ids],
             job_class=J.job_class[ids], preemptible=J.preemptible[ids],
-            submit_time=J.submit[ids], grant=self._grant[: len(ids)],
+            submit_time=J.submit[ids],
+            grant=self._grant[: len(ids)] if J.grant is None else J.grant[ids],
             start_time=self.start[ids] if running else self._neg1[: len(ids)],
             expected_runtime_s=J.expected_runtime[ids],
         )
@@ -424,12 +469,7 @@ class Simulator:
             self.skipped += 1
             self.cycle_wall += time.perf_counter() - w0
             return
-        self.running.compact()
-        snap = Snapshot(
-            now=now, fleet=self.fleet, free=self.free.astype(np.int16),
-            running=self._table(self.running.ids, True), pending=self._table(pend, False),
-            tenancy=self.tenancy, grants=self.grants, usage_decayed_s=self.usage.copy(),
-        )
+        snap = self.snapshot(now, pend)
         w1 = time.perf_counter()
         dec = schedule(snap, self.policy)
         self.sched_wall += time.perf_counter() - w1
@@ -443,6 +483,17 @@ class Simulator:
         self.cycle_wall += time.perf_counter() - w0
         if self.cfg.check_invariants:
             self.check()
+
+    def snapshot(self, now: float | None = None, pend: np.ndarray | None = None) -> Snapshot:
+        """The scheduler's view of the simulated state (job ids are row numbers)."""
+        now = self.clock.now() if now is None else now
+        pend = self._pending_ids() if pend is None else pend
+        self.running.compact()
+        return Snapshot(
+            now=now, fleet=self.fleet, free=self.free.astype(np.int16),
+            running=self._table(self.running.ids, True), pending=self._table(pend, False),
+            tenancy=self.tenancy, grants=self.grants, usage_decayed_s=self.usage.copy(),
+        )
 
     def _any_fits(self, pend: np.ndarray) -> bool:
         """A cheap necessary condition for any start: some node has at least as many free
@@ -502,7 +553,7 @@ class Simulator:
     def run(self) -> SimResult:
         w0 = time.perf_counter()
         J = self.jobs
-        submit = J.submit
+        submit = self.arrival
         n = self.n
         until = self.cfg.until_s
         sample_s = self.cfg.sample_s
@@ -510,8 +561,9 @@ class Simulator:
             span = float(submit[-1] - submit[0]) if n else 3600.0
             sample_s = max(60.0, span / 2000.0)
         t0 = float(submit[0]) if n else 0.0
-        if self.n_running:  # forked state: start at 0
-            t0 = 0.0
+        if self.t_start is not None:  # a fork starts at the live state's time
+            t0 = self.t_start
+            sample_s = self.cfg.sample_s or 3600.0
         self._push(t0, P_SAMPLE)
         self._schedule_failure(t0)
         if self.cfg.failures is not None:
@@ -526,10 +578,10 @@ class Simulator:
         next_progress = 0.0
         t = t0
         while True:
-            t_arr = submit[self.ap] if self.ap < n else math.inf
+            t_arr = submit[self.ap] if self.ap < self.n_arrive else math.inf
             t_evt = heap[0][0] if heap else math.inf
             t = t_arr if t_arr < t_evt else t_evt
-            if t == math.inf or t > until:
+            if t == math.inf or t > until or self.stopped:
                 break
             self.clock.advance_to(t)
             while heap and heap[0][0] <= t and heap[0][1] < P_ARRIVAL:
