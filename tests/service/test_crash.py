@@ -11,13 +11,16 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
 from aicc.allocation.grants import create_grant
 from aicc.store.db import make_engine, session_factory, transaction
@@ -117,10 +120,32 @@ def submit(client: httpx.Client, project_id: int, i: int) -> int | None:
     return None
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A SQLite file, or a database of its own on the test PostgreSQL (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'var' / 'aicc.db'}"
+        return
+    base = os.environ.get("AICC_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("AICC_TEST_POSTGRES_URL is not set: run `make test`")
+    name = f"aicc_crash_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_sigkill_mid_flight_loses_no_job_and_charges_once(tmp_path: Path) -> None:
-    db_url = f"sqlite:///{tmp_path / 'var' / 'aicc.db'}"
+def test_sigkill_mid_flight_loses_no_job_and_charges_once(tmp_path: Path, store_url: str
+                                                          ) -> None:
+    db_url = store_url
     project_id = prepare(db_url)
     server = Server(tmp_path, db_url)
     acked: dict[int, int] = {}
