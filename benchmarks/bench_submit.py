@@ -222,7 +222,8 @@ def run_store(store: str, db_url: str, args: argparse.Namespace, tmp: Path) -> N
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--concurrency", type=int, default=16,
+                    help="keep-alive connections, each with one request in flight")
     ap.add_argument("--duration", type=float, default=8.0, help="measured seconds")
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
