@@ -3,6 +3,7 @@ and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -79,6 +80,7 @@ BAD_JOBS: list[tuple[str, dict[str, Any], int, str]] = [
     ("type not in fleet", {"accelerator_type": "b200"}, 422, "accelerator_type"),
     ("huge project id", {"project_id": 2**40}, 422, "project_id"),
     ("missing gang", {"gang": None}, 422, "gang"),
+    ("NUL in name", {"name": "a\x00b"}, 422, "name"),
 ]
 
 
@@ -103,6 +105,10 @@ def test_malformed_bodies_and_grants(world: World, job_body: JobBody) -> None:
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_input"
     r = world.client.post("/v1/jobs", headers=h, json=[1, 2])
     assert r.status_code == 422
+    raw = json.dumps(job_body(world.ids["p_a1"])).replace("3600", "NaN").encode()
+    r = world.client.post("/v1/jobs", headers=h | {"content-type": "application/json"},
+                          content=raw)
+    assert r.status_code == 422, r.text
     # A grant of another tenant's project: 404, as if it did not exist.
     r = world.client.post("/v1/jobs", headers=h, json=job_body(
         world.ids["p_a1"], grant_id=world.ids["grant_p_b1"]))
@@ -146,6 +152,8 @@ def test_grant_validation(world: World) -> None:
         ({"start": "not a date"}, 422, "start"),
         ({"start": "2030-02-01T00:00:00"}, 422, "start"),
         ({"accelerator_type": "nope"}, 404, "accelerator_type"),
+        ({"start": "9999-12-31T23:00:00-14:00"}, 422, "start"),
+        ({"note": "a\x00"}, 422, "note"),
         ({"project_id": 99999}, 404, "project_id"),
     ]:
         r = world.client.post("/v1/grants", headers=h, json=base | change)

@@ -6,7 +6,7 @@ Validated here, once, for every caller (API, CLI, demo seeding, simulator import
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,12 +19,14 @@ from aicc.tenancy.service import get_project
 def _aware(value: datetime, field: str) -> datetime:
     if value.tzinfo is None:
         raise InvalidInput(f"{field} needs a time zone (e.g. 2028-01-01T00:00:00Z)", field=field)
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{field} is out of range", field=field) from None
 
 
 def _check_period(start: datetime, end: datetime) -> None:
-    _aware(start, "start")
-    _aware(end, "end")
+    start, end = _aware(start, "start"), _aware(end, "end")
     if end <= start:
         raise InvalidPeriod("end must be after start", field="end")
 

@@ -14,6 +14,8 @@ import logging
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import Receive, Scope, Send
 
 from aicc.api.auth import authenticate
@@ -51,6 +53,9 @@ class SubmitFastPath:
             status, payload = aicc_error_body(exc)
         except ValidationError as exc:
             status, payload = 422, validation_body(exc.errors(include_url=False))
+        except (OperationalError, PoolTimeout):
+            status, payload = 503, error_body("unavailable", "the database is busy or "
+                                              "unreachable; retry")
         except Exception:  # the same answer the application gives
             log.exception("unhandled error in job submission")
             status, payload = 500, error_body("internal", "internal server error")

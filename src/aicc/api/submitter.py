@@ -16,10 +16,10 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from aicc.errors import Conflict
+from aicc.errors import Conflict, InvalidInput
 from aicc.store.db import transaction
 from aicc.workload.jobs import NodeShapes, SubmitRequest, submit_jobs
 
@@ -131,9 +131,10 @@ class GroupCommitter:
             with transaction(self.factory) as session:
                 results = submit_jobs(session=session, requests=[r for r, _ in batch],
                                       shapes=self.shapes)
-        except (IntegrityError, OperationalError) as exc:
+        except DBAPIError as exc:
             # A concurrent writer (another process) stored the same idempotency key first, or the
-            # database refused the batch: retry one by one, so one bad row fails alone.
+            # database refused a value or the batch: retry one by one, so one bad row fails
+            # alone.
             if len(batch) > 1:
                 for one in batch:
                     self._commit([one])
@@ -141,8 +142,14 @@ class GroupCommitter:
             if isinstance(exc, IntegrityError) and not retried:
                 self._commit(batch, retried=True)  # the key now exists: the retry returns it
                 return
-            err: BaseException = (Conflict("the submission conflicts with stored data")
-                                  if isinstance(exc, IntegrityError) else exc)
+            err: BaseException
+            if isinstance(exc, IntegrityError):
+                err = Conflict("the submission conflicts with stored data")
+            elif isinstance(exc, DataError):
+                err = InvalidInput("a value of the submission cannot be stored")
+            else:
+                err = exc  # unavailable database: the edge answers 503
+            log.info("submission refused by the database: %s", exc)
             _settle([(batch[0][1], err)])
             return
         self.batches += 1

@@ -74,6 +74,13 @@ class JobSubmission(BaseModel):
     script: str | None = Field(None, max_length=65_536)
     runtime_s: float | None = Field(None, gt=0, le=MAX_TIME_LIMIT_S)
 
+    @field_validator("name", "script", "accelerator_type")
+    @classmethod
+    def _no_nul(cls, v: str | None) -> str | None:
+        if v is not None and "\x00" in v:
+            raise ValueError("must not contain NUL characters")
+        return v
+
     @field_validator("time_limit_s", "runtime_s")
     @classmethod
     def _finite(cls, v: float | None) -> float | None:
