@@ -270,3 +270,22 @@ def test_a_failing_feeder_does_not_stop_scheduling(center: Center) -> None:
     cp.run_cycle()
     assert job(center, jid).state == JobState.RUNNING
     assert cp.stats().last_error == "feeder: RuntimeError: workload file unreadable"
+
+
+def test_the_scheduler_learns_lenders_only_for_jobs_this_process_started(center: Center
+                                                                        ) -> None:
+    center.submit(runtime=1000.0)
+    cp = center.control_plane()
+    cp.run_cycle()
+
+    def lenders(plane) -> list[int]:
+        with center.factory() as session:
+            built = plane.builder.build(session, center.clock.now())
+        plane._attach_lenders(built)
+        return built.snapshot.running.lender.tolist()
+
+    [lender] = lenders(cp)
+    assert -1 <= lender < 3
+    restarted = center.control_plane()
+    restarted.reconcile(center.clock.now())
+    assert lenders(restarted) == []  # unknown: the scheduler derives borrowing from usage

@@ -106,6 +106,7 @@ class ControlPlane:
         self._project_names: dict[int, str] = {}
         self._reasons_at = -float("inf")
         self._cycle_error = ""
+        self._lender: dict[int, int] = {}  # running job id -> sector it borrows from, or -1
         self.reason_interval_s = reason_interval_s
         self._reconciled = False
         self._cycle_lock = threading.Lock()
@@ -181,6 +182,7 @@ class ControlPlane:
                     self.apply_events(session, events)
             with self.session_factory() as session:
                 built = self.builder.build(session, now)
+            self._attach_lenders(built)
             t1 = time.perf_counter()
             decisions = schedule(built.snapshot, self.policy)
             t2 = time.perf_counter()
@@ -307,11 +309,22 @@ class ControlPlane:
                     continue  # cancelled since the snapshot
                 placement = [names[i] for i, _ in s.placement]
                 batch.move(job, JobState.RUNNING, at, "running", placement)
+                self._lender[job.id] = s.lender
                 orders.append(StartOrder(spec=self._launch(session, job),
                                          nodes=tuple(placement),
                                          per_node=tuple(int(c) for _, c in s.placement)))
             batch.write(session)
         return orders
+
+    def _attach_lenders(self, built: StoreSnapshot) -> None:
+        """Tell the scheduler which sector each running job borrows from, as decided when it
+        started. Known only for jobs this process started: after a restart, until those end,
+        the table says "unknown" and the scheduler derives borrowing from usage."""
+        run = built.snapshot.running
+        ids = run.id.tolist()
+        self._lender = {i: self._lender[i] for i in ids if i in self._lender}
+        if ids and len(self._lender) == len(ids):
+            run.lender = np.array([self._lender[i] for i in ids], dtype=np.int16)
 
     def _start(self, orders: list[StartOrder], now: float) -> None:
         """Tell the engine; if it refuses the whole batch, put the jobs back in the queue."""
