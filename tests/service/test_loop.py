@@ -289,3 +289,30 @@ def test_the_scheduler_learns_lenders_only_for_jobs_this_process_started(center:
     restarted = center.control_plane()
     restarted.reconcile(center.clock.now())
     assert lenders(restarted) == []  # unknown: the scheduler derives borrowing from usage
+
+
+def test_a_preempted_job_gets_its_grace_before_it_is_stopped(center: Center) -> None:
+    from aicc.scheduler import Preempt
+
+    jid = center.submit(runtime=5000.0, limit=7200.0, preemptible=True)
+    engine = TwinEngine(build_fleet("lab"))
+    cp = center.control_plane(engine)
+    cp.run_cycle()
+
+    def notice(at: float, preempts: list[Preempt]) -> int:
+        center.clock.advance_to(at)
+        with center.factory() as session:
+            built = cp.builder.build(session, at)
+        return cp.apply_preemptions(built, preempts, at)
+
+    victim = Preempt(jid, "capacity returned to public", grace_s=300.0)
+    assert notice(T0 + 1000, [victim]) == 0
+    assert "notice: capacity returned to public" in job(center, jid).reason
+    assert notice(T0 + 1200, [victim]) == 0  # repeated: the first notice's time counts
+    assert [r.job_id for r in engine.running()] == [jid]
+    assert notice(T0 + 1300, []) == 1
+    cp.run_cycle()
+    j = job(center, jid)
+    assert (j.state, j.attempts) == (JobState.RUNNING, 2)  # requeued, and restarted at once
+    [first] = [e for e in ledger(center, jid) if e.event_id == event_id(jid, 1, "usage")]
+    assert first.accelerator_seconds == pytest.approx(8 * 1300)

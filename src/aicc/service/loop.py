@@ -39,7 +39,7 @@ from aicc.errors import EngineError
 from aicc.ledger.usage import LOST, USAGE, TypeFacts, insert_ignore, job_entry
 from aicc.scheduler import HoldReason, Policy, schedule
 from aicc.scheduler.policy import resolve
-from aicc.scheduler.snapshot import explain
+from aicc.scheduler.snapshot import Preempt, explain
 from aicc.service.batch import Batch, JobRow, load_rows
 from aicc.service.snapshot import SnapshotBuilder, StoreSnapshot, dt, ts
 from aicc.store.db import transaction
@@ -107,6 +107,7 @@ class ControlPlane:
         self._reasons_at = -float("inf")
         self._cycle_error = ""
         self._lender: dict[int, int] = {}  # running job id -> sector it borrows from, or -1
+        self._preempt_at: dict[int, tuple[float, str]] = {}  # victim -> (stop time, message)
         self.reason_interval_s = reason_interval_s
         self._reconciled = False
         self._cycle_lock = threading.Lock()
@@ -190,10 +191,9 @@ class ControlPlane:
             self._record_reasons(built, decisions.reason)
             if orders:
                 self._start(orders, now)
-            for p in decisions.preempts:
-                self.engine.preempt([p.job_id], now, reason=p.message)
+            stopped = self.apply_preemptions(built, decisions.preempts, now)
             self._stop_strays(now)
-            stats = self._update_stats(built, orders, len(decisions.preempts), events,
+            stats = self._update_stats(built, orders, stopped, events,
                                        decisions.reason, now, time.perf_counter() - t0, t2 - t1)
             record_cycle(stats.duration_s, started=stats.started, preempted=stats.preempted)
             return stats
@@ -315,6 +315,33 @@ class ControlPlane:
                                          per_node=tuple(int(c) for _, c in s.placement)))
             batch.write(session)
         return orders
+
+    def apply_preemptions(self, built: StoreSnapshot, preempts: Sequence[Preempt], now: float
+                          ) -> int:
+        """Give each victim notice, and stop it once its grace has elapsed (the time of the
+        first notice counts: the scheduler repeats a victim every cycle until it stops).
+        Returns how many jobs were told to stop."""
+        running = set(built.snapshot.running.id.tolist())
+        self._preempt_at = {j: v for j, v in self._preempt_at.items() if j in running}
+        notices = []
+        for p in preempts:
+            if p.job_id in running and p.job_id not in self._preempt_at:
+                self._preempt_at[p.job_id] = (now + p.grace_s, p.message)
+                notices.append({"jid": p.job_id,
+                                "reason": f"notice: {p.message} (stops at "
+                                          f"{dt(now + p.grace_s).isoformat()})"[:512]})
+        if notices:
+            stmt = (update(Job).where(Job.id == bindparam("jid"),
+                                      Job.state == JobState.RUNNING)
+                    .values(reason=bindparam("reason"))
+                    .execution_options(synchronize_session=False))
+            with transaction(self.session_factory) as session:
+                session.connection().execute(stmt, notices)
+        due = sorted(j for j, (at, _) in self._preempt_at.items() if at <= now)
+        for j in due:
+            _, message = self._preempt_at.pop(j)
+            self.engine.preempt([j], now, reason=message)
+        return len(due)
 
     def _attach_lenders(self, built: StoreSnapshot) -> None:
         """Tell the scheduler which sector each running job borrows from, as decided when it
