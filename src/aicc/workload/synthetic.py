@@ -58,7 +58,7 @@ DEFAULT_PROFILES: dict[str, SectorProfile] = {
     "research": SectorProfile(
         sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256),
         size_p=(0.25, 0.10, 0.15, 0.20, 0.12, 0.09, 0.05, 0.03, 0.01),
-        median_s=4 * 3600.0, sigma=1.6, daily_amplitude=0.35, weekend_factor=0.6,
+        median_s=2 * 3600.0, sigma=2.0, daily_amplitude=0.5, weekend_factor=0.52,
         tenants=60, preemptible_p=0.2),
     "public": SectorProfile(
         sizes=(1, 2, 4, 8, 16, 32, 64, 128),
