@@ -70,7 +70,7 @@ def test_conservation_every_job_ends_once_and_capacity_holds(policy):
 
 
 def test_same_seed_same_result_with_failures():
-    w = _philly_like()
+    w = _philly_like(n=150)
     jobs, fleet, tm = setup(w, nodes=4)
     cfg = SimConfig(policy="fifo", seed=5,
                     failures=FailureModel(rate_per_accelerator_s=2e-5, repair_s=600.0))

@@ -1,1 +1,2 @@
-"""job spec and life cycle; trace readers (Philly, Helios, Alibaba PAI, native Parquet); synthetic sector workloads"""
+"""Job spec and life cycle (``jobs``); trace readers for Philly, Helios, Alibaba GPU 2023 and
+any CSV/Parquet by column mapping (``readers``); the synthetic sector workload (``synthetic``)."""
