@@ -60,11 +60,20 @@ def _settle(items: list[tuple[Sink, Outcome | BaseException]]) -> None:
 
 class GroupCommitter:
     def __init__(self, factory: sessionmaker[Session], shapes: NodeShapes | None = None,
-                 max_batch: int = 512) -> None:
+                 max_batch: int = 512, writers: int | None = None) -> None:
         self.factory = factory
         self.shapes = shapes or NodeShapes()
         self.max_batch = max_batch
+        # SQLite has one writer at a time: a second thread would only wait for its lock.
+        # PostgreSQL commits in parallel: a second writer fills a batch while one waits for
+        # its commit to reach the disk.
+        if writers is None:
+            bind = factory.kw.get("bind")
+            sqlite = bind is not None and bind.url.get_backend_name() == "sqlite"
+            writers = 1 if sqlite else 2
+        self.writers = writers
         self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.batches = 0
@@ -72,17 +81,21 @@ class GroupCommitter:
 
     def start(self) -> None:
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="aicc-group-commit",
-                                                daemon=True)
-                self._thread.start()
+            if self._thread is None:
+                self._threads = [threading.Thread(target=self._run, daemon=True,
+                                                  name=f"aicc-group-commit-{k}")
+                                 for k in range(self.writers)]
+                for t in self._threads:
+                    t.start()
+                self._thread = self._threads[0]
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
+            threads, self._threads, self._thread = self._threads, [], None
+        for _ in threads:
             self._queue.put(None)
-            thread.join(timeout)
+        for t in threads:
+            t.join(timeout)
 
     def submit(self, request: SubmitRequest) -> Future[Outcome]:
         """Queue one submission from any thread; the future resolves after its commit."""
