@@ -87,7 +87,7 @@ def test_job_life_cycle_follows_transitions(migrated_engine: Engine) -> None:
         assert created
         jid = job.id
     with transaction(factory) as s:
-        again, created = submit_job(session=s, principal=principal, spec=spec,
+        again, created = submit_job(session=s, principal=principal.user_id, spec=spec,
                                     idempotency_key="a", now=T0)
         assert not created and again.id == jid
     path = [JobState.RUNNING, JobState.PREEMPTED, JobState.PENDING, JobState.RUNNING,

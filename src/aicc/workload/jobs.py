@@ -393,10 +393,17 @@ def _pick_grant(spec: JobSubmission, grants: dict[int, Grant],
     return grant.id
 
 
-def submit_job(*, session: Session, principal: Principal, spec: JobSubmission,
+def submit_job(*, session: Session, principal: Principal | int, spec: JobSubmission,
                idempotency_key: str | None = None, now: datetime | None = None,
                shapes: NodeShapes | None = None) -> tuple[Job, bool]:
-    """Store one submission; returns ``(job, created)``. Raises the error that refused it."""
+    """Store one submission; returns ``(job, created)``. Raises the error that refused it.
+    ``principal`` may be a user id (its roles are then loaded from the store)."""
+    if isinstance(principal, int):
+        from aicc.tenancy.access import load_principal
+        from aicc.tenancy.service import get_user
+
+        principal = load_principal(session=session,
+                                   user=get_user(session=session, user_id=principal))
     (res,) = submit_jobs(session=session, requests=[SubmitRequest(principal, spec,
                                                                   idempotency_key)],
                          now=now, shapes=shapes)
