@@ -51,6 +51,20 @@ class EngineConfig(_Strict):
     slurm_workdir: str = "/tmp"
 
 
+class EnergyConfig(_Strict):
+    """The site's power envelope and grid facts (docs/operations.md, "Power and carbon")."""
+
+    # Site power the center may draw, in MW (None: no cap). The accelerators get what is left
+    # after the facility overhead: site_power_mw / pue.
+    site_power_mw: float | None = Field(None, gt=0)
+    pue: float = Field(1.2, ge=1.0, le=3.0)
+    grid_intensity_kg_per_kwh: float = Field(0.5810, ge=0, le=2.0)
+
+    @property
+    def it_power_w(self) -> float:
+        return float("inf") if self.site_power_mw is None else self.site_power_mw * 1e6 / self.pue
+
+
 class DemoConfig(_Strict):
     clock_speed: float = Field(60.0, gt=0)
     seed: int = 7
@@ -62,6 +76,7 @@ class Settings(_Strict):
     server: ServerConfig = ServerConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     engine: EngineConfig = EngineConfig()
+    energy: EnergyConfig = EnergyConfig()
     demo: DemoConfig = DemoConfig()
 
     @field_validator("database_url")
@@ -86,6 +101,8 @@ ENV_KEYS: dict[str, str] = {
     "AICC_SLURM_POLL_INTERVAL_S": "engine.slurm_poll_interval_s",
     "AICC_SLURM_PARTITION": "engine.slurm_partition",
     "AICC_CLOCK_SPEED": "demo.clock_speed",
+    "AICC_SITE_POWER_MW": "energy.site_power_mw",
+    "AICC_PUE": "energy.pue",
 }
 
 

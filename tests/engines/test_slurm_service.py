@@ -134,3 +134,35 @@ def test_a_restarted_control_plane_keeps_slurms_running_job(world: dict) -> None
     assert job.attempts == 1 and job.started_at == started
     with factory() as s:
         assert len(s.scalars(select(LedgerEntry).where(LedgerEntry.job_id == jid)).all()) == 1
+
+
+def test_serve_stores_slurms_fleet_and_retires_phase_nodes(tmp_path, slurm_conf: str) -> None:
+    """``engine.kind = "slurm"``: the store's fleet is what Slurm reports; nodes of an earlier
+    twin phase in the same database are marked down, so nothing is placed on them."""
+    from aicc.config import load_settings
+    from aicc.service.serve import build_service
+    from aicc.service.snapshot import load_fleet
+    from aicc.store.models import Node, NodeState
+
+    url = f"sqlite:///{tmp_path / 'aicc.db'}"
+    twin = build_service(load_settings(None, env={"AICC_DATABASE_URL": url,
+                                                  "AICC_FLEET_PHASE": "lab"}), say=print)
+    twin.close()
+    said: list[str] = []
+    svc = build_service(load_settings(None, env={"AICC_DATABASE_URL": url,
+                                                 "AICC_ENGINE": "slurm",
+                                                 "AICC_SLURM_CONF": slurm_conf}),
+                        say=said.append)
+    try:
+        slurm_nodes = set(svc.engine.fleet().names)
+        assert slurm_nodes
+        with svc.factory() as s:
+            nodes = {n.name: n for n in s.query(Node)}
+            fleet, _ = load_fleet(s)
+        up = {n for n, row in nodes.items() if row.state != NodeState.DOWN}
+        assert up <= slurm_nodes
+        assert all(nodes[n].state == NodeState.DOWN for n in set(nodes) - slurm_nodes)
+        assert any("marked down" in line for line in said)
+        assert fleet.n_nodes == len(nodes)
+    finally:
+        svc.close()

@@ -144,3 +144,42 @@ def test_a_job_submitted_through_the_api_runs_to_its_end_and_is_charged_once(
     [entry] = entries
     assert entry.grant_id == gid and entry.job_id == job_id
     assert entry.accelerator_seconds / 3600 == pytest.approx(16.0)  # 16 accelerator-hours
+
+
+def test_nodes_absent_from_the_engine_are_marked_down_and_return(tmp_path: Path) -> None:
+    from aicc.fleet import build_fleet
+    from aicc.service.serve import ABSENT_REASON, retire_absent_nodes
+    from aicc.store.models import NodeState
+
+    svc = build_service(settings_for(tmp_path), say=quiet)
+    svc.close()
+    names = build_fleet("lab").names
+    keep = set(names[:4])
+    with transaction(svc.factory) as s:
+        assert retire_absent_nodes(s, keep) == len(names) - 4
+    with svc.factory() as s:
+        rows = {n.name: n for n in s.scalars(select(Node))}
+    assert {n for n, r in rows.items() if r.state == NodeState.UP} == keep
+    assert all(rows[n].state_reason == ABSENT_REASON for n in set(names) - keep)
+    with transaction(svc.factory) as s:
+        assert retire_absent_nodes(s, set(names)) == 0
+    with svc.factory() as s:
+        assert all(n.state == NodeState.UP for n in s.scalars(select(Node)))
+
+
+def test_the_site_power_cap_reaches_the_scheduler(tmp_path: Path) -> None:
+    capped = build_service(settings_for(tmp_path, AICC_SITE_POWER_MW="0.12", AICC_PUE="1.2"),
+                           say=quiet)
+    try:
+        with capped.factory() as s:
+            built = capped.control_plane.builder.build(s, time.time())
+        assert built.snapshot.power_available_w == pytest.approx(100_000.0)
+    finally:
+        capped.close()
+    free = build_service(settings_for(tmp_path / "nocap"), say=quiet)
+    try:
+        with free.factory() as s:
+            built = free.control_plane.builder.build(s, time.time())
+        assert built.snapshot.power_available_w == float("inf")
+    finally:
+        free.close()

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aicc.clock import Clock
 from aicc.config import Settings
-from aicc.energy.power import DEFAULT_GRID_INTENSITY_KG_PER_KWH, fleet_power_w
+from aicc.energy.power import fleet_power_w
 from aicc.engines.base import Engine, EventKind, JobEvent, LaunchSpec, StartOrder
 from aicc.errors import EngineError
 from aicc.ledger.usage import LOST, USAGE, TypeFacts, insert_ignore, job_entry
@@ -88,7 +88,7 @@ class ControlPlane:
 
     def __init__(self, settings: Settings, session_factory: sessionmaker[Session],
                  engine: Engine, clock: Clock, policy: Policy | str | None = None, *,
-                 grid_intensity: float = DEFAULT_GRID_INTENSITY_KG_PER_KWH,
+                 grid_intensity: float | None = None,
                  requeue_on_node_failure: bool = True,
                  feeders: Sequence[Feeder] = (), reason_interval_s: float = 30.0) -> None:
         self.settings = settings
@@ -96,10 +96,12 @@ class ControlPlane:
         self.engine = engine
         self.clock = clock
         self.policy = resolve(policy if policy is not None else settings.scheduler.policy)
-        self.grid_intensity = grid_intensity
+        self.grid_intensity = (settings.energy.grid_intensity_kg_per_kwh
+                               if grid_intensity is None else grid_intensity)
         self.requeue_on_node_failure = requeue_on_node_failure
         self.feeders: list[Feeder] = list(feeders)
         self.builder = SnapshotBuilder(half_life_s=self.policy.usage_half_life_s)
+        self.builder.power_available_w = settings.energy.it_power_w
         self._facts: dict[str, TypeFacts] = {}
         # pending job ids (sorted) and the hold reason last written for each
         self._reasons: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.int8))

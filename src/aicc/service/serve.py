@@ -25,24 +25,26 @@ from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from aicc.catalog import default_catalog
 from aicc.clock import AcceleratedClock, Clock, WallClock
 from aicc.config import Settings
 from aicc.engines import make_engine as make_exec_engine
 from aicc.engines.base import Engine as ExecEngine
 from aicc.engines.twin import TwinEngine
 from aicc.errors import ConfigError
-from aicc.fleet import build_fleet, phase
+from aicc.fleet import FleetArrays, build_fleet, phase
 from aicc.service.loop import ControlPlane, Feeder
 from aicc.service.snapshot import load_fleet, ts
 from aicc.store.db import make_engine, session_factory, transaction
 from aicc.store.migrate import upgrade
-from aicc.store.models import Base, Job, JobEventRow, LedgerEntry
+from aicc.store.models import Base, Job, JobEventRow, LedgerEntry, Node, NodeState
 from aicc.store.seed import seed_default_sectors, sync_fleet
 
 log = logging.getLogger("aicc.service")
 
 ADMIN_TOKEN_FILE = "admin-token"
 DEMO_TOKENS_FILE = "demo-tokens.json"
+ABSENT_REASON = "not in the engine's fleet"
 
 
 def var_dir(settings: Settings) -> Path:
@@ -79,6 +81,20 @@ def reset_database(db: Engine) -> None:
     with db.begin() as conn:
         if inspect(conn).has_table("alembic_version"):
             conn.execute(text("DROP TABLE alembic_version"))
+
+
+def retire_absent_nodes(session: Session, present: set[str]) -> int:
+    """Mark stored nodes the engine does not report as down, so nothing is placed on them
+    (a fleet phase changed, or the Slurm cluster lost nodes); returns how many changed."""
+    changed = 0
+    for node in session.scalars(select(Node)):
+        if node.name not in present and node.state != NodeState.DOWN:
+            node.state, node.state_reason = NodeState.DOWN, ABSENT_REASON
+            changed += 1
+        elif (node.name in present and node.state == NodeState.DOWN
+              and node.state_reason == ABSENT_REASON):
+            node.state, node.state_reason = NodeState.UP, ""  # back in the fleet
+    return changed
 
 
 def resume_time(session: Session) -> float | None:
@@ -132,17 +148,26 @@ def build_service(settings: Settings, *, demo: bool = False, reset: bool = False
     factory = session_factory(db)
     token, source = admin_token(settings, var)
     settings = settings.model_copy(update={"admin_token": token})
-    ph = phase(settings.engine.fleet_phase)
+    engine: ExecEngine | None = None
+    if settings.engine.kind == "twin":
+        ph = phase(settings.engine.fleet_phase)
+        reported, site = build_fleet(ph), ph.site
+    else:
+        # A real engine owns its fleet: discover it, and store what it reports.
+        engine = make_exec_engine(settings.engine.kind,
+                                  FleetArrays.from_nodes(default_catalog(), []), settings)
+        reported, site = engine.fleet(), None
     with transaction(factory) as session:
         seed_default_sectors(session)
-        sync_fleet(session, build_fleet(ph), site=ph.site)
+        sync_fleet(session, reported, site=site)
+        retired = retire_absent_nodes(session, set(reported.names))
         resume_at = resume_time(session)
+    if retired:
+        say(f"aicc: {retired} stored nodes are not in the engine's fleet; marked down")
     with factory() as session:
         fleet, _ = load_fleet(session)
-    if settings.engine.kind == "twin":
-        engine: ExecEngine = TwinEngine(fleet)
-    else:
-        engine = make_exec_engine(settings.engine.kind, fleet, settings)
+    if engine is None:
+        engine = TwinEngine(fleet)
     clock = make_clock(settings, demo=demo, resume_at=resume_at)
     feeders: list[Feeder] = []
     demo_file: Path | None = None

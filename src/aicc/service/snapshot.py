@@ -109,6 +109,8 @@ class SnapshotBuilder:
                  ) -> None:
         self.catalog = catalog or default_catalog()
         self.half_life_s = half_life_s
+        # Accelerator power the site allows (rule 9, docs/design/0001-scheduling.md).
+        self.power_available_w = float("inf")
         self._fleet: FleetArrays | None = None
         self._node_ids = np.zeros(0, dtype=np.int64)
         self._node_index: dict[str, int] = {}
@@ -249,7 +251,8 @@ class SnapshotBuilder:
         free = np.where(fleet.state == NODE_UP, np.maximum(free, 0), 0).astype(np.int16)
 
         snap = Snapshot(now=now, fleet=fleet, free=free, running=running, pending=pending,
-                        tenancy=tenancy, grants=grant_arrays, usage_decayed_s=usage_arr)
+                        tenancy=tenancy, grants=grant_arrays, usage_decayed_s=usage_arr,
+                        power_available_w=self.power_available_w)
         return StoreSnapshot(snap, project_ids, grant_ids, self._node_ids.copy(), sector_ids)
 
     def _table(self, rows: list, project_ids: np.ndarray, grant_ids: np.ndarray, *,
