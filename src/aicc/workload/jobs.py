@@ -9,6 +9,7 @@ committing. ``transition`` is the only way a job changes state: it enforces
 from __future__ import annotations
 
 import functools
+import json
 import math
 import threading
 import time
@@ -271,6 +272,9 @@ def submit_jobs(*, session: Session, requests: Sequence[SubmitRequest],
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         conn.execute(_PG_INSERT_EVENTS, {"ids": ids, "now": now})
+    elif conn.dialect.name == "sqlite":
+        conn.execute(_SQLITE_INSERT_EVENTS, {"ids": json.dumps(list(ids)),
+                                             "now": _stored_time(conn, now)})
     else:
         conn.execute(_insert_statements()[1], [
             {"job_id": jid, "kind": "submitted", "time": now, "reason": ""} for jid in ids])
@@ -302,6 +306,8 @@ def _insert_jobs(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         back = list(conn.execute(_PG_INSERT_JOBS, _pg_arrays(rows)).mappings())
+    elif conn.dialect.name == "sqlite":
+        back = list(conn.execute(_SQLITE_INSERT_JOBS, _sqlite_params(conn, rows)).mappings())
     else:
         back = list(conn.execute(_insert_statements()[0], rows).mappings())
     back.sort(key=lambda r: r["id"])
@@ -355,6 +361,33 @@ _PG_INSERT_JOBS = text(
 _PG_INSERT_EVENTS = text(
     "INSERT INTO job_events (job_id, kind, time, reason) "
     "SELECT unnest(CAST(:ids AS int[])), 'submitted', :now, ''")
+
+
+# SQLite: the same idea over one JSON array of rows (json_each keeps the array's order).
+_SQLITE_INSERT_JOBS = text(
+    "INSERT INTO jobs (" + ", ".join(c for c, _ in _PG_COLUMNS if c != "submitted_at")
+    + ", submitted_at) SELECT "
+    + ", ".join(f"json_extract(value, '$.{c}')" for c, _ in _PG_COLUMNS if c != "submitted_at")
+    + ", :now FROM json_each(:rows) RETURNING id, submitted_by, idempotency_key, project_id, "
+    "nodes, per_node, accelerator_type, name, time_limit_s")
+_SQLITE_INSERT_EVENTS = text(
+    "INSERT INTO job_events (job_id, kind, time, reason) "
+    "SELECT value, 'submitted', :now, '' FROM json_each(:ids)")
+
+
+def _stored_time(conn: Any, t: datetime) -> Any:
+    """``t`` as the column type stores it on this connection's dialect."""
+    proc = Job.__table__.c.submitted_at.type.bind_processor(conn.dialect)
+    return proc(t) if proc else t
+
+
+def _sqlite_params(conn: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    now = {r["submitted_at"] for r in rows}
+    assert len(now) == 1, "one batch, one submission time"
+    cols = [c for c, _ in _PG_COLUMNS if c != "submitted_at"]
+    payload = [{c: (r[c].value if c in ("job_class", "state") else r[c]) for c in cols}
+               for r in rows]
+    return {"rows": json.dumps(payload), "now": _stored_time(conn, now.pop())}
 
 
 def _pg_arrays(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
