@@ -108,6 +108,8 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
     app.include_router(jobs.router)
 
     # --- further routers: one include_router line each -------------------------------------
+    # (Middleware added with app.add_middleware does not see POST /v1/jobs, which AiccApp
+    # answers first; build with submit_fast_path=False where a middleware must.)
     # (usage, forecast, /metrics, the portal at /)
     from aicc.api import usage
     from aicc.web import routes as web_routes
