@@ -314,3 +314,14 @@ def test_oversized_body_on_other_routes_is_413(world: World) -> None:
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
     got = world.client.get(f"/v1/projects/{world.ids['p_a1']}", headers=world.h("admin"))
     assert got.json()["title"] == ""
+
+
+def test_nul_characters_anywhere_are_4xx(world: World) -> None:
+    h = world.h("admin")
+    grant = {"project_id": world.ids["p_a1"], "accelerator_type": "h100\x00",
+             "accelerator_hours": 1, "start": "2030-01-01T00:00:00Z",
+             "end": "2030-02-01T00:00:00Z"}
+    assert 400 <= world.client.post("/v1/grants", headers=h, json=grant).status_code < 500
+    assert 400 <= world.client.get("/v1/nodes/x%00y", headers=h).status_code < 500
+    r = world.client.get("/v1/jobs", headers=h, params={"accelerator_type": "a\x00"})
+    assert 400 <= r.status_code < 500 or r.json()["items"] == []
