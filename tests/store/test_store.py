@@ -143,3 +143,57 @@ def test_ledger_event_id_is_unique(migrated_engine: Engine) -> None:
         s.add(entry())
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(LedgerEntry)) == 1
+
+
+def test_batch_maps_every_result_to_its_request(migrated_engine: Engine) -> None:
+    """One batch with valid, refused, duplicate-key and replayed submissions: each caller gets
+    its own answer, and the stored rows are exactly the valid distinct ones."""
+    from aicc.errors import InvalidJobShape, UnknownAcceleratorType
+    from aicc.workload.jobs import SubmitRequest, submit_jobs
+
+    pid, member = _tenant(migrated_engine)
+    factory = session_factory(migrated_engine)
+    with transaction(factory) as s:
+        admin_user = service.create_user(session=s, name="root", is_admin=True)
+        admin = load_principal(session=s, user=admin_user)
+
+    def spec(per_node: int, name: str = "", t: str = "h100-sxm-80g") -> JobSubmission:
+        return JobSubmission(project_id=pid, accelerator_type=t, gang=Gang(per_node=per_node),
+                             time_limit_s=60, name=name)
+
+    with transaction(factory) as s:
+        (first, _), = [submit_job(session=s, principal=member, spec=spec(1, "old"),
+                                  idempotency_key="old")]
+        first_id = first.id
+    batch = [
+        SubmitRequest(member, spec(2, "a"), "k1"),
+        SubmitRequest(member, spec(9, "too-big"), "k2"),
+        SubmitRequest(admin, spec(2, "a"), "k1"),  # same key, other user: its own job
+        SubmitRequest(member, spec(2, "a"), "k1"),  # same user and key in one batch
+        SubmitRequest(member, spec(1, "replay"), "old"),  # an earlier submission
+        SubmitRequest(member, spec(1, "x", t="tpu"), None),
+        SubmitRequest(member, spec(3, "b"), None),
+        SubmitRequest(member, spec(3, "b"), None),  # same content, no key: two jobs
+    ]
+    with transaction(factory) as s:
+        res = submit_jobs(session=s, requests=batch, now=T0)
+    assert [r.created for r in res] == [True, False, True, False, False, False, True, True]
+    assert isinstance(res[1].error, InvalidJobShape)
+    assert isinstance(res[5].error, UnknownAcceleratorType)
+    assert res[3].job_id == res[0].job_id != res[2].job_id
+    assert res[4].job_id == first_id and res[4].job["name"] == "old"  # type: ignore[index]
+    assert res[6].job_id != res[7].job_id
+    assert res[2].job["submitted_by"] == admin.user_id  # type: ignore[index]
+    with factory() as s:
+        stored = {j.id: (j.submitted_by, j.idempotency_key, j.per_node, j.name)
+                  for j in s.scalars(select(Job))}
+    assert stored == {
+        first_id: (member.user_id, "old", 1, "old"),
+        res[0].job_id: (member.user_id, "k1", 2, "a"),
+        res[2].job_id: (admin.user_id, "k1", 2, "a"),
+        res[6].job_id: (member.user_id, None, 3, "b"),
+        res[7].job_id: (member.user_id, None, 3, "b"),
+    }
+    for r in res:
+        if r.job is not None:
+            assert stored[r.job_id][3] == r.job["name"]  # type: ignore[index]

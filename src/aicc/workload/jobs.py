@@ -295,13 +295,15 @@ def _signature(row: Any) -> tuple[Any, ...]:
 
 
 def _insert_jobs(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert ``rows`` with one multi-row INSERT … RETURNING; their ids, in the rows' order.
+    """Insert ``rows`` in one statement with RETURNING; their ids, in the rows' order.
 
-    The driver batches the rows into multi-row statements (row-at-a-time inserts cost a round
-    trip and a lock hand-off each). RETURNING does not promise an order, so the ids are matched
-    to the rows by content: sorted ids first (both stores number the rows of one VALUES list
-    in order), checked row by row; where that check fails, by content alone — rows with equal
-    content are the same request of the same user, and either id answers either caller.
+    PostgreSQL and SQLite get one short, fixed statement over the whole batch (arrays through
+    ``unnest``, a JSON array through ``json_each``), so the text is parsed once and a batch is
+    one round trip; other dialects use SQLAlchemy's multi-row insert. RETURNING does not promise
+    an order, so the ids are matched to the rows by content: sorted ids first (both stores
+    number the rows of one statement in order), checked row by row; where that check fails, by
+    content alone — rows with equal content are the same request of the same user, and either
+    id answers either caller.
     """
     conn = session.connection()
     if conn.dialect.name == "postgresql":
