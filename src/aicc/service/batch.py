@@ -1,9 +1,8 @@
 """Job state changes in bulk, for the loop's hot path.
 
-This is the batched form of :func:`aicc.workload.jobs.transition`, with the same rules: the
-life cycle of ``store.models.TRANSITIONS``, ``started_at``/``attempts``/``placement`` stamped on
-entering ``running``, cleared on a requeue to ``pending``, ``ended_at`` on a terminal state, and
-one ``job_events`` audit row per change. Per job it costs a tuple in one ``executemany`` instead
+This is the batched form of :func:`aicc.workload.jobs.transition`: both apply the one
+life-cycle rule, :func:`aicc.workload.jobs.advance`, and write one ``job_events`` audit row per
+change. Per job it costs a tuple in one ``executemany`` instead
 of an ORM flush, which is what lets a cycle start a thousand jobs in well under a second.
 
 Every UPDATE is guarded by the state the job had when it was read: if anything else moved the
@@ -19,8 +18,9 @@ from datetime import datetime
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from aicc.errors import Conflict, InvalidTransition
-from aicc.store.models import TERMINAL_STATES, TRANSITIONS, Job, JobEventRow, JobState
+from aicc.errors import Conflict
+from aicc.store.models import Job, JobEventRow, JobState
+from aicc.workload.jobs import advance
 
 
 @dataclass(slots=True)
@@ -86,24 +86,8 @@ class Batch:
 
     def move(self, job: JobRow, to: JobState, at: datetime, reason: str = "",
              placement: list[str] | None = None) -> None:
-        if to not in TRANSITIONS[job.state]:
-            raise InvalidTransition(f"job {job.id} cannot go from {job.state.value} to "
-                                    f"{to.value}", field="state", job_id=job.id)
-        job.state = to
-        job.reason = reason[:512]
-        if to == JobState.RUNNING:
-            job.started_at, job.ended_at = at, None
-            job.attempts += 1
-            if placement is not None:
-                job.placement = list(placement)
-        elif to == JobState.PENDING:
-            job.started_at = job.ended_at = None
-            job.placement = None
-        elif to in TERMINAL_STATES:
-            job.ended_at = at
+        self._events.append(advance(job, to, at, reason, placement))
         self._changed[job.id] = job
-        self._events.append({"job_id": job.id, "kind": to.value, "time": at,
-                             "reason": reason[:512]})
 
     def write(self, session: Session) -> int:
         if not self._changed:

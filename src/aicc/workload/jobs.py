@@ -499,6 +499,22 @@ def transition(*, session: Session, job: Job | int, to: JobState | str, at: date
     to = JobState(to)
     if at.tzinfo is None:
         raise InvalidInput("transition time needs a time zone", field="at")
+    event = advance(job, to, at, reason, placement)
+    if to == JobState.RUNNING and engine_ref is not None:
+        job.engine_ref = engine_ref
+    session.add(JobEventRow(**event))
+    session.flush()
+    return job
+
+
+def advance(job: Any, to: JobState, at: datetime, reason: str = "",
+            placement: list[str] | None = None) -> dict[str, Any]:
+    """The life-cycle rule, on anything with a job's columns (an ORM ``Job`` or the loop's
+    bulk rows): check ``TRANSITIONS``, stamp the times, and return the audit event's columns.
+
+    Entering ``running`` stamps ``started_at`` and counts an attempt; a terminal state stamps
+    ``ended_at``; going back to ``pending`` (requeue after preemption) clears both.
+    """
     if to not in TRANSITIONS[job.state]:
         raise InvalidTransition(f"job {job.id} cannot go from {job.state.value} to {to.value}",
                                 field="state", job_id=job.id)
@@ -509,16 +525,12 @@ def transition(*, session: Session, job: Job | int, to: JobState | str, at: date
         job.attempts += 1
         if placement is not None:
             job.placement = list(placement)
-        if engine_ref is not None:
-            job.engine_ref = engine_ref
     elif to == JobState.PENDING:
         job.started_at = job.ended_at = None
         job.placement = None
     else:
         job.ended_at = at
-    session.add(JobEventRow(job_id=job.id, kind=to.value, time=at, reason=reason[:512]))
-    session.flush()
-    return job
+    return {"job_id": job.id, "kind": to.value, "time": at, "reason": reason[:512]}
 
 
 def cancel_job(*, session: Session, principal: Principal, job_id: int,
