@@ -10,6 +10,9 @@ Each run's wall time is split into the scheduler calls (``schedule()``, the pure
 baseline measured in the same process) and the simulator around them; ``sim_overhead`` is
 simulator time over scheduler time.
 
+``--forecast-jobs N`` also measures the start-time forecast's error on the first N jobs
+(``RESULT forecast=philly policy=P …``; the figures in docs/simulation.md use N = 10,000).
+
 Prints ``RESULT trace=philly policy=P jobs=N wall_s=… jobs_per_s=…`` per policy and
 ``RESULT scenario=year-2030 jobs=N wall_s=…``, each followed by its cycle count and split.
 """
@@ -20,11 +23,14 @@ import argparse
 import math
 import time
 
+from aicc.sim.forecast import measure_error
+from aicc.sim.jobs import prepare
 from aicc.sim.loop import SimConfig
 from aicc.sim.metrics import summarize
 from aicc.sim.scenario import Scenario, custom_fleet, parse_fleet, run_scenario
 from aicc.workload.readers import read_trace
 from aicc.workload.synthetic import generate, sector_mapping
+from aicc.workload.tenants import map_tenants
 
 
 def _split(r) -> str:
@@ -32,6 +38,23 @@ def _split(r) -> str:
     own = r.wall_s - sched
     return (f"cycles={r.cycles} cycles_skipped={r.cycles_skipped} scheduler_s={sched:.2f} "
             f"sim_s={own:.2f} sim_overhead={own / max(sched, 1e-9):.3f}")
+
+
+def _forecast(w, args) -> None:
+    """Forecast error on a replay (docs/simulation.md): fleet sized to the same load."""
+    nodes = max(1, math.ceil(w.gpu_seconds / max(w.span_s, 1.0) / args.philly_load / 8))
+    fleet = custom_fleet(nodes, "h100-sxm-80g")
+    tm = map_tenants(w.tenants, len(fleet.catalog))
+    jobs = prepare(w, fleet, tm.tenant_project)
+    for pol in filter(None, args.policies.split(",")):
+        t = time.perf_counter()
+        e = measure_error(jobs, fleet, tm.tenancy, pol, probes=args.forecast_probes)
+        print(f"RESULT forecast={args.trace} policy={pol} jobs={len(jobs)} "
+              f"forecasts={e['forecasts']} median_abs_error_s={e.get('median_abs_error_s', 0):.0f} "
+              f"p90_abs_error_s={e.get('p90_abs_error_s', 0):.0f} "
+              f"mean_error_s={e.get('mean_error_s', 0):.0f} "
+              f"within_25pct={e.get('within_25pct_of_wait', 0):.2f} "
+              f"wall_s={time.perf_counter() - t:.1f}")
 
 
 def main() -> None:
@@ -44,6 +67,9 @@ def main() -> None:
     ap.add_argument("--year-cycle", type=float, default=600.0)
     ap.add_argument("--year-policy", default="fairshare")
     ap.add_argument("--skip-year", action="store_true")
+    ap.add_argument("--forecast-jobs", type=int, default=0,
+                    help="also measure the start-time forecast's error on the first N jobs")
+    ap.add_argument("--forecast-probes", type=int, default=20)
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -66,6 +92,8 @@ def main() -> None:
               f"jobs_per_s={len(r.jobs) / wall:.0f}")
         print(f"  {_split(r)} util={s['fleet']['utilisation_mean']:.3f} "
               f"mean_wait_s={s['jobs_metrics']['wait_s']['mean']:.0f}")
+    if args.forecast_jobs:
+        _forecast(w.head(args.forecast_jobs), args)
     if args.skip_year:
         return
     f30 = parse_fleet("2030")
