@@ -58,9 +58,14 @@ def test_simulate_rejects_bad_input(tmp_path):
     assert r.exit_code == 2 and "line 2" in r.output
 
 
-def test_simulate_synthetic_json(tmp_path):
-    r = CliRunner().invoke(app, ["simulate", "--synthetic-days", "2", "--fleet", "lab",
-                                 "--policy", "fairshare", "--json", "--quiet", "--seed", "3"])
+def test_simulate_synthetic_json_on_two_fleets(tmp_path):
+    r = CliRunner().invoke(app, ["simulate", "--synthetic-days", "2", "--fleet",
+                                 "lab,8xh100-sxm-80g", "--policy", "fairshare", "--json",
+                                 "--quiet", "--seed", "3"])
     assert r.exit_code == 0, r.output
-    s = json.loads(r.output)["fairshare"]
+    out = json.loads(r.output)
+    assert set(out) == {"fairshare@lab", "fairshare@8xh100-sxm-80g"}
+    s = out["fairshare@lab"]
     assert s["jobs"] > 0 and set(s["sectors"]) == {"industry", "research", "public"}
+    assert s["fleet"]["accelerators"] == 256
+    assert out["fairshare@8xh100-sxm-80g"]["fleet"]["accelerators"] == 64

@@ -49,7 +49,8 @@ def simulate(
     synthetic_days: Annotated[float | None, typer.Option(
         "--synthetic-days", help="use the synthetic sector workload over this many days")] = None,
     fleet: Annotated[str, typer.Option(
-        "--fleet", help="phase (2028, 2030, lab), NxTYPE (64xh100-sxm-80g) or phases TOML")
+        "--fleet", help="phase (2028, 2030, lab), NxTYPE (64xh100-sxm-80g) or phases TOML; "
+        "several, comma-separated, to compare fleets")
     ] = "2028",
     policy: Annotated[str, typer.Option("--policy", help="fifo, multifactor, fairshare")
                       ] = "fairshare",
@@ -93,12 +94,13 @@ def simulate(
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
     summaries = (write_report(results, report) if report else
-                 {r.policy: summarize(r) for r in results})
+                 {r.label: summarize(r) for r in results})
     if as_json:
         sys.stdout.write(json.dumps(summaries, indent=2, default=float) + "\n")
         return
+    sizes = sorted({r.fleet.n_accelerators for r in results})
     t = Table(title=f"simulation: {results[0].extra.get('workload')} on "
-                    f"{results[0].fleet.n_accelerators:,} accelerators")
+                    f"{' and '.join(f'{n:,}' for n in sizes)} accelerators")
     for c in COMPARISON_HEAD:
         t.add_column(c, justify="right")
     for row in comparison_rows(summaries):
@@ -106,7 +108,7 @@ def simulate(
     out.print(t)
     s0 = next(iter(summaries.values()))
     st = Table(title="wait by sector (p50 / p90)")
-    st.add_column("policy")
+    st.add_column("run")
     for name in s0["sectors"]:
         st.add_column(name, justify="right")
     for pol, s in summaries.items():
@@ -126,13 +128,18 @@ def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report,
          ) -> list[SimResult]:
     del report, as_json
     names = _policies(policy, compare)
-    fa = parse_fleet(fleet)
+    fleet_specs = [f.strip() for f in fleet.split(",") if f.strip()]
+    if not fleet_specs:
+        raise InvalidInput("no fleet given", field="fleet")
+    fleets = [(spec, parse_fleet(spec)) for spec in fleet_specs]
+    fa = fleets[0][1]
     if min_cycle < 0:
         raise InvalidInput("--min-cycle must not be negative", field="min_cycle")
     if synthetic_days is not None and trace is not None:
         raise InvalidInput("give --trace or --synthetic-days, not both", field="trace")
     mapping: dict[str, object] | Path | None = tenant_map
     if synthetic_days is not None:
+        # one workload for every fleet: sized for the first (so larger fleets see less load)
         w = generate(days=synthetic_days, accelerators=fa.n_accelerators,
                      load=target_load or 0.7, seed=seed)
         target_load = None
@@ -145,17 +152,20 @@ def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report,
                           * failure_scale, repair_s=repair_hours * 3600.0,
                           on_failure=on_failure,
                           checkpoint_s=checkpoint_min * 60.0 if checkpoint_min else None)
-    sc = Scenario(fleet=fa, config=SimConfig(min_cycle_s=min_cycle, seed=seed, failures=fm),
-                  load_factor=load_factor, target_load=target_load,
-                  substitute=parse_substitutions(substitute), tenant_map=mapping,
-                  max_jobs=max_jobs)
     results = []
-    for name in names:
+    runs = [(spec, f, name) for spec, f in fleets for name in names]
+    for spec, fa, name in runs:
+        sc = Scenario(fleet=fa, config=SimConfig(min_cycle_s=min_cycle, seed=seed, failures=fm),
+                      load_factor=load_factor, target_load=target_load,
+                      substitute=parse_substitutions(substitute), tenant_map=mapping,
+                      max_jobs=max_jobs)
         scn = with_policy(sc, name)
+        label = name if len(fleets) == 1 else f"{name}@{spec}"
         if quiet:
             results.append(run_scenario(w, scn))
+            results[-1].extra["label"] = label
             continue
-        with Progress(TextColumn(f"[bold]{name}[/bold]"), BarColumn(),
+        with Progress(TextColumn(f"[bold]{label}[/bold]"), BarColumn(),
                       TextColumn("{task.completed:,.0f}/{task.total:,.0f} jobs submitted"),
                       TextColumn("day {task.fields[day]:.0f}"), TimeElapsedColumn(),
                       console=err, transient=True) as bar:
@@ -165,6 +175,7 @@ def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report,
                 bar.update(task, completed=submitted, day=t / 86400.0)
 
             results.append(run_scenario(w, scn, progress=tick))
+            results[-1].extra["label"] = label
     return results
 
 

@@ -120,6 +120,11 @@ class SimResult:
     schedule_wall_s: float = 0.0  # wall time inside schedule() alone
     extra: dict[str, object] = field(default_factory=dict)
 
+    @property
+    def label(self) -> str:
+        """The run's name in reports: its policy, with its fleet when fleets are compared."""
+        return str(self.extra.get("label", self.policy))
+
 
 class _Running:
     """Running jobs with their allocations in CSR form; rows removed lazily (compacted when

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,7 @@ def comparison_rows(summaries: dict[str, dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
-COMPARISON_HEAD = ["policy", "jobs", "utilisation", "mean wait", "p90 wait", "mean bsld",
+COMPARISON_HEAD = ["run", "jobs", "utilisation", "mean wait", "p90 wait", "mean bsld",
                    "Jain (sectors)", "makespan", "wall"]
 
 CSS = ("body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}"
@@ -163,7 +164,7 @@ def _policy_section(r: SimResult, s: dict[str, Any]) -> str:
     ser = series_frame(r)
     t = ser["time"]
     cap = np.maximum(ser["capacity_up"].astype(np.float64), 1.0)
-    parts = [f"<h2>Policy {html.escape(r.policy)}</h2>"]
+    parts = [f"<h2>Run {html.escape(r.label)}</h2>"]
     parts.append(svg_lines(t, {"utilisation": ser["busy"] / cap,
                                "fragmentation": ser["fragmentation"]},
                            title="Fleet utilisation and fragmentation", ylabel="fraction",
@@ -201,16 +202,18 @@ def write_report(results: list[SimResult], out_dir: str | Path) -> dict[str, dic
     summaries: dict[str, dict[str, Any]] = {}
     for r in results:
         s = summarize(r)
-        summaries[r.policy] = s
-        pq.write_table(pa.table(job_frame(r)), out / f"jobs-{r.policy}.parquet")
-        pq.write_table(pa.table(series_frame(r)), out / f"series-{r.policy}.parquet")
+        summaries[r.label] = s
+        name = re.sub(r"[^A-Za-z0-9@._-]", "_", r.label)
+        pq.write_table(pa.table(job_frame(r)), out / f"jobs-{name}.parquet")
+        pq.write_table(pa.table(series_frame(r)), out / f"series-{name}.parquet")
     (out / "summary.json").write_text(json.dumps(
         summaries if len(summaries) > 1 else next(iter(summaries.values())), indent=2,
         default=float))
     first = results[0]
     extra = first.extra
+    sizes = sorted({r.fleet.n_accelerators for r in results})
     title = f"aicc simulation: {extra.get('workload', 'workload')} on " \
-            f"{first.fleet.n_accelerators:,} accelerators"
+            f"{' and '.join(f'{n:,}' for n in sizes)} accelerators"
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
              f"</title><style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
     parts.append(f"<p>{len(first.jobs):,} jobs; load factor {extra.get('load_factor', 1.0):.3g}"
@@ -227,7 +230,7 @@ def write_report(results: list[SimResult], out_dir: str | Path) -> dict[str, dic
                                         for n in sectors] for p, s in summaries.items()},
                           title="p90 wait by sector and policy", ylabel="seconds"))
     for r in results:
-        parts.append(_policy_section(r, summaries[r.policy]))
+        parts.append(_policy_section(r, summaries[r.label]))
     parts.append("</body></html>")
     (out / "report.html").write_text("".join(parts))
     return summaries
