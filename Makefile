@@ -6,10 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test bench lint venv clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+$(STAMP): pyproject.toml scripts/venv.sh
+	PYTHON=$(PYTHON) bash scripts/venv.sh
 	touch $(STAMP)
 
 venv: $(STAMP)
