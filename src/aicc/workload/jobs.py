@@ -15,15 +15,24 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+)
 from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from aicc.errors import (
     AiccError,
+    Conflict,
     InvalidInput,
     InvalidJobShape,
     InvalidTransition,
@@ -56,24 +65,27 @@ class Gang(BaseModel):
     """``nodes`` × ``per_node`` accelerators; a job below one node is ``nodes=1, per_node=k``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    nodes: int = Field(1, ge=1, le=100_000, description="nodes in the gang")
-    per_node: int = Field(ge=1, le=1024, description="accelerators on each node")
+    nodes: StrictInt = Field(1, ge=1, le=100_000, description="nodes in the gang")
+    per_node: StrictInt = Field(ge=1, le=1024, description="accelerators on each node")
 
 
 class JobSubmission(BaseModel):
     """What a user asks for. Every field is checked here or against the store."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    project_id: int = Field(ge=1, le=MAX_ID)
+    project_id: StrictInt = Field(ge=1, le=MAX_ID)
     accelerator_type: str = Field(min_length=1, max_length=48)
     gang: Gang
-    time_limit_s: float = Field(gt=0, le=MAX_TIME_LIMIT_S)
+    time_limit_s: StrictFloat = Field(gt=0, le=MAX_TIME_LIMIT_S, allow_inf_nan=False)
     name: str = Field("", max_length=128)
     job_class: JobClassName = JobClassName.BATCH
-    preemptible: bool = False
-    grant_id: int | None = Field(None, ge=1, le=MAX_ID)
+    preemptible: StrictBool = False
+    grant_id: StrictInt | None = Field(None, ge=1, le=MAX_ID)
     script: str | None = Field(None, max_length=65_536)
-    runtime_s: float | None = Field(None, gt=0, le=MAX_TIME_LIMIT_S)
+    runtime_s: StrictFloat | None = Field(
+        None, gt=0, le=MAX_TIME_LIMIT_S, allow_inf_nan=False,
+        description="how long the job really runs, in seconds: the digital twin and the "
+        "simulator run it that long; real engines ignore it")
 
     @field_validator("name", "script", "accelerator_type")
     @classmethod
@@ -238,10 +250,12 @@ def submit_jobs(*, session: Session, requests: Sequence[SubmitRequest],
             if key is not None:
                 prior = existing.get((principal.user_id, key))
                 if prior is not None:
+                    _same_request(spec, prior)
                     results[i] = SubmitResult(job=prior, created=False)
                     continue
                 twin = batch_keys.get((principal.user_id, key))
                 if twin is not None:  # the same key twice in one batch: one job
+                    _same_request(spec, rows[twin])
                     pending[i] = (twin, False)
                     continue
             if spec.accelerator_type not in known_types:
@@ -268,18 +282,16 @@ def submit_jobs(*, session: Session, requests: Sequence[SubmitRequest],
         })
     if not rows:
         return results
-    ids = _insert_jobs(session, rows)
+    ids = _insert_jobs(session, rows)  # on PostgreSQL, their "submitted" events too
     conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        conn.execute(_PG_INSERT_EVENTS, {"ids": ids, "now": now})
-    elif conn.dialect.name == "sqlite":
+    if conn.dialect.name == "sqlite":
         conn.execute(_SQLITE_INSERT_EVENTS, {"ids": json.dumps(list(ids)),
                                              "now": _stored_time(conn, now)})
-    else:
+    elif conn.dialect.name != "postgresql":
         conn.execute(_insert_statements()[1], [
             {"job_id": jid, "kind": "submitted", "time": now, "reason": ""} for jid in ids])
     dicts = []
-    now_iso = now.isoformat()
+    now_iso = iso_time(now)
     for jid, row in zip(ids, rows, strict=True):
         row["id"] = jid
         d = _row_to_dict(row, submitted_iso=now_iso)
@@ -287,6 +299,23 @@ def submit_jobs(*, session: Session, requests: Sequence[SubmitRequest],
     for i, (ri, created) in pending.items():
         results[i] = SubmitResult(job=dicts[ri], created=created)
     return results
+
+
+def _same_request(spec: JobSubmission, job: dict[str, Any]) -> None:
+    """Raise ``Conflict`` unless ``job`` (stored, or a row of this batch) is what ``spec`` asks
+    for: an Idempotency-Key names one request, and a different body under it is a client bug,
+    not a retry. A grant the store picked is not compared when the request named none."""
+    gang = job.get("gang") or {"nodes": job["nodes"], "per_node": job["per_node"]}
+    stored = (job["project_id"], job["accelerator_type"], gang["nodes"], gang["per_node"],
+              float(job["time_limit_s"]), job["name"], JobClassName(job["job_class"]),
+              bool(job["preemptible"]), job.get("script"), job["runtime_s"])
+    asked = (spec.project_id, spec.accelerator_type, spec.gang.nodes, spec.gang.per_node,
+             float(spec.time_limit_s), spec.name, JobClassName(spec.job_class),
+             spec.preemptible, spec.script, spec.runtime_s)
+    if stored != asked or (spec.grant_id is not None and spec.grant_id != job["grant_id"]):
+        raise Conflict("this Idempotency-Key was used for a different request; use a new key "
+                       f"(the first is job {job.get('id', 'in this batch')})",
+                       field="Idempotency-Key")
 
 
 def _signature(row: Any) -> tuple[Any, ...]:
@@ -307,7 +336,8 @@ def _insert_jobs(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     """
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        back = list(conn.execute(_PG_INSERT_JOBS, _pg_arrays(rows)).mappings())
+        # One round trip less: the jobs' "submitted" events are inserted by the same statement.
+        back = list(conn.execute(_PG_INSERT_JOBS_AND_EVENTS, _pg_arrays(rows)).mappings())
     elif conn.dialect.name == "sqlite":
         back = list(conn.execute(_SQLITE_INSERT_JOBS, _sqlite_params(conn, rows)).mappings())
     else:
@@ -360,9 +390,15 @@ _PG_INSERT_JOBS = text(
     + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in _PG_COLUMNS) + ") RETURNING id, "
     "submitted_by, idempotency_key, project_id, nodes, per_node, accelerator_type, name, "
     "time_limit_s")
-_PG_INSERT_EVENTS = text(
-    "INSERT INTO job_events (job_id, kind, time, reason) "
-    "SELECT unnest(CAST(:ids AS int[])), 'submitted', :now, ''")
+# The jobs of a batch and their "submitted" events in one statement: the events' insert reads
+# the ids the jobs' insert returns (both run in one snapshot; foreign keys are checked at the
+# end of the statement).
+_PG_INSERT_JOBS_AND_EVENTS = text(
+    "WITH j AS (" + _PG_INSERT_JOBS.text + ", submitted_at), "
+    "e AS (INSERT INTO job_events (job_id, kind, time, reason) "
+    "SELECT id, 'submitted', submitted_at, '' FROM j) "
+    "SELECT id, submitted_by, idempotency_key, project_id, nodes, per_node, accelerator_type, "
+    "name, time_limit_s FROM j")
 
 
 # SQLite: the same idea over one JSON array of rows (json_each keeps the array's order).
@@ -543,12 +579,17 @@ def cancel_job(*, session: Session, principal: Principal, job_id: int,
 
 
 _FIELDS = ("id", "name", "project_id", "grant_id", "submitted_by", "accelerator_type",
-           "nodes", "per_node", "time_limit_s", "job_class", "preemptible", "runtime_s",
+           "nodes", "per_node", "time_limit_s", "job_class", "preemptible", "runtime_s", "script",
            "state", "reason", "submitted_at", "started_at", "ended_at", "placement", "attempts")
 
 
-def _iso(t: datetime | None) -> str | None:
-    return t.isoformat() if t is not None else None
+def iso_time(t: datetime | None) -> str | None:
+    """ISO 8601 in UTC with ``Z``, the one form every answer of the API uses."""
+    if t is None:
+        return None
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC)
+    return t.replace(tzinfo=None).isoformat() + "Z"
 
 
 def _row_to_dict(row: dict[str, Any], submitted_iso: str | None = None) -> dict[str, Any]:
@@ -565,11 +606,12 @@ def _row_to_dict(row: dict[str, Any], submitted_iso: str | None = None) -> dict[
         "job_class": JobClassName(row["job_class"]).value,
         "preemptible": row["preemptible"],
         "runtime_s": row["runtime_s"],
+        "script": row["script"],
         "state": JobState(row["state"]).value,
         "reason": row["reason"],
-        "submitted_at": submitted_iso or _iso(row["submitted_at"]),
-        "started_at": _iso(row["started_at"]),
-        "ended_at": _iso(row["ended_at"]),
+        "submitted_at": submitted_iso or iso_time(row["submitted_at"]),
+        "started_at": iso_time(row["started_at"]),
+        "ended_at": iso_time(row["ended_at"]),
         "placement": row["placement"],
         "attempts": row["attempts"],
     }
