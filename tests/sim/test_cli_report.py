@@ -28,7 +28,7 @@ def test_simulate_compare_writes_report(tmp_path):
     rep = tmp_path / "rep"
     res = CliRunner().invoke(app, [
         "simulate", "--trace", str(trace), "--fleet", "8xh100-sxm-80g",
-        "--compare", "fifo,fairshare", "--report", str(rep), "--target-load", "0.8",
+        "--compare", "fifo,fairshare", "--report", str(rep), "--load-factor", "4",
         "--failures", "--failure-scale", "20", "--quiet"])
     assert res.exit_code == 0, res.output
     assert "fairshare" in res.output and "fifo" in res.output
@@ -41,7 +41,7 @@ def test_simulate_compare_writes_report(tmp_path):
         assert {"wait_s", "jct_s", "bounded_slowdown", "preemptions"} <= set(jobs.column_names)
         series = pq.read_table(rep / f"series-{pol}.parquet")
         assert "share_research" in series.column_names
-        assert s["extra"]["load_factor"] > 1
+        assert s["extra"]["load_factor"] == 4
     html = (rep / "report.html").read_text()
     assert html.count("<svg") >= 4 and "http" not in html.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")
@@ -69,3 +69,81 @@ def test_simulate_synthetic_json_on_two_fleets(tmp_path):
     assert s["jobs"] > 0 and set(s["sectors"]) == {"industry", "research", "public"}
     assert s["fleet"]["accelerators"] == 256
     assert out["fairshare@8xh100-sxm-80g"]["fleet"]["accelerators"] == 64
+
+
+def _sim(*args):
+    return CliRunner().invoke(app, ["simulate", *args])
+
+
+@pytest.mark.parametrize("opts", [
+    ["--load-factor", "nan"], ["--target-load", "nan"], ["--min-cycle", "nan"],
+    ["--failures", "--failure-scale", "nan"], ["--failures", "--repair-hours", "nan"],
+    ["--failures", "--checkpoint-min", "nan"], ["--load-factor", "inf"],
+    ["--synthetic-days", "nan"], ["--failures", "--checkpoint-min", "-5"],
+    ["--failures", "--on-failure", "zz"], ["--max-jobs", "0"], ["--min-cycle", "-1"]])
+def test_non_finite_and_out_of_range_options_exit_2_naming_the_option(opts):
+    workload = [] if "--synthetic-days" in opts else ["--synthetic-days", "1"]
+    r = _sim(*workload, "--fleet", "lab", "--quiet", *opts)
+    assert r.exit_code == 2, r.output
+    option = next(o for o in opts if o.startswith("--") and o != "--failures")
+    assert option in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("opts", [["--on-failure", "zz"], ["--on-failure", "fail"],
+                                  ["--checkpoint-min", "30"], ["--failure-scale", "2"],
+                                  ["--repair-hours", "1"]])
+def test_failure_options_need_failures(opts):
+    r = _sim("--synthetic-days", "1", "--fleet", "lab", "--quiet", *opts)
+    assert r.exit_code == 2 and opts[0] in r.output
+    if opts[1] != "zz":
+        assert "only apply with --failures" in r.output
+
+
+def test_bare_simulate_asks_for_a_workload_with_examples():
+    r = _sim()
+    assert r.exit_code == 2
+    assert "--trace" in r.output and "--synthetic-days" in r.output
+    assert "aicc simulate --trace philly --max-jobs" in r.output
+
+
+def test_unwritable_report_folder_is_refused_before_simulating(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for target in ("/proc/x", str(blocker / "rep"), str(blocker)):
+        r = _sim("--synthetic-days", "1", "--fleet", "lab", "--quiet", "--report", target)
+        assert r.exit_code == 2, r.output
+        assert "--report" in r.output and "Traceback" not in r.output
+        assert "simulation:" not in r.output  # nothing was simulated
+
+
+def test_binary_trace_error_quotes_a_short_escaped_excerpt(tmp_path):
+    p = tmp_path / "blob.csv"
+    p.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 20)
+    r = _sim("--trace", str(p), "--quiet")
+    assert r.exit_code == 2
+    assert "\x00" not in r.output and "\x1b" not in r.output
+    assert "\\x7fELF" in r.output and len(r.output) < 400
+    p.write_bytes(b"timestamp,duration,num_gpus,gpu_time,cluster\n"
+                  b"2017-10-09 07:01:55,1\x1b[31m" + b"A" * 500 + b"\n")
+    r = _sim("--trace", str(p), "--quiet")
+    assert r.exit_code == 2 and "line 2" in r.output
+    assert "\x1b" not in r.output and "\\x1b" in r.output and "A" * 100 not in r.output
+
+
+def test_invalid_and_adjusted_rows_are_printed_as_words(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("timestamp,duration,num_gpus,gpu_time,cluster\n"
+                 "2017-10-09 07:01:55,600,1,600,vc1\n"
+                 "2017-10-09 07:02:55,600,0,0,vc1\n"
+                 "2017-10-09 07:03:55,0.2,2,0,vc2\n"
+                 "2017-10-09 07:04:55,600,64,0,vc2\n"
+                 "2017-10-09 07:05:55,600,0,0,vc1\n")
+    rep = tmp_path / "rep"
+    r = _sim("--trace", str(p), "--fleet", "1xh100-sxm-80g", "--quiet", "--report", str(rep))
+    assert r.exit_code == 0, r.output
+    assert "rows read 5; invalid 3: larger than fleet 1, zero GPUs 2; adjusted 1: " \
+           "subsecond runtime raised to 1s 1" in r.output
+    html = (rep / "report.html").read_text()
+    assert "Rows read 5; invalid 3: larger than fleet 1, zero GPUs 2" in html
+    assert "{" not in html.split("<body>")[1].split("<h2>")[0]

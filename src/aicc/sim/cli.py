@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,10 +19,17 @@ from rich.table import Table
 from aicc.errors import EXIT_CODE, AiccError, InvalidInput, lookup
 from aicc.scheduler.policy import POLICIES
 from aicc.sim.jobs import parse_substitutions
-from aicc.sim.loop import FailureModel, SimConfig, SimResult
-from aicc.sim.metrics import summarize
+from aicc.sim.loop import SimConfig, SimResult
+from aicc.sim.metrics import describe_rows, summarize
 from aicc.sim.report import COMPARISON_HEAD, _fmt_s, comparison_rows, write_report
-from aicc.sim.scenario import Scenario, parse_fleet, run_scenario, with_policy
+from aicc.sim.scenario import (
+    Scenario,
+    check_number,
+    failure_model,
+    parse_fleet,
+    run_scenario,
+    with_policy,
+)
 from aicc.workload.readers import read_trace
 from aicc.workload.synthetic import generate, sector_mapping
 
@@ -74,27 +82,35 @@ def simulate(
     failures: Annotated[bool, typer.Option(
         "--failures/--no-failures", help="inject node failures (Llama 3 rate by default)")
     ] = False,
-    failure_scale: Annotated[float, typer.Option(
-        "--failure-scale", help="multiply the default failure rate")] = 1.0,
-    repair_hours: Annotated[float, typer.Option("--repair-hours")] = 4.0,
-    on_failure: Annotated[str, typer.Option("--on-failure", help="requeue or fail")
-                          ] = "requeue",
+    failure_scale: Annotated[float | None, typer.Option(
+        "--failure-scale", help="multiply the default failure rate (default 1; needs --failures)")
+    ] = None,
+    repair_hours: Annotated[float | None, typer.Option(
+        "--repair-hours", help="hours a failed node is down (default 4; needs --failures)")
+    ] = None,
+    on_failure: Annotated[str | None, typer.Option(
+        "--on-failure", help="requeue (default) or fail; needs --failures")] = None,
     checkpoint_min: Annotated[float | None, typer.Option(
-        "--checkpoint-min", help="jobs checkpoint every N minutes (default: never)")] = None,
+        "--checkpoint-min", help="jobs checkpoint every N minutes (default: never; needs "
+        "--failures)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
-    """Simulate the scheduler on a workload; print a summary and optionally write a report."""
+    """Simulate the scheduler on a workload; print a summary and optionally write a report.
+
+    Give a workload: --trace (a file, philly or alibaba) or --synthetic-days N."""
     try:
+        if report is not None:
+            _prepare_report_dir(report)
         results = _run(**locals())
+        summaries = (write_report(results, report) if report else
+                     {r.label: summarize(r) for r in results})
     except AiccError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
-        raise typer.Exit(lookup(EXIT_CODE, exc)) from None
+        _fail(exc.message, lookup(EXIT_CODE, exc))
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    summaries = (write_report(results, report) if report else
-                 {r.label: summarize(r) for r in results})
+        _fail(str(exc), 2)
+    except OSError as exc:  # the report folder became unwritable during the run
+        _fail(f"--report {report}: cannot write the report ({exc.strerror or exc})", 2)
     if as_json:
         sys.stdout.write(json.dumps(summaries, indent=2, default=float) + "\n")
         return
@@ -115,11 +131,40 @@ def simulate(
         st.add_row(pol, *[f"{_fmt_s(v['wait_s']['p50'])} / {_fmt_s(v['wait_s']['p90'])}"
                           for v in s["sectors"].values()])
     out.print(st)
-    rows = s0["rows"]
-    out.print(f"rows read {rows['rows_read']:,}, invalid {rows['invalid_total']:,} "
-              f"{rows['invalid'] or ''}, adjusted {rows['adjusted'] or ''}", highlight=False)
+    out.print(describe_rows(s0["rows"]), highlight=False, markup=False, soft_wrap=True)
     if report:
-        out.print(f"report: {report / 'report.html'}", highlight=False)
+        out.print(f"report: {report / 'report.html'}", highlight=False, soft_wrap=True)
+
+
+USAGE_EXAMPLES = """give a workload: --trace (a file, philly or alibaba) or --synthetic-days N; e.g.
+  aicc simulate --trace philly --max-jobs 2000 --fleet 16xh100-sxm-80g      (seconds)
+  aicc simulate --synthetic-days 2 --fleet lab --compare fifo,fairshare     (seconds)
+  aicc simulate --trace philly --fleet 2028 --report out/    (the full trace: minutes)"""
+
+
+def _safe(text: str, limit: int = 400) -> str:
+    """One printable line: control characters escaped (a binary file's bytes must not reach
+    the terminal), long text cut."""
+    one = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text.replace("\n", " "))
+    return one if len(one) <= limit else one[: limit - 1] + "…"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print("[red]error:[/red] ", end="", highlight=False)
+    text = message if message == USAGE_EXAMPLES else _safe(message)
+    err.print(text, highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _prepare_report_dir(report: Path) -> None:
+    """Create the report folder and prove it writable before minutes of simulation."""
+    try:
+        report.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=report):
+            pass
+    except OSError as exc:
+        raise InvalidInput(f"--report {report}: cannot create or write this folder "
+                           f"({exc.strerror or exc})", field="report") from None
 
 
 def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report, load_factor,
@@ -133,10 +178,30 @@ def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report,
         raise InvalidInput("no fleet given", field="fleet")
     fleets = [(spec, parse_fleet(spec)) for spec in fleet_specs]
     fa = fleets[0][1]
-    if min_cycle < 0:
-        raise InvalidInput("--min-cycle must not be negative", field="min_cycle")
+    check_number("--min-cycle", min_cycle, low=0.0, low_open=False, high=86400.0)
+    if load_factor is not None:
+        check_number("--load-factor", load_factor, low=0.0, high=1e9)
+    if target_load is not None:
+        check_number("--target-load", target_load, low=0.0, high=10.0)
+    if load_factor is not None and target_load is not None:
+        raise InvalidInput("give --load-factor or --target-load, not both", field="load_factor")
+    if max_jobs is not None and max_jobs < 1:
+        raise InvalidInput(f"--max-jobs must be at least 1, got {max_jobs}", field="max_jobs")
+    if synthetic_days is not None:
+        check_number("--synthetic-days", synthetic_days, low=0.0, high=3660.0)
     if synthetic_days is not None and trace is not None:
         raise InvalidInput("give --trace or --synthetic-days, not both", field="trace")
+    if synthetic_days is None and trace is None:
+        raise InvalidInput(USAGE_EXAMPLES, field="trace")
+    given = {"--failure-scale": failure_scale, "--repair-hours": repair_hours,
+             "--on-failure": on_failure, "--checkpoint-min": checkpoint_min}
+    fm = failure_model(scale=1.0 if failure_scale is None else failure_scale,
+                       repair_hours=4.0 if repair_hours is None else repair_hours,
+                       on_failure=on_failure or "requeue", checkpoint_min=checkpoint_min)
+    orphans = [k for k, v in given.items() if v is not None]
+    if not failures and orphans:
+        raise InvalidInput(f"{', '.join(orphans)} only apply with --failures; add --failures "
+                           "or drop them", field=orphans[0].lstrip("-").replace("-", "_"))
     mapping: dict[str, object] | Path | None = tenant_map
     if synthetic_days is not None:
         # one workload for every fleet: sized for the first (so larger fleets see less load)
@@ -145,13 +210,9 @@ def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report,
         target_load = None
         mapping = mapping or sector_mapping(w)
     else:
-        w = read_trace(trace or "philly", fmt=fmt, columns=columns)
-    fm = None
-    if failures:
-        fm = FailureModel(rate_per_accelerator_s=FailureModel().rate_per_accelerator_s
-                          * failure_scale, repair_s=repair_hours * 3600.0,
-                          on_failure=on_failure,
-                          checkpoint_s=checkpoint_min * 60.0 if checkpoint_min else None)
+        w = read_trace(trace, fmt=fmt, columns=columns)
+    if not failures:
+        fm = None
     results = []
     runs = [(spec, f, name) for spec, f in fleets for name in names]
     for spec, fa, name in runs:

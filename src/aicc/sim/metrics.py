@@ -176,3 +176,28 @@ def series_frame(r: SimResult) -> dict[str, np.ndarray]:
         out[f"pending_acc_{name}"] = (s["sector_pending"][:, k] if len(s["sector_pending"])
                                       else np.zeros(0))
     return out
+
+
+def _reason(key: str) -> str:
+    """``larger_than_fleet`` → ``larger than fleet``; ``zero_gpus`` → ``zero GPUs``."""
+    words = key.split("_")
+    return " ".join("GPUs" if w == "gpus" else "GPU" if w == "gpu" else w for w in words)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{_reason(k)} {v:,}" for k, v in sorted(counts.items()) if v)
+
+
+def describe_rows(rows: dict[str, Any]) -> str:
+    """The row account as a sentence for people: ``rows read 400; invalid 3: larger than
+    fleet 1, zero GPUs 2; adjusted 5: …``; empty parts are left out."""
+    parts = [f"rows read {int(rows.get('rows_read', 0)):,}"]
+    invalid = {k: int(v) for k, v in (rows.get("invalid") or {}).items() if v}
+    if invalid:
+        parts.append(f"invalid {sum(invalid.values()):,}: {_counts(invalid)}")
+    else:
+        parts.append("invalid 0")
+    adjusted = {k: int(v) for k, v in (rows.get("adjusted") or {}).items() if v}
+    if adjusted:
+        parts.append(f"adjusted {sum(adjusted.values()):,}: {_counts(adjusted)}")
+    return "; ".join(parts)

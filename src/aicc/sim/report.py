@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aicc.sim.loop import SimResult
-from aicc.sim.metrics import job_frame, series_frame, summarize
+from aicc.sim.metrics import describe_rows, job_frame, series_frame, summarize
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
 
@@ -219,10 +219,8 @@ def write_report(results: list[SimResult], out_dir: str | Path) -> dict[str, dic
     parts.append(f"<p>{len(first.jobs):,} jobs; load factor {extra.get('load_factor', 1.0):.3g}"
                  f" (offered load {extra.get('offered_load', float('nan')):.1%}); minimum cycle "
                  f"interval {first.config.min_cycle_s:g} s; seed {first.config.seed}.</p>")
-    rows = first.jobs.account.to_dict()
-    parts.append(f"<p>Rows read {rows['rows_read']:,}; invalid {rows['invalid_total']:,} "
-                 f"{html.escape(json.dumps(rows['invalid']))}; adjusted "
-                 f"{html.escape(json.dumps(rows['adjusted']))}.</p>")
+    rows = describe_rows(first.jobs.account.to_dict())
+    parts.append(f"<p>{html.escape(rows[:1].upper() + rows[1:])}.</p>")
     parts.append("<h2>Comparison</h2>")
     parts.append(_table(COMPARISON_HEAD, comparison_rows(summaries)))
     sectors = first.tenancy.sector_names

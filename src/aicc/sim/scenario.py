@@ -15,7 +15,7 @@ from aicc.errors import InvalidInput
 from aicc.fleet.arrays import FleetArrays, NodeInfo
 from aicc.fleet.phases import build_fleet, load_phases, parse_phases
 from aicc.sim.jobs import prepare
-from aicc.sim.loop import SimConfig, SimResult, Simulator
+from aicc.sim.loop import FailureModel, SimConfig, SimResult, Simulator
 from aicc.workload.tenants import TenantMapping, load_mapping_file, map_tenants
 from aicc.workload.trace import Workload
 
@@ -56,6 +56,45 @@ def parse_fleet(spec: str) -> FleetArrays:
                        "NxTYPE such as 64xh100-sxm-80g, or a phases TOML file", field="fleet")
 
 
+def check_number(option: str, value: float, *, low: float | None = None,
+                 high: float | None = None, low_open: bool = True) -> float:
+    """``value`` as a finite float within the bounds, else :class:`InvalidInput` naming the
+    option. NaN compares false with everything, so a plain ``<= 0`` check would let it through
+    and the event loop would never reach its end."""
+    field = option.lstrip("-").replace("-", "_")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{option} must be a number, got {value!r}", field=field) from None
+    if not np.isfinite(v):
+        raise InvalidInput(f"{option} must be a finite number, got {value!r}", field=field)
+    if low is not None and (v <= low if low_open else v < low):
+        word = "greater than" if low_open else "at least"
+        raise InvalidInput(f"{option} must be {word} {low:g}, got {v:g}", field=field)
+    if high is not None and v > high:
+        raise InvalidInput(f"{option} must be at most {high:g}, got {v:g}", field=field)
+    return v
+
+
+ON_FAILURE = ("requeue", "fail")
+
+
+def failure_model(*, scale: float = 1.0, repair_hours: float = 4.0, on_failure: str = "requeue",
+                  checkpoint_min: float | None = None) -> FailureModel:
+    """The failure knobs, validated: ``scale`` × the default (Llama 3) rate, repair time, what
+    happens to an interrupted job, checkpoint interval (``None`` = never)."""
+    scale = check_number("--failure-scale", scale, low=0.0, low_open=False, high=1e6)
+    repair = check_number("--repair-hours", repair_hours, low=0.0, high=24 * 365.0)
+    if on_failure not in ON_FAILURE:
+        raise InvalidInput(f"--on-failure must be one of {', '.join(ON_FAILURE)}, "
+                           f"got {on_failure!r}", field="on_failure")
+    ckpt = (None if checkpoint_min is None
+            else check_number("--checkpoint-min", checkpoint_min, low=0.0, high=525600.0))
+    return FailureModel(rate_per_accelerator_s=FailureModel().rate_per_accelerator_s * scale,
+                        repair_s=repair * 3600.0, on_failure=on_failure,
+                        checkpoint_s=None if ckpt is None else ckpt * 60.0)
+
+
 @dataclass(frozen=True)
 class Scenario:
     fleet: FleetArrays
@@ -66,15 +105,59 @@ class Scenario:
     tenant_map: str | Path | dict[str, object] | None = None
     max_jobs: int | None = None
 
+    def __post_init__(self) -> None:
+        """Reject what would make a run meaningless or endless, whoever built the scenario."""
+        if self.load_factor is not None:
+            check_number("--load-factor", self.load_factor, low=0.0, high=1e9)
+        if self.target_load is not None:
+            check_number("--target-load", self.target_load, low=0.0, high=10.0)
+        if self.max_jobs is not None and self.max_jobs < 1:
+            raise InvalidInput(f"--max-jobs must be at least 1, got {self.max_jobs}",
+                               field="max_jobs")
+        check_number("--min-cycle", self.config.min_cycle_s, low=0.0, low_open=False,
+                     high=86400.0)
+        fm = self.config.failures
+        if fm is not None:
+            check_number("--failure-scale", fm.rate_per_accelerator_s, low=0.0, low_open=False)
+            check_number("--repair-hours", fm.repair_s, low=0.0)
+            if fm.checkpoint_s is not None:
+                check_number("--checkpoint-min", fm.checkpoint_s, low=0.0)
+
 
 def load_factor_for(w: Workload, accelerators: int, target: float) -> float:
-    """The time compression that makes the offered load ``target`` of ``accelerators``."""
-    if not 0 < target <= 10:
-        raise InvalidInput("--target-load must be in (0, 10]", field="target_load")
-    offered = w.offered_load(accelerators)
-    if offered <= 0:
+    """The time compression F that makes the offered load ``target`` of ``accelerators``.
+
+    The offered load is GPU-seconds / (accelerators × window), the window running from the
+    first submission to the last end with no waiting: ``max(submit / F + runtime)``. It shrinks
+    as F grows but never below the longest runtime, so the load a workload can offer a fleet is
+    bounded; a target at or above that bound is refused rather than silently missed."""
+    target = check_number("--target-load", target, low=0.0, high=10.0)
+    if len(w) == 0 or w.gpu_seconds <= 0:
         raise InvalidInput("the workload offers no load", field="trace")
-    return target / offered
+    need = w.gpu_seconds / (target * max(accelerators, 1))  # the window that gives the target
+    longest = float(w.runtime_s.max())
+    ceiling = w.gpu_seconds / (longest * max(accelerators, 1))
+    if w.span_s <= 0 or need <= longest * (1 + 1e-9):
+        raise InvalidInput(
+            f"--target-load {target:g} is out of reach: {len(w):,} jobs on {accelerators:,} "
+            f"accelerators offer at most {ceiling:.1%} (their GPU-hours over the longest "
+            f"runtime, {longest / 3600:.1f} h, with every job submitted at once); use more "
+            "jobs (--max-jobs), a smaller fleet or a lower target", field="target_load")
+    # window(F) is continuous and decreasing in F: bisect on log F
+    lo, hi = 1.0, 1.0
+    while w.window_s(lo) < need:
+        lo /= 2.0
+    while w.window_s(hi) > need:
+        hi *= 2.0
+    for _ in range(200):
+        mid = float(np.sqrt(lo * hi))
+        if w.window_s(mid) > need:
+            lo = mid
+        else:
+            hi = mid
+        if hi / lo - 1 < 1e-12:
+            break
+    return hi
 
 
 def apply_knobs(w: Workload, sc: Scenario) -> tuple[Workload, float]:
@@ -86,9 +169,7 @@ def apply_knobs(w: Workload, sc: Scenario) -> tuple[Workload, float]:
     if sc.target_load is not None:
         factor = load_factor_for(w, sc.fleet.n_accelerators, sc.target_load)
     elif sc.load_factor is not None:
-        if sc.load_factor <= 0:
-            raise InvalidInput("--load-factor must be positive", field="load_factor")
-        factor = sc.load_factor
+        factor = check_number("--load-factor", sc.load_factor, low=0.0, high=1e9)
     if factor != 1.0:
         w = w.compressed(factor)
     return w, factor

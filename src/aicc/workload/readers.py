@@ -91,6 +91,24 @@ def parse_columns(text: str) -> dict[str, str]:
 
 # --- file access -------------------------------------------------------------------------------
 
+
+def excerpt(text: str, limit: int = 60) -> str:
+    """A short, escaped quotation of file content for an error message: a binary file's bytes
+    must never reach the terminal raw."""
+    n = min(len(text), limit)
+    while len(repr(text[:n])) > limit + 2:  # escapes (\x00) count against the limit too
+        n //= 2
+    return repr(text[:n]) + ("…" if n < len(text) else "")
+
+
+def _arrow_detail(msg: str) -> str:
+    """Arrow's CSV error without its echo of the raw row: the row is quoted by ``excerpt``."""
+    detail = _ROW_RE.sub("", msg.replace("CSV parse error: ", "")).strip(": ")
+    head, sep, rest = detail.partition(": ")
+    if sep and ("got" in head or "column" in head.lower()):
+        return f"{head}: {excerpt(rest)}"
+    return excerpt(detail, 200)[1:-1] if not detail.isprintable() else detail[:200]
+
 _ROW_RE = re.compile(r"Row #(\d+)")
 
 
@@ -112,7 +130,7 @@ def read_table(path: Path) -> tuple[pa.Table, int]:
         msg = str(exc)
         m = _ROW_RE.search(msg)
         line = int(m.group(1)) if m else (1 if "Empty CSV" in msg else None)
-        detail = _ROW_RE.sub("", msg.replace("CSV parse error: ", "")).strip(": ")
+        detail = _arrow_detail(msg)
         where = f", line {line}" if line else ""
         raise InvalidTrace(f"{path}{where}: {detail}", field="trace", line=line) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -125,7 +143,7 @@ def _require(table: pa.Table, path: Path, cols: tuple[str, ...] | list[str]) -> 
     if missing:
         raise InvalidTrace(
             f"{path}, line 1: missing column(s) {', '.join(missing)}; "
-            f"found: {', '.join(table.column_names)}", field="trace", line=1)
+            f"found: {excerpt(', '.join(table.column_names), 200)}", field="trace", line=1)
 
 
 def _as_str(col: pa.ChunkedArray) -> np.ndarray:
@@ -321,12 +339,12 @@ def read_trace(spec: str | Path, fmt: str = "auto", columns: str | dict[str, str
                                    field="trace") from None
         else:
             with path.open("rb") as fh:
-                header = fh.readline().decode("utf-8", "replace").strip()
+                header = fh.readline(65536).decode("utf-8", "replace").strip()
             names = [c.strip().strip('"') for c in header.split(",")]
         fmt = detect_format(names)
         if fmt == "unknown":
             raise InvalidTrace(
-                f"{path}, line 1: unrecognised columns ({', '.join(names)[:200]}); "
+                f"{path}, line 1: unrecognised columns {excerpt(', '.join(names))}; "
                 "give --format or --columns submit=…,duration=…,gpus=…,tenant=…",
                 field="trace", line=1)
     if fmt == "columns":

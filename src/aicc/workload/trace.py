@@ -107,16 +107,24 @@ class Workload:
 
     def compressed(self, factor: float) -> Workload:
         """Submissions ``factor`` times denser (runtimes unchanged): a higher offered load."""
-        if factor <= 0:
-            raise ValueError("load factor must be positive")
+        if not (np.isfinite(factor) and factor > 0):
+            raise ValueError("load factor must be a positive finite number")
         w = self.take(np.arange(len(self)))
         w.submit_s = (self.submit_s - self.submit_s[0]) / factor
         return w
 
+    def window_s(self, factor: float = 1.0) -> float:
+        """Time from the first submission to the last end if no job waited, with submissions
+        ``factor`` times denser: the shortest time the work can be served in."""
+        if not len(self):
+            return 0.0
+        return float(np.max((self.submit_s - self.submit_s[0]) / factor + self.runtime_s))
+
     def offered_load(self, accelerators: int) -> float:
-        """Mean demand over the submission span as a fraction of ``accelerators``."""
-        span = max(self.span_s, 1.0)
-        return self.gpu_seconds / (span * max(accelerators, 1))
+        """GPU-seconds over (``window_s``: the submission span plus the runtime tail) as a
+        fraction of ``accelerators``. Dividing by the submission span alone overstates the
+        load whenever jobs run long past the last submission."""
+        return self.gpu_seconds / (max(self.window_s(), 1.0) * max(accelerators, 1))
 
 
 def build(
