@@ -44,3 +44,10 @@ def test_rejects_bad_parameters():
         generate(days=0, accelerators=8)
     with pytest.raises(InvalidInput):
         generate(days=1, accelerators=8, load=-1)
+
+
+@pytest.mark.parametrize(("days", "load"), [(float("nan"), 0.7), (float("inf"), 0.7),
+                                            (1.0, float("nan")), (1.0, float("inf"))])
+def test_non_finite_days_or_load_are_refused(days, load):
+    with pytest.raises(InvalidInput):
+        generate(days=days, accelerators=64, load=load, seed=0)

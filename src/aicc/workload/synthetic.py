@@ -87,9 +87,11 @@ def generate(
     profiles: dict[str, SectorProfile] | None = None,
 ) -> Workload:
     """Jobs over ``days`` offering ``load`` × ``accelerators`` on average, split by ``shares``."""
-    if days <= 0 or accelerators <= 0 or not 0 < load <= 10:
+    # written so that NaN fails: it compares false with everything
+    if not (np.isfinite(days) and 0 < days <= 3660) or accelerators <= 0 \
+            or not (np.isfinite(load) and 0 < load <= 10):
         raise InvalidInput("synthetic workload: days, accelerators and load must be positive "
-                           "(load at most 10)", field="synthetic")
+                           "(load at most 10, days at most 3660)", field="synthetic")
     shares = shares or DEFAULT_SECTOR_SHARES
     profiles = profiles or DEFAULT_PROFILES
     rng = np.random.default_rng(seed)
