@@ -170,7 +170,7 @@ def test_batch_maps_every_result_to_its_request(migrated_engine: Engine) -> None
         SubmitRequest(member, spec(9, "too-big"), "k2"),
         SubmitRequest(admin, spec(2, "a"), "k1"),  # same key, other user: its own job
         SubmitRequest(member, spec(2, "a"), "k1"),  # same user and key in one batch
-        SubmitRequest(member, spec(1, "replay"), "old"),  # an earlier submission
+        SubmitRequest(member, spec(1, "old"), "old"),  # a replay of an earlier submission
         SubmitRequest(member, spec(1, "x", t="tpu"), None),
         SubmitRequest(member, spec(3, "b"), None),
         SubmitRequest(member, spec(3, "b"), None),  # same content, no key: two jobs

@@ -21,6 +21,7 @@ from aicc.api.errors import BodyLimit, error_body, install_error_handlers
 from aicc.api.fastpath import SubmitFastPath, is_submission
 from aicc.api.submitter import GroupCommitter
 from aicc.api.tokens import ensure_admin
+from aicc.clock import WallClock
 from aicc.config import Settings
 from aicc.store.db import make_engine, transaction
 from aicc.store.db import session_factory as make_session_factory
@@ -58,7 +59,11 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
         session_factory = make_session_factory(make_engine(settings.database_url))
     factory = session_factory
     shapes = NodeShapes(ttl_s=5.0)
+    # One clock for every time the API stamps: the control plane's (center time, which a demo
+    # runs accelerated), else the wall.
+    clock = getattr(control_plane, "clock", None) or WallClock()
     committer = GroupCommitter(factory, shapes)
+    committer.clock = clock
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +86,7 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
     app.state.settings = settings
     app.state.session_factory = factory
     app.state.control_plane = control_plane
+    app.state.clock = clock
     app.state.principal_cache = PrincipalCache(ttl_s=2.0)
     app.state.node_shapes = shapes
     app.state.committer = committer
@@ -101,6 +107,9 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
             return JSONResponse(error_body("unavailable", f"database unreachable: "
                                            f"{type(exc).__name__}"), status_code=503)
         return JSONResponse({"status": "ok", "database": "ok"})
+
+    # HEAD answers as GET does, without the body (load balancers probe with it).
+    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
 
     app.include_router(tenancy.router)
     app.include_router(grants.router)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
@@ -21,6 +22,12 @@ def path_id() -> Any:
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
 After = Annotated[int, Query(ge=0, le=2**31 - 1, description="return ids after this one")]
+
+
+def center_now(request: Request) -> datetime:
+    """Now on the center's clock (``app.state.clock``): the control plane's when the API runs
+    beside one (an accelerated demo clock runs hours ahead of the wall), else the wall."""
+    return datetime.fromtimestamp(request.app.state.clock.now(), UTC)
 
 
 @contextmanager

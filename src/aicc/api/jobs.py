@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from aicc.api.auth import CurrentPrincipal
-from aicc.api.deps import After, Limit, path_id, tx
+from aicc.api.deps import After, Limit, center_now, path_id, tx
 from aicc.api.schemas import CancelIn, JobOut, Page
 from aicc.api.submitter import GroupCommitter
 from aicc.store.models import JobClassName, JobState
@@ -60,5 +60,5 @@ def cancel_job(request: Request, principal: CurrentPrincipal, job_id: int = path
                body: CancelIn | None = None) -> dict:
     with tx(request) as s:
         job = service.cancel_job(session=s, principal=principal, job_id=job_id,
-                                 reason=body.reason if body else "")
+                                 at=center_now(request), reason=body.reason if body else "")
         return service.job_to_dict(job)

@@ -9,11 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aicc.api.auth import CurrentPrincipal
-from aicc.api.deps import After, Limit, tx
+from aicc.api.deps import After, Limit, center_now, tx
 from aicc.api.schemas import DrainIn, NodeOut, Page
 from aicc.errors import InvalidTransition, UnknownNode
-from aicc.store.models import Node, NodeState, utcnow
+from aicc.store.models import Node, NodeState
 from aicc.tenancy.access import require_admin
+from aicc.workload.jobs import iso_time
 
 router = APIRouter(prefix="/v1", tags=["fleet"])
 
@@ -22,7 +23,7 @@ def node_to_dict(node: Node) -> dict[str, Any]:
     return {"id": node.id, "name": node.name, "accelerator_type": node.accelerator_type,
             "accelerators": node.accelerators, "state": NodeState(node.state).value,
             "state_reason": node.state_reason, "leaf": node.leaf.name, "pod_id": node.leaf.pod_id,
-            "updated_at": node.updated_at.isoformat()}
+            "updated_at": iso_time(node.updated_at)}
 
 
 def _find(session: Session, ref: str) -> Node:
@@ -64,7 +65,7 @@ def _set_state(request: Request, ref: str, to: NodeState, reason: str) -> dict:
         if node.state == NodeState.DOWN:
             raise InvalidTransition(f"node {node.name} is down; it comes back up when healthy",
                                     field="state")
-        node.state, node.state_reason, node.updated_at = to, reason, utcnow()
+        node.state, node.state_reason, node.updated_at = to, reason, center_now(request)
         s.flush()
         return node_to_dict(node)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StrictBool
 
 from aicc.store.models import GrantState, NodeState, Role
 
 MAX_ID = 2**31 - 1
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+# Strict numbers and booleans: JSON ``true`` is no count, ``"13"`` no id and ``"yes"`` no flag.
+Id = Annotated[int, Strict(), Field(ge=1, le=MAX_ID)]
 
 
 def _no_nul(v: str) -> str:
@@ -22,8 +23,9 @@ def _no_nul(v: str) -> str:
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
                             description="letters, digits, '.', '_' and '-', up to 64")]
 Text = Annotated[str, Field(max_length=256), AfterValidator(_no_nul)]
-Share = Annotated[float, Field(ge=0.0, le=1.0)]
-Weight = Annotated[float, Field(gt=0.0, le=1e6)]
+Share = Annotated[float, Strict(), Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Weight = Annotated[float, Strict(), Field(gt=0.0, le=1e6, allow_inf_nan=False)]
+Hours = Annotated[float, Strict(), Field(gt=0, le=1e12, allow_inf_nan=False)]
 
 
 class _In(BaseModel):
@@ -124,7 +126,7 @@ class ProjectOut(_Out):
 class UserIn(_In):
     name: Name
     email: Text = ""
-    is_admin: bool = False
+    is_admin: StrictBool = False
 
 
 class UserOut(_Out):
@@ -173,14 +175,14 @@ class MembershipOut(_Out):
 class GrantIn(_In):
     project_id: Id
     accelerator_type: Annotated[str, Field(min_length=1, max_length=48)]
-    accelerator_hours: Annotated[float, Field(gt=0, le=1e12, allow_inf_nan=False)]
+    accelerator_hours: Hours
     start: datetime
     end: datetime
     note: Annotated[str, Field(max_length=512), AfterValidator(_no_nul)] = ""
 
 
 class GrantPatch(_In):
-    accelerator_hours: Annotated[float, Field(gt=0, le=1e12, allow_inf_nan=False)] | None = None
+    accelerator_hours: Hours | None = None
     start: datetime | None = None
     end: datetime | None = None
     state: GrantState | None = None
@@ -239,6 +241,7 @@ class JobOut(BaseModel):
     job_class: str
     preemptible: bool
     runtime_s: float | None
+    script: str | None
     state: str
     reason: str
     submitted_at: datetime | None

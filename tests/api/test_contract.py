@@ -1,0 +1,117 @@
+"""The request and answer contract of the API: idempotency keys name one request, bodies are
+strictly typed, times are ISO 8601 with ``Z``, submitted scripts come back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from aicc.store.db import session_factory
+from aicc.store.models import Job
+
+from .conftest import World
+
+JobBody = Callable[..., dict[str, Any]]
+
+
+def _jobs(w: World) -> int:
+    with session_factory(w.engine)() as s:
+        return int(s.scalar(select(func.count()).select_from(Job)) or 0)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "routed"])
+def test_idempotency_key_with_another_body_is_409(world: World, job_body: JobBody,
+                                                  fast: bool) -> None:
+    if not fast:
+        world.client.app.fast_path = None  # type: ignore[attr-defined]
+    h = world.h("member_a1") | {"Idempotency-Key": "once"}
+    body = job_body(world.ids["p_a1"], name="first")
+    first = world.client.post("/v1/jobs", headers=h, json=body)
+    assert first.status_code == 201, first.text
+    again = world.client.post("/v1/jobs", headers=h, json=body)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    for change in ({"name": "second"}, {"gang": {"nodes": 2, "per_node": 8}},
+                   {"time_limit_s": 60}, {"preemptible": True}, {"script": "echo other"}):
+        r = world.client.post("/v1/jobs", headers=h, json=body | change)
+        assert r.status_code == 409, (change, r.text)
+        assert r.json()["error"]["field"] == "Idempotency-Key"
+    assert _jobs(world) == 1
+
+
+STRICT: list[tuple[dict[str, Any], str]] = [
+    ({"gang": {"nodes": True, "per_node": 8}}, "gang.nodes"),
+    ({"gang": {"nodes": 1, "per_node": "8"}}, "gang.per_node"),
+    ({"preemptible": "yes"}, "preemptible"),
+    ({"preemptible": 1}, "preemptible"),
+    ({"project_id": "13"}, "project_id"),
+    ({"time_limit_s": "3600"}, "time_limit_s"),
+    ({"grant_id": "1"}, "grant_id"),
+    ({"runtime_s": 1e9}, "runtime_s"),
+]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "routed"])
+@pytest.mark.parametrize(("change", "field"), STRICT, ids=[s[1] + str(i)
+                                                          for i, s in enumerate(STRICT)])
+def test_submission_types_are_strict(sqlite_world: World, job_body: JobBody, fast: bool,
+                                     change: dict[str, Any], field: str) -> None:
+    w = sqlite_world
+    if not fast:
+        w.client.app.fast_path = None  # type: ignore[attr-defined]
+    r = w.client.post("/v1/jobs", headers=w.h("member_a1"),
+                      json=job_body(w.ids["p_a1"]) | change)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field
+    assert _jobs(w) == 0
+
+
+def test_runtime_nan_is_named_not_finite(sqlite_world: World, job_body: JobBody) -> None:
+    w = sqlite_world
+    raw = ('{"project_id": PID, "accelerator_type": "h100-sxm-80g", "gang": {"per_node": 8}, '
+           '"time_limit_s": 60, "runtime_s": NaN}').replace("PID", str(w.ids["p_a1"]))
+    json_h = {"content-type": "application/json"}
+    r = w.client.post("/v1/jobs", headers=w.h("member_a1") | json_h, content=raw)
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["field"] == "runtime_s" and "finite" in err["message"]
+
+
+def test_other_bodies_are_strict(sqlite_world: World) -> None:
+    w = sqlite_world
+    h = w.h("admin")
+    r = w.client.post("/v1/users", headers=h, json={"name": "zed", "is_admin": "yes"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "is_admin", r.text
+    r = w.client.post("/v1/projects", headers=h,
+                      json={"name": "p-x", "organization_id": str(w.ids["org_a"])})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "organization_id", r.text
+    r = w.client.post("/v1/grants", headers=h, json={
+        "project_id": w.ids["p_a1"], "accelerator_type": "h100-sxm-80g",
+        "accelerator_hours": "10", "start": "2030-01-01T00:00:00Z",
+        "end": "2031-01-01T00:00:00Z"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "accelerator_hours", r.text
+
+
+def test_script_comes_back_and_times_end_in_z(sqlite_world: World, job_body: JobBody) -> None:
+    w = sqlite_world
+    h = w.h("member_a1")
+    r = w.client.post("/v1/jobs", headers=h, json=job_body(w.ids["p_a1"], script="echo hi"))
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["script"] == "echo hi"
+    assert job["submitted_at"].endswith("Z")
+    got = w.client.get(f"/v1/jobs/{job['id']}", headers=h).json()
+    assert got["script"] == "echo hi" and got["submitted_at"] == job["submitted_at"]
+    listed = w.client.get("/v1/jobs", headers=h).json()["items"][0]
+    assert listed["submitted_at"] == job["submitted_at"]
+    c = w.client.post(f"/v1/jobs/{job['id']}/cancel", headers=h).json()
+    assert c["ended_at"].endswith("Z")
+    node = w.client.get("/v1/nodes?limit=1", headers=h).json()["items"][0]
+    assert node["updated_at"].endswith("Z")
+
+
+def test_head_healthz_is_200(sqlite_world: World) -> None:
+    r = sqlite_world.client.head("/healthz")
+    assert r.status_code == 200
