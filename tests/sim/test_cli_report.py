@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aicc.cli import app
+from aicc.errors import EXIT_CODE, UnknownAcceleratorType, lookup
 from aicc.workload.readers import default_trace_dir
 
 PHILLY = default_trace_dir() / "philly" / "philly.csv"
@@ -51,7 +52,9 @@ def test_simulate_rejects_bad_input(tmp_path):
     r = CliRunner().invoke(app, ["simulate", "--policy", "lottery", "--quiet"])
     assert r.exit_code == 2 and "unknown policy" in r.output
     r = CliRunner().invoke(app, ["simulate", "--fleet", "99xnot-a-gpu", "--quiet"])
-    assert r.exit_code == 3 and "unknown accelerator type" in r.output
+    # the exit code is the error tree's for an unknown type (mapped at the edge, not here)
+    assert r.exit_code == lookup(EXIT_CODE, UnknownAcceleratorType("x")) != 1
+    assert "unknown accelerator type" in r.output
     bad = tmp_path / "bad.csv"
     bad.write_text("timestamp,duration,num_gpus,gpu_time,cluster\n2017-10-09 07:01:55,1\n")
     r = CliRunner().invoke(app, ["simulate", "--trace", str(bad), "--quiet"])
