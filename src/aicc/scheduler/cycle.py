@@ -41,6 +41,8 @@ from aicc.scheduler.snapshot import (
 )
 
 R = HoldReason
+_NONE, _RESOURCES, _PRIORITY = int(R.NONE), int(R.RESOURCES), int(R.PRIORITY)
+_POWER_CAP, _ENTITLEMENT = int(R.POWER_CAP), int(R.ENTITLEMENT)
 _TIER = 1e12  # order key offset between tiers and classes (scores stay far below it)
 
 
@@ -265,6 +267,8 @@ class _Walk:
         n_t = len(prep.type_cap)
         self.res_count = [0] * n_t
         self.blocked_type = [False] * n_t
+        self.walk_types: set[int] = set()  # types with rows in the walk (set by walk())
+        self.open_types = -1  # of those, not blocked yet (FIFO's early end; -1: not tracked)
         self.depth = policy.reservations_per_type if policy.backfill else 1
         self.out = Walked()
 
@@ -332,6 +336,9 @@ class _Walk:
         shrink while many do, so that the filter stays fresh where starts happen."""
         b, size = 0, _BLOCK
         while b < len(rows):
+            if self.all_blocked():  # FIFO: every row left is held behind its type's head
+                self.reason[rows[b:]] = _PRIORITY
+                return
             blk = rows[b:b + size]
             cand = self.candidates(blk, tier_a)
             if len(cand):
@@ -339,19 +346,37 @@ class _Walk:
             b += len(blk)
             size = size * 4 if len(cand) * 8 < len(blk) else max(_BLOCK, size // 2)
 
+    def all_blocked(self) -> bool:
+        """Without backfill, once every type with rows in the walk is blocked nothing else can
+        start: each remaining row is held for priority, as the filter and the loop would."""
+        return not self.policy.backfill and self.open_types == 0
+
+    def _block(self, t: int) -> None:
+        if not self.blocked_type[t]:
+            self.blocked_type[t] = True
+            if t in self.walk_types:
+                self.open_types -= 1
+
     def loop(self, rows: np.ndarray, tier_a: bool) -> None:
         """Rules 2, 6, 7, 9 for each row in order."""
         fs, reason, pol, out = self.fs, self.reason, self.policy, self.out
         backfill, fifo = pol.backfill, not pol.backfill
         R_max = pol.reservations_per_type
         ent = self.ent is not None
+        blocked, fail_sub, resv_max, res_count = (self.blocked_type, fs.fail_sub, fs.resv_max,
+                                                  self.res_count)
+        PRIORITY, RESOURCES, NONE = _PRIORITY, _RESOURCES, _NONE
         out.walked += len(rows)
-        cols = zip(rows.tolist(), self.t[rows].tolist(), self.n[rows].tolist(),
+        rl = rows.tolist()
+        cols = zip(rl, self.t[rows].tolist(), self.n[rows].tolist(),
                    self.k[rows].tolist(), self.a[rows].tolist(), self.end[rows].tolist(),
                    self.s[rows].tolist(), strict=True)
-        for j, t, n, k, a, end, s in cols:
-            if fifo and self.blocked_type[t]:
-                reason[j] = R.PRIORITY
+        for i, (j, t, n, k, a, end, s) in enumerate(cols):
+            if fifo and blocked[t]:
+                reason[j] = PRIORITY
+                if self.open_types == 0:  # every type blocked: the rest are held likewise
+                    reason[rl[i + 1:]] = PRIORITY
+                    return
                 continue
             borrow = 0.0
             if ent:
@@ -362,34 +387,51 @@ class _Walk:
                         out.demoted.append(j)  # rule 1: now beyond its entitlement, tier B
                         continue
                     if borrow > self.quota[s][t] + 1e-9:
-                        reason[j] = R.ENTITLEMENT
+                        reason[j] = _ENTITLEMENT
                         continue
                 else:
                     borrow = 0.0
             dw = a * self.dw[t]
             if dw > self.headroom:
-                reason[j] = R.POWER_CAP
+                reason[j] = _POWER_CAP
                 if fifo:
-                    self.blocked_type[t] = True
+                    self._block(t)
                 continue
             if n == 1:
-                node = -1 if fs.failed_sub(t, k, end) else fs.find_sub(t, k, end)
+                if end >= fail_sub[t][k]:
+                    # a shape no larger, ending no sooner, already failed: the memo needs no
+                    # update (it is non-increasing in the shape), the hold is as below
+                    reason[j] = PRIORITY if k <= resv_max[t] else RESOURCES
+                    if backfill and res_count[t] < R_max:
+                        self._reserve(j, fs.reserve_sub(t, k), k)
+                    if fifo:
+                        self._block(t)
+                    else:
+                        blocked[t] = True
+                    continue
+                node = fs.find_sub(t, k, end)
                 if node < 0:
                     fs.remember_sub_failure(t, k, end)
-                    reason[j] = R.PRIORITY if k <= fs.resv_max[t] else R.RESOURCES
-                    if backfill and self.res_count[t] < R_max:
+                    reason[j] = PRIORITY if k <= resv_max[t] else RESOURCES
+                    if backfill and res_count[t] < R_max:
                         self._reserve(j, fs.reserve_sub(t, k), k)
-                    self.blocked_type[t] = True
+                    if fifo:
+                        self._block(t)
+                    else:
+                        blocked[t] = True
                     continue
                 fs.take(node, k, end)
                 placement: tuple[tuple[int, int], ...] = ((node, k),)
             else:
                 nodes = fs.find_gang(t, n, k, end)
                 if nodes is None:
-                    reason[j] = R.PRIORITY if fs.whole_free(t) >= n else R.RESOURCES
-                    if backfill and self.res_count[t] < R_max:
+                    reason[j] = PRIORITY if fs.whole_free(t) >= n else RESOURCES
+                    if backfill and res_count[t] < R_max:
                         self._reserve(j, fs.reserve_gang(t, n, k), -1)
-                    self.blocked_type[t] = True
+                    if fifo:
+                        self._block(t)
+                    else:
+                        blocked[t] = True
                     continue
                 nl = nodes.tolist()
                 for nd in nl:
@@ -397,7 +439,7 @@ class _Walk:
                 placement = tuple((nd, k) for nd in nl)
             self.headroom -= dw
             self.added_w += dw
-            reason[j] = R.NONE
+            reason[j] = NONE
             lender = -1
             if ent:
                 self.used[s][t] += a
@@ -445,6 +487,9 @@ def walk(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: FreeSt
     each type still reach the loop, to take reservations (rule 7)."""
     order = od.order
     w = _Walk(snap, policy, prep, od, fs, reason)
+    if not policy.backfill and len(order):
+        w.walk_types = set(np.flatnonzero(np.bincount(w.t[order])).tolist())
+        w.open_types = len(w.walk_types)
     if od.ent is not None:
         tier = od.tier_a[order]
         w.run(order[tier], tier_a=True)
