@@ -34,6 +34,10 @@ def test_file_and_environment_overrides(tmp_path: Path) -> None:
     ({"AICC_PORT": "eighty"}, "", "server.port"),
     ({"AICC_DATABASE_URL": "mysql://x"}, "", "database_url"),
     ({"AICC_ADMIN_TOKEN": "short"}, "", "admin_token"),
+    ({"AICC_ADMIN_TOKEN": "has spaces in it but long enough"}, "", "admin_token"),
+    ({"AICC_FLEET_PHASE": "zz"}, "", "engine.fleet_phase"),
+    ({}, '[engine]\nfleet_phase = "2099"\n', "engine.fleet_phase"),
+    ({"AICC_REQUIRE_GRANT": "perhaps"}, "", "scheduler.require_grant"),
     ({}, "[server]\nbogus = 1\n", "server.bogus"),
     ({}, "not toml = = =", None),
 ])
@@ -53,3 +57,29 @@ def test_missing_or_directory_config_is_an_error(tmp_path: Path) -> None:
         load_settings(env={"AICC_CONFIG": str(tmp_path / "nope.toml")})
     with pytest.raises(ConfigError):
         load_settings(env={"AICC_CONFIG": str(tmp_path)})
+
+
+def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
+    cfg = tmp_path / "aicc.toml"
+    cfg.write_text('[engine]\nfleet_phase = "2099"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, env={"AICC_ADMIN_TOKEN": "has spaces in it but long enough",
+                                "AICC_PORT": "0"})
+    keys = {p.split(":")[0] for p in info.value.details["problems"]}
+    assert keys == {"engine.fleet_phase", "admin_token", "server.port"}
+    assert "'2099'" in info.value.message and "lab" in info.value.message
+
+
+def test_admin_token_format_matches_the_api() -> None:
+    from aicc.api.tokens import TOKEN_RE
+    from aicc.config import _TOKEN_RE
+
+    assert _TOKEN_RE.pattern == TOKEN_RE.pattern
+
+
+def test_grants_are_required_by_default(tmp_path: Path) -> None:
+    (tmp_path / "empty.toml").write_text("")
+    assert load_settings(tmp_path / "empty.toml", env={}).scheduler.require_grant is True
+    cfg = tmp_path / "aicc.toml"
+    cfg.write_text("[scheduler]\nrequire_grant = false\n")
+    assert load_settings(cfg, env={}).scheduler.require_grant is False

@@ -7,6 +7,7 @@ All errors are collected and reported at once, each naming its key.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from aicc.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = "aicc.toml"
+# The bearer-token format of aicc.api.tokens (kept in step by tests/test_config.py).
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-.~+/=]{16,256}$")
 
 
 class _Strict(BaseModel):
@@ -31,6 +34,9 @@ class ServerConfig(_Strict):
 class SchedulerConfig(_Strict):
     policy: Literal["fairshare", "fifo", "multifactor"] = "fairshare"
     cycle_interval_s: float = Field(5.0, gt=0)
+    # Hold jobs whose project has no active grant for their type (docs/api.md): the center
+    # charges every accelerator-hour to a grant. false only for test beds without allocations.
+    require_grant: bool = True
 
 
 class EngineConfig(_Strict):
@@ -49,6 +55,16 @@ class EngineConfig(_Strict):
     slurm_auto_accounts: bool = True
     slurm_output_dir: str | None = None
     slurm_workdir: str = "/tmp"
+
+    @field_validator("fleet_phase")
+    @classmethod
+    def _known_phase(cls, v: str) -> str:
+        from aicc.fleet import load_phases  # the phases are package data
+
+        phases = load_phases()
+        if v not in phases:
+            raise ValueError(f"unknown fleet phase {v!r}; known: {', '.join(phases)}")
+        return v
 
 
 class EnergyConfig(_Strict):
@@ -79,6 +95,16 @@ class Settings(_Strict):
     energy: EnergyConfig = EnergyConfig()
     demo: DemoConfig = DemoConfig()
 
+    @field_validator("admin_token")
+    @classmethod
+    def _token_format(cls, v: str | None) -> str | None:
+        # The format every bearer token has (aicc.api.tokens.TOKEN_RE): checked here so that a
+        # bad token stops start-up with this message instead of failing when it is registered.
+        if v is not None and not _TOKEN_RE.match(v):
+            raise ValueError("must be 16-256 characters of A-Z a-z 0-9 _ - . ~ + / = "
+                             "(no spaces)")
+        return v
+
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, v: str) -> str:
@@ -94,6 +120,7 @@ ENV_KEYS: dict[str, str] = {
     "AICC_HOST": "server.host",
     "AICC_PORT": "server.port",
     "AICC_POLICY": "scheduler.policy",
+    "AICC_REQUIRE_GRANT": "scheduler.require_grant",
     "AICC_CYCLE_INTERVAL_S": "scheduler.cycle_interval_s",
     "AICC_ENGINE": "engine.kind",
     "AICC_FLEET_PHASE": "engine.fleet_phase",
@@ -143,7 +170,8 @@ def load_settings(
         problems = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"]) or "(root)"
-            problems.append(f"{key}: {err['msg']}")
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{key}: {msg}")
         raise ConfigError(
             "invalid configuration: " + "; ".join(problems),
             field=problems[0].split(":")[0],

@@ -96,6 +96,11 @@ class ControlPlane:
         self.engine = engine
         self.clock = clock
         self.policy = resolve(policy if policy is not None else settings.scheduler.policy)
+        if not isinstance(policy, Policy) and (settings.scheduler.require_grant
+                                               != self.policy.require_grant):
+            # A named policy follows the configuration; a Policy object is taken as given.
+            self.policy = self.policy.model_copy(
+                update={"require_grant": settings.scheduler.require_grant})
         self.grid_intensity = (settings.energy.grid_intensity_kg_per_kwh
                                if grid_intensity is None else grid_intensity)
         self.requeue_on_node_failure = requeue_on_node_failure
@@ -305,10 +310,20 @@ class ControlPlane:
             jobs = load_rows(session, (s.job_id for s in starts))
             batch = Batch()
             at = dt(now)
+            pend = built.snapshot.pending
+            attach: list[dict] = []
             for s in starts:
                 job = jobs.get(s.job_id)
                 if job is None or job.state != JobState.PENDING:
                     continue  # cancelled since the snapshot
+                if job.grant_id is None:
+                    # Submitted without a grant: charge the one the snapshot found live now.
+                    row = int(np.searchsorted(pend.id, job.id))
+                    gi = int(pend.grant[row]) if row < len(pend) and pend.id[row] == job.id \
+                        else -1
+                    if gi >= 0:
+                        job.grant_id = int(built.grant_ids[gi])
+                        attach.append({"jid": job.id, "gid": job.grant_id})
                 placement = [names[i] for i, _ in s.placement]
                 batch.move(job, JobState.RUNNING, at, "running", placement)
                 self._lender[job.id] = s.lender
@@ -316,6 +331,11 @@ class ControlPlane:
                                          nodes=tuple(placement),
                                          per_node=tuple(int(c) for _, c in s.placement)))
             batch.write(session)
+            if attach:
+                session.connection().execute(
+                    update(Job).where(Job.id == bindparam("jid"), Job.grant_id.is_(None))
+                    .values(grant_id=bindparam("gid"))
+                    .execution_options(synchronize_session=False), attach)
         return orders
 
     def apply_preemptions(self, built: StoreSnapshot, preempts: Sequence[Preempt], now: float

@@ -102,6 +102,34 @@ def _index_of(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(ids[pos] == values, pos, -1).astype(np.int32)
 
 
+def attach_live_grants(pending: JobTable, grants: Grants, now: float) -> int:
+    """Give every pending job submitted without a grant its project's live grant for its type
+    (one with balance left first, then the one that ends first), so that it is paced and held
+    like any other and charged to that grant once it starts (docs/api.md). A job whose project
+    has no such grant keeps -1: the scheduler holds it when the policy requires a grant.
+    Returns how many jobs got a grant."""
+    loose = np.flatnonzero(pending.grant < 0)
+    n_g = len(grants.total_s)
+    if not len(loose) or not n_g:
+        return 0
+    live = np.flatnonzero((grants.start <= now) & (now < grants.end) & (grants.project >= 0)
+                          & (grants.type_idx >= 0))
+    if not len(live):
+        return 0
+    n_types = int(max(grants.type_idx.max(), pending.type_idx.max())) + 1
+    key = grants.project[live].astype(np.int64) * n_types + grants.type_idx[live]
+    spent = grants.used_s[live] >= grants.total_s[live]
+    order = np.lexsort((grants.end[live], spent, key))  # by key, then balance, then end
+    key, best = key[order], live[order]
+    first = np.r_[True, key[1:] != key[:-1]]
+    key, best = key[first], best[first]
+    want = (pending.project[loose].astype(np.int64) * n_types + pending.type_idx[loose])
+    pos = np.searchsorted(key, want).clip(0, len(key) - 1)
+    hit = (key[pos] == want) & (pending.project[loose] >= 0)
+    pending.grant[loose[hit]] = best[pos[hit]]
+    return int(hit.sum())
+
+
 class SnapshotBuilder:
     """Builds :class:`StoreSnapshot` s; see the module docstring for what is cached."""
 
@@ -238,6 +266,8 @@ class SnapshotBuilder:
             start=np.array([ts(g[4]) for g in grants], dtype=np.float64),
             end=np.array([ts(g[5]) for g in grants], dtype=np.float64),
         )
+
+        attach_live_grants(pending, grant_arrays, now)
 
         usage = self._decayed_usage(session, now)
         usage_arr = np.array([usage.get(int(p), 0.0) for p in project_ids], dtype=np.float64)
