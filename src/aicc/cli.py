@@ -65,12 +65,15 @@ def db_upgrade(
     seed: Annotated[bool, typer.Option(help="seed the catalog and the default sectors")] = True,
 ) -> None:
     """Bring the database to the newest schema (and seed reference data)."""
-    from aicc.store.db import make_engine, session_factory, transaction
+    from aicc.store.db import open_database, session_factory, transaction
     from aicc.store.migrate import current, upgrade
     from aicc.store.seed import seed_catalog, seed_default_sectors
 
     settings = _settings()
-    engine = make_engine(settings.database_url)
+    try:
+        engine = open_database(settings.database_url)
+    except AiccError as exc:
+        _fail(exc.message, lookup(EXIT_CODE, exc))
     try:
         upgrade(engine)
         if seed:
@@ -134,7 +137,10 @@ def serve(
     except ImportError:
         run_service = None
     if run_service is not None:
-        run_service(settings, demo=demo, reset=reset)
+        try:
+            run_service(settings, demo=demo, reset=reset)
+        except AiccError as exc:  # bad address, database or fleet: one line, exit 2
+            _fail(exc.message, lookup(EXIT_CODE, exc))
         return
     # Without the control plane: the API alone, on a migrated database.
     import uvicorn

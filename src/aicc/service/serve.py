@@ -11,10 +11,12 @@ accelerated clock resumes from the latest time the store has seen (it never runs
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import secrets
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from aicc.api.tokens import TOKEN_RE
 from aicc.catalog import default_catalog
 from aicc.clock import AcceleratedClock, Clock, WallClock
 from aicc.config import Settings
@@ -35,7 +38,7 @@ from aicc.errors import ConfigError
 from aicc.fleet import FleetArrays, build_fleet, phase
 from aicc.service.loop import ControlPlane, Feeder
 from aicc.service.snapshot import load_fleet, ts
-from aicc.store.db import make_engine, session_factory, transaction
+from aicc.store.db import open_database, session_factory, transaction
 from aicc.store.migrate import upgrade
 from aicc.store.models import Base, Job, JobEventRow, LedgerEntry, Node, NodeState
 from aicc.store.seed import seed_default_sectors, sync_fleet
@@ -63,7 +66,7 @@ def admin_token(settings: Settings, var: Path) -> tuple[str, str]:
     path = var / ADMIN_TOKEN_FILE
     if path.exists():
         token = path.read_text().strip()
-        if len(token) < 16:
+        if not TOKEN_RE.match(token):
             raise ConfigError(f"{path} holds no valid token; delete it to generate a new one",
                               field=str(path))
         return token, str(path)
@@ -140,7 +143,7 @@ class Service:
 def build_service(settings: Settings, *, demo: bool = False, reset: bool = False,
                   say: Callable[[str], None] = print) -> Service:
     var = var_dir(settings)
-    db = make_engine(settings.database_url)
+    db = open_database(settings.database_url)
     if reset:
         reset_database(db)
         say("aicc: database reset")
@@ -202,24 +205,63 @@ def _demo(settings: Settings, factory: sessionmaker[Session], fleet, clock: Cloc
     return [workload.submit_due], (path if path.exists() else None)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening, or :class:`ConfigError` naming
+    ``server.host`` or ``server.port`` (an address that does not resolve or is not this
+    machine's; a port in use or not allowed)."""
+    where = f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"server.host: cannot listen on {where}: {host!r} is not an address "
+                          f"of this machine ({exc})", field="server.host") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        field = ("server.host" if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
+                 else "server.port")
+        raise ConfigError(f"{field}: cannot listen on {where}: {exc.strerror or exc}",
+                          field=field) from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(settings: Settings, *, demo: bool = False, reset: bool = False) -> None:
-    """Run the center until interrupted (SIGINT/SIGTERM stop it cleanly; SIGKILL is safe)."""
+    """Run the center until interrupted (SIGINT/SIGTERM stop it cleanly; SIGKILL is safe).
+
+    The address is bound before anything else, and the URL and admin token are printed only
+    once it is held: a port in use or a bad host is one line naming the key (ConfigError)."""
     import uvicorn
 
     from aicc.api.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    svc = build_service(settings, demo=demo, reset=reset)
-    s = svc.settings
-    app = create_app(s, session_factory=svc.factory, control_plane=svc.control_plane)
-    speed = getattr(svc.clock, "speed", 1.0)
-    url = f"http://{s.server.host}:{s.server.port}"
-    print(f"aicc: serving {url}  (engine {svc.engine.name}, fleet {s.engine.fleet_phase}, "
-          f"{svc.engine.fleet().n_accelerators:,} accelerators, clock x{speed:g})")
-    print(f"aicc: admin token {svc.admin_token}  (from {svc.admin_token_source})")
-    sys.stdout.flush()
-    svc.control_plane.start()
+    sock = listen(settings.server.host, settings.server.port)
     try:
-        uvicorn.run(app, host=s.server.host, port=s.server.port, log_level="warning")
+        svc = build_service(settings, demo=demo, reset=reset)
+    except BaseException:
+        sock.close()
+        raise
+    s = svc.settings
+    try:
+        app = create_app(s, session_factory=svc.factory, control_plane=svc.control_plane)
+        speed = getattr(svc.clock, "speed", 1.0)
+        host = f"[{s.server.host}]" if ":" in s.server.host else s.server.host
+        url = f"http://{host}:{s.server.port}"
+        print(f"aicc: serving {url}  (engine {svc.engine.name}, fleet {s.engine.fleet_phase}, "
+              f"{svc.engine.fleet().n_accelerators:,} accelerators, clock x{speed:g})")
+        print(f"aicc: admin token {svc.admin_token}  (from {svc.admin_token_source})")
+        sys.stdout.flush()
+        svc.control_plane.start()
+        config = uvicorn.Config(app, host=s.server.host, port=s.server.port,
+                                log_level="warning")
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         svc.close()
+        sock.close()

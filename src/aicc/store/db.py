@@ -8,14 +8,36 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from aicc.errors import ConfigError
+
+
+def _shown(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparsable URL)"
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    u = make_url(url)
+    """An engine for ``url``; a SQLite file's directory is created here. Raises
+    :class:`ConfigError` naming ``database_url`` for a URL or directory that cannot be used."""
+    try:
+        u = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"database_url: not a database URL: {exc}",
+                          field="database_url") from None
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+            parent = Path(u.database).parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"database_url: cannot create the directory {parent} of {_shown(url)}: "
+                    f"{exc.strerror or exc}", field="database_url") from None
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -29,6 +51,30 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def check_connection(engine: Engine) -> None:
+    """Open one connection now, so that an unreachable or unusable database stops a command
+    with one line naming ``database_url`` (exit 2) rather than a traceback mid-way."""
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as exc:
+        cause = str(exc.orig or exc).strip().splitlines()
+        raise ConfigError(
+            f"database_url: cannot connect to {_shown(engine.url.render_as_string(False))}: "
+            f"{cause[0] if cause else type(exc).__name__}", field="database_url") from None
+
+
+def open_database(url: str, *, pool_size: int = 10) -> Engine:
+    """:func:`make_engine` plus :func:`check_connection`: what commands call at start-up."""
+    engine = make_engine(url, pool_size=pool_size)
+    try:
+        check_connection(engine)
+    except ConfigError:
+        engine.dispose()
+        raise
+    return engine
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
