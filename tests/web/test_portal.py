@@ -7,8 +7,9 @@ import re
 import numpy as np
 from sqlalchemy import func, select
 
-from aicc.store.models import Job, JobState, LedgerEntry, Node
+from aicc.store.models import Job, JobState, LedgerEntry, Node, Organization, Project
 from aicc.web.portal import _step_count, portal_data
+from web.conftest import ADMIN_TOKEN
 
 
 def test_portal_shows_utilisation_plot_with_every_sector(center) -> None:
@@ -74,3 +75,42 @@ def test_empty_center_renders(empty_center) -> None:
     r = empty_center.call("GET", "/")
     assert r.status_code == 200
     assert "No usage recorded yet" in r.text and "<svg" in r.text
+
+
+PUBLIC_PROJECT_KEYS = {"name", "organization", "sector", "accelerator_hours"}
+
+
+def test_the_anonymous_portal_shows_no_charge_or_energy_per_project(center) -> None:
+    d = center.call("GET", "/portal/summary.json").json()
+    assert d["top_projects"]
+    for row in d["top_projects"]:
+        assert set(row) == PUBLIC_PROJECT_KEYS
+    assert "your_projects" not in d and "viewer" not in d
+    with center.factory() as s:
+        org = s.execute(select(Organization.name).join(Project).where(
+            Project.name == d["top_projects"][0]["name"])).scalar_one()
+    assert d["top_projects"][0]["organization"] == org
+    html = center.call("GET", "/").text
+    top = re.search(r'<section class="card" id="top-projects">(.*?)</section>', html, re.S)
+    assert top is not None and d["top_projects"][0]["name"] in top.group(1)
+    for word in ("charge", "energy", "kWh"):
+        assert word not in html
+    assert 'id="your-projects"' not in html
+
+
+def test_a_token_adds_the_callers_projects_in_full(center) -> None:
+    public = center.call("GET", "/portal/summary.json").json()["top_projects"]
+    project = public[0]["name"]
+    token = center.tokens[f"{project}-lead"]
+    d = center.call("GET", "/portal/summary.json", token).json()
+    assert d["viewer"] == f"{project}-lead"
+    [mine] = d["your_projects"]
+    assert mine["name"] == project and mine["charge"] > 0 and mine["energy_kwh"] > 0
+    assert mine["accelerator_hours"] == public[0]["accelerator_hours"]
+    assert d["top_projects"] == public  # the public part is the same for everyone
+    html = center.call("GET", "/", token).text
+    assert 'id="your-projects"' in html and "charge" in html
+    admin = center.call("GET", "/portal/summary.json", ADMIN_TOKEN).json()
+    assert len(admin["your_projects"]) >= len(public)
+    assert center.call("GET", "/portal/summary.json", "not-a-valid-token-at-all").status_code \
+        == 401

@@ -1,6 +1,11 @@
 """What the portal shows, computed from the store: utilisation and queue by sector over the
 last hours, running and pending counts, waits, and the top projects by usage.
 
+The anonymous portal is the center's public dashboard: center-wide and per-sector figures, and
+the top projects only by name, organization, sector and accelerator-hours (as national centers
+publish their awarded projects' usage) — never a project's charge, energy or job count. Those
+are shown to an authenticated caller for the projects it may see (all of them for an admin).
+
 History is derived from the jobs table itself (each job's submit, start and end times), so the
 plot needs no sampler and shows the same past after a restart. A job that was preempted and
 requeued counts from its latest start.
@@ -16,7 +21,18 @@ import numpy as np
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from aicc.store.models import Job, JobState, Node, NodeState, Organization, Project, Sector
+from aicc.ledger.usage import USAGE
+from aicc.store.models import (
+    Job,
+    JobState,
+    LedgerEntry,
+    Node,
+    NodeState,
+    Organization,
+    Project,
+    Sector,
+)
+from aicc.tenancy.access import Principal
 from aicc.web.usage import UsageRow, usage_report
 
 WINDOW_H = 6.0
@@ -35,6 +51,16 @@ class SectorNow:
     recent_wait_s: float = 0.0  # mean wait of the jobs started in the last hour
 
 
+@dataclass(frozen=True)
+class PublicProject:
+    """What the public dashboard shows of a project: who it is and how much it ran."""
+
+    name: str
+    organization: str
+    sector: str
+    accelerator_hours: float
+
+
 @dataclass
 class PortalData:
     now: datetime
@@ -44,8 +70,10 @@ class PortalData:
     busy: dict[str, np.ndarray]  # sector -> accelerators busy at each time
     queue: dict[str, np.ndarray]  # sector -> pending jobs at each time
     sectors: list[SectorNow]
-    top_projects: list[UsageRow]
+    top_projects: list[PublicProject]
     busy_by_type: dict[str, int] = field(default_factory=dict)
+    viewer: str | None = None  # the authenticated caller, None for the public page
+    your_projects: list[UsageRow] = field(default_factory=list)  # the viewer's, in full
 
     @property
     def busy_now(self) -> int:
@@ -69,7 +97,10 @@ class PortalData:
                 "busy": {k: v.astype(int).tolist() for k, v in self.busy.items()},
                 "queue": {k: v.astype(int).tolist() for k, v in self.queue.items()},
             },
-            "top_projects": [r.to_dict() for r in self.top_projects],
+            "top_projects": [vars(r) for r in self.top_projects],
+            **({"viewer": self.viewer,
+                "your_projects": [r.to_dict() for r in self.your_projects]}
+               if self.viewer is not None else {}),
         }
 
 
@@ -97,8 +128,29 @@ def _step_count(times: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     return began - ended
 
 
+def top_projects(session: Session, *, start: datetime, end: datetime, limit: int
+                 ) -> list[PublicProject]:
+    """The projects that used the most accelerator-hours in ``[start, end)`` (by the ledger's
+    ``period_end``, as :func:`aicc.web.usage.usage_report`), with public facts only."""
+    hours = func.sum(LedgerEntry.accelerator_seconds) / 3600.0
+    rows = session.execute(
+        select(Project.name, Organization.name, Sector.name, hours)
+        .select_from(LedgerEntry)
+        .join(Project, LedgerEntry.project_id == Project.id)
+        .join(Organization, Project.organization_id == Organization.id)
+        .join(Sector, Organization.sector_id == Sector.id)
+        .where(LedgerEntry.kind == USAGE, LedgerEntry.period_end >= start,
+               LedgerEntry.period_end < end)
+        .group_by(Project.id, Project.name, Organization.name, Sector.name)
+        .order_by(hours.desc(), Project.id).limit(limit)).all()
+    return [PublicProject(r[0], r[1], r[2], float(r[3] or 0)) for r in rows]
+
+
 def portal_data(session: Session, *, now: datetime, window_h: float = WINDOW_H,
-                points: int = POINTS, top: int = 8) -> PortalData:
+                points: int = POINTS, top: int = 8, principal: Principal | None = None
+                ) -> PortalData:
+    """The portal's figures; ``principal`` (an authenticated caller) adds the full usage of
+    the projects it may see."""
     t_now = now.timestamp()
     # The last ``window_h`` hours, or since the first submission if the center is younger.
     first = session.scalar(select(func.min(Job.submitted_at)))
@@ -155,10 +207,15 @@ def portal_data(session: Session, *, now: datetime, window_h: float = WINDOW_H,
         recent = ran & (st >= t_now - 3600.0)
         if recent.any():
             s.recent_wait_s = max(0.0, float(np.mean(st[recent] - sub[recent])))
-    top_rows = usage_report(session=session, principal=None, group_by="project",
-                            start=now - timedelta(hours=24), end=now + timedelta(seconds=1),
-                            limit=top)
-    return PortalData(now=now, capacity=sum(capacity_by_type.values()),
+    day = (now - timedelta(hours=24), now + timedelta(seconds=1))
+    data = PortalData(now=now, capacity=sum(capacity_by_type.values()),
                       capacity_by_type=capacity_by_type, times=times, busy=busy, queue=queue,
-                      sectors=[now_by[k] for k in now_by], top_projects=top_rows,
+                      sectors=[now_by[k] for k in now_by],
+                      top_projects=top_projects(session, start=day[0], end=day[1], limit=top),
                       busy_by_type=busy_by_type)
+    if principal is not None:
+        data.viewer = principal.name
+        data.your_projects = usage_report(session=session, principal=principal,
+                                          group_by="project", start=day[0], end=day[1],
+                                          limit=50)
+    return data

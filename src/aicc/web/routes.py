@@ -1,7 +1,9 @@
 """The portal (``/``, ``/portal/summary.json``) and Prometheus metrics (``/metrics``).
 
-The page is rendered on the server (Jinja2, inline SVG) and refreshes itself; it shows the
-center as a whole and needs no token. Per-project detail stays behind the authenticated API.
+The page is rendered on the server (Jinja2, inline SVG) and refreshes itself. Without a token
+it is the center's public dashboard (center-wide and per-sector figures; top projects by name,
+organization, sector and accelerator-hours only). With a valid bearer token it adds the full
+usage (energy, charge, jobs) of the projects the caller may see; a bad token answers 401.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from aicc.api.auth import authenticate
 from aicc.store.db import transaction
+from aicc.tenancy.access import Principal
 from aicc.web import svg
 from aicc.web.metrics import make_registry
 from aicc.web.portal import PortalData, clock_now, portal_data
@@ -38,9 +42,16 @@ def _clock(request: Request) -> Any:
     return getattr(cp, "clock", None)
 
 
-def _load(request: Request) -> PortalData:
+def _load(request: Request, principal: Principal | None) -> PortalData:
     with transaction(request.app.state.session_factory) as session:
-        return portal_data(session, now=clock_now(session, _clock(request)))
+        return portal_data(session, now=clock_now(session, _clock(request)),
+                           principal=principal)
+
+
+async def _viewer(request: Request) -> Principal | None:
+    """The caller when it sent an Authorization header (401 if that is not a valid token)."""
+    header = request.headers.get("authorization")
+    return None if header is None else await authenticate(request.app.state, header)
 
 
 def render_portal(data: PortalData, *, refresh_s: int = REFRESH_S) -> str:
@@ -56,14 +67,14 @@ def render_portal(data: PortalData, *, refresh_s: int = REFRESH_S) -> str:
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def portal(request: Request) -> HTMLResponse:
-    data = await run_in_threadpool(_load, request)
+    data = await run_in_threadpool(_load, request, await _viewer(request))
     return HTMLResponse(render_portal(data))
 
 
 @router.get("/portal/summary.json")
 async def portal_summary(request: Request) -> JSONResponse:
     """The numbers behind the portal page, for scripts and dashboards."""
-    data = await run_in_threadpool(_load, request)
+    data = await run_in_threadpool(_load, request, await _viewer(request))
     return JSONResponse(data.to_dict())
 
 
