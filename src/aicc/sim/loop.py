@@ -221,6 +221,12 @@ class Simulator:
         self.proj_busy = np.zeros(self.n_projects)
         self.usage = np.zeros(self.n_projects)
         self.project_sector = tenancy.project_sector
+        # nodes grouped by type, for per-type free capacity (see _may_act)
+        n_t = len(fleet.catalog)
+        srt = np.argsort(fleet.type_idx, kind="stable")
+        bounds = np.searchsorted(fleet.type_idx[srt], np.arange(n_t))
+        has = np.bincount(fleet.type_idx, minlength=n_t) > 0
+        self._by_type = (srt, bounds, has)
         self.heap: list[tuple] = []
         self.seq = 0
         self.ap = 0  # next arrival
@@ -468,9 +474,9 @@ class Simulator:
         w0 = time.perf_counter()
         self._advance_usage(now)
         pend = self._pending_ids()
-        if not self.policy.preemption and not self._any_fits(pend):
-            # Without preemption a cycle can only start jobs, and none fits the free capacity:
-            # schedule() would return no decision, so the call is skipped (counted).
+        if not self._may_act(pend, now):
+            # schedule() would return no start and no preemption (see _may_act): the call is
+            # skipped (counted)
             self.skipped += 1
             self.cycle_wall += time.perf_counter() - w0
             return
@@ -500,10 +506,48 @@ class Simulator:
             tenancy=self.tenancy, grants=self.grants, usage_decayed_s=self.usage.copy(),
         )
 
-    def _any_fits(self, pend: np.ndarray) -> bool:
-        """A cheap necessary condition for any start: some node has at least as many free
-        accelerators as the smallest per-node share any pending job asks for."""
-        return bool(len(pend)) and int(self.free.max()) >= int(self.jobs.per_node[pend].min())
+    def _may_act(self, pend: np.ndarray, now: float) -> bool:
+        """False only when schedule() provably decides nothing for these pending rows.
+
+        A start needs a job whose shape fits the free capacity now (rule 6): a one-node job a
+        node of its type in service with as many free accelerators, a gang as many wholly free
+        nodes of its type. Without backfill and under FIFO order (rule 10) a type's first job
+        in submit order that cannot start blocks the type, so only those heads count. A
+        preemption (rule 8) needs a running job on capacity lent by a sector (the lender
+        column) that ran at least the policy's minimum runtime."""
+        if not len(pend):
+            return False
+        pol, J = self.policy, self.jobs
+        if pol.preemption and pol.entitlements:
+            self.running.compact()
+            ids = self.running.ids
+            lent = self.running.lender >= 0
+            if lent.any() and ((now - self.start[ids[lent]]) >= pol.min_runtime_s).any():
+                return True
+        up = self.fleet.state == NODE_UP
+        free = np.where(up, self.free, 0)
+        srt, bounds, has = self._by_type
+        n_t = len(has)
+        maxfree = np.zeros(n_t, dtype=np.int64)
+        maxfree[has] = np.maximum.reduceat(free[srt], bounds[has])
+        whole = np.bincount(self.fleet.type_idx[up & (free == self.cap)], minlength=n_t)
+        t = J.type_idx[pend].astype(np.int64)
+        n, k = J.nodes[pend], J.per_node[pend]
+        fits = np.where(n == 1, k <= maxfree[t], n <= whole[t])
+        if (pol.name == "fifo" and not pol.backfill and not pol.entitlements
+                and not pol.require_grant and J.grant is None):
+            # the head of each type: earliest submit among jobs the screen keeps (rule 6 shape)
+            ti = self.fleet.type_idx[up]
+            cap_up = self.cap[up]
+            n_up = np.bincount(ti, minlength=n_t)
+            maxcap = np.zeros(n_t, dtype=np.int64)
+            np.maximum.at(maxcap, ti, cap_up)
+            ok = (n >= 1) & (k >= 1) & (k <= maxcap[t]) & (n <= n_up[t])
+            sub = J.submit[pend]
+            first = np.full(n_t, np.inf)
+            np.minimum.at(first, t[ok], sub[ok])
+            fits &= ok & (sub == first[t])
+        return bool(fits.any())
 
     def _preempt(self, p: Preempt, now: float) -> None:
         j = p.job_id
