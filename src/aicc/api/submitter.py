@@ -71,11 +71,17 @@ class GroupCommitter:
         # SQLite has one writer at a time: a second thread would only wait for its lock.
         # PostgreSQL commits in parallel: a second writer fills a batch while one waits for
         # its commit to reach the disk.
+        bind = factory.kw.get("bind")
+        backend = bind.url.get_backend_name() if bind is not None else ""
         if writers is None:
-            bind = factory.kw.get("bind")
-            sqlite = bind is not None and bind.url.get_backend_name() == "sqlite"
-            writers = 1 if sqlite else 2
+            writers = 1 if backend == "sqlite" else 2
         self.writers = writers
+        # On PostgreSQL a batch writes with one statement (jobs and their events together, see
+        # ``submit_jobs``) and its reads each take their own snapshot under READ COMMITTED
+        # anyway, so that statement can be its own transaction: autocommit spares the BEGIN and
+        # COMMIT round trips, and the statement still returns only after its commit record is
+        # flushed (synchronous_commit stays on). SQLite keeps an explicit transaction.
+        self.autocommit = backend == "postgresql"
         self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._thread: threading.Thread | None = None
@@ -133,6 +139,8 @@ class GroupCommitter:
             if bind is None:
                 raise RuntimeError("the session factory has no engine to connect with")
             conn = self._local.conn = bind.connect()
+            if self.autocommit:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
         return conn
 
     def _close(self) -> None:
