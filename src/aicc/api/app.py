@@ -82,7 +82,8 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
                   description="Operations API of the national AI computing center: tenancy, "
                   "grants, fleet and jobs.", lifespan=lifespan,
                   # No OpenTelemetry: its per-request checks cost more than a submission.
-                  telemetry={"tracing": False, "metrics": False, "logs": False})
+                  telemetry={"tracing": False, "metrics": False, "logs": False},
+                  docs_url=None, redoc_url=None)  # served offline by aicc.web.docs
     app.state.settings = settings
     app.state.session_factory = factory
     app.state.control_plane = control_plane
@@ -121,10 +122,12 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
     # answers first; build with submit_fast_path=False where a middleware must.)
     # (usage, forecast, /metrics, the portal at /)
     from aicc.api import usage
+    from aicc.web import docs as web_docs
     from aicc.web import routes as web_routes
 
     app.include_router(usage.router)
     app.include_router(web_routes.router)
+    app.include_router(web_docs.router)
     from aicc.api.routes import forecast
 
     app.include_router(forecast.router)
