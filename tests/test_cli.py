@@ -128,3 +128,50 @@ def test_db_upgrade_and_token_create(tmp_path: Path) -> None:
     with TestClient(create_app(settings)) as c:
         me = c.get("/v1/users/me", headers={"Authorization": f"Bearer {token}"}).json()
         assert me["name"] == "ops" and me["is_admin"]
+
+
+def test_token_create_validates_the_user_name(tmp_path: Path) -> None:
+    env = {"AICC_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "AICC_CONFIG": "",
+           "COLUMNS": "200"}
+    assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
+    bad_names = ("bad name!", "", "x" * 300)
+    for bad in bad_names:
+        r = runner.invoke(app, ["token", "create", "--user", bad, "--create-user"], env=env)
+        assert r.exit_code == 2, (bad, r.output)
+        assert "--user" in r.output
+    engine = make_engine(env["AICC_DATABASE_URL"])
+    with session_factory(engine)() as s:
+        assert s.scalars(select(User.name).where(User.name.in_(bad_names))).all() == []
+    engine.dispose()
+
+
+def test_bad_url_is_a_usage_error_and_tables_are_not_cut(served: tuple[str, World]) -> None:
+    url, w = served
+    tok = w.tokens["admin"]
+    code, out = _run(["jobs", "list"], "notaurl", tok)
+    assert code == 2 and "--url" in out, out
+    long_name = "acme-" + "x" * 90
+    r = w.client.post("/v1/projects", headers=w.h("admin"),
+                      json={"name": long_name[:64], "organization_id": w.ids["org_a"]})
+    assert r.status_code == 201, r.text
+    r = runner.invoke(app, ["projects", "list"], env={"AICC_URL": url, "AICC_TOKEN": tok,
+                                                      "COLUMNS": "80"})
+    assert r.exit_code == 0 and long_name[:64] in r.output, r.output
+
+
+def test_show_returns_the_script(served: tuple[str, World]) -> None:
+    url, w = served
+    code, out = _run(["jobs", "submit", "-p", "acme-llm", "-t", "h100-sxm-80g", "-g", "4",
+                      "--time-limit", "600", "--script", "echo hi", "--json"], url,
+                     w.tokens["member_a1"])
+    assert code == 0, out
+    job = json.loads(out)
+    assert job["script"] == "echo hi"
+    code, out = _run(["jobs", "show", str(job["id"])], url, w.tokens["member_a1"])
+    assert code == 0 and "echo hi" in out, out
+
+
+def test_unknown_type_filter_is_exit_2(served: tuple[str, World]) -> None:
+    url, w = served
+    code, out = _run(["jobs", "list", "-t", "zz"], url, w.tokens["member_a1"])
+    assert code == 2 and "accelerator type" in out, out

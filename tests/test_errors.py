@@ -11,7 +11,7 @@ from aicc import errors as e
     (e.InvalidJobShape("x"), 422, 2),
     (e.InvalidPeriod("x"), 422, 2),
     (e.UnknownProject("x"), 404, 3),
-    (e.UnknownAcceleratorType("x"), 404, 3),
+    (e.UnknownAcceleratorType("x"), 422, 2),
     (e.AuthenticationFailed("x"), 401, 4),
     (e.PermissionDenied("x"), 403, 4),
     (e.InvalidTransition("x"), 409, 5),

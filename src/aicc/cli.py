@@ -95,7 +95,15 @@ def token_create(
     = False,
 ) -> None:
     """Mint an API token for a user (printed once; only its hash is stored)."""
+    from pydantic import ValidationError
+
+    from aicc.api.schemas import UserIn
     from aicc.api.tokens import create_token
+
+    try:  # the user name rule of POST /v1/users
+        UserIn(name=user, is_admin=admin)
+    except ValidationError as exc:
+        _fail(f"--user: {exc.errors()[0]['msg']}", 2)
     from aicc.store.db import make_engine, session_factory, transaction
     from aicc.tenancy import service
 
@@ -162,6 +170,12 @@ class Client:
     def __init__(self, url: str, token: str | None) -> None:
         if not token:
             _fail("no API token: pass --token or set AICC_TOKEN", 2)
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError) as exc:
+            _fail(f"--url: not a URL ({exc})", 2)
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            _fail(f"--url: {url!r} is not an http(s) URL such as {DEFAULT_URL}", 2)
         self.url = url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"}
 
@@ -193,16 +207,25 @@ def _emit(data: Any, as_json: bool, columns: list[str], title: str | None = None
         t = Table(show_header=False, title=title)
         for k, v in rows.items():
             t.add_row(k, _cell(v))
-        out.print(t)
+        _print_table(t)
         return
     t = Table(title=title)
     for c in columns:
-        t.add_column(c)
+        t.add_column(c, no_wrap=True)
     for row in rows:
         t.add_row(*[_cell(_get(row, c)) for c in columns])
-    out.print(t)
+    _print_table(t)
     if isinstance(data, dict) and data.get("next_after"):
         out.print(f"more: --after {data['next_after']}", style="dim")
+
+
+def _print_table(t: Table) -> None:
+    """On a terminal, as wide as the terminal; piped or redirected, as wide as the content, so
+    that names a user must type again are never cut."""
+    if out.is_terminal:
+        out.print(t)
+    else:
+        Console(width=100_000).print(t)
 
 
 def _get(row: dict, column: str) -> Any:

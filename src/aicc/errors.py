@@ -108,7 +108,10 @@ class UnknownNode(NotFound):
     code = "unknown_node"
 
 
-class UnknownAcceleratorType(NotFound):
+class UnknownAcceleratorType(InvalidInput):
+    """An accelerator type name outside the catalog: an unknown value of an enumeration, so
+    invalid input (422, exit 2) wherever it is given, like an unknown job class or state."""
+
     code = "unknown_accelerator_type"
 
 

@@ -53,6 +53,16 @@ def _user(w: World) -> int:
     return r.json()["id"]
 
 
+def _org_user(w: World) -> int:
+    """A user already in organization acme (a member of its other project): the one kind an
+    organization admin may add to its projects."""
+    uid = _user(w)
+    r = w.client.post("/v1/memberships", headers=w.h("admin"), json={
+        "user_id": uid, "role": "member", "project_id": w.ids["p_a1"]})
+    assert r.status_code == 201, r.text
+    return uid
+
+
 # name, method, path(world, project_id, org_id) -> (path, body); expected codes in ACTORS order
 Case = tuple[str, str, Callable[[World, int, int], tuple[str, Any]], tuple[int, ...]]
 CASES: list[Case] = [
@@ -84,7 +94,8 @@ CASES: list[Case] = [
                                                 {"accelerator_hours": 20000}),
      (403, 404, 403, 404, 200)),
     ("add member", "POST", lambda w, p, o: ("/v1/memberships", {
-        "user_id": _user(w), "role": "member", "project_id": p}), (403, 404, 201, 404, 201)),
+        "user_id": _org_user(w), "role": "member", "project_id": p}),
+     (403, 404, 201, 404, 201)),
     ("appoint org admin", "POST", lambda w, p, o: ("/v1/memberships", {
         "user_id": _user(w), "role": "org_admin", "organization_id": o}),
      (403, 404, 403, 404, 201)),

@@ -3,6 +3,7 @@ strictly typed, times are ISO 8601 with ``Z``, submitted scripts come back."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -115,3 +116,110 @@ def test_script_comes_back_and_times_end_in_z(sqlite_world: World, job_body: Job
 def test_head_healthz_is_200(sqlite_world: World) -> None:
     r = sqlite_world.client.head("/healthz")
     assert r.status_code == 200
+
+
+def test_unknown_accelerator_type_is_422_everywhere(sqlite_world: World,
+                                                     job_body: JobBody) -> None:
+    w = sqlite_world
+    h = w.h("admin")
+    answers = [
+        w.client.post("/v1/jobs", headers=h, json=job_body(w.ids["p_a1"],
+                                                           accelerator_type="zz")),
+        w.client.post("/v1/grants", headers=h, json={
+            "project_id": w.ids["p_a1"], "accelerator_type": "zz", "accelerator_hours": 1,
+            "start": "2030-01-01T00:00:00Z", "end": "2031-01-01T00:00:00Z"}),
+        w.client.get("/v1/usage?accelerator_type=zz", headers=h),
+        w.client.get("/v1/jobs?accelerator_type=zz", headers=h),
+        w.client.get("/v1/grants?accelerator_type=zz", headers=h),
+        w.client.get("/v1/nodes?accelerator_type=zz", headers=h),
+    ]
+    for r in answers:
+        assert r.status_code == 422, (r.request.url, r.text)
+        assert r.json()["error"]["field"] == "accelerator_type"
+    ok = w.client.get("/v1/jobs?accelerator_type=h100-sxm-80g", headers=h)
+    assert ok.status_code == 200
+
+
+def test_membership_patch_is_partial_and_keeps_its_user(sqlite_world: World) -> None:
+    w = sqlite_world
+    h = w.h("admin")
+    mine = w.client.get(f"/v1/memberships?user_id={w.ids['member_a1']}", headers=h).json()
+    mid = mine["items"][0]["id"]
+    r = w.client.patch(f"/v1/memberships/{mid}", headers=h, json={"role": "member"})
+    assert r.status_code == 200, r.text
+    assert r.json()["project_id"] == w.ids["p_a1"] and r.json()["user_id"] == w.ids["member_a1"]
+    r = w.client.patch(f"/v1/memberships/{mid}", headers=h,
+                       json={"user_id": w.ids["member_b1"]})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "user_id", r.text
+    r = w.client.patch(f"/v1/memberships/{mid}", headers=h,
+                       json={"role": "org_admin", "organization_id": w.ids["org_a"]})
+    assert r.status_code == 200 and r.json()["project_id"] is None, r.text
+
+
+def test_grant_patch_names_the_field_sent_and_final_states_stay(sqlite_world: World) -> None:
+    w = sqlite_world
+    h = w.h("admin")
+    gid = w.ids["grant_p_a1"]
+    r = w.client.patch(f"/v1/grants/{gid}", headers=h, json={"start": "2200-01-01T00:00:00Z"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "start", r.text
+    r = w.client.patch(f"/v1/grants/{gid}", headers=h, json={"end": "2000-01-01T00:00:00Z"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "end", r.text
+    assert w.client.patch(f"/v1/grants/{gid}", headers=h,
+                          json={"state": "suspended"}).status_code == 200
+    assert w.client.patch(f"/v1/grants/{gid}", headers=h,
+                          json={"state": "active"}).status_code == 200
+    assert w.client.patch(f"/v1/grants/{gid}", headers=h,
+                          json={"state": "revoked"}).status_code == 200
+    for back in ("active", "suspended", "expired"):
+        r = w.client.patch(f"/v1/grants/{gid}", headers=h, json={"state": back})
+        assert r.status_code == 409 and r.json()["error"]["field"] == "state", r.text
+    assert w.client.get(f"/v1/grants/{gid}", headers=h).json()["state"] == "revoked"
+
+
+def test_org_admin_adds_only_users_of_its_organization(sqlite_world: World) -> None:
+    w = sqlite_world
+    h = w.h("org_admin_a")
+    fresh = w.client.post("/v1/users", headers=w.h("admin"), json={"name": "newcomer"}).json()
+    answers = {}
+    for label, uid in (("foreign", w.ids["member_b1"]), ("unaffiliated", fresh["id"]),
+                       ("unknown", 999_999)):
+        r = w.client.post("/v1/memberships", headers=h, json={
+            "user_id": uid, "role": "member", "project_id": w.ids["p_a2"]})
+        answers[label] = (r.status_code, r.json()["error"]["code"], r.json()["error"]["field"],
+                          r.json()["error"]["message"].replace(str(uid), "ID"))
+    assert len(set(answers.values())) == 1, answers
+    assert answers["unknown"][0] == 404
+    r = w.client.post("/v1/memberships", headers=h, json={
+        "user_id": w.ids["member_a1"], "role": "member", "project_id": w.ids["p_a2"]})
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "routed"])
+def test_non_json_bodies_are_415_on_every_route(sqlite_world: World, job_body: JobBody,
+                                                fast: bool) -> None:
+    w = sqlite_world
+    if not fast:
+        w.client.app.fast_path = None  # type: ignore[attr-defined]
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    for method, path, body in (
+            ("POST", "/v1/jobs", job_body(w.ids["p_a1"])),
+            ("POST", "/v1/users", {"name": "formy"}),
+            ("PATCH", f"/v1/projects/{w.ids['p_a1']}", {"title": "t"})):
+        for who in ("admin", None):  # the same answer before authorization
+            headers = form | (w.h(who) if who else {})
+            r = w.client.request(method, path, headers=headers, content=json.dumps(body))
+            assert r.status_code == 415, (path, r.text)
+            assert r.json()["error"]["field"] == "Content-Type"
+        ok = w.client.request(method, path, headers=w.h("admin") | {
+            "content-type": "application/json; charset=utf-8"}, content=json.dumps(body))
+        assert ok.status_code < 300, (path, ok.text)
+    assert _jobs(w) == 1
+
+
+def test_deeply_nested_json_is_422_on_body(sqlite_world: World) -> None:
+    w = sqlite_world
+    deep = '{"name": ' + "[" * 50_000 + "]" * 50_000 + "}"
+    r = w.client.post("/v1/users", headers=w.h("admin") | {"content-type": "application/json"},
+                      content=deep)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == r.json()["error"] | {"code": "invalid_input", "field": "body"}

@@ -11,7 +11,13 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aicc.errors import InvalidInput, InvalidPeriod, UnknownAcceleratorType, UnknownGrant
+from aicc.errors import (
+    InvalidInput,
+    InvalidPeriod,
+    InvalidTransition,
+    UnknownAcceleratorType,
+    UnknownGrant,
+)
 from aicc.store.models import AcceleratorTypeRow, Grant, GrantState
 from aicc.tenancy.service import get_project
 
@@ -25,10 +31,22 @@ def _aware(value: datetime, field: str) -> datetime:
         raise InvalidInput(f"{field} is out of range", field=field) from None
 
 
-def _check_period(start: datetime, end: datetime) -> None:
+def _check_period(start: datetime, end: datetime, blame: str = "end") -> None:
+    """``blame`` names the field the caller sent (a change of ``start`` alone that passes the
+    stored ``end`` is ``start``'s fault)."""
     start, end = _aware(start, "start"), _aware(end, "end")
     if end <= start:
-        raise InvalidPeriod("end must be after start", field="end")
+        raise InvalidPeriod("end must be after start" if blame == "end"
+                            else f"start must be before end ({end.isoformat()})", field=blame)
+
+
+# Allowed changes of a grant's state: suspension is reversible; expiry and revocation are final.
+GRANT_TRANSITIONS: dict[GrantState, frozenset[GrantState]] = {
+    GrantState.ACTIVE: frozenset({GrantState.SUSPENDED, GrantState.EXPIRED, GrantState.REVOKED}),
+    GrantState.SUSPENDED: frozenset({GrantState.ACTIVE, GrantState.EXPIRED, GrantState.REVOKED}),
+    GrantState.EXPIRED: frozenset(),
+    GrantState.REVOKED: frozenset(),
+}
 
 
 def _check_type(session: Session, accelerator_type: str) -> None:
@@ -75,7 +93,12 @@ def update_grant(*, session: Session, grant_id: int, accelerator_hours: float | 
         _check_hours(accelerator_hours)
     new_start = start if start is not None else grant.start
     new_end = end if end is not None else grant.end
-    _check_period(new_start, new_end)
+    _check_period(new_start, new_end, blame="start" if end is None else "end")
+    if state is not None:
+        state = GrantState(state)
+        if state != grant.state and state not in GRANT_TRANSITIONS[grant.state]:
+            raise InvalidTransition(f"grant {grant.id} cannot go from {grant.state.value} to "
+                                    f"{state.value}", field="state")
     if accelerator_hours is not None:
         grant.accelerator_hours = accelerator_hours
     grant.start, grant.end = new_start, new_end

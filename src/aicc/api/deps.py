@@ -10,7 +10,9 @@ from typing import Annotated, Any
 from fastapi import Path, Query, Request
 from sqlalchemy.orm import Session
 
+from aicc.errors import UnknownAcceleratorType
 from aicc.store.db import transaction
+from aicc.store.models import AcceleratorTypeRow
 
 MAX_ID = 2**31 - 1
 
@@ -28,6 +30,14 @@ def center_now(request: Request) -> datetime:
     """Now on the center's clock (``app.state.clock``): the control plane's when the API runs
     beside one (an accelerated demo clock runs hours ahead of the wall), else the wall."""
     return datetime.fromtimestamp(request.app.state.clock.now(), UTC)
+
+
+def known_accelerator_type(session: Session, name: str | None) -> None:
+    """A filter naming a type outside the catalog is invalid input (422), as it is in a
+    submission or a grant, not an empty page."""
+    if name is not None and session.get(AcceleratorTypeRow, name[:48]) is None:
+        raise UnknownAcceleratorType(f"unknown accelerator type {name!r}",
+                                     field="accelerator_type")
 
 
 @contextmanager

@@ -24,6 +24,20 @@ _HTTP_CODES = {401: "authentication_failed", 403: "permission_denied", 404: "not
                405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media"}
 
 
+def is_json_media(content_type: str | bytes | None) -> bool:
+    """``application/json`` or ``application/*+json`` (parameters such as charset allowed)."""
+    if content_type is None:
+        return False
+    if isinstance(content_type, bytes):
+        content_type = content_type.decode("latin-1")
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/")
+                                           and media.endswith("+json"))
+
+
+UNSUPPORTED_MEDIA = ("a request body must be JSON sent with Content-Type: application/json")
+
+
 def error_body(code: str, message: str, field: str | None = None, **extra: Any
                ) -> dict[str, Any]:
     err: dict[str, Any] = {"code": code, "message": message, "field": field}
@@ -66,6 +80,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+        # A body FastAPI could not parse (e.g. JSON nested past the parser's depth): bad input.
+        return JSONResponse(error_body("invalid_input", "body: the JSON body cannot be parsed "
+                                       "(malformed or nested too deeply)", "body"),
+                            status_code=422)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
                         headers=getattr(exc, "headers", None))
@@ -119,6 +138,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = None
+        content_type = None
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -126,7 +146,15 @@ class BodyLimit:
                 except ValueError:
                     await self._reply(send, 400, "bad_request", "malformed Content-Length")
                     return
-                break
+            elif name == b"content-type":
+                content_type = value
+        # Bodies are JSON, as FastAPI parses them; anything else is 415 on every route, before
+        # authorization, instead of a validation error about a body read as bytes.
+        if (scope.get("method") in ("POST", "PUT", "PATCH") and declared != 0
+                and content_type is not None and not is_json_media(content_type)):
+            await self._reply(send, 415, "unsupported_media", UNSUPPORTED_MEDIA,
+                              field="Content-Type")
+            return
         if declared is not None:
             if declared > self.max_bytes:
                 await self._too_large(send)
@@ -167,10 +195,11 @@ class BodyLimit:
                           f"request body over {self.max_bytes} bytes")
 
     @staticmethod
-    async def _reply(send: Send, status: int, code: str, message: str) -> None:
+    async def _reply(send: Send, status: int, code: str, message: str,
+                     field: str = "body") -> None:
         import json
 
-        body = json.dumps(error_body(code, message, "body")).encode()
+        body = json.dumps(error_body(code, message, field)).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})

@@ -20,7 +20,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import Receive, Scope, Send
 
 from aicc.api.auth import PrincipalCache, authenticate
-from aicc.api.errors import aicc_error_body, error_body, validation_body
+from aicc.api.errors import (
+    UNSUPPORTED_MEDIA,
+    aicc_error_body,
+    error_body,
+    is_json_media,
+    validation_body,
+)
 from aicc.api.tokens import hash_token
 from aicc.errors import AiccError
 from aicc.tenancy.access import Principal
@@ -36,6 +42,10 @@ def is_submission(scope: Scope) -> bool:
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _Unsupported(Exception):
     pass
 
 
@@ -81,6 +91,9 @@ class SubmitFastPath:
         except _TooLarge:
             status, payload = 413, error_body(
                 "payload_too_large", f"request body over {self.max_body_bytes} bytes", "body")
+        except _Unsupported:
+            status, payload = 415, error_body("unsupported_media", UNSUPPORTED_MEDIA,
+                                              "Content-Type")
         except AiccError as exc:
             status, payload = aicc_error_body(exc)
         except ValidationError as exc:
@@ -100,12 +113,14 @@ class SubmitFastPath:
         await send({"type": "http.response.body", "body": body})
 
     async def _submit(self, scope: Scope, receive: Receive) -> tuple[int, Any]:
-        authorization = key = None
+        authorization = key = content_type = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
             elif name == b"idempotency-key":
                 key = value.decode("latin-1")
+            elif name == b"content-type":
+                content_type = value
             elif name == b"content-length" and value.isdigit() and (
                     int(value) > self.max_body_bytes):
                 raise _TooLarge
@@ -122,6 +137,8 @@ class SubmitFastPath:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+        if content_type is not None and not is_json_media(content_type):
+            raise _Unsupported  # as BodyLimit answers every other route
         principal = await self._principal(authorization)
         spec = JobSubmission.model_validate_json(b"".join(chunks))
         job, created = await self.state.committer.submit_async(

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, status
 
 from aicc.allocation import grants as service
 from aicc.api.auth import CurrentPrincipal
-from aicc.api.deps import After, Limit, path_id, tx
+from aicc.api.deps import After, Limit, known_accelerator_type, path_id, tx
 from aicc.api.schemas import GrantIn, GrantOut, GrantPatch, Page, page
 from aicc.errors import UnknownGrant
 from aicc.store.models import GrantState
@@ -23,6 +23,7 @@ def list_grants(request: Request, principal: CurrentPrincipal, limit: Limit = 10
     if project_id is not None:
         require_project(principal, project_id)
     with tx(request) as s:
+        known_accelerator_type(s, accelerator_type)
         items = service.list_grants(session=s, project_ids=visible_project_ids(principal),
                                     project_id=project_id, accelerator_type=accelerator_type,
                                     state=state, limit=limit, after_id=after)

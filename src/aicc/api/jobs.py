@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from aicc.api.auth import CurrentPrincipal
-from aicc.api.deps import After, Limit, center_now, path_id, tx
+from aicc.api.deps import After, Limit, center_now, known_accelerator_type, path_id, tx
 from aicc.api.schemas import CancelIn, JobOut, Page
 from aicc.api.submitter import GroupCommitter
 from aicc.store.models import JobClassName, JobState
@@ -41,6 +41,7 @@ def list_jobs(request: Request, principal: CurrentPrincipal, limit: Limit = 100,
               accelerator_type: str | None = None, job_class: JobClassName | None = None
               ) -> dict:
     with tx(request) as s:
+        known_accelerator_type(s, accelerator_type)
         items = service.list_jobs(session=s, principal=principal, project_id=project_id,
                                   state=state, accelerator_type=accelerator_type,
                                   job_class=job_class, limit=limit, after_id=after)

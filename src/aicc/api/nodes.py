@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aicc.api.auth import CurrentPrincipal
-from aicc.api.deps import After, Limit, center_now, tx
+from aicc.api.deps import After, Limit, center_now, known_accelerator_type, tx
 from aicc.api.schemas import DrainIn, NodeOut, Page
 from aicc.errors import InvalidTransition, UnknownNode
 from aicc.store.models import Node, NodeState
@@ -43,6 +43,7 @@ def list_nodes(request: Request, principal: CurrentPrincipal, limit: Limit = 100
                after: After = 0, state: NodeState | None = None,
                accelerator_type: str | None = None) -> dict:
     with tx(request) as s:
+        known_accelerator_type(s, accelerator_type)
         q = select(Node).where(Node.id > after)
         if state is not None:
             q = q.where(Node.state == state)

@@ -160,6 +160,16 @@ class MembershipIn(_In):
     organization_id: Id | None = None
 
 
+class MembershipPatch(_In):
+    """A partial change: the role, the scope, or both. A membership keeps its user (a
+    ``user_id`` here is refused as an unknown field). When either scope field is sent, the
+    scope becomes exactly what was sent; when neither is, it stays."""
+
+    role: Role | None = None
+    project_id: Id | None = None
+    organization_id: Id | None = None
+
+
 class MembershipOut(_Out):
     id: int
     user_id: int

@@ -7,12 +7,15 @@ not change answers 403.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from aicc.api.auth import CurrentPrincipal, invalidate
 from aicc.api.deps import After, Limit, path_id, tx
 from aicc.api.schemas import (
     MembershipIn,
     MembershipOut,
+    MembershipPatch,
     MeOut,
     OrganizationIn,
     OrganizationOut,
@@ -31,8 +34,8 @@ from aicc.api.schemas import (
     page,
 )
 from aicc.api.tokens import create_token
-from aicc.errors import NotFound, PermissionDenied
-from aicc.store.models import Membership, Role
+from aicc.errors import NotFound, PermissionDenied, UnknownUser
+from aicc.store.models import Membership, Project, Role
 from aicc.tenancy import service
 from aicc.tenancy.access import (
     Principal,
@@ -244,6 +247,21 @@ def _may_grant(principal: Principal, role: Role, project_id: int | None,
         raise PermissionDenied("only an admin of the project's organization may add members")
 
 
+def _user_of_org(session: Session, principal: Principal, user_id: int,
+                 project_id: int | None) -> None:
+    """An organization admin adds only users already in the project's organization (a
+    membership of the organization or of one of its projects); the center admin brings new
+    users in. Anyone else answers exactly as an unknown id does, so ids cannot be probed."""
+    org_id = principal.project_org.get(project_id) if project_id is not None else None
+    in_org = org_id is not None and session.scalar(
+        select(Membership.id).where(
+            Membership.user_id == user_id,
+            (Membership.organization_id == org_id) | Membership.project_id.in_(
+                select(Project.id).where(Project.organization_id == org_id))).limit(1))
+    if not in_org:
+        raise UnknownUser(f"no user with id {user_id}", field="user_id")
+
+
 @router.get("/memberships", response_model=Page[MembershipOut])
 def list_memberships(request: Request, principal: CurrentPrincipal, limit: Limit = 100,
                      after: After = 0, user_id: int | None = None,
@@ -276,6 +294,8 @@ def create_membership(request: Request, principal: CurrentPrincipal, body: Membe
                       ) -> MembershipOut:
     _may_grant(principal, body.role, body.project_id, body.organization_id)
     with tx(request) as s:
+        if not principal.is_admin:
+            _user_of_org(s, principal, body.user_id, body.project_id)
         m = service.create_membership(session=s, user_id=body.user_id, role=body.role,
                                       project_id=body.project_id,
                                       organization_id=body.organization_id)
@@ -285,19 +305,22 @@ def create_membership(request: Request, principal: CurrentPrincipal, body: Membe
 
 
 @router.patch("/memberships/{membership_id}", response_model=MembershipOut)
-def update_membership(request: Request, principal: CurrentPrincipal, body: MembershipIn,
+def update_membership(request: Request, principal: CurrentPrincipal, body: MembershipPatch,
                       membership_id: int = path_id()) -> MembershipOut:
+    """Partial: what is not sent stays (see ``MembershipPatch``)."""
     with tx(request) as s:
         m = service.get_membership(session=s, membership_id=membership_id)
         if not _visible_membership(principal, m):
             raise NotFound(f"no membership with id {membership_id}", field="membership_id")
         _may_grant(principal, m.role, m.project_id, m.organization_id)
-        _may_grant(principal, body.role, body.project_id, body.organization_id)
-        if body.user_id != m.user_id:
-            raise PermissionDenied("a membership cannot change its user", field="user_id")
-        m = service.update_membership(session=s, membership_id=membership_id, role=body.role,
-                                      project_id=body.project_id,
-                                      organization_id=body.organization_id)
+        role = body.role if body.role is not None else m.role
+        if {"project_id", "organization_id"} & body.model_fields_set:
+            project_id, organization_id = body.project_id, body.organization_id
+        else:
+            project_id, organization_id = m.project_id, m.organization_id
+        _may_grant(principal, role, project_id, organization_id)
+        m = service.update_membership(session=s, membership_id=membership_id, role=role,
+                                      project_id=project_id, organization_id=organization_id)
         out = MembershipOut.model_validate(m)
     invalidate(request)
     return out
