@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aicc.errors import InvalidInput
-from aicc.fleet.arrays import NODE_DOWN, NODE_UP
+from aicc.fleet.arrays import NODE_UP
 from aicc.scheduler.fairshare import (
     fair_tree_factor,
     flat_fairshare_factor,
@@ -27,7 +27,7 @@ from aicc.scheduler.fairshare import (
     sector_shares,
 )
 from aicc.scheduler.lending import Entitlements, borrowed_rows, entitlements, owed_factor
-from aicc.scheduler.placement import INF, FreeState, fragmentation
+from aicc.scheduler.placement import INF, FreeState, fleet_static, fragmentation
 from aicc.scheduler.policy import Policy, resolve
 from aicc.scheduler.snapshot import (
     Decisions,
@@ -103,25 +103,16 @@ def validate(snap: Snapshot) -> None:
 def prepare(snap: Snapshot) -> Prepared:
     validate(snap)
     fleet = snap.fleet
-    n_t = len(fleet.catalog)
-    up = fleet.state == NODE_UP
-    cap = fleet.capacity.astype(np.int64)
-    type_cap = np.bincount(fleet.type_idx[up], weights=cap[up], minlength=n_t)
-    type_nodes = np.bincount(fleet.type_idx[up], minlength=n_t)
-    type_maxcap = np.zeros(n_t, dtype=np.int64)
-    np.maximum.at(type_maxcap, fleet.type_idx[up], cap[up])
+    st = fleet_static(fleet)
+    cap = st.cap64
     run = snap.running
     busy = (np.bincount(run.alloc_node, weights=run.alloc_count, minlength=fleet.n_nodes)
             if len(run.alloc_node) else np.zeros(fleet.n_nodes))
-    tdp = np.array([t.tdp_w for t in fleet.catalog])
-    idle = np.array([t.idle_w for t in fleet.catalog])
-    live = fleet.state != NODE_DOWN
     b = np.minimum(busy, cap)
-    ti = fleet.type_idx
-    power = float((b * tdp[ti] + (cap - b) * idle[ti])[live].sum())
-    return Prepared(type_cap=type_cap.astype(np.float64), type_maxcap=type_maxcap,
-                    type_nodes=type_nodes, busy=busy, delta_w=tdp - idle, power_w=power,
-                    project_sector=snap.tenancy.project_sector)
+    power = float((b * st.tdp_node + (cap - b) * st.idle_node)[st.live].sum())
+    return Prepared(type_cap=st.type_cap.copy(), type_maxcap=st.type_maxcap.copy(),
+                    type_nodes=st.type_nodes.copy(), busy=busy, delta_w=st.delta_w.copy(),
+                    power_w=power, project_sector=snap.tenancy.project_sector)
 
 
 # 2. screen -----------------------------------------------------------------------------------

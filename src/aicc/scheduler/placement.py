@@ -9,24 +9,104 @@ shape that failed for an end time fails for every later end time and every large
 from __future__ import annotations
 
 import math
+import weakref
+from dataclasses import dataclass
 
 import numpy as np
 
-from aicc.fleet.arrays import NODE_UP, FleetArrays
+from aicc.fleet.arrays import NODE_DOWN, NODE_UP, FleetArrays
 from aicc.scheduler.snapshot import JobTable
 
 INF = math.inf
 _SCANS = 8  # array scans per type before the per-level lists pay for themselves
 
 
+@dataclass(frozen=True)
+class FleetStatic:
+    """What a cycle derives from the fleet's types, capacities and node states alone.
+
+    Built once per fleet state (:func:`fleet_static`) instead of once per cycle: a simulated
+    or live fleet changes far less often than the scheduler runs. Read-only by contract."""
+
+    up: np.ndarray  # bool per node: in service
+    live: np.ndarray  # bool per node: not down (draws power)
+    cap32: np.ndarray  # int32 capacity per node
+    cap64: np.ndarray  # int64 capacity per node
+    cap_up: np.ndarray  # capacity of the nodes in service (fragmentation)
+    type_cap: np.ndarray  # float64 in-service accelerators per type
+    type_nodes: np.ndarray  # in-service nodes per type
+    type_maxcap: np.ndarray  # int64 largest in-service node per type
+    tdp_node: np.ndarray  # float64 TDP watts per accelerator, per node
+    idle_node: np.ndarray  # float64 idle watts per accelerator, per node
+    delta_w: np.ndarray  # float64 per type: TDP − idle
+    type_up: np.ndarray  # type index of the nodes in service
+    nodes_of_type: tuple[np.ndarray, ...]  # in-service node indices per type, ascending
+    maxcap: tuple[int, ...]  # largest in-service node per type (0: none)
+    uniform: tuple[bool, ...]  # all in-service nodes of the type have one size
+
+
+_STATIC: dict[int, tuple[weakref.ref, tuple[np.ndarray, ...], FleetStatic]] = {}
+
+
+def _build_static(fleet: FleetArrays) -> FleetStatic:
+    n_t = len(fleet.catalog)
+    up = fleet.state == NODE_UP
+    cap = fleet.capacity.astype(np.int64)
+    type_cap = np.bincount(fleet.type_idx[up], weights=cap[up], minlength=n_t)
+    type_nodes = np.bincount(fleet.type_idx[up], minlength=n_t)
+    type_maxcap = np.zeros(n_t, dtype=np.int64)
+    np.maximum.at(type_maxcap, fleet.type_idx[up], cap[up])
+    tdp = np.array([t.tdp_w for t in fleet.catalog])
+    idle = np.array([t.idle_w for t in fleet.catalog])
+    ti = fleet.type_idx
+    cap32 = fleet.capacity.astype(np.int32)
+    order = np.argsort(fleet.type_idx, kind="stable")
+    bounds = np.searchsorted(fleet.type_idx[order], np.arange(n_t + 1))
+    nodes_of_type = tuple(order[bounds[t]:bounds[t + 1]][up[order[bounds[t]:bounds[t + 1]]]]
+                          for t in range(n_t))
+    maxcap = tuple(int(cap32[ix].max()) if len(ix) else 0 for ix in nodes_of_type)
+    uniform = tuple(bool(len(ix) == 0 or (cap32[ix] == cap32[ix[0]]).all())
+                    for ix in nodes_of_type)
+    st = FleetStatic(up=up, live=fleet.state != NODE_DOWN, cap32=cap32, cap64=cap,
+                     cap_up=fleet.capacity[up], type_cap=type_cap.astype(np.float64),
+                     type_nodes=type_nodes, type_maxcap=type_maxcap, tdp_node=tdp[ti],
+                     idle_node=idle[ti], delta_w=tdp - idle, type_up=fleet.type_idx[up],
+                     nodes_of_type=nodes_of_type, maxcap=maxcap, uniform=uniform)
+    for a in (st.up, st.live, st.cap32, st.cap64, st.cap_up, st.type_cap, st.type_nodes,
+              st.type_maxcap, st.tdp_node, st.idle_node, st.delta_w, st.type_up, *nodes_of_type):
+        a.flags.writeable = False
+    return st
+
+
+def fleet_static(fleet: FleetArrays) -> FleetStatic:
+    """The :class:`FleetStatic` of ``fleet`` as it is now: cached per fleet object and reused
+    while its types, capacities and states are equal to those it was built from (compared by
+    value, so that a fleet changed in place is never served stale data)."""
+    key = id(fleet)
+    hit = _STATIC.get(key)
+    if hit is not None:
+        ref, (ti, cap, state), st = hit
+        if (ref() is fleet and np.array_equal(state, fleet.state)
+                and np.array_equal(ti, fleet.type_idx) and np.array_equal(cap, fleet.capacity)):
+            return st
+    st = _build_static(fleet)
+    try:
+        ref = weakref.ref(fleet, lambda _r, k=key: _STATIC.pop(k, None))
+    except TypeError:  # an object without weak references: not cached
+        return st
+    _STATIC[key] = (ref, (fleet.type_idx.copy(), fleet.capacity.copy(), fleet.state.copy()),
+                    st)
+    return st
+
+
 def fragmentation(fleet: FleetArrays, free: np.ndarray) -> float:
     """Rule 6: fraction of free in-service accelerators not on wholly free nodes (0 = none)."""
-    up = fleet.state == NODE_UP
-    f = np.asarray(free)[up].astype(np.int64)
+    st = fleet_static(fleet)
+    f = np.asarray(free)[st.up].astype(np.int64)
     total = int(f.sum())
     if total == 0:
         return 0.0
-    whole = int(f[f == fleet.capacity[up]].sum())
+    whole = int(f[f == st.cap_up].sum())
     return 1.0 - whole / total
 
 
@@ -37,9 +117,10 @@ class FreeState:
                  ) -> None:
         self.fleet = fleet
         self.now = now
-        up = fleet.state == NODE_UP
-        self.free = np.where(up, np.asarray(free, dtype=np.int32), 0).astype(np.int32)
-        self.cap = fleet.capacity.astype(np.int32)
+        st = fleet_static(fleet)
+        self.static = st
+        self.free = np.where(st.up, np.asarray(free, dtype=np.int32), 0).astype(np.int32)
+        self.cap = st.cap32
         self.freel: list[int] = self.free.tolist()
         n = fleet.n_nodes
         self.res_time = np.full(n, INF)
@@ -48,13 +129,9 @@ class FreeState:
         self.cycle_until = np.full(n, -INF)  # latest end of jobs started this cycle, per node
         self.running = running
         self.n_types = len(fleet.catalog)
-        order = np.argsort(fleet.type_idx, kind="stable")
-        bounds = np.searchsorted(fleet.type_idx[order], np.arange(self.n_types + 1))
-        self.nodes_of_type = [order[bounds[t]:bounds[t + 1]][up[order[bounds[t]:bounds[t + 1]]]]
-                              for t in range(self.n_types)]
-        self.maxcap = [int(self.cap[ix].max()) if len(ix) else 0 for ix in self.nodes_of_type]
-        self.uniform = [bool(len(ix) == 0 or (self.cap[ix] == self.cap[ix[0]]).all())
-                        for ix in self.nodes_of_type]
+        self.nodes_of_type = st.nodes_of_type
+        self.maxcap = list(st.maxcap)
+        self.uniform = st.uniform
         self._levels: list[list[list[int]] | None] = [None] * self.n_types
         self.hint = list(self.maxcap)  # upper bound of free on unreserved nodes, per type
         self.scans = [0] * self.n_types
@@ -194,8 +271,7 @@ class FreeState:
 
     def whole_counts(self) -> np.ndarray:
         """Wholly free in-service nodes per type."""
-        up = self.fleet.state == NODE_UP
-        whole = up & (self.free == self.cap)
+        whole = self.static.up & (self.free == self.cap)
         return np.bincount(self.fleet.type_idx[whole], minlength=self.n_types)
 
     def memo_tables(self) -> tuple[np.ndarray, np.ndarray]:
