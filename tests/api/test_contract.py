@@ -223,3 +223,15 @@ def test_deeply_nested_json_is_422_on_body(sqlite_world: World) -> None:
                       content=deep)
     assert r.status_code == 422, r.text
     assert r.json()["error"] == r.json()["error"] | {"code": "invalid_input", "field": "body"}
+
+
+def test_every_answer_writes_times_with_z(sqlite_world: World) -> None:
+    w = sqlite_world
+    h = w.h("admin")
+    grant = w.client.get(f"/v1/grants/{w.ids['grant_p_a1']}", headers=h).json()
+    assert grant["start"].endswith("Z") and grant["created_at"].endswith("Z"), grant
+    project = w.client.get(f"/v1/projects/{w.ids['p_a1']}", headers=h).json()
+    assert project["created_at"].endswith("Z"), project
+    usage = w.client.get("/v1/usage?start=2030-01-01T00:00:00%2B02:00&end=2031-01-01T00:00:00Z",
+                         headers=h).json()
+    assert usage["start"] == "2029-12-31T22:00:00Z" and usage["end"] == "2031-01-01T00:00:00Z"

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from aicc.api.auth import CurrentPrincipal
 from aicc.store.db import transaction
 from aicc.web.usage import GroupBy, usage_report
+from aicc.workload.jobs import iso_time
 
 router = APIRouter(tags=["usage"])
 
@@ -36,8 +37,8 @@ async def get_usage(
     rows = await run_in_threadpool(run)
     return {
         "group_by": group_by,
-        "start": start.isoformat() if start else None,
-        "end": end.isoformat() if end else None,
+        "start": iso_time(start),
+        "end": iso_time(end),
         "accelerator_type": accelerator_type,
         "rows": rows,
         "total_accelerator_hours": sum(r["accelerator_hours"] for r in rows),

@@ -21,6 +21,7 @@ from aicc.service.snapshot import SnapshotBuilder, dt, ts
 from aicc.sim.forecast import forecast_start
 from aicc.store.models import JobState
 from aicc.workload import jobs as service
+from aicc.workload.jobs import iso_time
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
@@ -30,7 +31,7 @@ MIN_FORECAST_CYCLE_S = 30.0
 
 
 def _iso(seconds: float | None) -> str | None:
-    return None if seconds is None else dt(seconds).isoformat()
+    return None if seconds is None else iso_time(dt(seconds))
 
 
 @router.get("/jobs/{job_id}/forecast")
