@@ -36,7 +36,7 @@ err = Console(stderr=True)
 EXIT_UNREACHABLE = 7
 EXIT_SERVER = 6
 # HTTP status of an API error → exit code (the same classes as ``errors.EXIT_CODE``).
-HTTP_EXIT = {400: 2, 401: 4, 403: 4, 404: 3, 409: 5, 413: 2, 422: 2}
+HTTP_EXIT = {400: 2, 401: 4, 403: 4, 404: 3, 409: 5, 413: 2, 415: 2, 422: 2}
 
 UrlOpt = Annotated[str, typer.Option("--url", envvar="AICC_URL", help="API base URL")]
 TokenOpt = Annotated[str | None, typer.Option("--token", envvar="AICC_TOKEN",

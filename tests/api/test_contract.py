@@ -235,3 +235,29 @@ def test_every_answer_writes_times_with_z(sqlite_world: World) -> None:
     usage = w.client.get("/v1/usage?start=2030-01-01T00:00:00%2B02:00&end=2031-01-01T00:00:00Z",
                          headers=h).json()
     assert usage["start"] == "2029-12-31T22:00:00Z" and usage["end"] == "2031-01-01T00:00:00Z"
+
+
+def test_one_key_twice_in_one_batch_with_other_bodies(sqlite_world: World) -> None:
+    """Two submissions with one key in the same group-commit batch: the second, if its body
+    differs, is refused, and only the first is stored."""
+    from aicc.errors import Conflict
+    from aicc.store.db import transaction
+    from aicc.tenancy.access import load_principal
+    from aicc.tenancy.service import get_user
+    from aicc.workload.jobs import Gang, JobSubmission, SubmitRequest, submit_jobs
+
+    w = sqlite_world
+    factory = session_factory(w.engine)
+
+    def spec(name: str) -> JobSubmission:
+        return JobSubmission(project_id=w.ids["p_a1"], accelerator_type="h100-sxm-80g",
+                             gang=Gang(per_node=1), time_limit_s=60, name=name)
+
+    with transaction(factory) as s:
+        who = load_principal(session=s, user=get_user(session=s, user_id=w.ids["member_a1"]))
+        res = submit_jobs(session=s, requests=[SubmitRequest(who, spec("a"), "k"),
+                                               SubmitRequest(who, spec("a"), "k"),
+                                               SubmitRequest(who, spec("b"), "k")])
+    assert res[0].created and res[1].job_id == res[0].job_id and not res[1].created
+    assert isinstance(res[2].error, Conflict) and res[2].error.field == "Idempotency-Key"
+    assert _jobs(w) == 1
