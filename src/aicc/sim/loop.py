@@ -514,40 +514,63 @@ class Simulator:
         nodes of its type. Without backfill and under FIFO order (rule 10) a type's first job
         in submit order that cannot start blocks the type, so only those heads count. A
         preemption (rule 8) needs a running job on capacity lent by a sector (the lender
-        column) that ran at least the policy's minimum runtime."""
+        column) that ran at least the policy's minimum runtime and a pending job within its
+        sector's entitlement (see :meth:`_may_preempt`)."""
         if not len(pend):
             return False
         pol, J = self.policy, self.jobs
-        if pol.preemption and pol.entitlements:
-            self.running.compact()
-            ids = self.running.ids
-            lent = self.running.lender >= 0
-            if lent.any() and ((now - self.start[ids[lent]]) >= pol.min_runtime_s).any():
-                return True
         up = self.fleet.state == NODE_UP
+        if pol.preemption and pol.entitlements and self._may_preempt(pend, now, up):
+            return True
         free = np.where(up, self.free, 0)
         srt, bounds, has = self._by_type
         n_t = len(has)
         maxfree = np.zeros(n_t, dtype=np.int64)
         maxfree[has] = np.maximum.reduceat(free[srt], bounds[has])
         whole = np.bincount(self.fleet.type_idx[up & (free == self.cap)], minlength=n_t)
-        t = J.type_idx[pend].astype(np.int64)
-        n, k = J.nodes[pend], J.per_node[pend]
-        fits = np.where(n == 1, k <= maxfree[t], n <= whole[t])
         if (pol.name == "fifo" and not pol.backfill and not pol.entitlements
                 and not pol.require_grant and J.grant is None):
             # the head of each type: earliest submit among jobs the screen keeps (rule 6 shape)
             ti = self.fleet.type_idx[up]
-            cap_up = self.cap[up]
             n_up = np.bincount(ti, minlength=n_t)
             maxcap = np.zeros(n_t, dtype=np.int64)
-            np.maximum.at(maxcap, ti, cap_up)
+            np.maximum.at(maxcap, ti, self.cap[up])
+            t = J.type_idx[pend]
+            n, k = J.nodes[pend], J.per_node[pend]
             ok = (n >= 1) & (k >= 1) & (k <= maxcap[t]) & (n <= n_up[t])
-            sub = J.submit[pend]
-            first = np.full(n_t, np.inf)
-            np.minimum.at(first, t[ok], sub[ok])
-            fits &= ok & (sub == first[t])
+            sub = np.where(ok, J.submit[pend], np.inf)
+            if has.sum() == 1:
+                heads = np.flatnonzero(sub == sub.min())
+            else:
+                first = np.full(n_t, np.inf)
+                np.minimum.at(first, t, sub)
+                heads = np.flatnonzero(ok & (sub == first[t]))
+            pend = pend[heads]
+        t = J.type_idx[pend].astype(np.int64)
+        n, k = J.nodes[pend], J.per_node[pend]
+        fits = np.where(n == 1, k <= maxfree[t], n <= whole[t])
         return bool(fits.any())
+
+    def _may_preempt(self, pend: np.ndarray, now: float, up: np.ndarray) -> bool:
+        """Necessary for rule 8: a running job on lent capacity past the minimum runtime, and
+        a pending job within its sector's entitlement at cycle start (tier A, rule 1)."""
+        self.running.compact()
+        ids = self.running.ids
+        lent = self.running.lender >= 0
+        if not (lent.any()
+                and ((now - self.start[ids[lent]]) >= self.policy.min_runtime_s).any()):
+            return False
+        J, ten = self.jobs, self.tenancy
+        n_t = len(self.fleet.catalog)
+        type_cap = np.bincount(self.fleet.type_idx[up], weights=self.cap[up], minlength=n_t)
+        cap = np.asarray(ten.entitlement, dtype=np.float64) * type_cap[None, :]
+        n_s = cap.shape[0]
+        key = self.project_sector[J.project[ids]].astype(np.int64) * n_t + J.type_idx[ids]
+        used = np.bincount(key, weights=self.acc[ids].astype(np.float64),
+                           minlength=n_s * n_t).reshape(n_s, n_t)
+        room = cap - used
+        sec = self.project_sector[J.project[pend]]
+        return bool((self.acc[pend] <= room[sec, J.type_idx[pend]] + 1e-6).any())
 
     def _preempt(self, p: Preempt, now: float) -> None:
         j = p.job_id
