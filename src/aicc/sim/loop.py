@@ -227,6 +227,9 @@ class Simulator:
         bounds = np.searchsorted(fleet.type_idx[srt], np.arange(n_t))
         has = np.bincount(fleet.type_idx, minlength=n_t) > 0
         self._by_type = (srt, bounds, has)
+        self._submit_sorted = bool(n == 0 or (np.diff(jobs.submit) >= 0).all())
+        self._ok_key: tuple[bytes, bytes] | None = None
+        self._ok = np.zeros(0, dtype=bool)
         self.heap: list[tuple] = []
         self.seq = 0
         self.ap = 0  # next arrival
@@ -535,6 +538,21 @@ class Simulator:
             n_up = np.bincount(ti, minlength=n_t)
             maxcap = np.zeros(n_t, dtype=np.int64)
             np.maximum.at(maxcap, ti, self.cap[up])
+            if self._submit_sorted:  # rows in submit order: the head is the first row kept
+                okj = self._shape_ok(maxcap, n_up)
+                okp = okj[pend]
+                if not okp.any():
+                    return False
+                s0 = J.submit[int(pend[okp].min())] if has.sum() == 1 else None
+                if s0 is not None:
+                    lo = int(np.searchsorted(J.submit, s0, side="left"))
+                    hi = int(np.searchsorted(J.submit, s0, side="right"))
+                    rows = np.arange(lo, hi)
+                    pend = rows[(self.state[rows] == ST_PENDING) & okj[rows]]
+                    t = J.type_idx[pend].astype(np.int64)
+                    fits = np.where(J.nodes[pend] == 1, J.per_node[pend] <= maxfree[t],
+                                    J.nodes[pend] <= whole[t])
+                    return bool(fits.any())
             t = J.type_idx[pend]
             n, k = J.nodes[pend], J.per_node[pend]
             ok = (n >= 1) & (k >= 1) & (k <= maxcap[t]) & (n <= n_up[t])
@@ -550,6 +568,18 @@ class Simulator:
         n, k = J.nodes[pend], J.per_node[pend]
         fits = np.where(n == 1, k <= maxfree[t], n <= whole[t])
         return bool(fits.any())
+
+    def _shape_ok(self, maxcap: np.ndarray, n_up: np.ndarray) -> np.ndarray:
+        """Per job: does its shape fit the nodes in service (the screen's rule 6 check)?
+        Rebuilt only when the nodes in service change."""
+        key = (maxcap.tobytes(), n_up.tobytes())
+        if self._ok_key != key:
+            J = self.jobs
+            t = J.type_idx
+            self._ok = ((J.nodes >= 1) & (J.per_node >= 1) & (J.per_node <= maxcap[t])
+                        & (J.nodes <= n_up[t]))
+            self._ok_key = key
+        return self._ok
 
     def _may_preempt(self, pend: np.ndarray, now: float, up: np.ndarray) -> bool:
         """Necessary for rule 8: a running job on lent capacity past the minimum runtime, and
