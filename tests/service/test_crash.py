@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -19,8 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from aicc.allocation.grants import create_grant
 from aicc.store.db import make_engine, session_factory, transaction
@@ -28,6 +26,7 @@ from aicc.store.migrate import upgrade
 from aicc.store.models import Job, JobState, LedgerEntry, Sector
 from aicc.store.seed import seed_default_sectors
 from aicc.tenancy import service as tenancy
+from conftest import fresh_postgres_database
 
 ADMIN = "crash-test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -126,19 +125,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'var' / 'aicc.db'}"
         return
-    base = os.environ.get("AICC_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("AICC_TEST_POSTGRES_URL is not set: run `make test`")
-    name = f"aicc_crash_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database("aicc_crash") as url:
+        yield url
 
 
 @pytest.mark.slow
