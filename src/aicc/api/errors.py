@@ -24,6 +24,24 @@ _HTTP_CODES = {401: "authentication_failed", 403: "permission_denied", 404: "not
                405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media"}
 
 
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None as soon as it grows past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
 def is_json_media(content_type: str | bytes | None) -> bool:
     """``application/json`` or ``application/*+json`` (parameters such as charset allowed)."""
     if content_type is None:
@@ -164,21 +182,10 @@ class BodyLimit:
         if scope.get("method") not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._too_large(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body = await read_body(receive, self.max_bytes)
+        if body is None:
+            await self._too_large(send)
+            return
         sent = False
 
         async def replay() -> Message:

@@ -25,6 +25,7 @@ from aicc.api.errors import (
     aicc_error_body,
     error_body,
     is_json_media,
+    read_body,
     validation_body,
 )
 from aicc.api.tokens import hash_token
@@ -124,23 +125,13 @@ class SubmitFastPath:
             elif name == b"content-length" and value.isdigit() and (
                     int(value) > self.max_body_bytes):
                 raise _TooLarge
-        chunks = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise _TooLarge
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        body = await read_body(receive, self.max_body_bytes)
+        if body is None:
+            raise _TooLarge
         if content_type is not None and not is_json_media(content_type):
             raise _Unsupported  # as BodyLimit answers every other route
         principal = await self._principal(authorization)
-        spec = JobSubmission.model_validate_json(b"".join(chunks))
+        spec = JobSubmission.model_validate_json(body)
         job, created = await self.state.committer.submit_async(
             SubmitRequest(principal, spec, key))
         return (201 if created else 200), job
