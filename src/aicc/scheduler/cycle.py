@@ -389,20 +389,14 @@ class _Walk:
                     self._block(t)
                 continue
             if n == 1:
-                if end >= fail_sub[t][k]:
-                    # a shape no larger, ending no sooner, already failed: the memo needs no
-                    # update (it is non-increasing in the shape), the hold is as below
-                    reason[j] = PRIORITY if k <= resv_max[t] else RESOURCES
-                    if backfill and res_count[t] < R_max:
-                        self._reserve(j, fs.reserve_sub(t, k), k)
-                    if fifo:
-                        self._block(t)
-                    else:
-                        blocked[t] = True
-                    continue
-                node = fs.find_sub(t, k, end)
+                # A shape no larger, ending no sooner, that already failed this cycle fails
+                # again without a search, and the memo needs no update (it is non-increasing
+                # in the shape).
+                known_failure = end >= fail_sub[t][k]
+                node = -1 if known_failure else fs.find_sub(t, k, end)
                 if node < 0:
-                    fs.remember_sub_failure(t, k, end)
+                    if not known_failure:
+                        fs.remember_sub_failure(t, k, end)
                     reason[j] = PRIORITY if k <= resv_max[t] else RESOURCES
                     if backfill and res_count[t] < R_max:
                         self._reserve(j, fs.reserve_sub(t, k), k)
