@@ -13,6 +13,10 @@ Measured in one run, on the same cluster (``scripts/slurm-lab.sh``, started here
   time and from 8 parallel submitters.
 - ``decision_to_running_median_s``: from an aicc decision (the call to ``start``) to Slurm
   reporting the job RUNNING, on an idle cluster, one job at a time.
+- ``api_submits_per_s`` (serial and 8 parallel clients): ``POST /v1/jobs`` to a real
+  ``aicc serve`` whose engine is this Slurm cluster, acknowledged after commit; and
+  ``api_submit_to_slurm_running_median_s``: from the API acknowledging a job to Slurm running it,
+  through the whole control plane (cycle, decision, held submit, release).
 
 Run: ``.venv/bin/python benchmarks/bench_slurm.py`` (root on Debian; ``make bench`` runs it).
 """
@@ -20,10 +24,13 @@ Run: ``.venv/bin/python benchmarks/bench_slurm.py`` (root on Debian; ``make benc
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -75,6 +82,94 @@ def bench_sbatch(runner: SlurmRunner, account: str, n: int, parallel: int) -> fl
 def spec(job_id: int, runtime: float) -> LaunchSpec:
     return LaunchSpec(job_id=job_id, project="bench", accelerator_type="h100-sxm-80g", nodes=1,
                       per_node=1, time_limit_s=60, runtime_s=runtime)
+
+
+def bench_api(conf: Path, n: int) -> tuple[float, float, float]:
+    """Serial and 8-parallel API submission rates, and the median API-ack → Slurm RUNNING time,
+    against ``aicc serve`` on this Slurm (a fresh SQLite store)."""
+    import httpx
+
+    token = "bench-admin-" + uuid.uuid4().hex
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    tmp = Path(tempfile.mkdtemp(prefix="aicc-bench-slurm-"))
+    prefix = f"a{os.getpid()}"
+    env = {**os.environ, "AICC_DATABASE_URL": f"sqlite:///{tmp / 'aicc.db'}",
+           "AICC_ADMIN_TOKEN": token, "AICC_PORT": str(port), "AICC_ENGINE": "slurm",
+           "AICC_SLURM_CONF": str(conf), "AICC_SLURM_POLL_INTERVAL_S": "0.2",
+           "AICC_CYCLE_INTERVAL_S": "0.2", "AICC_CONFIG": ""}
+    env["AICC_SLURM_JOB_PREFIX"] = prefix
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "aicc"), "serve"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    h = {"Authorization": f"Bearer {token}"}
+    try:
+        with httpx.Client(base_url=base, headers=h, timeout=30) as c:
+            t0 = time.monotonic()
+            while True:
+                try:
+                    if c.get("/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() - t0 > 60 or proc.poll() is not None:
+                    raise RuntimeError("aicc serve did not come up")
+                time.sleep(0.2)
+            sector = c.get("/v1/sectors").json()["items"][0]["id"]
+            org = c.post("/v1/organizations", json={"name": f"{prefix}-org",
+                                                    "sector_id": sector}).json()["id"]
+            project = c.post("/v1/projects", json={"name": f"{prefix}-proj",
+                                                   "organization_id": org}).json()["id"]
+            r = c.post("/v1/grants", json={
+                "project_id": project, "accelerator_type": "h100-sxm-80g",
+                "accelerator_hours": 100000, "start": "2020-01-01T00:00:00Z",
+                "end": "2099-01-01T00:00:00Z"})
+            r.raise_for_status()
+
+        def submit(client: httpx.Client, i: int, runtime: float = 0.5) -> int:
+            r = client.post("/v1/jobs", headers={"Idempotency-Key": f"{prefix}-{i}"}, json={
+                "project_id": project, "accelerator_type": "h100-sxm-80g",
+                "gang": {"nodes": 1, "per_node": 1}, "time_limit_s": 120,
+                "runtime_s": runtime, "script": "true"})
+            r.raise_for_status()
+            return int(r.json()["id"])
+
+        with httpx.Client(base_url=base, headers=h, timeout=30) as c:
+            t0 = time.perf_counter()
+            for i in range(n):
+                submit(c, i)
+            serial = n / (time.perf_counter() - t0)
+        clients = [httpx.Client(base_url=base, headers=h, timeout=30) for _ in range(8)]
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda i: submit(clients[i % 8], n + i), range(2 * n)))
+        parallel = 2 * n / (time.perf_counter() - t0)
+        for cl in clients:
+            cl.close()
+        # Let the queue drain, then time single jobs from acknowledgement to RUNNING in Slurm.
+        runner = SlurmRunner(conf, timeout_s=30)
+        wait_drained(runner, prefix, limit_s=300)
+        latencies = []
+        with httpx.Client(base_url=base, headers=h, timeout=30) as c:
+            for k in range(5):
+                t_ack = time.time()
+                jid = submit(c, 10 * n + k, runtime=3.0)
+                name = f"{prefix}-{jid}"
+                while time.time() - t_ack < 60:
+                    if any(j["name"] == name and j["job_state"] in ("RUNNING", "COMPLETING")
+                           for j in runner.json(["squeue"])["jobs"]):
+                        latencies.append(time.time() - t_ack)
+                        break
+                    time.sleep(0.05)
+                wait_drained(runner, prefix, limit_s=60)
+        return serial, parallel, (statistics.median(latencies) if latencies else float("nan"))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def main() -> None:
@@ -135,6 +230,11 @@ def main() -> None:
               f"{min(latencies, default=float('nan')):.3f}s, max "
               f"{max(latencies, default=float('nan')):.3f}s); Slurm client calls in this run "
               f"(all parts): {runner.stats.by_command}")
+        api_serial, api_parallel, api_latency = bench_api(LAB / "etc" / "slurm.conf",
+                                                          N_SERIAL)
+        print(f"RESULT api_submits_serial_per_s={api_serial:.1f} "
+              f"api_submits_parallel8_per_s={api_parallel:.1f} "
+              f"api_submit_to_slurm_running_median_s={api_latency:.3f}")
         print(f"RESULT aicc_submits_cycle8_per_s={batch_rate:.1f}")
         print(f"RESULT decision_to_running_median_s={median:.3f}")
         print(f"RESULT aicc_submits_per_s={aicc_rate:.1f} sbatch_serial_per_s={serial:.1f} "

@@ -127,6 +127,7 @@ ENV_KEYS: dict[str, str] = {
     "AICC_SLURM_CONF": "engine.slurm_conf",
     "AICC_SLURM_POLL_INTERVAL_S": "engine.slurm_poll_interval_s",
     "AICC_SLURM_PARTITION": "engine.slurm_partition",
+    "AICC_SLURM_JOB_PREFIX": "engine.slurm_job_prefix",
     "AICC_CLOCK_SPEED": "demo.clock_speed",
     "AICC_SITE_POWER_MW": "energy.site_power_mw",
     "AICC_PUE": "energy.pue",
