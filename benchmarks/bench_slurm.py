@@ -24,7 +24,6 @@ Run: ``.venv/bin/python benchmarks/bench_slurm.py`` (root on Debian; ``make benc
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _serve import free_port, stop, wait_healthy  # noqa: E402
 from aicc.engines.base import LaunchSpec, StartOrder  # noqa: E402
 from aicc.engines.slurm import SlurmEngine, SlurmRunner  # noqa: E402
 
@@ -90,9 +90,7 @@ def bench_api(conf: Path, n: int) -> tuple[float, float, float]:
     import httpx
 
     token = "bench-admin-" + uuid.uuid4().hex
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="aicc-bench-slurm-"))
     prefix = f"a{os.getpid()}"
     env = {**os.environ, "AICC_DATABASE_URL": f"sqlite:///{tmp / 'aicc.db'}",
@@ -105,17 +103,8 @@ def bench_api(conf: Path, n: int) -> tuple[float, float, float]:
     base = f"http://127.0.0.1:{port}"
     h = {"Authorization": f"Bearer {token}"}
     try:
+        wait_healthy(proc, base, limit_s=60)
         with httpx.Client(base_url=base, headers=h, timeout=30) as c:
-            t0 = time.monotonic()
-            while True:
-                try:
-                    if c.get("/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() - t0 > 60 or proc.poll() is not None:
-                    raise RuntimeError("aicc serve did not come up")
-                time.sleep(0.2)
             sector = c.get("/v1/sectors").json()["items"][0]["id"]
             org = c.post("/v1/organizations", json={"name": f"{prefix}-org",
                                                     "sector_id": sector}).json()["id"]
@@ -165,11 +154,7 @@ def bench_api(conf: Path, n: int) -> tuple[float, float, float]:
                 wait_drained(runner, prefix, limit_s=60)
         return serial, parallel, (statistics.median(latencies) if latencies else float("nan"))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, limit_s=20)
 
 
 def main() -> None:

@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,11 +38,11 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import numpy as np
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from _serve import free_port, stop, wait_healthy
 from aicc.allocation.grants import create_grant
 from aicc.api.tokens import create_token
 from aicc.fleet import build_fleet
@@ -175,12 +174,6 @@ def prepare(db_url: str) -> tuple[str, int]:
     return token, pid
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(db_url: str, port: int, workers: int, tmp: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ, AICC_DATABASE_URL=db_url, AICC_CONFIG=str(tmp / "none.toml"))
     (tmp / "none.toml").write_text("")
@@ -189,18 +182,8 @@ def start_server(db_url: str, port: int, workers: int, tmp: Path) -> subprocess.
            "--no-access-log", "--workers", str(workers), "--http", "httptools",
            "--loop", "uvloop", "--backlog", "4096"]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError("server exited during start")
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("server did not answer /healthz within 30 s")
+    wait_healthy(proc, f"http://127.0.0.1:{port}")
+    return proc
 
 
 async def _worker(port: int, token: str, body: bytes, wid: int, t_start: float, t_end: float,
@@ -370,11 +353,7 @@ def run_store(store: str, db_url: str, args: argparse.Namespace, tmp: Path) -> N
         print(f"RESULT store={store} submits_per_s={rate:.0f} p50_ms={p50:.2f} "
               f"p99_ms={p99:.2f}", flush=True)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def main() -> None:
