@@ -29,6 +29,7 @@ from aicc.store.models import Job, JobState, LedgerEntry, Role
 from aicc.store.seed import seed_catalog
 from aicc.tenancy import service as tenancy
 from engines.contract import EngineHarness, collect, of, order, spec
+from engines.sacct_wait import wait_for_runs
 
 pytestmark = pytest.mark.slurm
 
@@ -131,16 +132,11 @@ def test_tree_from_store_and_usage_from_sacct_enters_the_ledger_once(
     [started] = of(events, job_id, EventKind.STARTED)
     [finished] = of(events, job_id, EventKind.FINISHED)
 
+    runs = wait_for_runs(runner, p)
+    [run] = runs
     # sacct speaks aicc's words: the job is charged to the project's account.
     acct = runner.run(["sacct", "-n", "-P", "-X", "-A", f"{p}-climate", "-o", "JobName,Account"])
     assert f"{p}-{job_id}|{p}-climate" in acct.splitlines()
-    runs = []
-    for _ in range(50):  # slurmdbd stores the end a moment after slurmctld knows it
-        runs = read_runs(runner, prefix=p)
-        if runs:
-            break
-        time.sleep(0.2)
-    [run] = runs
     assert (run.job_id, run.attempt, run.account, run.gpus) == (job_id, 1, f"{p}-climate", 2)
     with Session(db) as s, s.begin():
         assert import_usage(s, runs) == 1

@@ -15,7 +15,7 @@ from aicc.allocation.grants import create_grant
 from aicc.clock import WallClock
 from aicc.config import Settings
 from aicc.engines.slurm import AccountManager, SlurmEngine, SlurmRunner, tree_from_store
-from aicc.engines.slurm.usage import import_usage, read_runs
+from aicc.engines.slurm.usage import import_usage
 from aicc.service.loop import ControlPlane
 from aicc.service.snapshot import dt, ts
 from aicc.store.db import make_engine, session_factory, transaction
@@ -25,6 +25,7 @@ from aicc.store.seed import seed_default_sectors, sync_fleet
 from aicc.tenancy import service as tenancy
 from aicc.tenancy.access import load_principal
 from aicc.workload.jobs import JobSubmission, submit_job
+from engines.sacct_wait import wait_for_runs
 
 pytestmark = pytest.mark.slurm
 
@@ -101,12 +102,7 @@ def test_the_control_plane_runs_jobs_on_slurm_and_charges_once(world: dict) -> N
     elapsed = ts(job.ended_at) - ts(job.started_at)
     assert entry.accelerator_seconds == pytest.approx(2 * elapsed)
     # The sacct import sees the same attempt and adds nothing: charged exactly once.
-    runs = []
-    for _ in range(50):
-        runs = read_runs(world["runner"], prefix=world["prefix"])
-        if runs:
-            break
-        time.sleep(0.2)
+    runs = wait_for_runs(world["runner"], world["prefix"])
     assert [(r.job_id, r.attempt, r.gpus) for r in runs] == [(jid, 1, 2)]
     # The end is Slurm's; the store's start is the decision, a scheduling moment earlier.
     assert ts(job.ended_at) == runs[0].end
