@@ -52,9 +52,10 @@ class Center:
                                 idempotency_key=key, now=dt(self.clock.now()))
             return job.id
 
-    def control_plane(self, engine: TwinEngine | None = None, **kw) -> ControlPlane:
+    def control_plane(self, engine: TwinEngine | None = None, policy: str = "fifo",
+                      **kw) -> ControlPlane:
         engine = engine or TwinEngine(build_fleet("lab"))
-        return ControlPlane(self.settings, self.factory, engine, self.clock, "fifo", **kw)
+        return ControlPlane(self.settings, self.factory, engine, self.clock, policy, **kw)
 
     def run(self, cp: ControlPlane, until: float, step: float = 60.0) -> None:
         """Cycle every ``step`` seconds of clock time up to ``until``."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
+from aicc.allocation.grants import create_grant
 from aicc.engines.base import LaunchSpec, StartOrder
 from aicc.engines.twin import TwinEngine
 from aicc.errors import EngineError
@@ -12,8 +15,20 @@ from aicc.fleet import build_fleet
 from aicc.ledger import event_id
 from aicc.service.snapshot import dt, ts
 from aicc.store.db import transaction
-from aicc.store.models import Job, JobEventRow, JobState, LedgerEntry, Node, NodeState
-from aicc.workload.jobs import cancel_job
+from aicc.store.models import (
+    Job,
+    JobEventRow,
+    JobState,
+    LedgerEntry,
+    Node,
+    NodeState,
+    Role,
+    Sector,
+    User,
+)
+from aicc.tenancy import service as tenancy
+from aicc.tenancy.access import load_principal
+from aicc.workload.jobs import JobSubmission, cancel_job, submit_job
 from service.conftest import T0, Center
 
 H100_TDP_W = 700.0  # catalog figure, restated here on purpose
@@ -272,23 +287,120 @@ def test_a_failing_feeder_does_not_stop_scheduling(center: Center) -> None:
     assert cp.stats().last_error == "feeder: RuntimeError: workload file unreadable"
 
 
-def test_the_scheduler_learns_lenders_only_for_jobs_this_process_started(center: Center
+def public_submitter(center: Center):
+    """A public-sector project with an H100 grant; returns a function that submits for it."""
+    with transaction(center.factory) as session:
+        public = session.scalar(select(Sector).where(Sector.name == "public"))
+        org = tenancy.create_organization(session=session, name="Harbor Authority",
+                                          sector_id=public.id)
+        project = tenancy.create_project(session=session, name="flood-model",
+                                         organization_id=org.id)
+        user = tenancy.create_user(session=session, name="bob")
+        tenancy.create_membership(session=session, user_id=user.id, role=Role.MEMBER,
+                                  project_id=project.id)
+        create_grant(session=session, project_id=project.id, accelerator_type="h100-sxm-80g",
+                     accelerator_hours=10_000, start=dt(T0) - timedelta(days=1),
+                     end=dt(T0) + timedelta(days=90))
+        pid, uid = project.id, user.id
+
+    def submit(nodes: int, runtime: float) -> int:
+        with transaction(center.factory) as session:
+            spec = JobSubmission(project_id=pid, accelerator_type="h100-sxm-80g",
+                                 gang={"nodes": nodes, "per_node": 8}, time_limit_s=7200.0,
+                                 runtime_s=runtime)
+            principal = load_principal(session=session, user=session.get(User, uid))
+            j, _ = submit_job(session=session, principal=principal, spec=spec,
+                              now=dt(center.clock.now()))
+            return j.id
+
+    return submit
+
+
+def lenders(center: Center, plane) -> dict[int, str]:
+    """The scheduler's view of running jobs' lenders: job id -> lending sector ("" for none)."""
+    with center.factory() as session:
+        built = plane.builder.build(session, center.clock.now())
+    run = built.snapshot.running
+    names = built.snapshot.tenancy.sector_names
+    assert len(run.lender) == len(run), "the running table's lenders are unknown"
+    return {int(j): names[x] if x >= 0 else "" for j, x in zip(run.id, run.lender, strict=True)}
+
+
+def test_a_restarted_control_plane_knows_which_sector_lent_a_running_job(center: Center
                                                                         ) -> None:
-    center.submit(runtime=1000.0)
-    cp = center.control_plane()
+    """Research (20 % of 128 H100s) starts 96 accelerators: 70.4 borrowed, mostly from
+    public. A new control plane over the same store and engine still names the lender."""
+    jid = center.submit(nodes=12, runtime=1000.0)
+    small = center.submit(nodes=1, runtime=1000.0)
+    engine = TwinEngine(build_fleet("lab"))
+    first = center.control_plane(engine, "fairshare")
+    first.run_cycle()
+    assert job(center, jid).state == job(center, small).state == JobState.RUNNING
+    assert lenders(center, first) == {jid: "public", small: ""}
+    del first  # the process dies; the engine keeps running the jobs
+    center.clock.advance_to(T0 + 300)
+    second = center.control_plane(engine, "fairshare")
+    assert second.reconcile(center.clock.now())["requeued"] == 0
+    assert lenders(center, second) == {jid: "public", small: ""}
+    with center.factory() as session:
+        public_id = session.scalar(select(Sector.id).where(Sector.name == "public"))
+    j = job(center, jid)
+    assert (j.borrowed, j.lender_sector_id) == (True, public_id)
+    center.run(second, T0 + 1200)
+    j = job(center, jid)
+    assert j.state == JobState.FINISHED
+    assert (j.borrowed, j.lender_sector_id) == (None, None)  # cleared when it left running
+
+
+def test_a_job_running_since_before_lenders_were_stored_leaves_them_unknown(center: Center
+                                                                           ) -> None:
+    jid = center.submit(runtime=1000.0)
+    cp = center.control_plane(policy="fairshare")
     cp.run_cycle()
+    with transaction(center.factory) as session:  # as after the upgrade that added the column
+        session.get(Job, jid).borrowed = None
+    with center.factory() as session:
+        built = cp.builder.build(session, center.clock.now())
+    assert len(built.snapshot.running) == 1
+    assert built.snapshot.running.lender.tolist() == []  # the scheduler derives it from usage
 
-    def lenders(plane) -> list[int]:
-        with center.factory() as session:
-            built = plane.builder.build(session, center.clock.now())
-        plane._attach_lenders(built)
-        return built.snapshot.running.lender.tolist()
 
-    [lender] = lenders(cp)
-    assert -1 <= lender < 3
-    restarted = center.control_plane()
-    restarted.reconcile(center.clock.now())
-    assert lenders(restarted) == []  # unknown: the scheduler derives borrowing from usage
+def test_a_notice_keeps_its_deadline_across_a_restart(center: Center) -> None:
+    """Public needs 48 of the 32 free H100s while research borrows 96 from it: after research's
+    minimum runtime the scheduler gives notice with a grace of 300 s. The control plane is
+    replaced midway through the grace; the job still stops at the first notice's deadline."""
+    jid = center.submit(nodes=12, runtime=5000.0, limit=7200.0, preemptible=True)
+    submit_public = public_submitter(center)
+    engine = TwinEngine(build_fleet("lab"))
+    first = center.control_plane(engine, "fairshare")
+    first.run_cycle()
+    public_job = submit_public(nodes=6, runtime=600.0)
+    first.run_cycle()
+    assert job(center, public_job).state == JobState.PENDING
+    while job(center, jid).preempt_at is None:
+        assert center.clock.now() < T0 + 1200, "no notice was given"
+        center.run(first, center.clock.now() + 60)
+    noticed_at = center.clock.now()
+    j = job(center, jid)
+    deadline = ts(j.preempt_at)
+    assert deadline == noticed_at + 300.0 and j.preempt_message
+    assert j.reason.startswith("notice: ")
+    # Replaced 120 s into the grace, with the same engine.
+    center.clock.advance_to(noticed_at + 120)
+    del first
+    second = center.control_plane(engine, "fairshare")
+    second.run_cycle()  # the scheduler repeats the victim: the first notice counts
+    assert ts(job(center, jid).preempt_at) == deadline
+    center.run(second, deadline - 1, step=20)
+    assert [r.job_id for r in engine.running()] == [jid]
+    center.clock.advance_to(deadline)
+    assert second.run_cycle().preempted == 1
+    center.run(second, deadline + 60)
+    j = job(center, jid)
+    assert j.state == JobState.PENDING and j.preempt_at is None and j.borrowed is None
+    [first_attempt] = [e for e in ledger(center, jid) if e.event_id == event_id(jid, 1, "usage")]
+    assert first_attempt.accelerator_seconds == pytest.approx(96 * (deadline - T0))
+    assert job(center, public_job).state == JobState.RUNNING
 
 
 def test_a_preempted_job_gets_its_grace_before_it_is_stopped(center: Center) -> None:

@@ -44,6 +44,12 @@ class JobRow:
     preemptible: bool
     script: str | None
     read_state: JobState | None = None  # the state when read: the UPDATE's guard
+    # The attempt's scheduling state, not read: every move clears it (``advance``) and the
+    # loop sets the lender of a job it starts; the batch writes these with the move.
+    borrowed: bool | None = None
+    lender_sector_id: int | None = None
+    preempt_at: datetime | None = None
+    preempt_message: str | None = None
 
     @property
     def accelerators(self) -> int:
@@ -94,13 +100,18 @@ class Batch:
             return 0
         params = [{"jid": j.id, "guard": j.read_state.value if j.read_state else j.state.value,
                    "state": j.state.value, "reason": j.reason, "started_at": j.started_at,
-                   "ended_at": j.ended_at, "attempts": j.attempts, "placement": j.placement}
+                   "ended_at": j.ended_at, "attempts": j.attempts, "placement": j.placement,
+                   "borrowed": j.borrowed, "lender": j.lender_sector_id,
+                   "preempt_at": j.preempt_at, "preempt_message": j.preempt_message}
                   for j in self._changed.values()]
         stmt = (update(Job)
                 .where(Job.id == bindparam("jid"), Job.state == bindparam("guard"))
                 .values(state=bindparam("state"), reason=bindparam("reason"),
                         started_at=bindparam("started_at"), ended_at=bindparam("ended_at"),
-                        attempts=bindparam("attempts"), placement=bindparam("placement"))
+                        attempts=bindparam("attempts"), placement=bindparam("placement"),
+                        borrowed=bindparam("borrowed"), lender_sector_id=bindparam("lender"),
+                        preempt_at=bindparam("preempt_at"),
+                        preempt_message=bindparam("preempt_message"))
                 .execution_options(synchronize_session=False))
         conn = session.connection()
         result = conn.execute(stmt, params)

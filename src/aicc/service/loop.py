@@ -16,7 +16,10 @@ Restart safety: :meth:`ControlPlane.reconcile` runs before the first cycle. A jo
 running that the engine does not know is re-established when the engine can (the twin's
 ``adopt``: it keeps running to its original end) and requeued otherwise; a job the engine runs
 that the store does not call running is cancelled. Ledger event ids are deterministic and
-written with insert-or-ignore, so replaying events after a crash never charges twice.
+written with insert-or-ignore, so replaying events after a crash never charges twice. The
+scheduling state of a running attempt — the sector it borrows from, a preemption notice's
+deadline — is written with the start or the notice and read back with every snapshot, so a
+restarted control plane keeps lenders and original deadlines.
 """
 
 from __future__ import annotations
@@ -113,8 +116,7 @@ class ControlPlane:
         self._project_names: dict[int, str] = {}
         self._reasons_at = -float("inf")
         self._cycle_error = ""
-        self._lender: dict[int, int] = {}  # running job id -> sector it borrows from, or -1
-        self._preempt_at: dict[int, tuple[float, str]] = {}  # victim -> (stop time, message)
+        self._stopping: set[int] = set()  # victims this process told the engine to stop
         self.reason_interval_s = reason_interval_s
         self._reconciled = False
         self._cycle_lock = threading.Lock()
@@ -190,7 +192,6 @@ class ControlPlane:
                     self.apply_events(session, events)
             with self.session_factory() as session:
                 built = self.builder.build(session, now)
-            self._attach_lenders(built)
             t1 = time.perf_counter()
             decisions = schedule(built.snapshot, self.policy)
             t2 = time.perf_counter()
@@ -326,7 +327,10 @@ class ControlPlane:
                         attach.append({"jid": job.id, "gid": job.grant_id})
                 placement = [names[i] for i, _ in s.placement]
                 batch.move(job, JobState.RUNNING, at, "running", placement)
-                self._lender[job.id] = s.lender
+                # The lender survives a restart (scheduler rule 8 preempts on its behalf).
+                job.borrowed = bool(s.borrowed)
+                job.lender_sector_id = (int(built.sector_ids[s.lender]) if s.lender >= 0
+                                        else None)
                 orders.append(StartOrder(spec=self._launch(session, job),
                                          nodes=tuple(placement),
                                          per_node=tuple(int(c) for _, c in s.placement)))
@@ -341,39 +345,34 @@ class ControlPlane:
     def apply_preemptions(self, built: StoreSnapshot, preempts: Sequence[Preempt], now: float
                           ) -> int:
         """Give each victim notice, and stop it once its grace has elapsed (the time of the
-        first notice counts: the scheduler repeats a victim every cycle until it stops).
-        Returns how many jobs were told to stop."""
+        first notice counts: the scheduler repeats a victim every cycle until it stops). The
+        notice's deadline and message are stored with it, so a restart keeps the original
+        deadline. Returns how many jobs were told to stop."""
         running = set(built.snapshot.running.id.tolist())
-        self._preempt_at = {j: v for j, v in self._preempt_at.items() if j in running}
-        notices = []
+        self._stopping &= running
+        notices = {j: v for j, v in built.notices.items() if j in running}
+        given = []
         for p in preempts:
-            if p.job_id in running and p.job_id not in self._preempt_at:
-                self._preempt_at[p.job_id] = (now + p.grace_s, p.message)
-                notices.append({"jid": p.job_id,
-                                "reason": f"notice: {p.message} (stops at "
-                                          f"{dt(now + p.grace_s).isoformat()})"[:512]})
-        if notices:
+            if p.job_id in running and p.job_id not in notices:
+                stop_at = now + p.grace_s
+                notices[p.job_id] = (stop_at, p.message)
+                given.append({"jid": p.job_id, "at": dt(stop_at), "message": p.message[:256],
+                              "reason": f"notice: {p.message} (stops at "
+                                        f"{dt(stop_at).isoformat()})"[:512]})
+        if given:
+            # Guarded: a job that already has a notice keeps its first deadline.
             stmt = (update(Job).where(Job.id == bindparam("jid"),
-                                      Job.state == JobState.RUNNING)
-                    .values(reason=bindparam("reason"))
+                                      Job.state == JobState.RUNNING, Job.preempt_at.is_(None))
+                    .values(reason=bindparam("reason"), preempt_at=bindparam("at"),
+                            preempt_message=bindparam("message"))
                     .execution_options(synchronize_session=False))
             with transaction(self.session_factory) as session:
-                session.connection().execute(stmt, notices)
-        due = sorted(j for j, (at, _) in self._preempt_at.items() if at <= now)
+                session.connection().execute(stmt, given)
+        due = sorted(j for j, (at, _) in notices.items() if at <= now and j not in self._stopping)
         for j in due:
-            _, message = self._preempt_at.pop(j)
-            self.engine.preempt([j], now, reason=message)
+            self._stopping.add(j)
+            self.engine.preempt([j], now, reason=notices[j][1])
         return len(due)
-
-    def _attach_lenders(self, built: StoreSnapshot) -> None:
-        """Tell the scheduler which sector each running job borrows from, as decided when it
-        started. Known only for jobs this process started: after a restart, until those end,
-        the table says "unknown" and the scheduler derives borrowing from usage."""
-        run = built.snapshot.running
-        ids = run.id.tolist()
-        self._lender = {i: self._lender[i] for i in ids if i in self._lender}
-        if ids and len(self._lender) == len(ids):
-            run.lender = np.array([self._lender[i] for i in ids], dtype=np.int16)
 
     def _start(self, orders: list[StartOrder], now: float) -> None:
         """Tell the engine; if it refuses the whole batch, put the jobs back in the queue."""

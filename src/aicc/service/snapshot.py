@@ -4,12 +4,14 @@ The live loop and the start-time forecast both build snapshots here. :class:`Sna
 keeps what rarely changes (the fleet's shape) and what only grows (decayed usage, folded in from
 new ledger rows by id) between cycles; everything else (node states, pending and running jobs,
 tenancy, grant balances) is read per cycle with a handful of column queries, no ORM objects per
-job.
+job. That includes the scheduling state the loop keeps in the jobs table so that it survives a
+restart: each running job's lender (the running table's ``lender`` column) and preemption
+notices (:attr:`StoreSnapshot.notices`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -42,6 +44,8 @@ _COLS = (Job.id, Job.project_id, Job.accelerator_type, Job.nodes, Job.per_node,
          Job.time_limit_s, Job.job_class, Job.preemptible, Job.submitted_at, Job.grant_id,
          Job.started_at, Job.placement)
 _STATIC = _COLS[:10]
+# Running jobs only: whether the attempt borrows, and from which sector (see _lenders).
+_LENDER = (Job.borrowed, Job.lender_sector_id)
 _CHUNK = 5000
 
 _STATE_CODE = {name: code for code, name in enumerate(NODE_STATE_NAMES)}
@@ -72,6 +76,8 @@ class StoreSnapshot:
     grant_ids: np.ndarray  # int64: index -> grants.id
     node_ids: np.ndarray  # int64: index -> nodes.id
     sector_ids: np.ndarray  # int64: index -> sectors.id
+    # running job id -> (stop time, message) of the preemption notice it was given
+    notices: dict[int, tuple[float, str]] = field(default_factory=dict)
 
     @property
     def fleet(self) -> FleetArrays:
@@ -100,6 +106,17 @@ def _index_of(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
         return np.full(len(values), -1, dtype=np.int32)
     pos = np.searchsorted(ids, values).clip(0, len(ids) - 1)
     return np.where(ids[pos] == values, pos, -1).astype(np.int32)
+
+
+def _lenders(rows: list, sector_ids: np.ndarray) -> np.ndarray:
+    """The running table's ``lender`` column from the stored ``borrowed`` and
+    ``lender_sector_id`` (the last two columns of each row): a sector index per row, -1 where not
+    borrowed from a sector. Empty ("unknown": the scheduler derives borrowing from usage) while
+    any running job has no recorded lender, as one running since before the store kept it."""
+    if not rows or any(r[-2] is None for r in rows):
+        return np.zeros(0, dtype=np.int16)
+    ids = np.array([-1 if r[-1] is None else r[-1] for r in rows], dtype=np.int64)
+    return np.where(ids >= 0, _index_of(sector_ids, ids), -1).astype(np.int16)
 
 
 def attach_live_grants(pending: JobTable, grants: Grants, now: float) -> int:
@@ -237,8 +254,12 @@ class SnapshotBuilder:
 
         # Jobs: one column query each for running and pending.
         conn = session.connection()
-        running_rows = conn.execute(select(*_COLS).where(Job.state == JobState.RUNNING)
+        running_rows = conn.execute(select(*_COLS, *_LENDER)
+                                    .where(Job.state == JobState.RUNNING)
                                     .order_by(Job.id)).all()
+        notices = {int(j): (ts(at), msg or "") for j, at, msg in conn.execute(
+            select(Job.id, Job.preempt_at, Job.preempt_message)
+            .where(Job.state == JobState.RUNNING, Job.preempt_at.is_not(None))).all()}
         pending_rows = self._pending_rows(conn)
 
         # Grants: active ones; used = charged so far + what running jobs have accrued.
@@ -251,6 +272,7 @@ class SnapshotBuilder:
         used_s = np.array([used.get(g[0], 0.0) for g in grants], dtype=np.float64)
 
         running = self._table(running_rows, project_ids, grant_ids, with_alloc=True)
+        running.lender = _lenders(running_rows, sector_ids)
         pending = self._table(pending_rows, project_ids, grant_ids, with_alloc=False)
 
         accrued = running.accelerators * np.maximum(0.0, now - running.start_time)
@@ -283,7 +305,8 @@ class SnapshotBuilder:
         snap = Snapshot(now=now, fleet=fleet, free=free, running=running, pending=pending,
                         tenancy=tenancy, grants=grant_arrays, usage_decayed_s=usage_arr,
                         power_available_w=self.power_available_w)
-        return StoreSnapshot(snap, project_ids, grant_ids, self._node_ids.copy(), sector_ids)
+        return StoreSnapshot(snap, project_ids, grant_ids, self._node_ids.copy(), sector_ids,
+                             notices)
 
     def _table(self, rows: list, project_ids: np.ndarray, grant_ids: np.ndarray, *,
                with_alloc: bool) -> JobTable:

@@ -322,6 +322,17 @@ class Job(Base):
     placement: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     engine_ref: Mapped[str | None] = mapped_column(String(64), default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Scheduling state of the running attempt, kept here so that it survives a restart of the
+    # control plane; every move out of ``running`` clears it (aicc.workload.jobs.advance).
+    # ``borrowed``: None = not recorded (the lender is unknown), else whether the attempt runs
+    # on borrowed capacity; ``lender_sector_id``: the sector that lent it (None: not borrowed,
+    # or lent by the unentitled pool). See docs/design/0001-scheduling.md, rules 2 and 8.
+    borrowed: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    lender_sector_id: Mapped[int | None] = mapped_column(ForeignKey("sectors.id"),
+                                                         default=None)
+    # A preemption notice: when the job is stopped (first notice + grace) and why.
+    preempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    preempt_message: Mapped[str | None] = mapped_column(String(256), default=None)
     project: Mapped[Project] = relationship(lazy="joined")
     __table_args__ = (
         UniqueConstraint("submitted_by", "idempotency_key", name="uq_jobs_idempotency"),

@@ -525,7 +525,9 @@ def transition(*, session: Session, job: Job | int, to: JobState | str, at: date
     """Move ``job`` to ``to`` at ``at`` if the life cycle allows it, and record the event.
 
     Entering ``running`` stamps ``started_at`` and counts an attempt; a terminal state stamps
-    ``ended_at``; going back to ``pending`` (requeue after preemption) clears both.
+    ``ended_at``; going back to ``pending`` (requeue after preemption) clears both. Every move
+    clears the attempt's scheduling state (lender, preemption notice): whoever starts a job
+    records its lender after this call.
     """
     if isinstance(job, int):
         found = session.get(Job, job)
@@ -549,13 +551,17 @@ def advance(job: Any, to: JobState, at: datetime, reason: str = "",
     bulk rows): check ``TRANSITIONS``, stamp the times, and return the audit event's columns.
 
     Entering ``running`` stamps ``started_at`` and counts an attempt; a terminal state stamps
-    ``ended_at``; going back to ``pending`` (requeue after preemption) clears both.
+    ``ended_at``; going back to ``pending`` (requeue after preemption) clears both. Every move
+    clears the attempt's scheduling state (lender, preemption notice): whoever starts a job
+    records its lender after this call.
     """
     if to not in TRANSITIONS[job.state]:
         raise InvalidTransition(f"job {job.id} cannot go from {job.state.value} to {to.value}",
                                 field="state", job_id=job.id)
     job.state = to
     job.reason = reason[:512]
+    job.borrowed = job.lender_sector_id = None
+    job.preempt_at = job.preempt_message = None
     if to == JobState.RUNNING:
         job.started_at, job.ended_at = at, None
         job.attempts += 1
