@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -10,9 +11,8 @@ from typer.testing import CliRunner
 
 from aicc.cli import app
 from aicc.errors import EXIT_CODE, UnknownAcceleratorType, lookup
-from aicc.workload.readers import default_trace_dir
 
-PHILLY = default_trace_dir() / "philly" / "philly.csv"
+PHILLY = Path(__file__).resolve().parents[1] / "data" / "traces" / "philly-first3000.csv"
 
 
 def _slice(tmp_path, rows=400):
@@ -23,7 +23,6 @@ def _slice(tmp_path, rows=400):
     return p
 
 
-@pytest.mark.skipif(not PHILLY.exists(), reason="shared traces not present")
 def test_simulate_compare_writes_report(tmp_path):
     trace = _slice(tmp_path)
     rep = tmp_path / "rep"

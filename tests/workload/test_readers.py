@@ -11,12 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from aicc.errors import InvalidTrace
-from aicc.workload.readers import default_trace_dir, parse_columns, read_trace
+from aicc.workload.readers import parse_columns, read_trace
 
-TRACES = default_trace_dir()
-PHILLY = TRACES / "philly" / "philly.csv"
-ALIBABA = TRACES / "alibaba-gpu-2023" / "openb_pod_list_default.csv"
-needs_traces = pytest.mark.skipif(not PHILLY.exists(), reason="shared traces not present")
+TRACES = Path(__file__).resolve().parents[1] / "data" / "traces"
+PHILLY = TRACES / "philly-first3000.csv"
+ALIBABA = TRACES / "alibaba-pods-first400.csv"
 
 
 def _slice(src: Path, dst: Path, rows: int) -> list[list[str]]:
@@ -26,7 +25,6 @@ def _slice(src: Path, dst: Path, rows: int) -> list[list[str]]:
     return list(csv.reader(lines))[1:]
 
 
-@needs_traces
 def test_philly_slice(tmp_path):
     rows = _slice(PHILLY, tmp_path / "p.csv", 300)
     w = read_trace(tmp_path / "p.csv")
@@ -40,7 +38,6 @@ def test_philly_slice(tmp_path):
     assert (np.diff(w.submit_s) >= 0).all() and w.submit_s[0] == 0.0
 
 
-@needs_traces
 def test_alibaba_slice_counts_invalid_rows_by_reason(tmp_path):
     rows = _slice(ALIBABA, tmp_path / "pods.csv", 400)
     w = read_trace(tmp_path / "pods.csv")
@@ -133,3 +130,13 @@ def test_parse_columns_validation():
                 "submit=a,gpus=b,duration=c,colour=d"):
         with pytest.raises(InvalidTrace):
             parse_columns(bad)
+
+
+def test_named_traces_are_found_under_aicc_trace_dir(tmp_path, monkeypatch):
+    (tmp_path / "philly").mkdir()
+    (tmp_path / "philly" / "philly.csv").write_text(PHILLY.read_text())
+    monkeypatch.setenv("AICC_TRACE_DIR", str(tmp_path))
+    assert len(read_trace("philly")) == 3000
+    monkeypatch.setenv("AICC_TRACE_DIR", str(tmp_path / "elsewhere"))
+    with pytest.raises(InvalidTrace, match=r"not found at .*elsewhere"):
+        read_trace("philly")

@@ -9,6 +9,7 @@ and reported; nothing is dropped silently. See ``docs/simulation.md`` for each r
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -42,8 +43,15 @@ def repo_root() -> Path | None:
     return None
 
 
+TRACE_DIR_ENV = "AICC_TRACE_DIR"
+
+
 def default_trace_dir() -> Path:
-    """``../shared/traces`` relative to the repository root (where the public traces live)."""
+    """Where the public traces live: ``AICC_TRACE_DIR``, else ``../shared/traces`` relative to
+    the repository root."""
+    given = os.environ.get(TRACE_DIR_ENV)
+    if given:
+        return Path(given)
     root = repo_root()
     return (root.parent if root else Path.cwd()) / "shared" / "traces"
 
