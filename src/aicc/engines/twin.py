@@ -23,7 +23,7 @@ import numpy as np
 
 from aicc.engines.base import EventKind, JobEvent, LaunchSpec, RunningJob, StartOrder
 from aicc.errors import UnknownNode
-from aicc.fleet.arrays import NODE_DOWN, NODE_UP, FleetArrays
+from aicc.fleet.arrays import NODE_DOWN, NODE_DRAIN, NODE_UP, FleetArrays
 
 # Heap entry kinds, ordered so that at equal times a job ends before a node fails.
 _END, _NODE_FAIL, _NODE_REPAIR = 0, 1, 2
@@ -49,9 +49,15 @@ class TwinEngine:
     name = "twin"
 
     def __init__(self, fleet: FleetArrays) -> None:
+        # A drain is the control plane's decision (no new starts), not the hardware's: a
+        # drained node keeps running its jobs and takes new ones again once undrained, and the
+        # twin is never told of either. So its nodes are up or down; were a drained node kept
+        # out here, a restart would requeue its running jobs (their work lost) and refuse
+        # every start on it after an undrain.
+        state = np.where(fleet.state == NODE_DRAIN, NODE_UP, fleet.state).astype(np.int8)
         self._fleet = FleetArrays(
             fleet.catalog, list(fleet.names), fleet.type_idx.copy(), fleet.capacity.copy(),
-            fleet.leaf.copy(), fleet.pod.copy(), fleet.state.copy(), list(fleet.leaf_names),
+            fleet.leaf.copy(), fleet.pod.copy(), state, list(fleet.leaf_names),
             list(fleet.pod_names),
         )
         self._index = self._fleet.node_index()
