@@ -159,6 +159,55 @@ def _check_backfill(d: Decisions, jobs: dict[str, job]) -> None:
     assert nodes_of(d, jobs["short"])[0] in r.nodes  # backfilled onto a reserved node
 
 
+def _started_this_cycle(shared: bool) -> Callable[[], tuple[Snapshot, dict[str, job]]]:
+    """Node 15 is the only room: "first" starts there this cycle for 1,000 s (next to a running
+    job that ends at NOW + 2000 when ``shared``); the whole-node job behind it must reserve
+    node 15 for when both are gone, not a node that frees up at NOW + 3500, so that only the
+    job that ends before that ("short", not "long") is backfilled onto node 15's free half."""
+    def build() -> tuple[Snapshot, dict[str, job]]:
+        busy = fill(0, 14, "pub", NOW - 100)  # limits 3600: end at NOW + 3500
+        if shared:
+            busy.append(job("half").project("pub").gpus(4).running(NOW - 1600, 15))
+        pending = [job("first").gpus(4).limit(1000).submitted(0),
+                   job("whole").gpus(8).submitted(10),
+                   job("long").gpus(4).limit(5000).submitted(20),
+                   job("short").gpus(4).limit(500).submitted(30)]
+        return world_snap(pending, busy)
+    return build
+
+
+def _check_started_this_cycle(at: float) -> Callable[[Decisions, dict[str, job]], None]:
+    def check(d: Decisions, jobs: dict[str, job]) -> None:
+        r = d.reservations[0]
+        assert r.job_id == jobs["whole"].id and r.start == at and r.nodes == (15,)
+    return check
+
+
+def _gang_behind_estimated_start() -> tuple[Snapshot, dict[str, job]]:
+    # nodes 14 and 15 are free: "first" takes both, expected to run 1,000 s of its 7,200 s limit
+    busy = fill(0, 13, "pub", NOW - 100)
+    pending = [job("first").gpus(16).limit(7200).expected(1000).submitted(0),
+               job("gang").gpus(16).submitted(10)]
+    return world_snap(pending, busy)
+
+
+def _check_gang_behind_estimated_start(d: Decisions, jobs: dict[str, job]) -> None:
+    (r,) = d.reservations  # running jobs release on their estimates, so do this cycle's starts
+    assert r.job_id == jobs["gang"].id and r.start == NOW + 1000 and r.nodes == (14, 15)
+
+
+def _gang_reserves_one_leaf() -> tuple[Snapshot, dict[str, job]]:
+    # every node busy; nodes 3 (leaf 0), 4 and 5 (leaf 1) free up first, together
+    busy = [job(f"b{n}").project("pub").gpus(8).limit(600 if n in (3, 4, 5) else 3600)
+            .running(NOW - 100, n) for n in range(16)]
+    return world_snap([job("gang").gpus(16)], busy)
+
+
+def _check_gang_reserves_one_leaf(d: Decisions, jobs: dict[str, job]) -> None:
+    (r,) = d.reservations
+    assert r.start == NOW + 500 and r.nodes == (4, 5)
+
+
 def _fifo_head_of_line() -> tuple[Snapshot, dict[str, job]]:
     busy = fill(0, 14, "pub", NOW - 100)
     pending = [job("gang").gpus(16).submitted(0), job("small").gpus(1).limit(1000).submitted(5),
@@ -282,6 +331,18 @@ CASES = [
          reasons={"gang": H.RESOURCES, "long": H.PRIORITY}, check=_check_backfill),
     Case("multifactor backfills too", _backfill, "multifactor", started={"short"},
          reasons={"long": H.PRIORITY}),
+    Case("this cycle's start releases its node to the reservation", _started_this_cycle(False),
+         started={"first", "short"},
+         reasons={"whole": H.RESOURCES, "long": H.PRIORITY},
+         check=_check_started_this_cycle(NOW + 1000)),
+    Case("this cycle's start and a running job release together", _started_this_cycle(True),
+         started={"first"}, reasons={"whole": H.RESOURCES},
+         check=_check_started_this_cycle(NOW + 2000)),
+    Case("gang reserves behind this cycle's start, by its estimate",
+         _gang_behind_estimated_start, started={"first"}, reasons={"gang": H.RESOURCES},
+         check=_check_gang_behind_estimated_start),
+    Case("gang reservation stays in one leaf", _gang_reserves_one_leaf,
+         reasons={"gang": H.RESOURCES}, check=_check_gang_reserves_one_leaf),
     Case("fifo blocks behind the head", _fifo_head_of_line, "fifo", started={"npu"},
          reasons={"gang": H.RESOURCES, "small": H.PRIORITY}),
     Case("backfill passes the head", _fifo_head_of_line, "multifactor",

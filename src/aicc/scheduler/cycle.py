@@ -242,6 +242,10 @@ class _Walk:
         self.k = p.per_node.astype(np.int64)
         self.a = self.n * self.k
         self.end = snap.now + p.time_limit_s
+        # when a start is expected to release its accelerators, estimated as for running jobs
+        # (rule 7): later reservations of this cycle count on it
+        self.rel = snap.now + np.where(p.expected_runtime_s > 0, p.expected_runtime_s,
+                                       p.time_limit_s)
         self.s = prep.project_sector[p.project].astype(np.int64)
         self.key = od.key
         self.dw_np = prep.delta_w
@@ -361,8 +365,8 @@ class _Walk:
         rl = rows.tolist()
         cols = zip(rl, self.t[rows].tolist(), self.n[rows].tolist(),
                    self.k[rows].tolist(), self.a[rows].tolist(), self.end[rows].tolist(),
-                   self.s[rows].tolist(), strict=True)
-        for i, (j, t, n, k, a, end, s) in enumerate(cols):
+                   self.rel[rows].tolist(), self.s[rows].tolist(), strict=True)
+        for i, (j, t, n, k, a, end, rel, s) in enumerate(cols):
             if fifo and blocked[t]:
                 reason[j] = PRIORITY
                 if self.open_types == 0:  # every type blocked: the rest are held likewise
@@ -405,7 +409,7 @@ class _Walk:
                     else:
                         blocked[t] = True
                     continue
-                fs.take(node, k, end)
+                fs.take(node, k, end, rel)
                 placement: tuple[tuple[int, int], ...] = ((node, k),)
             else:
                 nodes = fs.find_gang(t, n, k, end)
@@ -420,7 +424,7 @@ class _Walk:
                     continue
                 nl = nodes.tolist()
                 for nd in nl:
-                    fs.take(nd, fs.freel[nd], end)  # whole nodes (rule 6)
+                    fs.take(nd, fs.freel[nd], end, rel)  # whole nodes (rule 6)
                 placement = tuple((nd, k) for nd in nl)
             self.headroom -= dw
             self.added_w += dw

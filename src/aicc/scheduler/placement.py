@@ -126,7 +126,14 @@ class FreeState:
         self.res_time = np.full(n, INF)
         self.res_timel: list[float] = [INF] * n
         self.res_spare: list[int] = [0] * n
-        self.cycle_until = np.full(n, -INF)  # latest end of jobs started this cycle, per node
+        self.cycle_until = np.full(n, -INF)  # latest release of this cycle's starts, per node
+        # this cycle's allocations (node, accelerators, estimated release), appended by take()
+        self._cyc_node: list[int] = []
+        self._cyc_cnt: list[int] = []
+        self._cyc_rel: list[float] = []
+        self._cyc: tuple[np.ndarray, np.ndarray, np.ndarray] = (
+            np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
+        self._merged: dict[int, tuple[int, tuple[np.ndarray, ...] | None]] = {}
         self.running = running
         self.n_types = len(fleet.catalog)
         self.nodes_of_type = st.nodes_of_type
@@ -223,14 +230,20 @@ class FreeState:
             if end < fs[kk]:
                 fs[kk] = end
 
-    def take(self, n: int, k: int, end: float) -> None:
-        """Allocate ``k`` accelerators on node ``n`` until ``end``."""
+    def take(self, n: int, k: int, end: float, release: float | None = None) -> None:
+        """Allocate ``k`` accelerators on node ``n`` until ``end`` (the time limit, which bounds
+        backfill on reserved nodes); ``release`` is when later reservations expect them back,
+        estimated as for running jobs (``end`` when not given)."""
         f = self.freel[n]
         nf = f - k
         self.freel[n] = nf
         self.free[n] = nf
-        if end > self.cycle_until[n]:
-            self.cycle_until[n] = end
+        rel = end if release is None else release
+        self._cyc_node.append(n)
+        self._cyc_cnt.append(k)
+        self._cyc_rel.append(rel)
+        if rel > self.cycle_until[n]:
+            self.cycle_until[n] = rel
         if self.res_timel[n] != INF:
             if end > self.res_timel[n]:
                 self.res_spare[n] -= k
@@ -298,9 +311,10 @@ class FreeState:
 
     # --- reservations (rule 7) ------------------------------------------------------------------
     def _release_profile(self) -> tuple[np.ndarray, ...]:
-        """Running allocations on in-service nodes as (node, end, cumulative released on the
-        node by that end) sorted by (type, node, end), with per-type bounds and per-node last
-        end."""
+        """Running allocations on in-service nodes as (node, end, accelerators, cumulative
+        released on the node by that end) sorted by (type, node, end), with per-type bounds and
+        per-node last end. Ends are estimated from ``expected_runtime_s`` when known, else the
+        time limit."""
         if self._profile is None:
             r = self.running
             n_alloc = np.diff(r.alloc_ptr) if len(r) else np.zeros(0, dtype=np.int64)
@@ -319,51 +333,116 @@ class FreeState:
             typ = self.fleet.type_idx[node].astype(np.int64)
             srt = np.lexsort((end, node, typ))
             node, cnt, end, typ = node[srt], cnt[srt], end[srt], typ[srt]
-            cum = np.cumsum(cnt)
-            first = np.r_[True, node[1:] != node[:-1]] if len(node) else np.zeros(0, dtype=bool)
-            grp = np.cumsum(first) - 1
-            base = (cum - cnt)[first]
-            cum = cum - base[grp] if len(node) else cum
             bounds = np.searchsorted(typ, np.arange(self.n_types + 1))
             last_end = np.full(self.fleet.n_nodes, -INF)
             np.maximum.at(last_end, node, end)
-            self._profile = (node, end, cum, bounds, last_end)
+            self._profile = (node, end, cnt, _node_cumsum(node, cnt), bounds, last_end)
         return self._profile
 
-    def reserve_sub(self, t: int, k: int) -> float:
-        """Reserve the unreserved node where ``k`` accelerators free up first; its start or inf.
+    def _cycle_allocs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This cycle's allocations as arrays (node, accelerators, release), extended with what
+        :meth:`take` appended since the last call."""
+        node, cnt, rel = self._cyc
+        done = len(node)
+        if done < len(self._cyc_node):
+            node = np.concatenate((node, np.array(self._cyc_node[done:], dtype=np.int64)))
+            cnt = np.concatenate((cnt, np.array(self._cyc_cnt[done:], dtype=np.int64)))
+            rel = np.concatenate((rel, np.array(self._cyc_rel[done:], dtype=np.float64)))
+            self._cyc = (node, cnt, rel)
+        return self._cyc
 
-        Jobs started in this cycle are taken as not releasing (conservative)."""
-        node, end, cum, bounds, _ = self._release_profile()
+    def _cycle_profile(self, t: int) -> tuple[np.ndarray, ...] | None:
+        """The release profile of the nodes of type ``t`` that took starts in this cycle, with
+        those starts taken as running jobs released at their estimated ends: (index of the
+        nodes' entries in the type's running profile, node, end, cumulative released on the
+        node by that end), sorted by node, then end; None when the type took no start. Cached
+        until the next start."""
+        cn, cc, ce = self._cycle_allocs()
+        seen = len(cn)
+        hit = self._merged.get(t)
+        if hit is not None and hit[0] == seen:
+            return hit[1]
+        mine = self.fleet.type_idx[cn] == t
+        out: tuple[np.ndarray, ...] | None = None
+        if mine.any():
+            node, end, cnt, _, bounds, _ = self._release_profile()
+            a, b = bounds[t], bounds[t + 1]
+            cn, cc, ce = cn[mine], cc[mine], ce[mine]
+            touched = np.zeros(self.fleet.n_nodes, dtype=bool)
+            touched[cn] = True
+            redo = np.flatnonzero(touched[node[a:b]])
+            rn = np.concatenate((node[a:b][redo], cn))
+            re_ = np.concatenate((end[a:b][redo], ce))
+            rc = np.concatenate((cnt[a:b][redo], cc))
+            srt = np.lexsort((re_, rn))
+            rn, re_, rc = rn[srt], re_[srt], rc[srt]
+            out = (redo, rn, re_, _node_cumsum(rn, rc))
+        self._merged[t] = (seen, out)
+        return out
+
+    def reserve_sub(self, t: int, k: int) -> float:
+        """Reserve the unreserved node where ``k`` accelerators free up first (the lowest node
+        among equal times); its start or inf. Running jobs and jobs started earlier in this
+        cycle release at their estimated ends."""
+        node, end, _, cum, bounds, _ = self._release_profile()
         a, b = bounds[t], bounds[t + 1]
         nd, en, cu = node[a:b], end[a:b], cum[a:b]
-        need = k - self.free[nd]
-        ok = (cu >= need) & (self.res_time[nd] == INF)
-        if not ok.any():
+        ok = (cu >= k - self.free[nd]) & (self.res_time[nd] == INF)
+        cyc = self._cycle_profile(t)
+        if cyc is not None:  # nodes that took starts: their entries with those starts
+            redo, rn, re_, rcu = cyc
+            ok[redo] = False
+            nd, en, cu = (np.concatenate((nd, rn)), np.concatenate((en, re_)),
+                          np.concatenate((cu, rcu)))
+            ok = np.concatenate((ok, (rcu >= k - self.free[rn]) & (self.res_time[rn] == INF)))
+        ok = np.flatnonzero(ok)
+        if not len(ok):
             return INF
-        i = int(np.flatnonzero(ok)[np.argmin(en[ok])])
+        e = en[ok]
+        best = ok[e == e.min()]
+        i = int(best[np.argmin(nd[best])])  # the first entry of that node reaching the time
         n, when = int(nd[i]), float(en[i])
         self._mark(t, n, when, int(self.free[n] + cu[i] - k))
         self.last_reserved = (n,)
         return when
 
     def reserve_gang(self, t: int, nodes: int, per_node: int) -> float:
-        """Reserve the ``nodes`` whole nodes that free up first; the reservation's start or inf."""
+        """Reserve ``nodes`` whole nodes at the earliest time that many are free (running jobs
+        and this cycle's starts release at their estimated ends); the start, or inf. Of the
+        nodes free by then it takes those that free up first, from one leaf if a leaf has
+        enough, else from one pod, else across pods (rule 6)."""
         ix = self.nodes_of_type[t]
-        _, _, _, _, last_end = self._release_profile()
+        last_end = self._release_profile()[-1]
         cap = self.cap[ix]
         whole = self.free[ix] == cap
         known = np.maximum(last_end[ix], self.cycle_until[ix])
-        # a node not whole with no known release (started jobs end with their limits) is unknown
+        # a node not whole with no known release is unknown
         when = np.where(whole, self.now, np.where(known > -INF, np.maximum(known, self.now), INF))
         when = np.where((self.res_time[ix] == INF) & (cap >= per_node), when, INF)
         if len(ix) < nodes:
             return INF
-        sel = np.argpartition(when, nodes - 1)[:nodes]
-        start = float(when[sel].max())
+        start = float(np.partition(when, nodes - 1)[nodes - 1])
         if start == INF:
             return INF
-        chosen = sorted(ix[sel].tolist())
+        by = when <= start
+        cand, cw = ix[by], when[by]
+        srt = np.lexsort((cand, cw))  # earliest first, then lowest node
+        cand, cw = cand[srt], cw[srt]
+        leaf = self.fleet.leaf[cand]
+        g = _earliest_group(cw, leaf, nodes)
+        if g is not None:
+            pick = cand[leaf == g][:nodes]
+        else:  # as placement: the leaves with most candidates first (stable: earliest first)
+            _, linv, lcnt = np.unique(leaf, return_inverse=True, return_counts=True)
+            pod = self.fleet.pod[cand]
+            g = _earliest_group(cw, pod, nodes)
+            if g is not None:
+                ins = np.flatnonzero(pod == g)
+                pick = cand[ins[np.argsort(-lcnt[linv[ins]], kind="stable")]][:nodes]
+            else:
+                _, pinv, pcnt = np.unique(pod, return_inverse=True, return_counts=True)
+                pick = cand[np.lexsort((-lcnt[linv], -pcnt[pinv]))][:nodes]
+        chosen = sorted(pick.tolist())
         for n in chosen:
             self._mark(t, n, start, 0)
         self.last_reserved = tuple(chosen)
@@ -375,3 +454,30 @@ class FreeState:
         self.res_spare[n] = max(spare, 0)
         self.resv[t].append(n)
         self.resv_max[t] = max(self.resv_max[t], self.freel[n])
+
+
+def _node_cumsum(node: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """Running total of ``cnt`` within each run of equal ``node`` (``node`` grouped)."""
+    cum = np.cumsum(cnt)
+    if not len(node):
+        return cum
+    first = np.r_[True, node[1:] != node[:-1]]
+    base = (cum - cnt)[first]
+    return cum - base[np.cumsum(first) - 1]
+
+
+def _earliest_group(when: np.ndarray, group: np.ndarray, nodes: int) -> int | None:
+    """Of the groups (leaves or pods) with at least ``nodes`` candidates, the one whose earliest
+    ``nodes`` free up first in total (ties: the lowest); None when no group has enough.
+    ``when`` is sorted (earliest first)."""
+    srt = np.argsort(group, kind="stable")  # per group, still earliest first
+    g = group[srt]
+    first = np.r_[True, g[1:] != g[:-1]]
+    start_of = np.flatnonzero(first)
+    count = np.diff(np.r_[start_of, len(g)])
+    if count.max() < nodes:
+        return None
+    gi = np.cumsum(first) - 1
+    head = (np.arange(len(g)) - start_of[gi]) < nodes
+    total = np.bincount(gi[head], weights=when[srt][head], minlength=len(start_of))
+    return int(g[start_of[int(np.argmin(np.where(count >= nodes, total, INF)))]])
