@@ -3,23 +3,30 @@
 One cycle (:meth:`ControlPlane.run_cycle`):
 
 1. feed: callers' feeders run in their own transaction (the demo workload submits jobs here);
-2. poll the engine and apply its events in one transaction: job states, node states, and a
-   ledger entry for every attempt that ended (usage charged to the job's grant; time lost to a
-   node failure recorded, never charged);
+2. poll the engine and apply its events in one transaction: job states, node states, the
+   engine's start of each attempt, and a ledger entry for every attempt that ended (usage
+   charged to the job's grant; time lost to a node failure recorded, never charged);
 3. build a snapshot from the store (:mod:`aicc.service.snapshot`) and call the pure scheduler;
 4. record the decisions durably — a started job is ``running`` with its placement and start time
    *before* the engine hears of it, so a crash cannot lose it — then tell the engine;
 5. keep the engine honest: a job the engine runs that the store no longer calls running (the
    API cancelled it) is stopped.
 
+Start times: the decision stamps ``started_at`` (and the ``running`` audit row, which keeps it);
+the engine's ``started`` event for the attempt in progress then moves ``started_at`` to the
+engine's own start — Slurm launches a released job a second or two after the decision — never
+earlier than the decision, and a repeated event changes nothing. Ledger entries charge from
+``started_at``, so they agree with the engine's accounting (``sacct``).
+
 Restart safety: :meth:`ControlPlane.reconcile` runs before the first cycle. A job the store calls
 running that the engine does not know is re-established when the engine can (the twin's
 ``adopt``: it keeps running to its original end) and requeued otherwise; a job the engine runs
-that the store does not call running is cancelled. Ledger event ids are deterministic and
-written with insert-or-ignore, so replaying events after a crash never charges twice. The
-scheduling state of a running attempt — the sector it borrows from, a preemption notice's
-deadline — is written with the start or the notice and read back with every snapshot, so a
-restarted control plane keeps lenders and original deadlines.
+that the store does not call running is cancelled; a job both run takes the engine's start
+time by the same rule as a ``started`` event (one missed in the crash). Ledger event ids are
+deterministic and written with insert-or-ignore, so replaying events after a crash never charges
+twice. The scheduling state of a running attempt — the sector it borrows from, a preemption
+notice's deadline — is written with the start or the notice and read back with every snapshot,
+so a restarted control plane keeps lenders and original deadlines.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -246,13 +253,18 @@ class ControlPlane:
         jobs = load_rows(session, (e.job_id for e in events if e.job_id is not None))
         batch = Batch()
         ledger: list[dict] = []
+        moved: dict[int, JobRow] = {}
         for ev in sorted(events, key=lambda e: e.time):
             self._totals[ev.kind.value] = self._totals.get(ev.kind.value, 0) + 1
             if ev.kind in (EventKind.NODE_DOWN, EventKind.NODE_UP):
                 self._apply_node(session, ev)
                 continue
             job = jobs.get(ev.job_id) if ev.job_id is not None else None
-            if job is None or ev.kind == EventKind.STARTED:
+            if job is None:
+                continue
+            if ev.kind == EventKind.STARTED:
+                if engine_start(job, ev.time):
+                    moved[job.id] = job
                 continue
             at = dt(ev.time)
             running = job.state == JobState.RUNNING
@@ -286,6 +298,7 @@ class ControlPlane:
                 batch.move(job, JobState.PENDING, at, "requeued after preemption")
             elif ev.kind == EventKind.CANCELLED:
                 batch.move(job, JobState.CANCELLED, at, ev.reason or "cancelled by the engine")
+        write_starts(session, moved.values())  # before the moves: its guard is `running`
         batch.write(session)
         insert_ignore(session, ledger)
 
@@ -448,15 +461,18 @@ class ControlPlane:
     def reconcile(self, now: float) -> dict[str, int]:
         """Make the engine and the store agree after a (re)start; returns what it did."""
         done = {"adopted": 0, "requeued": 0, "cancelled": 0, "charged": 0}
-        engine_running = {r.job_id for r in self.engine.running()}
+        engine_running = {r.job_id: r.start_time for r in self.engine.running()}
         adopt = getattr(self.engine, "adopt", None)
         with transaction(self.session_factory) as session:
             jobs = load_rows(session, where=Job.state == JobState.RUNNING)
             store_running = set(jobs)
             batch = Batch()
             ledger: list[dict] = []
+            moved: list[JobRow] = []
             for job in jobs.values():
                 if job.id in engine_running:
+                    if engine_start(job, engine_running[job.id]):
+                        moved.append(job)
                     continue
                 nodes = tuple(job.placement or ())
                 order = StartOrder(spec=self._launch(session, job), nodes=nodes,
@@ -485,9 +501,10 @@ class ControlPlane:
                 if entry:
                     ledger.append(entry)
                     done["charged"] += 1
+            write_starts(session, moved)
             batch.write(session)
             insert_ignore(session, ledger)
-        stray = sorted(engine_running - store_running)
+        stray = sorted(set(engine_running) - store_running)
         if stray:
             self.engine.cancel(stray, now)
             done["cancelled"] = len(stray)
@@ -553,3 +570,37 @@ class ControlPlane:
         with self._stats_lock:
             self._stats = stats
         return stats
+
+
+# --- the engine's start of an attempt ----------------------------------------------------------
+
+
+def engine_start(job: JobRow, at: float) -> bool:
+    """Take the engine's start time ``at`` for the running attempt of ``job``; True if it moved.
+
+    Only later than the stored start counts: the decision time is the earliest an attempt can
+    start, a replayed event carries the time already stored, and an earlier attempt's event
+    predates this attempt's decision (it ended before the job was decided again).
+    """
+    start = dt(at)
+    if job.state != JobState.RUNNING or job.started_at is None or start <= job.started_at:
+        return False
+    job.started_at = start
+    return True
+
+
+def write_starts(session: Session, jobs: Iterable[JobRow]) -> int:
+    """Store the start times :func:`engine_start` moved (the caller's transaction). Guarded by
+    state, attempt and an earlier stored start, so a job that moved on meanwhile (cancelled
+    through the API) is left alone instead of failing the transaction."""
+    rows = [{"jid": j.id, "n": j.attempts, "start": j.started_at, "later": j.started_at}
+            for j in jobs]
+    if not rows:
+        return 0
+    stmt = (update(Job).where(Job.id == bindparam("jid"), Job.state == JobState.RUNNING,
+                              Job.attempts == bindparam("n"),
+                              Job.started_at < bindparam("later"))
+            .values(started_at=bindparam("start"))
+            .execution_options(synchronize_session=False))
+    session.connection().execute(stmt, rows)
+    return len(rows)
