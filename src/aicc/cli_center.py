@@ -20,8 +20,8 @@ from aicc.cli import (
     TokenOpt,
     UrlOpt,
     _fail,
+    _print_table,
     _settings,
-    out,
 )
 from aicc.errors import EXIT_CODE, AiccError, lookup
 from aicc.fleet.phases import FleetPhase, node_infos, phase
@@ -102,7 +102,7 @@ def fleet_show(
     t.add_row("total", "", f"{totals['nodes']:,}", f"{totals['accelerators']:,}",
               _kw(totals["tdp_kw"]), _kw(totals["idle_kw"]), f"{totals['leaves']:,}",
               f"{totals['pods']:,}", style="bold")
-    out.print(t)
+    _print_table(t)
 
 
 def _kw(kw: float) -> str:
@@ -145,4 +145,4 @@ def usage(
     t.add_section()
     t.add_row("total", *([] if by_sector else [""]), f"{data['total_accelerator_hours']:,.1f}",
               "", "", "", "", style="bold")
-    out.print(t)
+    _print_table(t)

@@ -29,9 +29,11 @@ def test_simulate_compare_writes_report(tmp_path):
     res = CliRunner().invoke(app, [
         "simulate", "--trace", str(trace), "--fleet", "8xh100-sxm-80g",
         "--compare", "fifo,fairshare", "--report", str(rep), "--load-factor", "4",
-        "--failures", "--failure-scale", "20", "--quiet"])
+        "--failures", "--failure-scale", "20", "--quiet"], env={"COLUMNS": "60"})
     assert res.exit_code == 0, res.output
-    assert "fairshare" in res.output and "fifo" in res.output
+    # piped, the comparison table is as wide as its content: one line per run, labels whole
+    rows = [line for line in res.output.splitlines() if "%" in line]
+    assert len(rows) == 2 and "fifo" in rows[0] and "fairshare" in rows[1], res.output
     summary = json.loads((rep / "summary.json").read_text())
     assert set(summary) == {"fifo", "fairshare"}
     for pol, s in summary.items():
@@ -82,10 +84,13 @@ def _sim(*args):
     ["--failures", "--failure-scale", "nan"], ["--failures", "--repair-hours", "nan"],
     ["--failures", "--checkpoint-min", "nan"], ["--load-factor", "inf"],
     ["--synthetic-days", "nan"], ["--failures", "--checkpoint-min", "-5"],
-    ["--failures", "--on-failure", "zz"], ["--max-jobs", "0"], ["--min-cycle", "-1"]])
+    ["--failures", "--on-failure", "zz"], ["--max-jobs", "0"], ["--min-cycle", "-1"],
+    ["--seed", "-1"], ["--fleet", "16xh100-sxm-80g@100000"],
+    ["--fleet", "99999999999xh100-sxm-80g"], ["--fleet", "0xh100-sxm-80g"]])
 def test_non_finite_and_out_of_range_options_exit_2_naming_the_option(opts):
     workload = [] if "--synthetic-days" in opts else ["--synthetic-days", "1"]
-    r = _sim(*workload, "--fleet", "lab", "--quiet", *opts)
+    fleet = [] if "--fleet" in opts else ["--fleet", "lab"]
+    r = _sim(*workload, *fleet, "--quiet", *opts)
     assert r.exit_code == 2, r.output
     option = next(o for o in opts if o.startswith("--") and o != "--failures")
     assert option in r.output

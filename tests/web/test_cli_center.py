@@ -42,9 +42,13 @@ def test_fleet_show_json_matches_the_phase(name, accelerators) -> None:
 
 
 def test_fleet_show_table_and_unknown_phase() -> None:
-    r = runner.invoke(app, ["fleet", "show", "--phase", "2028"], env={"COLUMNS": "160"})
+    # Piped (as here), the table is as wide as its content whatever the terminal's width: the
+    # type names are the ones a user types again.
+    r = runner.invoke(app, ["fleet", "show", "--phase", "2028"], env={"COLUMNS": "60"})
     assert r.exit_code == 0
     assert "h100-sxm-80g" in r.stdout and "15,000" in r.stdout and "MW" in r.stdout
+    for name in ("h200-141g", "ascend-910b", "mlu370-x8", "Cambricon", "accelerators"):
+        assert name in r.stdout, r.stdout
     bad = runner.invoke(app, ["fleet", "show", "--phase", "2029"])
     assert bad.exit_code == 2
     assert "unknown fleet phase '2029'" in bad.output and "2028" in bad.output
@@ -77,8 +81,10 @@ def test_usage_command_through_the_api(server, center) -> None:
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == direct
     table = runner.invoke(app, ["usage", "--url", server, "--token", ADMIN_TOKEN],
-                          env={"COLUMNS": "160"})
-    assert table.exit_code == 0 and "accelerator-hours" in table.stdout
+                          env={"COLUMNS": "40"})
+    assert table.exit_code == 0 and "accelerator-hours" in table.stdout, table.stdout
+    projects = center.call("GET", "/v1/usage", ADMIN_TOKEN).json()["rows"]
+    assert projects and all(p["name"] in table.stdout for p in projects), table.stdout
     bad = runner.invoke(app, ["usage", "--url", server, "--token", ADMIN_TOKEN,
                               "--start", "2028-03-02T00:00:00Z", "--end", "2028-03-01T00:00:00Z"])
     assert bad.exit_code == 2 and "end must be after start" in bad.output

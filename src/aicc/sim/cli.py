@@ -121,7 +121,7 @@ def simulate(
         t.add_column(c, justify="right")
     for row in comparison_rows(summaries):
         t.add_row(*row)
-    out.print(t)
+    _print_table(t)
     s0 = next(iter(summaries.values()))
     st = Table(title="wait by sector (p50 / p90)")
     st.add_column("run")
@@ -130,7 +130,7 @@ def simulate(
     for pol, s in summaries.items():
         st.add_row(pol, *[f"{_fmt_s(v['wait_s']['p50'])} / {_fmt_s(v['wait_s']['p90'])}"
                           for v in s["sectors"].values()])
-    out.print(st)
+    _print_table(st)
     out.print(describe_rows(s0["rows"]), highlight=False, markup=False, soft_wrap=True)
     if report:
         out.print(f"report: {report / 'report.html'}", highlight=False, soft_wrap=True)
@@ -147,6 +147,16 @@ def _safe(text: str, limit: int = 400) -> str:
     the terminal), long text cut."""
     one = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text.replace("\n", " "))
     return one if len(one) <= limit else one[: limit - 1] + "…"
+
+
+def _print_table(t: Table) -> None:
+    """As :func:`aicc.cli._print_table` (not imported: ``aicc.cli`` imports this module): on a
+    terminal as wide as the terminal; piped or redirected as wide as the content, so a run's
+    label and its figures are never cut."""
+    if out.is_terminal:
+        out.print(t)
+    else:
+        Console(width=100_000).print(t)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -185,6 +195,8 @@ def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report,
         check_number("--target-load", target_load, low=0.0, high=10.0)
     if load_factor is not None and target_load is not None:
         raise InvalidInput("give --load-factor or --target-load, not both", field="load_factor")
+    if seed < 0:
+        raise InvalidInput(f"--seed must be at least 0, got {seed}", field="seed")
     if max_jobs is not None and max_jobs < 1:
         raise InvalidInput(f"--max-jobs must be at least 1, got {max_jobs}", field="max_jobs")
     if synthetic_days is not None:

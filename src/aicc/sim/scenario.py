@@ -20,6 +20,10 @@ from aicc.workload.tenants import TenantMapping, load_mapping_file, map_tenants
 from aicc.workload.trace import Workload
 
 _CUSTOM = re.compile(r"^(\d+)x([a-z0-9-]+)(?:@(\d+))?$")
+# Bounds of ``NxTYPE@PER_NODE``: far above any real fleet (the 2030 phase has 6,250 nodes of 8),
+# and below what the fleet arrays hold (per-node counts are int16) or a list can be built for.
+MAX_CUSTOM_NODES = 100_000
+MAX_CUSTOM_PER_NODE = 1_024
 
 
 def custom_fleet(nodes: int, type_name: str, per_node: int = 8, *,
@@ -28,8 +32,12 @@ def custom_fleet(nodes: int, type_name: str, per_node: int = 8, *,
     cat = default_catalog()
     cat.index(type_name)
     if nodes <= 0 or per_node <= 0:
-        raise InvalidInput("a custom fleet needs at least one node and one accelerator",
-                           field="fleet")
+        raise InvalidInput("--fleet: a custom fleet needs at least one node and one "
+                           "accelerator", field="fleet")
+    if nodes > MAX_CUSTOM_NODES or per_node > MAX_CUSTOM_PER_NODE:
+        raise InvalidInput(f"--fleet: a custom fleet has at most {MAX_CUSTOM_NODES:,} nodes of "
+                           f"at most {MAX_CUSTOM_PER_NODE:,} accelerators, got {nodes:,} of "
+                           f"{per_node:,}", field="fleet")
     infos = [NodeInfo(name=f"sim-n{i:05d}", accelerator_type=type_name, accelerators=per_node,
                       leaf=f"leaf-{i // nodes_per_leaf:03d}",
                       pod=f"pod-{i // (nodes_per_leaf * 8):02d}",

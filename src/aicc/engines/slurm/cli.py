@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from aicc.cli import JsonOpt, _fail, _settings, out
+from aicc.cli import JsonOpt, _fail, _print_table, _settings, out
 from aicc.errors import EXIT_CODE, AiccError, lookup
 from aicc.fleet.arrays import NODE_STATE_NAMES
 
@@ -50,7 +50,7 @@ def nodes(as_json: JsonOpt = False) -> None:
         table.add_column(col)
     for r in rows:
         table.add_row(*(str(v) for v in r.values()))
-    out.print(table)
+    _print_table(table)
 
 
 @slurm_app.command("sync-accounts")
