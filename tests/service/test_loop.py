@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from aicc.allocation.grants import create_grant
 from aicc.engines.base import LaunchSpec, StartOrder
@@ -13,6 +14,7 @@ from aicc.engines.twin import TwinEngine
 from aicc.errors import EngineError
 from aicc.fleet import build_fleet
 from aicc.ledger import event_id
+from aicc.service.loop import ControlPlane
 from aicc.service.snapshot import dt, ts
 from aicc.store.db import transaction
 from aicc.store.models import (
@@ -428,3 +430,35 @@ def test_a_preempted_job_gets_its_grace_before_it_is_stopped(center: Center) -> 
     assert (j.state, j.attempts) == (JobState.RUNNING, 2)  # requeued, and restarted at once
     [first] = [e for e in ledger(center, jid) if e.event_id == event_id(jid, 1, "usage")]
     assert first.accelerator_seconds == pytest.approx(8 * 1300)
+
+
+class _StoreFailsOnce(ControlPlane):
+    """The database fails once, after the engine's events were taken but before they were
+    committed (a lost connection, a lock timeout, a concurrent change of the same job)."""
+
+    failed = False
+
+    def apply_events(self, session, events) -> None:
+        super().apply_events(session, events)
+        if not self.failed:
+            self.failed = True
+            raise OperationalError("UPDATE jobs", {}, Exception("database is locked"))
+
+
+def test_events_whose_write_failed_are_applied_by_the_next_cycle(center: Center) -> None:
+    jid = center.submit(runtime=100.0)
+    engine = TwinEngine(build_fleet("lab"))
+    cp = _StoreFailsOnce(center.settings, center.factory, engine, center.clock, "fifo")
+    cp.run_cycle()
+    assert job(center, jid).state == JobState.RUNNING
+    center.clock.advance_to(T0 + 200)
+    with pytest.raises(OperationalError):
+        cp.run_cycle()  # the engine reported the finish; storing it failed
+    assert job(center, jid).state == JobState.RUNNING and ledger(center, jid) == []
+    assert engine.poll(center.clock.now()) == []  # the engine reports an event only once
+    cp.run_cycle()
+    assert job(center, jid).state == JobState.FINISHED
+    [entry] = ledger(center, jid)
+    assert entry.accelerator_seconds == pytest.approx(8 * 100.0)
+    cp.run_cycle()
+    assert len(ledger(center, jid)) == 1

@@ -124,6 +124,9 @@ class ControlPlane:
         self._reasons_at = -float("inf")
         self._cycle_error = ""
         self._stopping: set[int] = set()  # victims this process told the engine to stop
+        # engine events taken from the engine but not yet stored: an engine reports an event
+        # once, so a failed write keeps them for the next cycle (applying them is idempotent)
+        self._unapplied: list[JobEvent] = []
         self.reason_interval_s = reason_interval_s
         self._reconciled = False
         self._cycle_lock = threading.Lock()
@@ -193,10 +196,14 @@ class ControlPlane:
                 except Exception as exc:  # a feeder's failure must not stop scheduling
                     log.exception("feeder %r failed", feed)
                     self._cycle_error = f"feeder: {type(exc).__name__}: {exc}"
-            events = self.engine.poll(now)
+            events = [*self._unapplied, *self.engine.poll(now)]
+            self._unapplied = events
             if events:
                 with transaction(self.session_factory) as session:
                     self.apply_events(session, events)
+            self._unapplied = []
+            for ev in events:
+                self._totals[ev.kind.value] = self._totals.get(ev.kind.value, 0) + 1
             with self.session_factory() as session:
                 built = self.builder.build(session, now)
             t1 = time.perf_counter()
@@ -255,7 +262,6 @@ class ControlPlane:
         ledger: list[dict] = []
         moved: dict[int, JobRow] = {}
         for ev in sorted(events, key=lambda e: e.time):
-            self._totals[ev.kind.value] = self._totals.get(ev.kind.value, 0) + 1
             if ev.kind in (EventKind.NODE_DOWN, EventKind.NODE_UP):
                 self._apply_node(session, ev)
                 continue
