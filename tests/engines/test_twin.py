@@ -105,3 +105,43 @@ def test_scheduled_failure_and_repair() -> None:
 def test_the_twin_holds_a_full_phase() -> None:
     engine = TwinEngine(build_fleet("2028"))
     assert engine.fleet().n_accelerators == 15_000
+
+
+def test_a_failure_with_a_repair_time_says_when_the_node_returns() -> None:
+    engine = TwinEngine(small_fleet(FleetRequest()))
+    engine.schedule_node_failure("tw-n0", at=40.0, repair_after_s=10.0)
+    engine.fail_node("tw-n1", 42.0, repair_after_s=100.0)
+    engine.fail_node("tw-n2", 42.0)  # no repair time: down until repaired
+    down = {e.node: e for e in engine.poll(45.0)}
+    assert float(down["tw-n0"].extra["repair_at"]) == 50.0
+    assert float(down["tw-n1"].extra["repair_at"]) == 142.0
+    assert "repair_at" not in down["tw-n2"].extra
+    assert [(e.node, e.time) for e in engine.poll(200.0)] == [("tw-n0", 50.0), ("tw-n1", 142.0)]
+    assert engine.fleet().state[2] == NODE_DOWN
+
+
+def test_a_restarted_twin_repairs_a_stored_failure_when_due() -> None:
+    fleet = small_fleet(FleetRequest())
+    fleet.state[0] = NODE_DOWN  # what the store says after the failure
+    engine = TwinEngine(fleet)
+    assert engine.free()[0] == 0
+    engine.schedule_node_repair("tw-n0", at=3600.0)
+    assert engine.poll(3599.0) == []
+    [up] = engine.poll(1e9)
+    assert (up.kind, up.node, up.time) == (EventKind.NODE_UP, "tw-n0", 3600.0)
+    assert engine.free()[0] == 8
+    with pytest.raises(UnknownNode):
+        engine.schedule_node_repair("nope", 1.0)
+
+
+def test_a_stale_repair_does_not_cut_a_later_failure_short() -> None:
+    engine = TwinEngine(small_fleet(FleetRequest()))
+    engine.fail_node("tw-n0", 0.0, repair_after_s=100.0)
+    engine.repair_node("tw-n0", 10.0)  # repaired early by hand
+    engine.fail_node("tw-n0", 20.0, repair_after_s=1000.0)
+    events = engine.poll(500.0)
+    assert [e.kind for e in events] == [EventKind.NODE_DOWN, EventKind.NODE_UP,
+                                        EventKind.NODE_DOWN]
+    assert engine.fleet().state[0] == NODE_DOWN  # the first repair (at 100) no longer applies
+    [up] = engine.poll(2000.0)
+    assert up.time == 1020.0

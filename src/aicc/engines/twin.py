@@ -4,7 +4,10 @@ A job runs for its actual runtime (``LaunchSpec.runtime_s``, else its time limit
 finishes; a runtime beyond the time limit ends at the limit as a failure, as on a real cluster.
 Node failures are injected (:meth:`TwinEngine.fail_node`, or scheduled with
 :meth:`TwinEngine.schedule_node_failure`): every job on the node fails and the accelerator-time
-it had used is reported as lost (the center's fault, never charged).
+it had used is reported as lost (the center's fault, never charged). A failure given a repair
+time comes back up that long after it went down; its ``node_down`` event carries the repair
+time (``extra["repair_at"]``, seconds) so that the store keeps it and a restarted twin is told again
+(:meth:`TwinEngine.schedule_node_repair`) instead of leaving the node down for ever.
 
 Time only moves through the ``now`` arguments: ``poll(now)`` replays, in time order, everything
 that happened up to ``now``. The same engine therefore serves the live service (wall or
@@ -65,6 +68,8 @@ class TwinEngine:
         self._runs: dict[int, _Run] = {}
         self._heap: list[tuple[float, int, int, int]] = []  # (time, kind, seq, job or node)
         self._pending: list[JobEvent] = []  # immediate events (starts, rejections, stops)
+        self._fail_repair: dict[int, float] = {}  # scheduled failure's seq -> its repair delay
+        self._repair_seq: dict[int, int] = {}  # node -> seq of the repair that brings it back
         self._seq = 0
         self._lock = threading.RLock()
 
@@ -105,8 +110,9 @@ class TwinEngine:
                     reason = "" if run.outcome is EventKind.FINISHED else "time limit reached"
                     out.append(JobEvent(run.outcome, t, job_id=key, reason=reason))
                 elif kind == _NODE_FAIL:
-                    out.extend(self._fail_node_now(key, t, "injected failure"))
-                else:
+                    out.extend(self._fail_node_now(key, t, "injected failure",
+                                                   self._fail_repair.pop(seq, None)))
+                elif self._repair_seq.get(key) == seq:  # else superseded by a later failure
                     out.extend(self._repair_node_now(key, t))
             out.sort(key=lambda e: e.time)
             return out
@@ -120,6 +126,8 @@ class TwinEngine:
             self._runs.clear()
             self._heap.clear()
             self._pending.clear()
+            self._fail_repair.clear()
+            self._repair_seq.clear()
 
     # --- restart and failure injection --------------------------------------------------------
 
@@ -131,23 +139,38 @@ class TwinEngine:
         with self._lock:
             return self._start_one(order, start_time, announce=False)
 
-    def fail_node(self, node: str, now: float, reason: str = "injected failure") -> None:
-        """Take ``node`` down at ``now``: its jobs fail (their time is reported lost)."""
+    def fail_node(self, node: str, now: float, reason: str = "injected failure",
+                  repair_after_s: float | None = None) -> None:
+        """Take ``node`` down at ``now``: its jobs fail (their time is reported lost). With
+        ``repair_after_s`` it comes back up that long after; without, it stays down until
+        :meth:`repair_node`."""
         with self._lock:
-            self._pending.extend(self._fail_node_now(self._node(node), now, reason))
+            self._pending.extend(self._fail_node_now(self._node(node), now, reason,
+                                                     repair_after_s))
 
     def repair_node(self, node: str, now: float) -> None:
         with self._lock:
-            self._pending.extend(self._repair_node_now(self._node(node), now))
+            i = self._node(node)
+            self._repair_seq.pop(i, None)
+            self._pending.extend(self._repair_node_now(i, now))
 
     def schedule_node_failure(self, node: str, at: float, repair_after_s: float | None = None
                               ) -> None:
-        """Fail ``node`` at time ``at`` (and repair it ``repair_after_s`` later, if given)."""
+        """Fail ``node`` at time ``at`` (and repair it ``repair_after_s`` after it went down,
+        if given). A node already down at ``at`` keeps its own repair time."""
         with self._lock:
             i = self._node(node)
-            heapq.heappush(self._heap, (at, _NODE_FAIL, self._next_seq(), i))
+            seq = self._next_seq()
             if repair_after_s is not None:
-                heapq.heappush(self._heap, (at + repair_after_s, _NODE_REPAIR, self._next_seq(), i))
+                self._fail_repair[seq] = max(0.0, float(repair_after_s))
+            heapq.heappush(self._heap, (at, _NODE_FAIL, seq, i))
+
+    def schedule_node_repair(self, node: str, at: float) -> None:
+        """Bring ``node``, down for a failure, back up at ``at`` (:meth:`poll` reports it even
+        if ``at`` is already past). A restarted service calls this for every node the store
+        says is down awaiting a repair: the twin's own schedule did not survive the process."""
+        with self._lock:
+            self._push_repair(self._node(node), at)
 
     def free(self) -> np.ndarray:
         """Free accelerators per node (0 on nodes that are down)."""
@@ -159,6 +182,11 @@ class TwinEngine:
     def _next_seq(self) -> int:
         self._seq += 1
         return self._seq
+
+    def _push_repair(self, i: int, at: float) -> None:
+        seq = self._next_seq()
+        self._repair_seq[i] = seq
+        heapq.heappush(self._heap, (at, _NODE_REPAIR, seq, i))
 
     def _node(self, name: str) -> int:
         try:
@@ -227,12 +255,18 @@ class TwinEngine:
                 self._release(job_id)
                 self._pending.append(JobEvent(kind, now, job_id=job_id, reason=reason))
 
-    def _fail_node_now(self, i: int, now: float, reason: str) -> list[JobEvent]:
+    def _fail_node_now(self, i: int, now: float, reason: str,
+                       repair_after_s: float | None = None) -> list[JobEvent]:
         if self._fleet.state[i] == NODE_DOWN:
             return []
         self._fleet.state[i] = NODE_DOWN
         name = self._fleet.names[i]
-        out = [JobEvent(EventKind.NODE_DOWN, now, node=name, reason=reason)]
+        extra: dict[str, str] = {}
+        if repair_after_s is not None:
+            repair_at = now + max(0.0, float(repair_after_s))
+            self._push_repair(i, repair_at)
+            extra["repair_at"] = repr(repair_at)  # exact: float(repr(x)) == x
+        out = [JobEvent(EventKind.NODE_DOWN, now, node=name, reason=reason, extra=extra)]
         hit = sorted(j for j, r in self._runs.items() if i in r.node_idx)
         for job_id in hit:
             run = self._release(job_id)
@@ -243,6 +277,7 @@ class TwinEngine:
         return out
 
     def _repair_node_now(self, i: int, now: float) -> list[JobEvent]:
+        self._repair_seq.pop(i, None)
         if self._fleet.state[i] == NODE_UP:
             return []
         self._fleet.state[i] = NODE_UP

@@ -32,10 +32,12 @@ so a restarted control plane keeps lenders and original deadlines.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 from sqlalchemy import String, bindparam, cast, select, update
@@ -314,8 +316,10 @@ class ControlPlane:
             return
         if ev.kind == EventKind.NODE_DOWN:
             node.state, node.state_reason = NodeState.DOWN, ev.reason[:256]
+            node.repair_at = repair_time(ev)
         elif node.state == NodeState.DOWN:
             node.state, node.state_reason = NodeState.UP, ev.reason[:256]
+            node.repair_at = None
         node.updated_at = dt(ev.time)
 
     # --- decisions -> store, then engine ------------------------------------------------------
@@ -576,6 +580,22 @@ class ControlPlane:
         with self._stats_lock:
             self._stats = stats
         return stats
+
+
+# --- node repairs --------------------------------------------------------------------------------
+
+
+def repair_time(ev: JobEvent) -> datetime | None:
+    """When a ``node_down`` event says the node comes back (the twin's ``extra["repair_at"]``);
+    None when no repair is due (a node that stays down until someone repairs it)."""
+    raw = ev.extra.get("repair_at")
+    if raw is None:
+        return None
+    try:
+        at = float(raw)
+    except ValueError:
+        return None
+    return dt(at) if math.isfinite(at) else None
 
 
 # --- the engine's start of an attempt ----------------------------------------------------------

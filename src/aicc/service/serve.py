@@ -91,13 +91,24 @@ def retire_absent_nodes(session: Session, present: set[str]) -> int:
     (a fleet phase changed, or the Slurm cluster lost nodes); returns how many changed."""
     changed = 0
     for node in session.scalars(select(Node)):
-        if node.name not in present and node.state != NodeState.DOWN:
-            node.state, node.state_reason = NodeState.DOWN, ABSENT_REASON
+        if node.name not in present and (node.state != NodeState.DOWN
+                                          or node.repair_at is not None):
+            # An absent node is not repaired: it comes back only when the fleet has it again.
+            node.state, node.state_reason, node.repair_at = NodeState.DOWN, ABSENT_REASON, None
             changed += 1
         elif (node.name in present and node.state == NodeState.DOWN
               and node.state_reason == ABSENT_REASON):
             node.state, node.state_reason = NodeState.UP, ""  # back in the fleet
     return changed
+
+
+def pending_repairs(session: Session) -> dict[str, float]:
+    """Nodes down for a failure and when each comes back up (``nodes.repair_at``). A node
+    drained, or down with no repair due (absent from the fleet, failed without a repair
+    time), is not listed: it stays out of service until someone brings it back."""
+    rows = session.execute(select(Node.name, Node.repair_at).where(
+        Node.state == NodeState.DOWN, Node.repair_at.is_not(None))).all()
+    return {name: ts(at) for name, at in rows}
 
 
 def resume_time(session: Session) -> float | None:
@@ -169,8 +180,15 @@ def build_service(settings: Settings, *, demo: bool = False, reset: bool = False
         say(f"aicc: {retired} stored nodes are not in the engine's fleet; marked down")
     with factory() as session:
         fleet, _ = load_fleet(session)
+        repairs = pending_repairs(session)
     if engine is None:
-        engine = TwinEngine(fleet)
+        # The twin's repair schedule lived in the previous process: give it back, so a node
+        # down for a failure returns when its repair is due (at once if that has passed).
+        twin = engine = TwinEngine(fleet)
+        known = set(fleet.names)
+        for name, at in sorted(repairs.items()):
+            if name in known:
+                twin.schedule_node_repair(name, at)
     clock = make_clock(settings, demo=demo, resume_at=resume_at)
     feeders: list[Feeder] = []
     demo_file: Path | None = None

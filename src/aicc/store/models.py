@@ -170,6 +170,9 @@ class Node(Base):
                                              default=NodeState.UP)
     state_reason: Mapped[str] = mapped_column(String(256), default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When a node down for a failure comes back (the twin's repair time, counted from the
+    # failure); NULL when no repair is due. Kept here so a restarted twin repairs it on time.
+    repair_at: Mapped[datetime | None] = mapped_column(default=None)
     leaf: Mapped[Leaf] = relationship(lazy="joined")
     __table_args__ = (CheckConstraint("accelerators > 0", name="accelerators_positive"),)
 
