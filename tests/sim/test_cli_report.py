@@ -154,3 +154,37 @@ def test_invalid_and_adjusted_rows_are_printed_as_words(tmp_path):
     html = (rep / "report.html").read_text()
     assert "Rows read 5; invalid 3: larger than fleet 1, zero GPUs 2" in html
     assert "{" not in html.split("<body>")[1].split("<h2>")[0]
+
+
+def test_an_unknown_format_exits_2_naming_format_even_with_columns(tmp_path):
+    trace = _slice(tmp_path, rows=50)
+    cols = "submit=timestamp,duration=duration,gpus=num_gpus,tenant=cluster"
+    for extra in (["--columns", cols], [], ["--synthetic-days", "1"]):
+        args = ["--format", "zz", "--fleet", "8xh100-sxm-80g", "--quiet", *extra]
+        r = _sim(*(args if extra[:1] == ["--synthetic-days"] else ["--trace", str(trace), *args]))
+        assert r.exit_code == 2, (extra, r.output)
+        assert "--format" in r.output and "zz" in r.output, (extra, r.output)
+
+
+def test_a_named_format_with_columns_is_a_usage_error_and_columns_format_is_accepted(tmp_path):
+    trace = _slice(tmp_path, rows=50)
+    cols = "submit=timestamp,duration=duration,gpus=num_gpus,tenant=cluster"
+    r = _sim("--trace", str(trace), "--columns", cols, "--format", "alibaba",
+             "--fleet", "8xh100-sxm-80g", "--quiet")
+    assert r.exit_code == 2 and "--format alibaba" in r.output and "--columns" in r.output
+    for fmt in ("auto", "columns"):
+        r = _sim("--trace", str(trace), "--columns", cols, "--format", fmt,
+                 "--fleet", "8xh100-sxm-80g", "--quiet")
+        assert r.exit_code == 0, (fmt, r.output)
+
+
+def test_the_row_account_says_how_many_jobs_were_simulated_under_max_jobs(tmp_path):
+    trace = _slice(tmp_path, rows=400)
+    r = _sim("--trace", str(trace), "--max-jobs", "100", "--fleet", "8xh100-sxm-80g", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert "rows read 400; simulated 100 (--max-jobs 100)" in r.output, r.output
+    assert "invalid 0" not in r.output  # empty parts are left out
+    r = _sim("--trace", str(trace), "--max-jobs", "1000", "--fleet", "8xh100-sxm-80g",
+             "--quiet", "--json")
+    rows = json.loads(r.output)["fairshare"]["rows"]
+    assert (rows["rows_read"], rows["simulated"], rows["max_jobs"]) == (400, 400, None)

@@ -30,7 +30,7 @@ from aicc.sim.scenario import (
     run_scenario,
     with_policy,
 )
-from aicc.workload.readers import read_trace
+from aicc.workload.readers import FORMATS, read_trace
 from aicc.workload.synthetic import generate, sector_mapping
 
 out = Console()
@@ -51,7 +51,9 @@ def _policies(policy: str, compare: str | None) -> list[str]:
 def simulate(
     trace: Annotated[str | None, typer.Option(
         "--trace", help="trace file, or 'philly' / 'alibaba' (found in ../shared/traces)")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="auto, philly, alibaba, helios")] = "auto",
+    fmt: Annotated[str, typer.Option(
+        "--format", help="auto, philly, alibaba, helios (columns: the --columns mapping)")
+    ] = "auto",
     columns: Annotated[str | None, typer.Option(
         "--columns", help="column mapping: submit=…,duration=…,gpus=…,tenant=…")] = None,
     synthetic_days: Annotated[float | None, typer.Option(
@@ -182,6 +184,9 @@ def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report,
          failure_scale, repair_hours, on_failure, checkpoint_min, as_json, quiet
          ) -> list[SimResult]:
     del report, as_json
+    if fmt not in FORMATS:  # checked whatever the workload: a typo is never ignored
+        raise InvalidInput(f"--format: unknown trace format {fmt!r}; known: "
+                           f"{', '.join(FORMATS)}", field="format")
     names = _policies(policy, compare)
     fleet_specs = [f.strip() for f in fleet.split(",") if f.strip()]
     if not fleet_specs:

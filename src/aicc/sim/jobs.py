@@ -109,8 +109,7 @@ def prepare(
     g = w.gpus.astype(np.int64)
     nodes = np.maximum(1, -(-g // c)).astype(np.int32)
     per_node = (-(-g // nodes)).astype(np.int32)
-    account = RowAccount(rows_read=w.account.rows_read, invalid=w.account.invalid.copy(),
-                         adjusted=w.account.adjusted.copy(), examples=dict(w.account.examples))
+    account = w.account.copy()
     account.adjust("gang_rounded_up_to_node_shape", int((nodes * per_node != g).sum()))
     too_big = nodes > node_count[type_idx]
     keep = ~too_big
@@ -122,6 +121,7 @@ def prepare(
                  else np.full(n, int(JobClass.BATCH), dtype=np.int8))
     preemptible = w.preemptible if w.preemptible is not None else np.zeros(n, dtype=bool)
     k = np.flatnonzero(keep)
+    account.simulated = len(k)
     return SimJobs(
         submit=w.submit_s[k].astype(np.float64),
         runtime=runtime[k].astype(np.float64),

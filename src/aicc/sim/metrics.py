@@ -190,14 +190,19 @@ def _counts(counts: dict[str, int]) -> str:
 
 def describe_rows(rows: dict[str, Any]) -> str:
     """The row account as a sentence for people: ``rows read 400; invalid 3: larger than
-    fleet 1, zero GPUs 2; adjusted 5: …``; empty parts are left out."""
-    parts = [f"rows read {int(rows.get('rows_read', 0)):,}"]
+    fleet 1, zero GPUs 2; adjusted 5: …; simulated 397``; empty parts are left out, and
+    ``simulated`` only when it differs from the rows read (``rows read 82,247; simulated 2,000
+    (--max-jobs 2,000)``), so the rows read are never taken for the jobs simulated."""
+    read = int(rows.get("rows_read", 0))
+    parts = [f"rows read {read:,}"]
     invalid = {k: int(v) for k, v in (rows.get("invalid") or {}).items() if v}
     if invalid:
         parts.append(f"invalid {sum(invalid.values()):,}: {_counts(invalid)}")
-    else:
-        parts.append("invalid 0")
     adjusted = {k: int(v) for k, v in (rows.get("adjusted") or {}).items() if v}
     if adjusted:
         parts.append(f"adjusted {sum(adjusted.values()):,}: {_counts(adjusted)}")
+    simulated, cut = rows.get("simulated"), rows.get("max_jobs")
+    if simulated is not None and (int(simulated) != read or cut):
+        parts.append(f"simulated {int(simulated):,}"
+                     + (f" (--max-jobs {int(cut):,})" if cut else ""))
     return "; ".join(parts)

@@ -169,8 +169,10 @@ def load_factor_for(w: Workload, accelerators: int, target: float) -> float:
 
 
 def apply_knobs(w: Workload, sc: Scenario) -> tuple[Workload, float]:
-    if sc.max_jobs is not None:
+    if sc.max_jobs is not None and len(w) > sc.max_jobs:
         w = w.head(sc.max_jobs)
+        w.account = w.account.copy()  # the full workload's account is shared: keep it intact
+        w.account.max_jobs = sc.max_jobs
     if len(w) == 0:
         raise InvalidInput("the workload has no valid jobs", field="trace")
     factor = 1.0

@@ -330,14 +330,19 @@ def detect_format(table_columns: list[str]) -> str:
 
 def read_trace(spec: str | Path, fmt: str = "auto", columns: str | dict[str, str] | None = None
                ) -> Workload:
-    """Read any supported trace. ``columns`` (a mapping or ``k=v,…`` text) wins over ``fmt``."""
+    """Read any supported trace. ``columns`` (a mapping or ``k=v,…`` text) is the ``columns``
+    format: ``fmt`` must then be ``auto`` or ``columns`` (a named format has its own columns, so
+    asking for both is refused rather than one silently ignored)."""
+    if fmt not in FORMATS:
+        raise InvalidTrace(f"--format: unknown trace format {excerpt(fmt)}; known: "
+                           f"{', '.join(FORMATS)}", field="format")
+    if columns and fmt not in ("auto", "columns"):
+        raise InvalidTrace(f"--format {fmt} reads its own columns; give --format {fmt} or "
+                           "--columns, not both", field="format")
     path = resolve_trace(spec)
     if columns:
         mapping = parse_columns(columns) if isinstance(columns, str) else columns
         return read_columns(path, mapping)
-    if fmt not in FORMATS:
-        raise InvalidTrace(f"unknown trace format {fmt!r}; known: {', '.join(FORMATS)}",
-                           field="format")
     if fmt == "auto":
         if path.suffix.lower() in (".parquet", ".pq"):
             try:

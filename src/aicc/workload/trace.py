@@ -27,6 +27,17 @@ class RowAccount:
     invalid: Counter[str] = field(default_factory=Counter)
     adjusted: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[int]] = field(default_factory=dict)
+    # What a run kept: the jobs simulated (None until mapped onto a fleet), and the --max-jobs
+    # that cut the valid rows (None when nothing was cut), so "rows read" is never mistaken
+    # for the number of jobs simulated.
+    simulated: int | None = None
+    max_jobs: int | None = None
+
+    def copy(self) -> RowAccount:
+        """An independent copy (a workload's account is shared by its subsets)."""
+        return RowAccount(self.rows_read, self.invalid.copy(), self.adjusted.copy(),
+                          {k: list(v) for k, v in self.examples.items()}, self.simulated,
+                          self.max_jobs)
 
     def reject(self, reason: str, mask: np.ndarray, lines: np.ndarray) -> None:
         """Count the rows in ``mask`` as invalid for ``reason`` (``lines`` are file lines)."""
@@ -51,6 +62,8 @@ class RowAccount:
             "invalid_total": self.n_invalid,
             "adjusted": dict(sorted(self.adjusted.items())),
             "example_lines": {k: v for k, v in sorted(self.examples.items())},
+            "simulated": self.simulated,
+            "max_jobs": self.max_jobs,
         }
 
 
