@@ -380,29 +380,36 @@ class FreeState:
         self._merged[t] = (seen, out)
         return out
 
+    def _first_reach(self, nd: np.ndarray, en: np.ndarray, cu: np.ndarray, k: int,
+                     skip: np.ndarray | None = None) -> tuple[float, int, int]:
+        """(time, node, released by then) of the earliest entry of a profile sorted by node, then
+        end, where an unreserved node has ``k`` accelerators free (the lowest node among equal
+        times); (inf, -1, 0) when none. Entries at ``skip`` are left out."""
+        ok = (cu >= k - self.free[nd]) & (self.res_time[nd] == INF)
+        if skip is not None:
+            ok[skip] = False
+        ok = np.flatnonzero(ok)
+        if not len(ok):
+            return INF, -1, 0
+        i = int(ok[np.argmin(en[ok])])  # the first minimum: lowest node, its first entry
+        return float(en[i]), int(nd[i]), int(cu[i])
+
     def reserve_sub(self, t: int, k: int) -> float:
         """Reserve the unreserved node where ``k`` accelerators free up first (the lowest node
         among equal times); its start or inf. Running jobs and jobs started earlier in this
         cycle release at their estimated ends."""
         node, end, _, cum, bounds, _ = self._release_profile()
         a, b = bounds[t], bounds[t + 1]
-        nd, en, cu = node[a:b], end[a:b], cum[a:b]
-        ok = (cu >= k - self.free[nd]) & (self.res_time[nd] == INF)
         cyc = self._cycle_profile(t)
-        if cyc is not None:  # nodes that took starts: their entries with those starts
+        if cyc is None:
+            when, n, got = self._first_reach(node[a:b], end[a:b], cum[a:b], k)
+        else:  # nodes that took starts are searched in their own profile, with those starts
             redo, rn, re_, rcu = cyc
-            ok[redo] = False
-            nd, en, cu = (np.concatenate((nd, rn)), np.concatenate((en, re_)),
-                          np.concatenate((cu, rcu)))
-            ok = np.concatenate((ok, (rcu >= k - self.free[rn]) & (self.res_time[rn] == INF)))
-        ok = np.flatnonzero(ok)
-        if not len(ok):
+            when, n, got = min(self._first_reach(node[a:b], end[a:b], cum[a:b], k, redo),
+                               self._first_reach(rn, re_, rcu, k))
+        if when == INF:
             return INF
-        e = en[ok]
-        best = ok[e == e.min()]
-        i = int(best[np.argmin(nd[best])])  # the first entry of that node reaching the time
-        n, when = int(nd[i]), float(en[i])
-        self._mark(t, n, when, int(self.free[n] + cu[i] - k))
+        self._mark(t, n, when, int(self.free[n]) + got - k)
         self.last_reserved = (n,)
         return when
 
@@ -461,7 +468,9 @@ def _node_cumsum(node: np.ndarray, cnt: np.ndarray) -> np.ndarray:
     cum = np.cumsum(cnt)
     if not len(node):
         return cum
-    first = np.r_[True, node[1:] != node[:-1]]
+    first = np.empty(len(node), dtype=bool)  # (not np.r_: its overhead dominates small inputs)
+    first[0] = True
+    np.not_equal(node[1:], node[:-1], out=first[1:])
     base = (cum - cnt)[first]
     return cum - base[np.cumsum(first) - 1]
 
