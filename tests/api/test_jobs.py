@@ -190,9 +190,9 @@ def test_list_filters_and_pages(world: World, job_body: JobBody) -> None:
     cancelled = world.client.get("/v1/jobs?state=cancelled", headers=h).json()["items"]
     assert [(j["id"], j["reason"]) for j in cancelled] == [(ids[0], "no longer")]
     r = world.client.get("/v1/jobs?limit=0", headers=h)
-    assert r.status_code == 422 and r.json()["error"]["field"] == "query.limit"
+    assert r.status_code == 422 and r.json()["error"]["field"] == "limit"
     r = world.client.get("/v1/jobs?state=sleeping", headers=h)
-    assert r.status_code == 422 and r.json()["error"]["field"] == "query.state"
+    assert r.status_code == 422 and r.json()["error"]["field"] == "state"
 
 
 def test_cancel_twice_is_409(world: World, job_body: JobBody) -> None:

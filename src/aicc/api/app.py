@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 import aicc
 from aicc.api import grants, jobs, nodes, tenancy
 from aicc.api.auth import PrincipalCache
+from aicc.api.deps import reject_unknown_query
 from aicc.api.errors import BodyLimit, error_body, install_error_handlers
 from aicc.api.fastpath import SubmitFastPath, is_submission
 from aicc.api.submitter import GroupCommitter
@@ -83,7 +84,10 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
                   "grants, fleet and jobs.", lifespan=lifespan,
                   # No OpenTelemetry: its per-request checks cost more than a submission.
                   telemetry={"tracing": False, "metrics": False, "logs": False},
-                  docs_url=None, redoc_url=None)  # served offline by aicc.web.docs
+                  docs_url=None, redoc_url=None,  # served offline by aicc.web.docs
+                  # Every route, those of routers included later too: an undeclared query
+                  # parameter of a /v1 route is 422 (api/deps.py).
+                  dependencies=[Depends(reject_unknown_query)])
     app.state.settings = settings
     app.state.session_factory = factory
     app.state.control_plane = control_plane

@@ -1,13 +1,17 @@
-"""Small shared pieces of the routers: the transaction, paging parameters."""
+"""Small shared pieces of the routers: the transaction, paging parameters, the refusal of
+query parameters a route does not declare."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from aicc.errors import UnknownAcceleratorType
@@ -45,3 +49,46 @@ def tx(request: Request) -> Iterator[Session]:
     """One transaction, committed before the route returns (so before the client hears back)."""
     with transaction(request.app.state.session_factory) as session:
         yield session
+
+
+API_PREFIX = "/v1/"
+_DECLARED = "_aicc_declared_query"  # the answer of declared_query, kept on the route
+
+
+def declared_query(route: APIRoute) -> tuple[str, ...]:
+    """The query parameters ``route`` takes, its dependencies' included, as sent on the wire."""
+    names: tuple[str, ...] | None = getattr(route, _DECLARED, None)
+    if names is None:
+        found: dict[str, None] = {}
+        stack: list[Dependant] = [route.dependant]
+        while stack:
+            dep = stack.pop()
+            found.update(dict.fromkeys(f.alias for f in dep.query_params))
+            stack.extend(reversed(dep.dependencies))
+        names = tuple(found)
+        setattr(route, _DECLARED, names)
+    return names
+
+
+def unknown_query_errors(sent: Iterable[str], accepted: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One validation error per parameter ``sent`` that is not ``accepted`` (none: all known)."""
+    hint = (f"accepted: {', '.join(accepted)}" if accepted
+            else "this route takes no query parameters")
+    return [{"loc": ("query", name), "type": "unknown_query_parameter", "input": name,
+             "msg": f"unknown query parameter; {hint}"}
+            for name in dict.fromkeys(sent) if name not in accepted]
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """A query parameter a ``/v1`` route does not declare is 422, not silently ignored: a typo
+    (``?by=sector`` for ``?group_by=sector``) would otherwise answer with the defaults as if it
+    were understood. Installed once for the whole application; the portal, docs, metrics and
+    health pages outside ``/v1`` keep tolerating extra parameters (cache busters, probe tags)."""
+    if not request.query_params or not request.url.path.startswith(API_PREFIX):
+        return
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    errors = unknown_query_errors(request.query_params.keys(), declared_query(route))
+    if errors:
+        raise RequestValidationError(errors)

@@ -63,11 +63,17 @@ def error_body(code: str, message: str, field: str | None = None, **extra: Any
     return {"error": err}
 
 
+# Where FastAPI found an input: dropped from the field name, so that a query parameter, a path
+# parameter, a header and a body field are named alike (``limit``, ``job_id``,
+# ``Idempotency-Key``, ``gang.nodes``), as the domain errors name them.
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
 def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc]
-    if parts and parts[0] == "body":
+    if parts and parts[0] in _LOCATIONS:
         parts = parts[1:]
-    return ".".join(parts) or "body"
+    return ".".join(parts) or (str(loc[0]) if loc else "body")
 
 
 async def _aicc_error(_: Request, exc: Exception) -> JSONResponse:

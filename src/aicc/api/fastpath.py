@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
+from urllib.parse import parse_qsl
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError, to_json
@@ -20,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import Receive, Scope, Send
 
 from aicc.api.auth import PrincipalCache, authenticate
+from aicc.api.deps import unknown_query_errors
 from aicc.api.errors import (
     UNSUPPORTED_MEDIA,
     aicc_error_body,
@@ -48,6 +50,12 @@ class _TooLarge(Exception):
 
 class _Unsupported(Exception):
     pass
+
+
+class _UnknownQuery(Exception):
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("unknown query parameters")
+        self.errors = errors
 
 
 def _encode(payload: Any) -> bytes:
@@ -99,6 +107,8 @@ class SubmitFastPath:
             status, payload = aicc_error_body(exc)
         except ValidationError as exc:
             status, payload = 422, validation_body(exc.errors(include_url=False))
+        except _UnknownQuery as exc:
+            status, payload = 422, validation_body(exc.errors)
         except (OperationalError, PoolTimeout):
             status, payload = 503, error_body("unavailable", "the database is busy or "
                                               "unreachable; retry")
@@ -130,6 +140,11 @@ class SubmitFastPath:
             raise _TooLarge
         if content_type is not None and not is_json_media(content_type):
             raise _Unsupported  # as BodyLimit answers every other route
+        if scope["query_string"]:  # the route declares none (api/deps.py refuses the rest)
+            sent = [k for k, _ in parse_qsl(scope["query_string"].decode("latin-1"),
+                                             keep_blank_values=True)]
+            if sent:
+                raise _UnknownQuery(unknown_query_errors(sent, ()))
         principal = await self._principal(authorization)
         spec = JobSubmission.model_validate_json(body)
         job, created = await self.state.committer.submit_async(

@@ -13,13 +13,16 @@ from aicc.api.schemas import CancelIn, JobOut, Page
 from aicc.api.submitter import GroupCommitter
 from aicc.store.models import JobClassName, JobState
 from aicc.workload import jobs as service
-from aicc.workload.jobs import JobSubmission, SubmitRequest
+from aicc.workload.jobs import MAX_IDEMPOTENCY_KEY, JobSubmission, SubmitRequest
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
+# Checked by the submission itself (``workload.jobs``), as on the fast path, so both answer a
+# bad key alike; the bound is only documented here.
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", max_length=128,
-           description="the same key (per user) always returns the same job, never a second"),
+    Header(alias="Idempotency-Key", json_schema_extra={"maxLength": MAX_IDEMPOTENCY_KEY},
+           description="up to 128 printable characters; the same key (per user) always "
+           "returns the same job, never a second"),
 ]
 
 

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StrictBool
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+)
+from pydantic_core import PydanticCustomError
 
 from aicc.store.models import GrantState, NodeState, Role
 
@@ -26,6 +37,33 @@ Text = Annotated[str, Field(max_length=256), AfterValidator(_no_nul)]
 Share = Annotated[float, Strict(), Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Weight = Annotated[float, Strict(), Field(gt=0.0, le=1e6, allow_inf_nan=False)]
 Hours = Annotated[float, Strict(), Field(gt=0, le=1e12, allow_inf_nan=False)]
+
+
+# A time in a request: an ISO 8601 string with a zone, never a number (pydantic would read
+# 1700000000 as seconds since the epoch) nor a naive time (whose zone would be a guess).
+_ZONED = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
+                    r"([Zz]|[+-]\d{2}:?\d{2})$")
+ZONED_MESSAGE = "must be an ISO 8601 time with a time zone, e.g. 2028-01-01T00:00:00Z"
+
+
+def _zoned(v: Any) -> Any:
+    if isinstance(v, datetime) and v.tzinfo is not None:
+        return v  # from Python callers, already a time
+    if not isinstance(v, str) or not _ZONED.match(v):
+        raise PydanticCustomError("zoned_datetime", ZONED_MESSAGE)
+    return v
+
+
+def _utc(v: datetime) -> datetime:
+    """In UTC, as the store keeps times and every answer writes them (with ``Z``)."""
+    try:
+        return v.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("datetime_range", "is out of range") from None
+
+
+ZonedTime = Annotated[AwareDatetime, BeforeValidator(_zoned), AfterValidator(_utc),
+                      Field(description="ISO 8601 with a time zone, e.g. 2028-01-01T00:00:00Z")]
 
 
 class _In(BaseModel):
@@ -186,15 +224,15 @@ class GrantIn(_In):
     project_id: Id
     accelerator_type: Annotated[str, Field(min_length=1, max_length=48)]
     accelerator_hours: Hours
-    start: datetime
-    end: datetime
+    start: ZonedTime
+    end: ZonedTime
     note: Annotated[str, Field(max_length=512), AfterValidator(_no_nul)] = ""
 
 
 class GrantPatch(_In):
     accelerator_hours: Hours | None = None
-    start: datetime | None = None
-    end: datetime | None = None
+    start: ZonedTime | None = None
+    end: ZonedTime | None = None
     state: GrantState | None = None
     note: Annotated[str, Field(max_length=512), AfterValidator(_no_nul)] | None = None
 

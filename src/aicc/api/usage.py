@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from aicc.api.auth import CurrentPrincipal
+from aicc.api.schemas import ZonedTime
 from aicc.store.db import transaction
 from aicc.web.usage import GroupBy, usage_report
 from aicc.workload.jobs import iso_time
@@ -21,8 +21,10 @@ async def get_usage(
     request: Request,
     principal: CurrentPrincipal,
     group_by: Annotated[GroupBy, Query(description="project, organization or sector")] = "project",
-    start: Annotated[datetime | None, Query(description="period start, ISO 8601")] = None,
-    end: Annotated[datetime | None, Query(description="period end, exclusive")] = None,
+    start: Annotated[ZonedTime | None,
+                     Query(description="period start, ISO 8601 with a time zone")] = None,
+    end: Annotated[ZonedTime | None,
+                   Query(description="period end, exclusive, ISO 8601 with a time zone")] = None,
     accelerator_type: Annotated[str | None, Query(min_length=1, max_length=48)] = None,
 ) -> dict[str, Any]:
     """Usage the caller may see: a member sees its projects, an org admin its organizations'

@@ -193,7 +193,7 @@ def _check_key(key: str | None) -> None:
     if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
         raise InvalidInput(
             f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters",
-            field="idempotency_key")
+            field="Idempotency-Key")
 
 
 def submit_jobs(*, session: Session, requests: Sequence[SubmitRequest],

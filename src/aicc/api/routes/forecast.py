@@ -37,6 +37,7 @@ def _iso(seconds: float | None) -> str | None:
 @router.get("/jobs/{job_id}/forecast")
 def job_forecast(request: Request, principal: CurrentPrincipal, job_id: int = path_id(),
                  horizon_hours: Annotated[float, Query(gt=0, le=8760,
+                                                       allow_inf_nan=False,
                                                        description="how far to look ahead")
                                           ] = 720.0) -> dict:
     """Predicted start of a pending job (a running job answers with its real start)."""

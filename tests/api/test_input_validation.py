@@ -1,0 +1,254 @@
+"""Inputs outside bodies and odd values inside them: the Idempotency-Key header, times, nan and
+infinity, query parameters a route does not take, and how every refusal names its field."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from .conftest import World
+
+JobBody = Callable[..., dict[str, Any]]
+JSON = {"content-type": "application/json"}
+
+
+def _error(r: Any) -> dict[str, Any]:
+    assert r.status_code == 422, r.text
+    return r.json()["error"]
+
+
+# --- Idempotency-Key ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "routed"])
+@pytest.mark.parametrize("key", ["k" * 129, "tab\there", ""], ids=["too-long", "tab", "empty"])
+def test_bad_idempotency_key_names_the_header(sqlite_world: World, job_body: JobBody,
+                                              fast: bool, key: str) -> None:
+    w = sqlite_world
+    if not fast:
+        w.client.app.fast_path = None  # type: ignore[attr-defined]
+    r = w.client.post("/v1/jobs", headers=w.h("member_a1") | {"Idempotency-Key": key},
+                      json=job_body(w.ids["p_a1"]))
+    err = _error(r)
+    assert err["field"] == "Idempotency-Key"
+    assert "printable characters" in err["message"]
+    assert w.client.get("/v1/jobs", headers=w.h("member_a1")).json()["items"] == []
+
+
+def test_idempotency_key_of_128_characters_is_fine(sqlite_world: World,
+                                                   job_body: JobBody) -> None:
+    w = sqlite_world
+    h = w.h("member_a1") | {"Idempotency-Key": "k" * 128}
+    assert w.client.post("/v1/jobs", headers=h, json=job_body(w.ids["p_a1"])).status_code == 201
+
+
+# --- times ---------------------------------------------------------------------------------
+
+BAD_TIMES: list[Any] = [1700000000, 1700000000.5, "1700000000", "2030-01-01T00:00:00",
+                        "2030-01-01", "next tuesday", True, None]
+
+
+@pytest.mark.parametrize("field", ["start", "end"])
+@pytest.mark.parametrize("value", BAD_TIMES, ids=[repr(v) for v in BAD_TIMES])
+def test_grant_times_are_iso_strings_with_a_zone(sqlite_world: World, field: str,
+                                                 value: Any) -> None:
+    w = sqlite_world
+    body = {"project_id": w.ids["p_a1"], "accelerator_type": "h100-sxm-80g",
+            "accelerator_hours": 10, "start": "2030-01-01T00:00:00Z",
+            "end": "2031-01-01T00:00:00+01:00"} | {field: value}
+    err = _error(w.client.post("/v1/grants", headers=w.h("admin"), json=body))
+    assert err["field"] == field
+    if value is not None:
+        assert "ISO 8601" in err["message"] and "time zone" in err["message"]
+
+
+@pytest.mark.parametrize("value", [1700000000, "2030-01-01T00:00:00"])
+def test_grant_patch_times_are_iso_strings_with_a_zone(sqlite_world: World, value: Any
+                                                       ) -> None:
+    w = sqlite_world
+    gid = w.ids["grant_p_a1"]
+    err = _error(w.client.patch(f"/v1/grants/{gid}", headers=w.h("admin"), json={"end": value}))
+    assert err["field"] == "end" and "time zone" in err["message"]
+    r = w.client.patch(f"/v1/grants/{gid}", headers=w.h("admin"),
+                       json={"end": "2099-06-01T00:00:00+02:00"})
+    assert r.status_code == 200 and r.json()["end"] == "2099-05-31T22:00:00Z", r.text
+
+
+@pytest.mark.parametrize("value", ["1700000000", "2030-01-01T00:00:00", "2030-01-01"])
+def test_usage_period_times_are_iso_with_a_zone(sqlite_world: World, value: str) -> None:
+    w = sqlite_world
+    for name in ("start", "end"):
+        err = _error(w.client.get("/v1/usage", headers=w.h("admin"), params={name: value}))
+        assert err["field"] == name and "time zone" in err["message"]
+    r = w.client.get("/v1/usage", headers=w.h("admin"),
+                     params={"start": "2030-01-01T00:00:00+01:00", "end": "2031-01-01T00:00Z"})
+    assert r.status_code == 200 and r.json()["start"] == "2029-12-31T23:00:00Z", r.text
+
+
+def test_no_request_model_takes_a_bare_datetime(sqlite_world: World) -> None:
+    """Every time a route reads (body or query) goes through the zoned type: the OpenAPI
+    document describes each as needing a time zone."""
+    doc = sqlite_world.client.get("/openapi.json").json()
+    found: list[str] = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("format") == "date-time":
+                found.append(where)
+                assert "time zone" in node.get("description", ""), where
+            for k, v in node.items():
+                walk(v, f"{where}/{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}/{i}")
+
+    for name, schema in doc["components"]["schemas"].items():
+        if name.endswith(("In", "Patch")) or name == "JobSubmission":
+            walk(schema, name)
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            for p in op.get("parameters", []):
+                walk(p, f"{method} {path} {p['name']}")
+    assert any("GrantIn" in f for f in found) and any("usage" in f for f in found)
+
+
+# --- nan and infinity ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity"])
+def test_forecast_horizon_must_be_finite(sqlite_world: World, job_body: JobBody,
+                                         value: str) -> None:
+    w = sqlite_world
+    jid = w.client.post("/v1/jobs", headers=w.h("member_a1"),
+                        json=job_body(w.ids["p_a1"])).json()["id"]
+    err = _error(w.client.get(f"/v1/jobs/{jid}/forecast", headers=w.h("member_a1"),
+                              params={"horizon_hours": value}))
+    assert err["field"] == "horizon_hours" and "finite" in err["message"]
+
+
+NON_FINITE_BODIES = [
+    ("POST", "/v1/grants", '{"project_id": P, "accelerator_type": "h100-sxm-80g", '
+     '"accelerator_hours": NaN, "start": "2030-01-01T00:00:00Z", '
+     '"end": "2031-01-01T00:00:00Z"}', "accelerator_hours"),
+    ("PATCH", "/v1/grants/G", '{"accelerator_hours": Infinity}', "accelerator_hours"),
+    ("POST", "/v1/sectors", '{"name": "s-x", "lend_limit": NaN}', "lend_limit"),
+    ("PATCH", "/v1/sectors/1", '{"shares": {"h100-sxm-80g": NaN}}', "shares.h100-sxm-80g"),
+    ("POST", "/v1/organizations", '{"name": "o-x", "sector_id": 1, "weight": Infinity}',
+     "weight"),
+    ("PATCH", "/v1/projects/P", '{"weight": -Infinity}', "weight"),
+    ("POST", "/v1/jobs", '{"project_id": P, "accelerator_type": "h100-sxm-80g", '
+     '"gang": {"per_node": 8}, "time_limit_s": NaN}', "time_limit_s"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "raw", "field"), NON_FINITE_BODIES,
+                         ids=[f"{m} {p} {f}" for m, p, _, f in NON_FINITE_BODIES])
+def test_body_numbers_must_be_finite(sqlite_world: World, method: str, path: str, raw: str,
+                                     field: str) -> None:
+    w = sqlite_world
+    fill = {"P": str(w.ids["p_a1"]), "G": str(w.ids["grant_p_a1"])}
+    path = re.sub(r"\b[PG]\b", lambda m: fill[m.group()], path)
+    raw = re.sub(r"\b[PG]\b", lambda m: fill[m.group()], raw)
+    r = w.client.request(method, path, headers=w.h("admin") | JSON, content=raw)
+    err = _error(r)
+    assert err["field"] == field and "finite" in err["message"]
+
+
+# --- query parameters a route does not take ------------------------------------------------
+
+
+def test_unknown_query_parameter_is_422_listing_the_accepted(sqlite_world: World) -> None:
+    w = sqlite_world
+    err = _error(w.client.get("/v1/usage?by=sector", headers=w.h("admin")))
+    assert err["field"] == "by"
+    assert err["message"] == ("by: unknown query parameter; accepted: group_by, start, end, "
+                              "accelerator_type")
+    err = _error(w.client.get("/v1/jobs?limit=5&colour=red&size=2", headers=w.h("admin")))
+    assert [p["field"] for p in err["problems"]] == ["colour", "size"]
+    err = _error(w.client.get("/v1/users/me?x=1", headers=w.h("admin")))
+    assert "takes no query parameters" in err["message"]
+    assert w.client.get("/v1/usage?group_by=sector", headers=w.h("admin")).status_code == 200
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "routed"])
+def test_submission_takes_no_query_parameters(sqlite_world: World, job_body: JobBody,
+                                              fast: bool) -> None:
+    w = sqlite_world
+    if not fast:
+        w.client.app.fast_path = None  # type: ignore[attr-defined]
+    r = w.client.post("/v1/jobs?dry_run=1", headers=w.h("member_a1"),
+                      json=job_body(w.ids["p_a1"]))
+    err = _error(r)
+    assert err["field"] == "dry_run" and "takes no query parameters" in err["message"]
+    assert w.client.get("/v1/jobs", headers=w.h("member_a1")).json()["items"] == []
+
+
+def test_every_api_route_refuses_an_unknown_query_parameter(sqlite_world: World) -> None:
+    """The mechanism is the application's, so no /v1 route (present or future) is left out."""
+    w = sqlite_world
+    paths = w.client.get("/openapi.json").json()["paths"]
+    checked = 0
+    for template, ops in paths.items():
+        if not template.startswith("/v1/"):
+            continue
+        path = re.sub(r"\{[a-z_]+\}", "1", template)
+        for method in ops:
+            r = w.client.request(method, f"{path}?zz_unknown=1", headers=w.h("admin") | JSON,
+                                 content="{}" if method in ("post", "patch") else None)
+            assert r.status_code == 422, (method, template, r.text)
+            assert r.json()["error"]["field"] == "zz_unknown", (method, template)
+            checked += 1
+    assert checked > 20
+    err = _error(w.client.get("/v1/grants?zz_unknown=1", headers=w.h("admin")))
+    assert err["message"].endswith("accepted: limit, after, project_id, accelerator_type, state")
+
+
+def test_pages_outside_the_api_keep_working(sqlite_world: World) -> None:
+    c = sqlite_world.client
+    assert c.get("/?refresh=1").status_code == 200
+    assert c.get("/docs").status_code == 200
+    assert c.get("/docs?v=2").status_code == 200
+    spec = c.get("/openapi.json")
+    assert spec.status_code == 200 and "/v1/usage" in spec.json()["paths"]
+    assert c.get("/healthz?probe=lb").status_code == 200
+    assert c.get("/metrics").status_code == 200
+    html = c.get("/docs").text
+    for asset in re.findall(r'(?:src|href)="(/[^"]+\.(?:js|css|png))"', html):
+        assert c.get(asset).status_code == 200, asset
+
+
+# --- how query-parameter refusals name their field ----------------------------------------
+
+QUERY_FIELDS = [
+    ("/v1/jobs?limit=0", "limit"),
+    ("/v1/jobs?state=sleeping", "state"),
+    ("/v1/jobs?accelerator_type=zz", "accelerator_type"),
+    ("/v1/jobs?project_id=x", "project_id"),
+    ("/v1/grants?after=-1", "after"),
+    ("/v1/grants?accelerator_type=zz", "accelerator_type"),
+    ("/v1/nodes?state=gone", "state"),
+    ("/v1/nodes?accelerator_type=zz", "accelerator_type"),
+    ("/v1/organizations?sector_id=x", "sector_id"),
+    ("/v1/memberships?user_id=x", "user_id"),
+    ("/v1/usage?group_by=user", "group_by"),
+    ("/v1/usage?accelerator_type=zz", "accelerator_type"),
+    ("/v1/usage?start=yesterday", "start"),
+    ("/v1/jobs/0", "job_id"),
+]
+
+
+@pytest.mark.parametrize(("url", "field"), QUERY_FIELDS, ids=[u for u, _ in QUERY_FIELDS])
+def test_parameter_errors_name_the_bare_parameter(sqlite_world: World, url: str,
+                                                  field: str) -> None:
+    err = _error(sqlite_world.client.get(url, headers=sqlite_world.h("admin")))
+    assert err["field"] == field
+
+
+def test_grant_time_at_the_edge_of_the_calendar_is_422(sqlite_world: World) -> None:
+    w = sqlite_world
+    err = _error(w.client.patch(f"/v1/grants/{w.ids['grant_p_a1']}", headers=w.h("admin"),
+                                json={"start": "0001-01-01T00:00:00+01:00"}))
+    assert err["field"] == "start" and "out of range" in err["message"]
