@@ -51,3 +51,27 @@ def test_rejects_bad_parameters():
 def test_non_finite_days_or_load_are_refused(days, load):
     with pytest.raises(InvalidInput):
         generate(days=days, accelerators=64, load=load, seed=0)
+
+
+def test_a_short_run_on_a_small_fleet_offers_the_target_over_its_window():
+    # 2 days on 256 accelerators: the runtime tail (up to the 7-day cap) makes the window about
+    # 5 days, so a rate of 0.7 alone offers about 0.3. Fitted, the offered load is the target
+    # to about one job: ~50-80 jobs, one of which can move it by several percent.
+    loads = []
+    for seed in range(10):
+        w = generate(days=2, accelerators=256, load=0.7, seed=seed, max_gpus=128,
+                     fit_window=True)
+        assert w.gpus.max() <= 128 and w.account.rows_read == len(w)
+        assert w.offered_load(256) == pytest.approx(0.7, abs=0.1), seed
+        loads.append(w.offered_load(256))
+    assert np.mean(loads) == pytest.approx(0.7, abs=0.03)
+    again = generate(days=2, accelerators=256, load=0.7, seed=3, max_gpus=128, fit_window=True)
+    w = generate(days=2, accelerators=256, load=0.7, seed=3, max_gpus=128, fit_window=True)
+    assert np.array_equal(again.submit_s, w.submit_s) and np.array_equal(again.gpus, w.gpus)
+
+
+def test_max_gpus_merges_larger_gangs_into_the_largest_that_fits():
+    w = generate(days=30, accelerators=256, load=0.7, seed=0, max_gpus=64)
+    assert set(np.unique(w.gpus)) <= {1, 2, 4, 8, 16, 32, 64} and (w.gpus == 64).any()
+    with pytest.raises(InvalidInput):
+        generate(days=1, accelerators=8, max_gpus=0)

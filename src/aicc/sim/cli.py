@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -221,9 +222,13 @@ def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report,
                            "or drop them", field=orphans[0].lstrip("-").replace("-", "_"))
     mapping: dict[str, object] | Path | None = tenant_map
     if synthetic_days is not None:
-        # one workload for every fleet: sized for the first (so larger fleets see less load)
+        # one workload for every fleet: sized for the first (so larger fleets see less load);
+        # the target is the offered load over the run's window, runtime tail included (as for
+        # a trace), and no gang is larger than the smallest type's capacity (none is dropped)
+        by_type = np.bincount(fa.type_idx, weights=fa.capacity)
         w = generate(days=synthetic_days, accelerators=fa.n_accelerators,
-                     load=target_load or 0.7, seed=seed)
+                     load=target_load or 0.7, seed=seed,
+                     max_gpus=int(by_type[by_type > 0].min()), fit_window=True)
         target_load = None
         mapping = mapping or sector_mapping(w)
     else:

@@ -4,13 +4,23 @@ Each sector submits jobs as a non-homogeneous Poisson process (thinning): a base
 daily profile (a cosine peaking at ``peak_hour``) times a weekday/weekend factor. Sizes come from
 a discrete distribution over power-of-two gangs; runtimes are log-normal (median, σ), capped.
 The base rates are solved so that each sector's mean demand is ``load`` × its entitlement share
-× the fleet's accelerators. Why these defaults: ``docs/simulation.md`` (section "Synthetic
-workload") compares them with the Philly and Alibaba traces.
+× the fleet's accelerators.
+
+That rate is a demand per second of the submission horizon; the work is served over a longer
+window, though (runs go on past the last submission, up to the 7-day cap), and
+``Workload.offered_load`` — what ``--target-load`` means for traces and what the simulator
+reports — divides by that window. Over a short horizon the tail dominates (2 days on the lab
+fleet: a window of about 5 days, an offered load near 0.3 for a rate of 0.7), so
+``fit_window=True`` scales every sector's rate by one factor (shares hold) until the offered
+load over the window is ``load``; ``max_gpus`` clips gangs to what the fleet can hold, so that
+a small fleet is not offered work it must drop as larger than the fleet. Why these defaults:
+``docs/simulation.md`` (section "Synthetic workload") compares them with the Philly and Alibaba
+traces.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -85,26 +95,89 @@ def generate(
     seed: int = 0,
     shares: dict[str, float] | None = None,
     profiles: dict[str, SectorProfile] | None = None,
+    max_gpus: int | None = None,
+    fit_window: bool = False,
 ) -> Workload:
-    """Jobs over ``days`` offering ``load`` × ``accelerators`` on average, split by ``shares``."""
+    """Jobs over ``days`` offering ``load`` × ``accelerators`` on average, split by ``shares``:
+    a mean demand rate over the horizon, or, with ``fit_window``, the offered load over the
+    workload's window (submissions plus the runtime tail), to one job. ``max_gpus`` clips each
+    sector's gang sizes (their probabilities merge into the largest size that fits)."""
     # written so that NaN fails: it compares false with everything
     if not (np.isfinite(days) and 0 < days <= 3660) or accelerators <= 0 \
             or not (np.isfinite(load) and 0 < load <= 10):
         raise InvalidInput("synthetic workload: days, accelerators and load must be positive "
                            "(load at most 10, days at most 3660)", field="synthetic")
+    if max_gpus is not None and max_gpus < 1:
+        raise InvalidInput("synthetic workload: max_gpus must be at least 1", field="synthetic")
     shares = shares or DEFAULT_SECTOR_SHARES
-    profiles = profiles or DEFAULT_PROFILES
+    profiles = {k: _clipped(v, max_gpus) for k, v in (profiles or DEFAULT_PROFILES).items()}
+    horizon = days * DAY
+    over = 1.0
+    if fit_window:
+        # Candidates at ``over`` times the rate, each with the rate multiple at which thinning
+        # keeps it: the workload at any multiple up to ``over`` is a prefix in that order, so
+        # the offered load is fitted on one draw (the same seed gives the same jobs).
+        cap = max(p.cap_s for p in profiles.values())
+        over = 2.0 * (horizon + cap) / horizon
+        while True:
+            w, keep_at = _draw(days, accelerators, load, seed, shares, profiles, over)
+            k = _fit(w, keep_at, load, accelerators)
+            if k is not None or over > 1e4:
+                break
+            over *= 2.0
+        w = w.take(np.argsort(keep_at, kind="stable")[: k or len(w)])
+        w.account = RowAccount(rows_read=len(w))
+        return w
+    w, _ = _draw(days, accelerators, load, seed, shares, profiles, over)
+    return w
+
+
+def _clipped(p: SectorProfile, max_gpus: int | None) -> SectorProfile:
+    """``p`` with gangs above ``max_gpus`` made ``max_gpus`` (their probabilities merged)."""
+    if max_gpus is None or max(p.sizes) <= max_gpus:
+        return p
+    merged: dict[int, float] = {}
+    for size, prob in zip(p.sizes, p.size_p, strict=True):
+        merged[min(size, max_gpus)] = merged.get(min(size, max_gpus), 0.0) + prob
+    return replace(p, sizes=tuple(merged), size_p=tuple(merged.values()))
+
+
+def _fit(w: Workload, keep_at: np.ndarray, load: float, accelerators: int) -> int | None:
+    """The fewest jobs, taken in ``keep_at`` order, whose offered load over their window
+    reaches ``load`` (None when all of them fall short)."""
+    if not len(w):
+        return None
+    order = np.argsort(keep_at, kind="stable")
+    sub, end = w.submit_s[order], w.submit_s[order] + w.runtime_s[order]
+    work = np.cumsum(w.gpus[order].astype(np.float64) * w.runtime_s[order])
+    window = np.maximum(np.maximum.accumulate(end) - np.minimum.accumulate(sub), 1.0)
+    offered = work / (window * accelerators)
+    hit = np.flatnonzero(offered >= load)
+    if not hit.size:
+        return None
+    k = int(hit[0])  # the first prefix at or above: take the one before if that is closer
+    return k if k > 0 and load - offered[k - 1] < offered[k] - load else k + 1
+
+
+def _draw(days: float, accelerators: int, load: float, seed: int, shares: dict[str, float],
+          profiles: dict[str, SectorProfile], over: float) -> tuple[Workload, np.ndarray]:
+    """The workload at ``over`` times the rates, and for each job the rate multiple from which
+    thinning keeps it (all below ``over``; at ``over`` = 1 exactly the jobs of rate ``load``)."""
     rng = np.random.default_rng(seed)
     horizon = days * DAY
-    submit, runtime, gpus, tenant, klass, pre = [], [], [], [], [], []
+    submit, runtime, gpus, tenant, klass, pre, keep = [], [], [], [], [], [], []
     tenants: list[str] = []
     for name, share in shares.items():
         p = profiles[name]
         base = load * share * accelerators / p.mean_acc_s()  # jobs per second
-        peak = base * (1 + p.daily_amplitude) / ((5 + 2 * p.weekend_factor) / 7)
+        peak = over * base * (1 + p.daily_amplitude) / ((5 + 2 * p.weekend_factor) / 7)
         n_cand = rng.poisson(peak * horizon)
         t = np.sort(rng.uniform(0, horizon, n_cand))
-        t = t[rng.uniform(0, 1, n_cand) < _rate_shape(t, p) * base / peak]
+        u = rng.uniform(0, 1, n_cand)
+        ratio = _rate_shape(t, p) * base / peak
+        kept = u < over * ratio
+        t = t[kept]
+        keep.append(u[kept] / ratio[kept])
         n = len(t)
         submit.append(t)
         runtime.append(np.clip(p.median_s * np.exp(p.sigma * rng.standard_normal(n)),
@@ -120,7 +193,7 @@ def generate(
     s = np.concatenate(submit)
     order = np.argsort(s, kind="stable")
     acc = RowAccount(rows_read=len(s))
-    return Workload(
+    w = Workload(
         name="synthetic",
         submit_s=s[order],
         runtime_s=np.concatenate(runtime)[order],
@@ -132,6 +205,7 @@ def generate(
         preemptible=np.concatenate(pre)[order],
         account=acc,
     )
+    return w, np.concatenate(keep)[order]
 
 
 def sector_mapping(w: Workload) -> dict[str, object]:
