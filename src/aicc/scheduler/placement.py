@@ -356,13 +356,15 @@ class FreeState:
         those starts taken as running jobs released at their estimated ends: (index of the
         nodes' entries in the type's running profile, node, end, cumulative released on the
         node by that end), sorted by node, then end; None when the type took no start. Cached
-        until the next start."""
+        until the type's next start."""
         cn, cc, ce = self._cycle_allocs()
         seen = len(cn)
         hit = self._merged.get(t)
-        if hit is not None and hit[0] == seen:
+        tidx = self.fleet.type_idx
+        if hit is not None and (hit[0] == seen or not (tidx[cn[hit[0]:]] == t).any()):
+            self._merged[t] = (seen, hit[1])  # no start of this type since
             return hit[1]
-        mine = self.fleet.type_idx[cn] == t
+        mine = tidx[cn] == t
         out: tuple[np.ndarray, ...] | None = None
         if mine.any():
             node, end, cnt, _, bounds, _ = self._release_profile()
