@@ -112,3 +112,27 @@ def test_a_restart_takes_the_engines_start_of_a_job_it_keeps_running(center: Cen
     center.run(cp2, T0 + 700)
     assert job(center, jid).state == JobState.FINISHED
     assert usage(center, jid).accelerator_seconds == 8 * 600
+
+
+class WholeSecondTwin(TwinEngine):
+    """The twin reporting times in whole seconds, as Slurm does."""
+
+    time_resolution_s = 1.0
+
+
+def test_a_start_in_the_second_of_the_decision_is_taken_at_the_engines_resolution(
+        center: Center) -> None:
+    jid = center.submit(per_node=8, runtime=600.0)
+    cp = center.control_plane(WholeSecondTwin(build_fleet("lab")))
+    center.clock.advance_to(T0 + 10.25)
+    cp.run_cycle()
+    assert ts(job(center, jid).started_at) == T0 + 10.25
+    # Started in the decision's second, reported as that second: the engine's time is kept, so
+    # the ledger agrees with the engine's accounting.
+    with transaction(center.factory) as session:
+        cp.apply_events(session, [JobEvent(EventKind.STARTED, T0 + 10, job_id=jid)])
+    assert ts(job(center, jid).started_at) == T0 + 10
+    # A whole resolution or more before the stored start is an earlier attempt's: ignored.
+    with transaction(center.factory) as session:
+        cp.apply_events(session, [JobEvent(EventKind.STARTED, T0 + 9, job_id=jid)])
+    assert ts(job(center, jid).started_at) == T0 + 10

@@ -75,6 +75,9 @@ class RunningJob:
 @runtime_checkable
 class Engine(Protocol):
     name: str
+    # How finely the engine's event times are given: Slurm reports whole seconds, so a job
+    # started in the second of its decision reports a start up to this much before it.
+    time_resolution_s: float
 
     def fleet(self) -> FleetArrays:
         """The nodes this engine runs on, with their current state."""

@@ -50,6 +50,7 @@ class TwinEngine:
     """Simulated nodes; see the module docstring. Thread-safe (the API may read it)."""
 
     name = "twin"
+    time_resolution_s = 0.0
 
     def __init__(self, fleet: FleetArrays) -> None:
         # A drain is the control plane's decision (no new starts), not the hardware's: a

@@ -271,7 +271,7 @@ class ControlPlane:
             if job is None:
                 continue
             if ev.kind == EventKind.STARTED:
-                if engine_start(job, ev.time):
+                if engine_start(job, ev.time, self.engine.time_resolution_s):
                     moved[job.id] = job
                 continue
             at = dt(ev.time)
@@ -481,7 +481,8 @@ class ControlPlane:
             moved: list[JobRow] = []
             for job in jobs.values():
                 if job.id in engine_running:
-                    if engine_start(job, engine_running[job.id]):
+                    if engine_start(job, engine_running[job.id],
+                                    self.engine.time_resolution_s):
                         moved.append(job)
                     continue
                 nodes = tuple(job.placement or ())
@@ -601,15 +602,19 @@ def repair_time(ev: JobEvent) -> datetime | None:
 # --- the engine's start of an attempt ----------------------------------------------------------
 
 
-def engine_start(job: JobRow, at: float) -> bool:
+def engine_start(job: JobRow, at: float, resolution_s: float = 0.0) -> bool:
     """Take the engine's start time ``at`` for the running attempt of ``job``; True if it moved.
 
-    Only later than the stored start counts: the decision time is the earliest an attempt can
-    start, a replayed event carries the time already stored, and an earlier attempt's event
-    predates this attempt's decision (it ended before the job was decided again).
+    The decision time is the earliest an attempt can start, so a start counts when it is later,
+    or earlier by less than the engine's time resolution (Slurm's whole seconds: a job started
+    in the second of its decision reports that second's beginning). A replayed event carries
+    the time already stored; an earlier attempt's event predates this attempt's decision by more
+    than that (it started, ran and ended before the job was decided again).
     """
     start = dt(at)
-    if job.state != JobState.RUNNING or job.started_at is None or start <= job.started_at:
+    if job.state != JobState.RUNNING or job.started_at is None or start == job.started_at:
+        return False
+    if start < job.started_at and ts(job.started_at) - at >= resolution_s:
         return False
     job.started_at = start
     return True
@@ -617,15 +622,13 @@ def engine_start(job: JobRow, at: float) -> bool:
 
 def write_starts(session: Session, jobs: Iterable[JobRow]) -> int:
     """Store the start times :func:`engine_start` moved (the caller's transaction). Guarded by
-    state, attempt and an earlier stored start, so a job that moved on meanwhile (cancelled
-    through the API) is left alone instead of failing the transaction."""
-    rows = [{"jid": j.id, "n": j.attempts, "start": j.started_at, "later": j.started_at}
-            for j in jobs]
+    state and attempt, so a job that moved on meanwhile (cancelled through the API, or decided
+    again) is left alone instead of failing the transaction."""
+    rows = [{"jid": j.id, "n": j.attempts, "start": j.started_at} for j in jobs]
     if not rows:
         return 0
     stmt = (update(Job).where(Job.id == bindparam("jid"), Job.state == JobState.RUNNING,
-                              Job.attempts == bindparam("n"),
-                              Job.started_at < bindparam("later"))
+                              Job.attempts == bindparam("n"))
             .values(started_at=bindparam("start"))
             .execution_options(synchronize_session=False))
     session.connection().execute(stmt, rows)

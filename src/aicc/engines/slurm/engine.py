@@ -90,6 +90,7 @@ class SlurmEngine:
     auto_accounts: bool = True
     wall_clock: Callable[[], float] = time.time
     name: str = "slurm"
+    time_resolution_s: float = 1.0  # squeue and sacct give whole seconds
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,30}", self.prefix):
