@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import MetaData, insert, inspect, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from aicc.store.db import make_engine
 from aicc.store.migrate import current, upgrade
 from aicc.store.models import Base
+from aicc.store.seed import seed_catalog
+
+T = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def test_empty_database_upgrades_to_head_and_matches_models(db_url: str) -> None:
@@ -23,5 +31,67 @@ def test_empty_database_upgrades_to_head_and_matches_models(db_url: str) -> None
             diff = compare_metadata(ctx, Base.metadata)
         assert diff == [], f"models and migrations disagree: {diff}"
         upgrade(engine)  # idempotent
+    finally:
+        engine.dispose()
+
+
+
+def test_a_populated_database_upgrades_from_the_first_revision(db_url: str) -> None:
+    """A center created by the first release keeps its jobs, their audit rows and ledger
+    entries across every later migration (SQLite rebuilds a table to add a foreign key), and
+    its foreign keys are enforced afterwards."""
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0001")
+        with Session(engine) as session, session.begin():
+            seed_catalog(session)
+        old = MetaData()
+        old.reflect(engine)
+        t = old.tables
+        with engine.begin() as conn:
+            def add(table: str, **row) -> int:
+                return conn.execute(insert(t[table]).returning(t[table].c.id), row).scalar_one()
+
+            sector = add("sectors", name="public", description="", lend_limit=1.0)
+            org = add("organizations", name="agency", sector_id=sector, region="north",
+                      weight=1.0, created_at=T)
+            project = add("projects", name="climate", title="", organization_id=org,
+                          weight=1.0, created_at=T)
+            job = add("jobs", name="", project_id=project, accelerator_type="h100-sxm-80g",
+                      nodes=1, per_node=8, time_limit_s=3600.0, job_class="batch",
+                      preemptible=False, state="running", reason="", submitted_at=T,
+                      started_at=T, attempts=1)
+            add("job_events", job_id=job, kind="submitted", time=T, reason="")
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT state, borrowed FROM jobs WHERE id = :j"),
+                                {"j": job}).one() == ("running", None)
+            assert conn.execute(text("SELECT count(*) FROM job_events WHERE job_id = :j"),
+                                {"j": job}).scalar_one() == 1
+        with pytest.raises(IntegrityError), engine.begin() as conn:  # still enforced
+            conn.execute(insert(t["job_events"]), {"job_id": 999_999, "kind": "submitted",
+                                                   "time": T, "reason": ""})
+    finally:
+        engine.dispose()
+
+
+def test_a_failed_sqlite_migration_leaves_the_database_as_it_was(tmp_path) -> None:
+    """Rows pointing nowhere (written with foreign keys off) stop the upgrade, and everything it
+    did before is rolled back: the revision, and no half-built table."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        upgrade(engine, "0001")
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.exec_driver_sql("INSERT INTO job_events (job_id, kind, time, reason) "
+                                 "VALUES (424242, 'submitted', '2030-01-01 00:00:00', '')")
+            conn.commit()
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        before = set(inspect(engine).get_table_names())
+        with pytest.raises(RuntimeError, match="rows pointing nowhere"):
+            upgrade(engine)
+        assert current(engine) == "0001"
+        assert set(inspect(engine).get_table_names()) == before
+        assert "borrowed" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
     finally:
         engine.dispose()
