@@ -173,6 +173,13 @@ def test_unknown_query_parameter_is_422_listing_the_accepted(sqlite_world: World
     assert w.client.get("/v1/usage?group_by=sector", headers=w.h("admin")).status_code == 200
 
 
+def test_a_query_parameter_given_twice_is_422(sqlite_world: World) -> None:
+    w = sqlite_world
+    err = _error(w.client.get("/v1/jobs?limit=1&limit=2", headers=w.h("admin")))
+    assert err["field"] == "limit" and err["message"] == "limit: given 2 times; give it once"
+    assert w.client.get("/v1/jobs?limit=1", headers=w.h("admin")).status_code == 200
+
+
 @pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "routed"])
 def test_submission_takes_no_query_parameters(sqlite_world: World, job_body: JobBody,
                                               fast: bool) -> None:

@@ -71,12 +71,21 @@ def declared_query(route: APIRoute) -> tuple[str, ...]:
 
 
 def unknown_query_errors(sent: Iterable[str], accepted: tuple[str, ...]) -> list[dict[str, Any]]:
-    """One validation error per parameter ``sent`` that is not ``accepted`` (none: all known)."""
+    """One validation error per parameter ``sent`` that is not ``accepted``, and one per
+    parameter sent more than once (no route takes a list; the last value would win silently).
+    None: all known, each once."""
     hint = (f"accepted: {', '.join(accepted)}" if accepted
             else "this route takes no query parameters")
+    names = list(sent)
+    seen: dict[str, int] = {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
     return [{"loc": ("query", name), "type": "unknown_query_parameter", "input": name,
              "msg": f"unknown query parameter; {hint}"}
-            for name in dict.fromkeys(sent) if name not in accepted]
+            for name in seen if name not in accepted] + [
+            {"loc": ("query", name), "type": "repeated_query_parameter", "input": name,
+             "msg": f"given {n} times; give it once"}
+            for name, n in seen.items() if n > 1 and name in accepted]
 
 
 async def reject_unknown_query(request: Request) -> None:
@@ -84,11 +93,12 @@ async def reject_unknown_query(request: Request) -> None:
     (``?by=sector`` for ``?group_by=sector``) would otherwise answer with the defaults as if it
     were understood. Installed once for the whole application; the portal, docs, metrics and
     health pages outside ``/v1`` keep tolerating extra parameters (cache busters, probe tags)."""
-    if not request.query_params or not request.url.path.startswith(API_PREFIX):
+    if not request.query_params:
         return
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
+    if not isinstance(route, APIRoute) or not route.path.startswith(API_PREFIX):
         return
-    errors = unknown_query_errors(request.query_params.keys(), declared_query(route))
+    errors = unknown_query_errors((k for k, _ in request.query_params.multi_items()),
+                                  declared_query(route))
     if errors:
         raise RequestValidationError(errors)
