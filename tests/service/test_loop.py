@@ -14,7 +14,7 @@ from aicc.engines.twin import TwinEngine
 from aicc.errors import EngineError
 from aicc.fleet import build_fleet
 from aicc.ledger import event_id
-from aicc.service.loop import ControlPlane
+from aicc.service.loop import EVENT_RETRIES, ControlPlane
 from aicc.service.snapshot import dt, ts
 from aicc.store.db import transaction
 from aicc.store.models import (
@@ -462,3 +462,35 @@ def test_events_whose_write_failed_are_applied_by_the_next_cycle(center: Center)
     assert entry.accelerator_seconds == pytest.approx(8 * 100.0)
     cp.run_cycle()
     assert len(ledger(center, jid)) == 1
+
+
+class _PoisonedEvent(ControlPlane):
+    """Every write that includes one job's events fails (say a reason the database refuses)."""
+
+    poisoned = -1
+
+    def apply_events(self, session, events) -> None:
+        super().apply_events(session, events)
+        if any(e.job_id == self.poisoned for e in events):
+            raise OperationalError("UPDATE jobs", {}, Exception("invalid byte sequence"))
+
+
+def test_an_event_that_never_stores_is_dropped_and_the_rest_go_on(center: Center) -> None:
+    bad, good = center.submit(runtime=100.0), center.submit(runtime=100.0)
+    engine = TwinEngine(build_fleet("lab"))
+    cp = _PoisonedEvent(center.settings, center.factory, engine, center.clock, "fifo")
+    cp.poisoned = bad
+    cp.run_cycle()
+    center.clock.advance_to(T0 + 200)
+    later = center.submit(runtime=100.0)
+    for _ in range(EVENT_RETRIES):  # the batch is kept and tried whole again
+        with pytest.raises(OperationalError):
+            cp.run_cycle()
+        assert job(center, good).state == JobState.RUNNING
+    cp.run_cycle()  # then one by one: the good event is stored, the bad one dropped
+    assert job(center, good).state == JobState.FINISHED and len(ledger(center, good)) == 1
+    assert job(center, bad).state == JobState.RUNNING and ledger(center, bad) == []
+    assert cp.stats().last_error.startswith("event dropped: OperationalError")
+    assert job(center, later).state == JobState.RUNNING  # scheduling goes on
+    cp.run_cycle()
+    assert cp._unapplied == []

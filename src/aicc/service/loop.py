@@ -67,6 +67,8 @@ from aicc.store.models import (
 from aicc.web.metrics import record_cycle
 
 log = logging.getLogger("aicc.service")
+# failed writes of the same engine events before they are applied one by one
+EVENT_RETRIES = 3
 
 Feeder = Callable[[Session, float], object]
 
@@ -129,6 +131,7 @@ class ControlPlane:
         # engine events taken from the engine but not yet stored: an engine reports an event
         # once, so a failed write keeps them for the next cycle (applying them is idempotent)
         self._unapplied: list[JobEvent] = []
+        self._event_failures = 0  # failed writes of _unapplied in a row
         self.reason_interval_s = reason_interval_s
         self._reconciled = False
         self._cycle_lock = threading.Lock()
@@ -198,12 +201,7 @@ class ControlPlane:
                 except Exception as exc:  # a feeder's failure must not stop scheduling
                     log.exception("feeder %r failed", feed)
                     self._cycle_error = f"feeder: {type(exc).__name__}: {exc}"
-            events = [*self._unapplied, *self.engine.poll(now)]
-            self._unapplied = events
-            if events:
-                with transaction(self.session_factory) as session:
-                    self.apply_events(session, events)
-            self._unapplied = []
+            events = self._store_events([*self._unapplied, *self.engine.poll(now)])
             for ev in events:
                 self._totals[ev.kind.value] = self._totals.get(ev.kind.value, 0) + 1
             with self.session_factory() as session:
@@ -255,6 +253,37 @@ class ControlPlane:
                           per_node=job.per_node, time_limit_s=job.time_limit_s,
                           preemptible=job.preemptible, runtime_s=job.runtime_s,
                           script=job.script)
+
+    def _store_events(self, events: list[JobEvent]) -> list[JobEvent]:
+        """Apply ``events`` in one transaction; returns those stored. A failed write keeps them
+        for the next cycle (an engine reports each event once). After ``EVENT_RETRIES`` failures
+        in a row each is applied on its own, and one that still fails is logged and dropped, so
+        that one bad event cannot hold back the others or stop scheduling."""
+        self._unapplied = events
+        if not events:
+            return events
+        if self._event_failures < EVENT_RETRIES:
+            try:
+                with transaction(self.session_factory) as session:
+                    self.apply_events(session, events)
+            except Exception:
+                self._event_failures += 1
+                raise
+        else:
+            stored = []
+            for ev in events:
+                try:
+                    with transaction(self.session_factory) as session:
+                        self.apply_events(session, [ev])
+                    stored.append(ev)
+                except Exception as exc:
+                    log.exception("engine event dropped after %d failed writes: %s",
+                                  EVENT_RETRIES, ev)
+                    self._cycle_error = f"event dropped: {type(exc).__name__}: {exc}"[:512]
+            events = stored
+        self._unapplied = []
+        self._event_failures = 0
+        return events
 
     def apply_events(self, session: Session, events: Sequence[JobEvent]) -> None:
         """Apply engine events to the store (the caller's transaction). Idempotent: an event
