@@ -79,7 +79,9 @@ def worlds(draw: st.DrawFn) -> tuple[Snapshot, str]:
 
 def end_estimate(snap: Snapshot) -> np.ndarray:
     r = snap.running
-    run = np.where(r.expected_runtime_s > 0, r.expected_runtime_s, r.time_limit_s)
+    # rule 7: the estimate when known, never past the limit (a job is stopped there)
+    run = np.where(r.expected_runtime_s > 0,
+                   np.minimum(r.expected_runtime_s, r.time_limit_s), r.time_limit_s)
     return np.maximum(r.start_time + run, snap.now)
 
 

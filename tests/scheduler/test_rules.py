@@ -208,6 +208,33 @@ def _check_gang_reserves_one_leaf(d: Decisions, jobs: dict[str, job]) -> None:
     assert r.start == NOW + 500 and r.nodes == (4, 5)
 
 
+def _estimate_past_the_limit() -> tuple[Snapshot, dict[str, job]]:
+    # nodes 14 and 15 are free; "first" takes them, limit 1,000 s but an estimate of 9,000 s
+    # (a job is stopped at its limit, whatever its estimate says)
+    busy = fill(0, 13, "pub", NOW - 100)
+    pending = [job("first").gpus(16).limit(1000).expected(9000).submitted(0),
+               job("gang").gpus(16).submitted(10)]
+    return world_snap(pending, busy)
+
+
+def _check_estimate_past_the_limit(d: Decisions, jobs: dict[str, job]) -> None:
+    (r,) = d.reservations
+    assert r.job_id == jobs["gang"].id and r.start == NOW + 1000 and r.nodes == (14, 15)
+
+
+def _running_estimate_past_the_limit() -> tuple[Snapshot, dict[str, job]]:
+    # every node busy until NOW + 3500 but node 15, whose job's limit ends it at NOW + 400
+    busy = fill(0, 14, "pub", NOW - 100)
+    busy.append(job("over").project("pub").gpus(8).limit(500)
+                .running(NOW - 100, 15, expected=20_000))
+    return world_snap([job("whole").gpus(8)], busy)
+
+
+def _check_running_estimate_past_the_limit(d: Decisions, jobs: dict[str, job]) -> None:
+    (r,) = d.reservations
+    assert r.job_id == jobs["whole"].id and r.start == NOW + 400 and r.nodes == (15,)
+
+
 def _fifo_head_of_line() -> tuple[Snapshot, dict[str, job]]:
     busy = fill(0, 14, "pub", NOW - 100)
     pending = [job("gang").gpus(16).submitted(0), job("small").gpus(1).limit(1000).submitted(5),
@@ -341,6 +368,12 @@ CASES = [
     Case("gang reserves behind this cycle's start, by its estimate",
          _gang_behind_estimated_start, started={"first"}, reasons={"gang": H.RESOURCES},
          check=_check_gang_behind_estimated_start),
+    Case("an estimate past the limit releases at the limit", _estimate_past_the_limit,
+         started={"first"}, reasons={"gang": H.RESOURCES},
+         check=_check_estimate_past_the_limit),
+    Case("a running job's estimate past its limit releases at the limit",
+         _running_estimate_past_the_limit, reasons={"whole": H.RESOURCES},
+         check=_check_running_estimate_past_the_limit),
     Case("gang reservation stays in one leaf", _gang_reserves_one_leaf,
          reasons={"gang": H.RESOURCES}, check=_check_gang_reserves_one_leaf),
     Case("fifo blocks behind the head", _fifo_head_of_line, "fifo", started={"npu"},

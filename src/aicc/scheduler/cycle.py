@@ -243,8 +243,9 @@ class _Walk:
         self.a = self.n * self.k
         self.end = snap.now + p.time_limit_s
         # when a start is expected to release its accelerators, estimated as for running jobs
-        # (rule 7): later reservations of this cycle count on it
-        self.rel = snap.now + np.where(p.expected_runtime_s > 0, p.expected_runtime_s,
+        # (rule 7): later reservations of this cycle count on it; never after its time limit
+        self.rel = snap.now + np.where(p.expected_runtime_s > 0,
+                                       np.minimum(p.expected_runtime_s, p.time_limit_s),
                                        p.time_limit_s)
         self.s = prep.project_sector[p.project].astype(np.int64)
         self.key = od.key

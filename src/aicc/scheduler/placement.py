@@ -319,7 +319,8 @@ class FreeState:
             r = self.running
             n_alloc = np.diff(r.alloc_ptr) if len(r) else np.zeros(0, dtype=np.int64)
             if len(r) and len(r.alloc_node):
-                run = np.where(r.expected_runtime_s > 0, r.expected_runtime_s, r.time_limit_s)
+                run = np.where(r.expected_runtime_s > 0,
+                               np.minimum(r.expected_runtime_s, r.time_limit_s), r.time_limit_s)
                 job_end = np.maximum(r.start_time + run, self.now)
                 end = np.repeat(job_end, n_alloc)
                 node = r.alloc_node.astype(np.int64)
