@@ -64,6 +64,22 @@ class Center:
             cp.run_cycle()
 
 
+def add_project(session: Session, *, sector: str, organization: str, project: str,
+                user: str) -> tuple[int, int, int]:
+    """An organization of ``sector`` with one project, a 10,000-hour H100 grant live around T0
+    and one member; returns (project id, grant id, user id)."""
+    sec = session.scalar(select(Sector).where(Sector.name == sector))
+    org = tenancy.create_organization(session=session, name=organization, sector_id=sec.id)
+    proj = tenancy.create_project(session=session, name=project, organization_id=org.id)
+    member = tenancy.create_user(session=session, name=user)
+    tenancy.create_membership(session=session, user_id=member.id, role=Role.MEMBER,
+                              project_id=proj.id)
+    grant = create_grant(session=session, project_id=proj.id, accelerator_type="h100-sxm-80g",
+                         accelerator_hours=10_000, start=dt(T0) - timedelta(days=1),
+                         end=dt(T0) + timedelta(days=90))
+    return proj.id, grant.id, member.id
+
+
 @pytest.fixture
 def center(migrated_engine: Engine) -> Iterator[Center]:
     factory = session_factory(migrated_engine)
@@ -71,17 +87,7 @@ def center(migrated_engine: Engine) -> Iterator[Center]:
     with transaction(factory) as session:
         seed_default_sectors(session)
         sync_fleet(session, build_fleet("lab"), site="lab")
-        research = session.scalar(select(Sector).where(Sector.name == "research"))
-        org = tenancy.create_organization(session=session, name="Lakeshore",
-                                          sector_id=research.id)
-        project = tenancy.create_project(session=session, name="open-llm",
-                                         organization_id=org.id)
-        user = tenancy.create_user(session=session, name="alice")
-        tenancy.create_membership(session=session, user_id=user.id, role=Role.MEMBER,
-                                  project_id=project.id)
-        grant = create_grant(session=session, project_id=project.id,
-                             accelerator_type="h100-sxm-80g", accelerator_hours=10_000,
-                             start=dt(T0) - timedelta(days=1), end=dt(T0) + timedelta(days=90))
-        ids = project.id, grant.id, user.id
+        ids = add_project(session, sector="research", organization="Lakeshore",
+                          project="open-llm", user="alice")
     settings = Settings(database_url=str(migrated_engine.url))
     yield Center(factory, clock, settings, *ids)

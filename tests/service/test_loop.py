@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from aicc.allocation.grants import create_grant
 from aicc.engines.base import LaunchSpec, StartOrder
 from aicc.engines.twin import TwinEngine
 from aicc.errors import EngineError
@@ -24,14 +21,12 @@ from aicc.store.models import (
     LedgerEntry,
     Node,
     NodeState,
-    Role,
     Sector,
     User,
 )
-from aicc.tenancy import service as tenancy
 from aicc.tenancy.access import load_principal
 from aicc.workload.jobs import JobSubmission, cancel_job, submit_job
-from service.conftest import T0, Center
+from service.conftest import T0, Center, add_project
 
 H100_TDP_W = 700.0  # catalog figure, restated here on purpose
 
@@ -292,18 +287,8 @@ def test_a_failing_feeder_does_not_stop_scheduling(center: Center) -> None:
 def public_submitter(center: Center):
     """A public-sector project with an H100 grant; returns a function that submits for it."""
     with transaction(center.factory) as session:
-        public = session.scalar(select(Sector).where(Sector.name == "public"))
-        org = tenancy.create_organization(session=session, name="Harbor Authority",
-                                          sector_id=public.id)
-        project = tenancy.create_project(session=session, name="flood-model",
-                                         organization_id=org.id)
-        user = tenancy.create_user(session=session, name="bob")
-        tenancy.create_membership(session=session, user_id=user.id, role=Role.MEMBER,
-                                  project_id=project.id)
-        create_grant(session=session, project_id=project.id, accelerator_type="h100-sxm-80g",
-                     accelerator_hours=10_000, start=dt(T0) - timedelta(days=1),
-                     end=dt(T0) + timedelta(days=90))
-        pid, uid = project.id, user.id
+        pid, _, uid = add_project(session, sector="public", organization="Harbor Authority",
+                                  project="flood-model", user="bob")
 
     def submit(nodes: int, runtime: float) -> int:
         with transaction(center.factory) as session:
