@@ -11,9 +11,10 @@ import pytest
 
 from aicc.fleet import build_fleet
 from aicc.fleet.arrays import NODE_DRAIN
+from aicc.fleet.phases import FleetPhase, NodeGroup
 from aicc.scheduler import Decisions, HoldReason, Policy, Snapshot, schedule
 from aicc.scheduler.cycle import prepare
-from scheduler.builders import NPU, World, fill, job
+from scheduler.builders import H100, NPU, World, fill, job
 
 H = HoldReason
 NOW = 10_000.0
@@ -208,6 +209,43 @@ def _check_gang_reserves_one_leaf(d: Decisions, jobs: dict[str, job]) -> None:
     assert r.start == NOW + 500 and r.nodes == (4, 5)
 
 
+def _wide_world(nodes: int) -> World:
+    """H100 nodes under leaves of two nodes and pods of three leaves (six nodes)."""
+    ph = FleetPhase(name="wide", site="lab", nodes_per_leaf=2, leaves_per_pod=3,
+                    groups=(NodeGroup(type=H100, nodes=nodes),))
+    return World(fleet=build_fleet(ph))
+
+
+def _gang_reserves_leaf_by_leaf() -> tuple[Snapshot, dict[str, job]]:
+    # every node busy; nodes 2 (leaf 1) and 4 (leaf 2) free up first, then nodes 0, 1, 3 and
+    # 5 together; pod 1 later: no leaf has three, pod 0 has six (two in each leaf)
+    ends = {2: 200, 4: 300, 0: 400, 1: 400, 3: 400, 5: 400}
+    busy = [job(f"b{n}").project("pub").gpus(8).limit(ends.get(n, 3600)).running(NOW - 100, n)
+            for n in range(12)]
+    return world_snap([job("gang").gpus(24)], busy, world=_wide_world(12))
+
+
+def _check_gang_reserves_leaf_by_leaf(d: Decisions, jobs: dict[str, job]) -> None:
+    # leaf 1 (frees first) whole, then leaf 2: two leaves, not one node of each of three
+    (r,) = d.reservations
+    assert r.start == NOW + 300 and r.nodes == (2, 3, 4)
+
+
+def _gang_reserves_pod_by_pod() -> tuple[Snapshot, dict[str, job]]:
+    # every node busy; node 6 (pod 1) and node 12 (pod 2) free up first, all others together;
+    # seven nodes: more than a pod holds
+    ends = {6: 200, 12: 300}
+    busy = [job(f"b{n}").project("pub").gpus(8).limit(ends.get(n, 400)).running(NOW - 100, n)
+            for n in range(18)]
+    return world_snap([job("gang").gpus(56)], busy, world=_wide_world(18))
+
+
+def _check_gang_reserves_pod_by_pod(d: Decisions, jobs: dict[str, job]) -> None:
+    # pod 1 (frees first) whole, then node 12 of pod 2: two pods, not three
+    (r,) = d.reservations
+    assert r.start == NOW + 300 and r.nodes == (6, 7, 8, 9, 10, 11, 12)
+
+
 def _estimate_past_the_limit() -> tuple[Snapshot, dict[str, job]]:
     # nodes 14 and 15 are free; "first" takes them, limit 1,000 s but an estimate of 9,000 s
     # (a job is stopped at its limit, whatever its estimate says)
@@ -376,6 +414,10 @@ CASES = [
          check=_check_running_estimate_past_the_limit),
     Case("gang reservation stays in one leaf", _gang_reserves_one_leaf,
          reasons={"gang": H.RESOURCES}, check=_check_gang_reserves_one_leaf),
+    Case("gang reservation in one pod takes leaf by leaf", _gang_reserves_leaf_by_leaf,
+         reasons={"gang": H.RESOURCES}, check=_check_gang_reserves_leaf_by_leaf),
+    Case("gang reservation across pods takes pod by pod", _gang_reserves_pod_by_pod,
+         reasons={"gang": H.RESOURCES}, check=_check_gang_reserves_pod_by_pod),
     Case("fifo blocks behind the head", _fifo_head_of_line, "fifo", started={"npu"},
          reasons={"gang": H.RESOURCES, "small": H.PRIORITY}),
     Case("backfill passes the head", _fifo_head_of_line, "multifactor",

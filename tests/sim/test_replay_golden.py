@@ -2,10 +2,11 @@
 interruptions, hashed, for each policy.
 
 The expected values come from the reference implementation of the same rules at commit
-d40350c (before the scheduler and simulator were optimised for replay speed), re-pinned once
-for a change of scheduling rule 7 (see the note above PHILLY_GOLDEN). An optimisation must
-leave every decision unchanged, so these must never be regenerated to make a change pass: a
-difference means a decision changed; only a deliberate rule change, explained here, re-pins them.
+d40350c (before the scheduler and simulator were optimised for replay speed), re-pinned for
+changes of scheduling rule 7 (see the notes above PHILLY_GOLDEN and SECTORS_GOLDEN). An
+optimisation must leave every decision unchanged, so these must never be regenerated to make a
+change pass: a difference means a decision changed; only a deliberate rule change, explained
+here, re-pins them.
 """
 
 from __future__ import annotations
@@ -81,10 +82,12 @@ def test_philly_replay_decisions_unchanged(philly, policy, failures):
 
 # the 2028 fleet (four types, 1,875 nodes) over-subscribed 2.5× for one day: gangs, several
 # types, entitlements, borrowing and preemption under contention
+# Rule 7 re-pin (backfilling policies only): a gang reservation across leaves or pods takes one
+# leaf's (one pod's) nodes together, the one that frees first among equal counts.
 SECTORS_GOLDEN = {
     "fifo": ("80d3c75d41b297da", 262014036.08863077, 0),
-    "multifactor": ("1b3217bf74f05391", 203591891.8601299, 0),
-    "fairshare": ("47f3354c105a9f38", 163989278.18358436, 59),
+    "multifactor": ("04a62bf6bfe478dd", 203398112.17318726, 0),
+    "fairshare": ("36cdc2da89c63671", 164100421.95082125, 64),
 }
 
 

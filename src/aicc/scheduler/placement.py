@@ -442,16 +442,22 @@ class FreeState:
         g = _earliest_group(cw, leaf, nodes)
         if g is not None:
             pick = cand[leaf == g][:nodes]
-        else:  # as placement: the leaves with most candidates first (stable: earliest first)
-            _, linv, lcnt = np.unique(leaf, return_inverse=True, return_counts=True)
+        else:  # as placement: the leaves with most candidates first; among equals the leaf
+            # that frees first (its first candidate: earliest, then lowest node), so one leaf's
+            # nodes are taken together, in time order
+            _, lfirst, linv, lcnt = np.unique(leaf, return_index=True, return_inverse=True,
+                                              return_counts=True)
             pod = self.fleet.pod[cand]
             g = _earliest_group(cw, pod, nodes)
             if g is not None:
                 ins = np.flatnonzero(pod == g)
-                pick = cand[ins[np.argsort(-lcnt[linv[ins]], kind="stable")]][:nodes]
-            else:
-                _, pinv, pcnt = np.unique(pod, return_inverse=True, return_counts=True)
-                pick = cand[np.lexsort((-lcnt[linv], -pcnt[pinv]))][:nodes]
+                li = linv[ins]
+                pick = cand[ins[np.lexsort((ins, lfirst[li], -lcnt[li]))]][:nodes]
+            else:  # the pods with most candidates first, likewise: one pod's nodes together
+                _, pfirst, pinv, pcnt = np.unique(pod, return_index=True, return_inverse=True,
+                                                  return_counts=True)
+                pick = cand[np.lexsort((np.arange(len(cand)), lfirst[linv], -lcnt[linv],
+                                        pfirst[pinv], -pcnt[pinv]))][:nodes]
         chosen = sorted(pick.tolist())
         for n in chosen:
             self._mark(t, n, start, 0)
