@@ -25,6 +25,8 @@ statuses and exit codes, by walking the class hierarchy (the first class with a 
     ├── QuotaExceeded                409   grant exhausted or over its limit
     ├── PayloadTooLarge              413
     └── EngineError                  502   the execution engine failed or refused
+        └── EngineUnreachable        502   the engine cannot be reached with its configuration
+                                           (exit 2 on the command line: a setting to check)
 """
 
 from __future__ import annotations
@@ -143,6 +145,14 @@ class EngineError(AiccError):
     code = "engine_error"
 
 
+class EngineUnreachable(EngineError):
+    """The engine's services cannot be reached (no slurm.conf, slurmctld or slurmdbd not
+    answering): like an unreachable database, the configuration is the thing to check, so the
+    command line exits 2 naming the setting; the control loop retries it like any engine error."""
+
+    code = "engine_unreachable"
+
+
 HTTP_STATUS: dict[type[AiccError], int] = {
     InvalidInput: 422,
     NotFound: 404,
@@ -163,6 +173,7 @@ EXIT_CODE: dict[type[AiccError], int] = {
     Conflict: 5,
     QuotaExceeded: 5,
     PayloadTooLarge: 2,
+    EngineUnreachable: 2,
     EngineError: 6,
     AiccError: 1,
 }

@@ -101,7 +101,8 @@ def import_usage_cmd(
         with transaction(session_factory(db)) as session:
             new = import_usage(session, runs, _catalog())
     except AiccError as exc:
-        _fail(exc.message, lookup(EXIT_CODE, exc))
+        _fail(exc.message.replace("since", "--since", 1) if exc.field == "since" else exc.message,
+              lookup(EXIT_CODE, exc))
     finally:
         db.dispose()
     out.print(f"{len(runs)} ended runs in sacct; {new} new ledger entries")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aicc.errors import EngineError
+from aicc.errors import ConfigError, EngineError, EngineUnreachable
 
 
 @dataclass
@@ -31,6 +31,12 @@ class CallStats:
 
 
 NOTHING_FOUND = 9003
+CONF_KEY = "engine.slurm_conf"
+# What the clients print when slurm.conf cannot be found, or slurmctld / slurmdbd do not answer.
+_UNREACHABLE = re.compile(
+    r"Unable to contact slurm controller|Could not establish a configuration source"
+    r"|Problem talking to the database|persistent connection to host|Connection refused",
+    re.IGNORECASE)
 
 
 class SlurmRunner:
@@ -51,6 +57,16 @@ class SlurmRunner:
                     "SBATCH_ACCOUNT", "SBATCH_PARTITION", "SLURM_TIME_FORMAT"):
             env.pop(var, None)
         self.env = env
+        conf = env.get("SLURM_CONF")
+        if conf and not Path(conf).is_file():
+            # The clients would retry for a minute before saying so.
+            given = conf if self.slurm_conf else f"not set, and SLURM_CONF={conf}"
+            raise ConfigError(f"{CONF_KEY}: {given} is not a file; give the cluster's "
+                              "slurm.conf", field=CONF_KEY)
+
+    def _where(self) -> str:
+        conf = self.env.get("SLURM_CONF")
+        return f"with {conf}" if conf else "with the clients' default configuration"
 
     def _argv(self, args: Sequence[str]) -> list[str]:
         argv = [str(a) for a in args]
@@ -80,6 +96,12 @@ class SlurmRunner:
                 self.stats.by_command[args[0]] = self.stats.by_command.get(args[0], 0) + 1
         if proc.returncode != 0:
             err = (proc.stderr or proc.stdout).strip() or f"exit status {proc.returncode}"
+            said = [ln.strip() for ln in err.splitlines() if _UNREACHABLE.search(ln)]
+            if said:
+                raise EngineUnreachable(
+                    f"{CONF_KEY}: {args[0]} cannot reach Slurm {self._where()}: {said[-1]}",
+                    field=CONF_KEY, command=" ".join(argv), stderr=proc.stderr.strip(),
+                    returncode=proc.returncode)
             raise EngineError(f"{args[0]} failed: {err}", command=" ".join(argv),
                               stderr=proc.stderr.strip(), returncode=proc.returncode)
         return proc.stdout
@@ -98,6 +120,13 @@ class SlurmRunner:
         # sacct reports an empty result as an error (9003 "Nothing found"): it is not one.
         errors = [e for e in doc.get("errors") or []
                   if e and not (isinstance(e, dict) and e.get("error_number") == NOTHING_FOUND)]
+        if errors and not any(doc.get(k) for k in ("jobs", "nodes")) and all(
+                isinstance(e, dict) and e.get("errno") == -1 for e in errors):
+            # What sinfo/squeue --json of Slurm 22.05 print when slurmctld does not answer.
+            raise EngineUnreachable(
+                f"{CONF_KEY}: {args[0]} cannot reach Slurm {self._where()}: slurmctld did not "
+                f"answer ({args[0]} --json reported {errors})", field=CONF_KEY,
+                command=" ".join(args))
         if errors:
             raise EngineError(f"{args[0]} reported: {errors}", command=" ".join(args))
         return doc

@@ -35,6 +35,20 @@ _ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED
           "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REQUEUED"}
 
 
+def check_since(since: str) -> None:
+    """Refuse what ``sacct -S`` would refuse (or misread), naming ``since``: the syntax, then
+    the calendar (``2030-13-45`` has the shape of a date but is none)."""
+    ok = _SINCE.match(since) is not None
+    if ok and since[:1].isdigit():
+        try:
+            datetime.fromisoformat(since)
+        except ValueError:
+            ok = False
+    if not ok:
+        raise InvalidInput(f"since {since!r} is not a sacct time (now, now-7days, 2030-01-31, "
+                           "2030-01-31T08:00)", field="since")
+
+
 @dataclass(frozen=True, slots=True)
 class SlurmRun:
     """One ended run of an aicc job, as the Slurm accounting database has it."""
@@ -52,9 +66,7 @@ class SlurmRun:
 def read_runs(runner: SlurmRunner, *, prefix: str = "aicc", since: str = "now-30days"
               ) -> list[SlurmRun]:
     """Every ended run of a job named ``<prefix>-<id>`` since ``since`` (sacct's -S syntax)."""
-    if not _SINCE.match(since):
-        raise InvalidInput(f"since {since!r} is not a sacct time (now, now-7days, 2030-01-31, "
-                           "2030-01-31T08:00)", field="since")
+    check_since(since)
     name_re = re.compile(rf"^{re.escape(prefix)}-(\d+)$")
     doc = runner.json(["sacct", "-a", "-D", "-S", since, "-E", "now"])
     by_job: dict[int, list[dict[str, Any]]] = {}
