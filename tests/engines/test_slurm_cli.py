@@ -108,3 +108,13 @@ def test_an_unreachable_cluster_names_the_setting(tmp_path, slurm_conf: str) -> 
         out = result.output.replace("\n", " ")
         assert "engine.slurm_conf:" in out and "cannot reach Slurm" in out, out
         assert "Traceback" not in out
+
+
+def test_a_partition_slurm_does_not_have_is_named(env: dict[str, str]) -> None:
+    """A mistyped partition is no empty fleet: aicc would serve nothing and call every stored
+    node down."""
+    result = CliRunner().invoke(app, ["slurm", "nodes"],
+                                env={**env, "AICC_SLURM_PARTITION": "gpux"})
+    assert result.exit_code == 2, result.output
+    out = result.output.replace("\n", " ")
+    assert "engine.slurm_partition: Slurm has no partition 'gpux'; it has gpu" in out

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NoReturn
 
 from aicc.catalog import Catalog
 from aicc.errors import ConfigError, EngineError
@@ -162,6 +163,8 @@ def discover(runner: SlurmRunner, catalog: Catalog, *, partition: str | None = N
              ) -> tuple[FleetArrays, dict[str, str]]:
     """The Slurm fleet as FleetArrays, and the GRES type seen for each catalog type."""
     nodes = list_nodes(runner, partition)
+    if not nodes:
+        _no_nodes(runner, partition)
     node_leaf, parent = read_topology(runner)
     infos, states = [], []
     observed: dict[str, str] = {}
@@ -175,6 +178,19 @@ def discover(runner: SlurmRunner, catalog: Catalog, *, partition: str | None = N
                               leaf=leaf, pod=pod, site=site))
         states.append(n.state)
     return FleetArrays.from_nodes(catalog, infos, states), observed
+
+
+def _no_nodes(runner: SlurmRunner, partition: str | None) -> NoReturn:
+    """No GPU node to schedule: a mistyped partition would otherwise serve an empty fleet (and
+    mark every stored node down), so name the setting and what Slurm has."""
+    parts = sorted({p for raw in runner.json(["sinfo"]).get("nodes") or []
+                    for p in raw.get("partitions") or ()})
+    if partition and partition not in parts:
+        raise ConfigError(f"engine.slurm_partition: Slurm has no partition {partition!r}; it has "
+                          f"{', '.join(parts) or 'none'}", field="engine.slurm_partition")
+    where = f"partition {partition!r}" if partition else "the cluster"
+    raise ConfigError(f"engine.slurm_partition: no node of {where} has a gpu GRES "
+                      "(Gres=gpu:<type>:<n> in slurm.conf)", field="engine.slurm_partition")
 
 
 def _natural(name: str) -> list[object]:
