@@ -15,6 +15,7 @@ from aicc.config import EngineConfig, load_settings
 from aicc.engines import make_engine
 from aicc.engines.base import Engine, EventKind
 from aicc.engines.slurm import SlurmEngine, SlurmRunner, from_config
+from aicc.engines.slurm.discovery import list_nodes
 from aicc.errors import ConfigError, EngineError
 from aicc.fleet import build_fleet
 from aicc.fleet.arrays import NODE_UP
@@ -81,6 +82,22 @@ class TestSlurmContract(EngineContract):
 
 
 # --- discovery and configuration ---------------------------------------------------------------
+
+
+def test_the_first_poll_reports_every_node_and_later_polls_only_changes(
+        runner: SlurmRunner, slurm_prefix: str, engines: list[SlurmEngine]) -> None:
+    """A restarted aicc learns each node's Slurm state at its first poll (its store may be
+    behind: a node drained or returned while it was away), and a look at the fleet between
+    polls does not swallow a change."""
+    engine = new_engine(runner, slurm_prefix, engines)
+    engine.fleet()
+    first = [e for e in engine.poll(time.time()) if e.node]
+    states = {n.name: n.state for n in list_nodes(runner)}
+    assert sorted(e.node for e in first) == sorted(states)
+    assert all((e.kind == EventKind.NODE_UP) == (states[e.node] == NODE_UP) for e in first)
+    time.sleep(0.25)
+    engine.fleet()
+    assert [e for e in engine.poll(time.time()) if e.node] == []
 
 
 def test_fleet_is_discovered_from_slurm(runner: SlurmRunner, slurm_prefix: str,

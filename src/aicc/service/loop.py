@@ -349,6 +349,8 @@ class ControlPlane:
         elif node.state == NodeState.DOWN:
             node.state, node.state_reason = NodeState.UP, ev.reason[:256]
             node.repair_at = None
+        else:
+            return  # up already, or drained by an operator (only an undrain lifts that)
         node.updated_at = dt(ev.time)
 
     # --- decisions -> store, then engine ------------------------------------------------------

@@ -100,6 +100,11 @@ class SlurmEngine:
         self._queued: list[JobEvent] = []
         self._last_poll = -math.inf
         self._node_state: dict[str, int] = {}
+        # The state each node was last reported in (an event of a poll): the first poll reports
+        # every node, so a store that is behind Slurm (a node drained or returned while aicc was
+        # away) catches up; a look between polls (fleet()) never swallows a change.
+        self._told: dict[str, int] = {}
+        self._node_why: dict[str, tuple[str, str]] = {}
         self._fleet: FleetArrays | None = None
         self._observed_gres: dict[str, str] = {}
         self.accounts = AccountManager(self.runner, parent=self.parent_account)
@@ -128,17 +133,23 @@ class SlurmEngine:
                 self._fleet.state[idx[name]] = st
         return self._fleet
 
-    def _refresh_nodes(self, now: float) -> list[JobEvent]:
-        events = []
+    def _refresh_nodes(self, now: float) -> None:
         for n in list_nodes(self.runner, self.partition):
-            old = self._node_state.get(n.name)
-            if old is None or old == n.state:
-                self._node_state[n.name] = n.state
-                continue
             self._node_state[n.name] = n.state
-            kind = EventKind.NODE_UP if n.state == NODE_UP else EventKind.NODE_DOWN
-            events.append(JobEvent(kind, now, node=n.name, reason=n.reason or n.state_text,
-                                   extra={"slurm_state": n.state_text}))
+            self._node_why[n.name] = (n.reason or n.state_text, n.state_text)
+
+    def _node_events(self, now: float) -> list[JobEvent]:
+        """``node_up`` / ``node_down`` for every node whose state differs from the last one
+        reported (all of them at the first poll)."""
+        events = []
+        for name, st in self._node_state.items():
+            if self._told.get(name) == st:
+                continue
+            self._told[name] = st
+            reason, text = self._node_why.get(name, ("", ""))
+            kind = EventKind.NODE_UP if st == NODE_UP else EventKind.NODE_DOWN
+            events.append(JobEvent(kind, now, node=name, reason=reason or text,
+                                   extra={"slurm_state": text}))
         return events
 
     # --- submission ---------------------------------------------------------------------------
@@ -395,7 +406,8 @@ class SlurmEngine:
             return sorted(events, key=lambda e: e.time)
         self._last_poll = wall
         try:
-            events += self._refresh_nodes(wall)
+            self._refresh_nodes(wall)
+            events += self._node_events(wall)
             events += self._poll_jobs(wall)
             self.last_error = None
         except EngineError as exc:  # slurmctld restarting: try again next time
