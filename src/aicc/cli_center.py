@@ -109,6 +109,12 @@ def _kw(kw: float) -> str:
     return f"{kw / 1000:,.2f} MW" if kw >= 1000 else f"{kw:,.1f} kW"
 
 
+def _amount(x: float, places: int) -> str:
+    """``places`` decimals, but three significant digits below 1: a short job on a small
+    cluster (4 GPUs × 25 s is 0.0278 accelerator-hours) is not shown as nothing."""
+    return f"{x:.3g}" if 0 < abs(x) < 1 else f"{x:,.{places}f}"
+
+
 class GroupBy(enum.StrEnum):
     project = "project"
     organization = "organization"
@@ -140,9 +146,9 @@ def usage(
         t.add_column(col, justify="left" if col in labels else "right")
     for r in data["rows"]:
         t.add_row(r["name"], *([] if by_sector else [r["sector"]]),
-                  f"{r['accelerator_hours']:,.1f}", f"{r['energy_kwh']:,.0f}",
-                  f"{r['carbon_kg']:,.0f}", f"{r['charge']:,.1f}", f"{r['jobs']:,}")
+                  _amount(r["accelerator_hours"], 1), _amount(r["energy_kwh"], 0),
+                  _amount(r["carbon_kg"], 0), _amount(r["charge"], 1), f"{r['jobs']:,}")
     t.add_section()
-    t.add_row("total", *([] if by_sector else [""]), f"{data['total_accelerator_hours']:,.1f}",
+    t.add_row("total", *([] if by_sector else [""]), _amount(data["total_accelerator_hours"], 1),
               "", "", "", "", style="bold")
     _print_table(t)

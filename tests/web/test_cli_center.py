@@ -88,3 +88,15 @@ def test_usage_command_through_the_api(server, center) -> None:
     bad = runner.invoke(app, ["usage", "--url", server, "--token", ADMIN_TOKEN,
                               "--start", "2028-03-02T00:00:00Z", "--end", "2028-03-01T00:00:00Z"])
     assert bad.exit_code == 2 and "end must be after start" in bad.output
+
+
+def test_usage_table_shows_small_amounts() -> None:
+    """100 accelerator-seconds (4 GPUs × 25 s on a small Slurm cluster) read as 0.0278 hours,
+    not 0.0, so the table can be checked against sacct; large amounts keep their places."""
+    from aicc.cli_center import _amount
+
+    assert _amount(100 / 3600, 1) == "0.0278"
+    assert _amount(0.0194, 0) == "0.0194"
+    assert _amount(0.0, 1) == "0.0"
+    assert _amount(12_345.67, 1) == "12,345.7"
+    assert _amount(1.4, 0) == "1"
