@@ -27,7 +27,7 @@ from aicc.scheduler.fairshare import (
     sector_shares,
 )
 from aicc.scheduler.lending import Entitlements, borrowed_rows, entitlements, owed_factor
-from aicc.scheduler.placement import INF, FreeState, fleet_static, fragmentation
+from aicc.scheduler.placement import INF, FleetStatic, FreeState, fleet_static, fragmentation
 from aicc.scheduler.policy import Policy, resolve
 from aicc.scheduler.snapshot import (
     Decisions,
@@ -56,11 +56,16 @@ class Prepared:
     delta_w: np.ndarray  # watts added per started accelerator, per type (TDP − idle)
     power_w: float  # fleet draw now (rule 9)
     project_sector: np.ndarray
+    static: FleetStatic | None = None  # the fleet's static tables, looked up once per cycle
 
 
 def _check(ok: bool, field_: str, what: str) -> None:
     if not ok:
         raise InvalidInput(f"{field_}: {what}", field=field_)
+
+
+_COLUMNS = ("project", "type_idx", "nodes", "per_node", "time_limit_s", "job_class",
+            "preemptible", "submit_time", "grant", "start_time", "expected_runtime_s")
 
 
 def validate(snap: Snapshot) -> None:
@@ -80,9 +85,9 @@ def validate(snap: Snapshot) -> None:
         "snapshot.tenancy.project_org", "one organization index per project")
     for name, t in (("pending", snap.pending), ("running", snap.running)):
         n = len(t.id)
-        for col in ("project", "type_idx", "nodes", "per_node", "time_limit_s", "job_class",
-                    "preemptible", "submit_time", "grant", "start_time", "expected_runtime_s"):
-            _check(len(getattr(t, col)) == n, f"snapshot.{name}.{col}", f"expected {n} rows")
+        for col in _COLUMNS:  # (the message is formatted only for a failure: a hot path)
+            if len(getattr(t, col)) != n:
+                _check(False, f"snapshot.{name}.{col}", f"expected {n} rows")
         _check(n == 0 or (t.project.min() >= 0 and t.project.max() < n_p),
                f"snapshot.{name}.project", f"project index outside 0..{n_p - 1}")
     r = snap.running
@@ -112,7 +117,7 @@ def prepare(snap: Snapshot) -> Prepared:
     power = float((b * st.tdp_node + (cap - b) * st.idle_node)[st.live].sum())
     return Prepared(type_cap=st.type_cap.copy(), type_maxcap=st.type_maxcap.copy(),
                     type_nodes=st.type_nodes.copy(), busy=busy, delta_w=st.delta_w.copy(),
-                    power_w=power, project_sector=snap.tenancy.project_sector)
+                    power_w=power, project_sector=snap.tenancy.project_sector, static=st)
 
 
 # 2. screen -----------------------------------------------------------------------------------
@@ -158,6 +163,16 @@ def screen(snap: Snapshot, policy: Policy, prep: Prepared) -> Screened:
 
 
 # 3. order ------------------------------------------------------------------------------------
+_QOS = np.array([1.0, 0.5, 0.0])
+_QOS.flags.writeable = False
+_INTERACTIVE, _BATCH = int(JobClass.INTERACTIVE), int(JobClass.BATCH)
+
+
+def _clip(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``np.clip`` as two ufuncs (the same values, without its wrapper's cost per call)."""
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 @dataclass
 class Ordered:
     order: np.ndarray  # eligible pending rows, best first
@@ -169,14 +184,14 @@ class Ordered:
 def order_jobs(snap: Snapshot, policy: Policy, prep: Prepared, scr: Screened) -> Ordered:
     p, ten = snap.pending, snap.tenancy
     n = len(p)
-    eligible = scr.reason == R.NONE
+    eligible = scr.reason == _NONE
     acc = p.accelerators.astype(np.float64)
     n_p = len(ten.project_names)
     usage = np.zeros(n_p)
     u = np.asarray(snap.usage_decayed_s, dtype=np.float64)[:n_p]
     usage[:len(u)] = u
     share = sector_shares(np.asarray(ten.entitlement, dtype=np.float64), prep.type_cap)
-    age = np.clip((snap.now - p.submit_time) / policy.age_max_s, 0.0, 1.0)
+    age = _clip((snap.now - p.submit_time) / policy.age_max_s, 0.0, 1.0)
     sec = prep.project_sector[p.project]
     tier_a = np.zeros(n, dtype=bool)
     ent = None
@@ -186,7 +201,7 @@ def order_jobs(snap: Snapshot, policy: Policy, prep: Prepared, scr: Screened) ->
         fs = flat_fairshare_factor(ten.project_org, ten.org_sector, ten.org_weight,
                                    ten.project_weight, share, usage)
         size = acc / max(float(prep.type_cap.max(initial=1.0)), 1.0)
-        qos = np.array([1.0, 0.5, 0.0])[np.clip(p.job_class, 0, 2)]
+        qos = _QOS[_clip(p.job_class, 0, 2)]
         key = -(policy.weight_age * age + policy.weight_fairshare * fs[p.project]
                 + policy.weight_size * size + policy.weight_qos * qos)
     else:  # rules 1, 3, 4, 5
@@ -195,15 +210,15 @@ def order_jobs(snap: Snapshot, policy: Policy, prep: Prepared, scr: Screened) ->
         owed = owed_factor(snap.lending_balance_s, len(ten.sector_names), policy.lending_scale_s)
         score = (policy.weight_fairshare * fs[p.project] + policy.weight_pacing * scr.pace
                  + policy.weight_lending * owed[sec] + policy.weight_age * age)
-        cls = np.clip(p.job_class.astype(np.int64), 0, 2)
-        big_interactive = (cls == JobClass.INTERACTIVE) & (
+        cls = _clip(p.job_class.astype(np.int64), 0, 2)
+        big_interactive = (cls == _INTERACTIVE) & (
             (acc > policy.interactive_max_accelerators)
             | (p.time_limit_s > policy.interactive_max_time_s))
-        cls = np.where(big_interactive, int(JobClass.BATCH), cls)
+        cls = np.where(big_interactive, _BATCH, cls)
         key = cls * _TIER - score
         if policy.entitlements:
             n_s, n_t = len(ten.sector_names), len(prep.type_cap)
-            t = np.clip(p.type_idx.astype(np.int64), 0, n_t - 1)
+            t = _clip(p.type_idx.astype(np.int64), 0, n_t - 1)
             demand = np.bincount((sec * n_t + t)[eligible], weights=acc[eligible],
                                  minlength=n_s * n_t).reshape(n_s, n_t)
             ent = entitlements(ten, snap.running, prep.type_cap, demand)
@@ -217,6 +232,7 @@ def order_jobs(snap: Snapshot, policy: Policy, prep: Prepared, scr: Screened) ->
 
 # 4. walk -------------------------------------------------------------------------------------
 _BLOCK = 512  # rows filtered together before the per-job loop (first block size)
+_BULK_MIN = 16  # rows in the loop from which entitlement holds are found on arrays first
 
 
 @dataclass
@@ -272,49 +288,50 @@ class _Walk:
     def candidates(self, rows: np.ndarray, tier_a: bool) -> np.ndarray:
         fs, pol = self.fs, self.policy
         t, a, n, k, end = self.t[rows], self.a[rows], self.n[rows], self.k[rows], self.end[rows]
-        why = np.zeros(len(rows), dtype=np.int8)
-        open_ = np.ones(len(rows), dtype=bool)
+        m = len(rows)
+        why = np.zeros(m, dtype=np.int8)
         fifo = not pol.backfill
         if fifo:
             blk = np.array(self.blocked_type)[t]
-            why[blk] = R.PRIORITY
-            open_ &= ~blk
+            why[blk] = _PRIORITY
+            open_ = ~blk
+        else:
+            open_ = np.ones(m, dtype=bool)
         if self.ent is not None:
             s = self.s[rows]
-            room = (np.array(self.cap) - np.array(self.used))[s, t]
-            over = a - np.maximum(room, 0.0) > 1e-9
+            room = np.maximum((self.ent.cap - np.array(self.used))[s, t], 0.0)
+            over = a - room > 1e-9
             if tier_a:
                 dem = open_ & over
                 self.out.demoted.extend(rows[dem].tolist())  # rule 1: now tier B
                 open_ &= ~dem
             else:
-                no = open_ & over & (a - np.maximum(room, 0.0) > np.array(self.quota)[s, t] + 1e-9)
-                why[no] = R.ENTITLEMENT
+                no = open_ & over & (a - room > np.array(self.quota)[s, t] + 1e-9)
+                why[no] = _ENTITLEMENT
                 open_ &= ~no
         hot = open_ & (a * self.dw_np[t] > self.headroom)
-        why[hot] = R.POWER_CAP
-        nofit = np.zeros(len(rows), dtype=bool)
-        if fifo:  # the first power hold of a type blocks the type (walked to set the flag)
-            nofit |= hot
+        why[hot] = _POWER_CAP
         open_ &= ~hot
+        nofit = hot if fifo else np.zeros(m, dtype=bool)
+        # every row is tested as a one-node job and, where there are gangs, as a gang; each
+        # keeps its own result (no masked gathers: their per-call cost dominates small blocks)
         one = n == 1
-        top = np.maximum(np.array(fs.hint), np.array(fs.resv_max))
+        resv_max = np.array(fs.resv_max)
+        top = np.maximum(np.array(fs.hint), resv_max)
         fail_sub, fail_gang = fs.memo_tables()
-        fit = np.ones(len(rows), dtype=bool)
-        kk = np.minimum(k[one], fail_sub.shape[1] - 1)
-        fit[one] = (k[one] <= top[t[one]]) & (end[one] < fail_sub[t[one], kk])
-        if (~one).any():
+        kk = np.minimum(k, fail_sub.shape[1] - 1)
+        fit = (k <= top[t]) & (end < fail_sub[t, kk])
+        res = k <= resv_max[t]
+        if not one.all():
             whole = fs.whole_counts()
-            g = ~one
-            nn = np.minimum(n[g], fail_gang.shape[1] - 1)
-            prio_g = n[g] <= whole[t[g]]
-            fit[g] = prio_g & (end[g] < fail_gang[t[g], nn])
+            nn = np.minimum(n, fail_gang.shape[1] - 1)
+            prio_g = n <= whole[t]
+            fit = np.where(one, fit, prio_g & (end < fail_gang[t, nn]))
+            res = np.where(one, res, prio_g)
         nf = open_ & ~fit
-        res = np.where(one, k <= np.array(fs.resv_max)[t], False)
-        if (~one).any():
-            res[~one] = prio_g
-        why[nf] = np.where(res[nf], R.PRIORITY, R.RESOURCES)
-        nofit |= nf
+        why[nf & res] = _PRIORITY
+        why[nf & ~res] = _RESOURCES
+        nofit = nofit | nf
         keep = open_ & fit
         if nofit.any() and self.depth:
             idx = np.flatnonzero(nofit)
@@ -324,7 +341,8 @@ class _Walk:
                                      int(self.blocked_type[ty]))
                 if left > 0:
                     keep[idx[ti == ty][:left]] = True
-        self.reason[rows[~keep]] = why[~keep]
+        drop = ~keep
+        self.reason[rows[drop]] = why[drop]
         return rows[keep]
 
     def run(self, rows: np.ndarray, tier_a: bool) -> None:
@@ -364,10 +382,38 @@ class _Walk:
         PRIORITY, RESOURCES, NONE = _PRIORITY, _RESOURCES, _NONE
         out.walked += len(rows)
         rl = rows.tolist()
-        cols = zip(rl, self.t[rows].tolist(), self.n[rows].tolist(),
-                   self.k[rows].tolist(), self.a[rows].tolist(), self.end[rows].tolist(),
-                   self.rel[rows].tolist(), self.s[rows].tolist(), strict=True)
-        for i, (j, t, n, k, a, end, rel, s) in enumerate(cols):
+        m = len(rl)
+        cols = list(zip(rl, self.t[rows].tolist(), self.n[rows].tolist(),
+                        self.k[rows].tolist(), self.a[rows].tolist(), self.end[rows].tolist(),
+                        self.rel[rows].tolist(), self.s[rows].tolist(), strict=True))
+        # A row the entitlement check holds under the current state is held the same way when
+        # it is reached (use only grows and quotas only shrink within a cycle, and only starts
+        # change them), so such rows are found on arrays, at entry and after each start, and
+        # handled in bulk: only the others are walked one by one. Rows demoted from tier A are
+        # appended in row order, each run before the next row walked (the order of the demoted
+        # decides their place among tier B).
+        bulk = ent and not fifo
+        todo: list[int] | range = range(m)  # positions still to walk, ascending
+        w = 0  # next index into todo
+        flushed = 0  # rows before this position are handled
+        recheck = bulk and m >= _BULK_MIN
+        while True:
+            if recheck:
+                recheck = False
+                first = todo[w] if w < len(todo) else m
+                held = self._held(rows[first:], tier_a)
+                if held.any():
+                    todo, w = (np.flatnonzero(~held) + first).tolist(), 0
+                    if not tier_a:
+                        reason[rows[first:][held]] = _ENTITLEMENT
+            if w >= len(todo):
+                break
+            i = todo[w]
+            w += 1
+            if i > flushed and tier_a:
+                out.demoted.extend(rl[flushed:i])  # a run held in bulk
+            flushed = i + 1
+            j, t, n, k, a, end, rel, s = cols[i]
             if fifo and blocked[t]:
                 reason[j] = PRIORITY
                 if self.open_types == 0:  # every type blocked: the rest are held likewise
@@ -437,6 +483,20 @@ class _Walk:
                     lender = self._lend(s, t, borrow)
                     out.borrowed += 1
             out.starts.append(Start(int(self.snap.pending.id[j]), placement, borrow > 0, lender))
+            recheck = bulk and m - flushed >= _BULK_MIN
+        if tier_a and flushed < m:
+            out.demoted.extend(rl[flushed:])  # the run held in bulk after the last row walked
+
+    def _held(self, rows: np.ndarray, tier_a: bool) -> np.ndarray:
+        """Bool per row: held by the entitlement check of :meth:`loop` under the current state
+        (demoted from tier A; in tier B, beyond what the sector may borrow): the same
+        arithmetic as the loop's, on arrays."""
+        s, t = self.s[rows], self.t[rows]
+        assert self.ent is not None
+        room = (self.ent.cap - np.array(self.used))[s, t]
+        borrow = self.a[rows] - np.maximum(room, 0.0)
+        over = borrow > 1e-9
+        return over if tier_a else over & (borrow > np.array(self.quota)[s, t] + 1e-9)
 
     def _reserve(self, j: int, start: float, need: int) -> None:
         if start == INF:
@@ -592,10 +652,14 @@ def preempt(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: Fre
     """Rule 8: reclaim borrowed capacity for tier-A jobs that could not start."""
     if not policy.preemption or od.ent is None or len(snap.running) == 0:
         return []
-    demoted = np.zeros(len(reason), dtype=bool)
-    demoted[walked.demoted] = True
-    want = od.order[od.tier_a[od.order] & ~demoted[od.order]
-                    & np.isin(reason[od.order], (R.RESOURCES, R.PRIORITY))]
+    order = od.order
+    r = reason[order]
+    want = od.tier_a[order] & ((r == _RESOURCES) | (r == _PRIORITY))
+    if walked.demoted and want.any():
+        demoted = np.zeros(len(reason), dtype=bool)
+        demoted[np.array(walked.demoted, dtype=np.int64)] = True
+        want &= ~demoted[order]
+    want = order[want]
     if len(want) == 0:
         return []
     run = snap.running
@@ -679,8 +743,8 @@ def schedule(snapshot: Snapshot, policy: Policy | str = "fairshare") -> Decision
     scr = screen(snap, pol, prep)
     od = order_jobs(snap, pol, prep, scr)
     reason = scr.reason.copy()
-    fs = FreeState(snap.fleet, snap.free, snap.running, snap.now)
-    frag_before = fragmentation(snap.fleet, fs.free)
+    fs = FreeState(snap.fleet, snap.free, snap.running, snap.now, prep.static)
+    frag_before = fragmentation(snap.fleet, fs.free, prep.static)
     walked = walk(snap, pol, prep, od, fs, reason)
     preempts = preempt(snap, pol, prep, od, fs, reason, walked)
     stats = {
@@ -690,7 +754,7 @@ def schedule(snapshot: Snapshot, policy: Policy | str = "fairshare") -> Decision
         "reservations": float(len(walked.reservations)),
         "borrowed_starts": float(walked.borrowed),
         "fragmentation_before": frag_before,
-        "fragmentation_after": fragmentation(snap.fleet, fs.free),
+        "fragmentation_after": fragmentation(snap.fleet, fs.free, prep.static),
         "power_w_before": prep.power_w,
         "power_w_after": walked.power_w,
         "power_available_w": float(snap.power_available_w),

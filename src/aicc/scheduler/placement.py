@@ -8,8 +8,10 @@ shape that failed for an end time fails for every later end time and every large
 
 from __future__ import annotations
 
+import itertools
 import math
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +47,14 @@ class FleetStatic:
     uniform: tuple[bool, ...]  # all in-service nodes of the type have one size
 
 
-_STATIC: dict[int, tuple[weakref.ref, tuple[np.ndarray, ...], FleetStatic]] = {}
+_STATIC: dict[int, tuple[weakref.ref, tuple[tuple[str, tuple[int, ...], bytes], ...],
+                         FleetStatic]] = {}
+
+
+def _fingerprint(*arrays: np.ndarray) -> tuple[tuple[str, tuple[int, ...], bytes], ...]:
+    """dtype, shape and bytes of each array: equal fingerprints mean equal values (a cheap
+    comparison for the small arrays of a fleet, where ``np.array_equal`` costs more)."""
+    return tuple((a.dtype.str, a.shape, a.tobytes()) for a in arrays)
 
 
 def _build_static(fleet: FleetArrays) -> FleetStatic:
@@ -84,24 +93,25 @@ def fleet_static(fleet: FleetArrays) -> FleetStatic:
     value, so that a fleet changed in place is never served stale data)."""
     key = id(fleet)
     hit = _STATIC.get(key)
+    fp = _fingerprint(fleet.state, fleet.type_idx, fleet.capacity)
     if hit is not None:
-        ref, (ti, cap, state), st = hit
-        if (ref() is fleet and np.array_equal(state, fleet.state)
-                and np.array_equal(ti, fleet.type_idx) and np.array_equal(cap, fleet.capacity)):
+        ref, seen, st = hit
+        if ref() is fleet and seen == fp:
             return st
     st = _build_static(fleet)
     try:
         ref = weakref.ref(fleet, lambda _r, k=key: _STATIC.pop(k, None))
     except TypeError:  # an object without weak references: not cached
         return st
-    _STATIC[key] = (ref, (fleet.type_idx.copy(), fleet.capacity.copy(), fleet.state.copy()),
-                    st)
+    _STATIC[key] = (ref, fp, st)
     return st
 
 
-def fragmentation(fleet: FleetArrays, free: np.ndarray) -> float:
-    """Rule 6: fraction of free in-service accelerators not on wholly free nodes (0 = none)."""
-    st = fleet_static(fleet)
+def fragmentation(fleet: FleetArrays, free: np.ndarray, static: FleetStatic | None = None
+                  ) -> float:
+    """Rule 6: fraction of free in-service accelerators not on wholly free nodes (0 = none).
+    ``static``: the fleet's :class:`FleetStatic` when the caller has it already."""
+    st = fleet_static(fleet) if static is None else static
     f = np.asarray(free)[st.up].astype(np.int64)
     total = int(f.sum())
     if total == 0:
@@ -113,11 +123,11 @@ def fragmentation(fleet: FleetArrays, free: np.ndarray) -> float:
 class FreeState:
     """Free accelerators, reservations and placement for one cycle."""
 
-    def __init__(self, fleet: FleetArrays, free: np.ndarray, running: JobTable, now: float
-                 ) -> None:
+    def __init__(self, fleet: FleetArrays, free: np.ndarray, running: JobTable, now: float,
+                 static: FleetStatic | None = None) -> None:
         self.fleet = fleet
         self.now = now
-        st = fleet_static(fleet)
+        st = fleet_static(fleet) if static is None else static
         self.static = st
         self.free = np.where(st.up, np.asarray(free, dtype=np.int32), 0).astype(np.int32)
         self.cap = st.cap32
@@ -145,10 +155,16 @@ class FreeState:
         self.resv: list[list[int]] = [[] for _ in range(self.n_types)]
         self.resv_max = [0] * self.n_types  # upper bound of free on reserved nodes
         self.fail_sub = [[INF] * (c + 2) for c in self.maxcap]
-        self.fail_gang = [np.full(len(ix) + 2, INF) for ix in self.nodes_of_type]
+        # one buffer, a slice per type (cheaper than an array per type)
+        sizes = [len(ix) + 2 for ix in self.nodes_of_type]
+        buf = np.full(sum(sizes), INF)
+        cut = [0, *itertools.accumulate(sizes)]
+        self.fail_gang = [buf[cut[t]:cut[t + 1]] for t in range(self.n_types)]
         self._profile: tuple[np.ndarray, ...] | None = None
         self.last_reserved: tuple[int, ...] = ()  # nodes of the latest reservation
-        self._memo: tuple[np.ndarray, np.ndarray] | None = None  # memo_tables, until a failure
+        # memo_tables: built on first use, then only the rows of types that failed since
+        self._memo: tuple[np.ndarray, np.ndarray] | None = None
+        self._memo_stale: set[int] = set()
 
     # --- one-node jobs: best fit (rule 6) ------------------------------------------------------
     def _levels_of(self, t: int) -> list[list[int]]:
@@ -224,7 +240,7 @@ class FreeState:
         return end >= self.fail_sub[t][k]
 
     def remember_sub_failure(self, t: int, k: int, end: float) -> None:
-        self._memo = None
+        self._memo_stale.add(t)
         fs = self.fail_sub[t]
         for kk in range(k, len(fs)):
             if end < fs[kk]:
@@ -265,7 +281,7 @@ class FreeState:
             if self.uniform[t]:
                 g = self.fail_gang[t]
                 g[nodes:] = np.minimum(g[nodes:], end)
-                self._memo = None
+                self._memo_stale.add(t)
             return None
         leaf = self.fleet.leaf[cand]
         _, linv, lcnt = np.unique(leaf, return_inverse=True, return_counts=True)
@@ -290,20 +306,25 @@ class FreeState:
     def memo_tables(self) -> tuple[np.ndarray, np.ndarray]:
         """The failure memos as 2-D arrays [type, size] (inf: no failure yet); gang memos of
         types with mixed node sizes stay empty (inf), as in :meth:`find_gang`."""
-        if self._memo is not None:
-            return self._memo
-        sub = np.full((self.n_types, max(self.maxcap, default=0) + 2), INF)
-        for t, row in enumerate(self.fail_sub):
+        if self._memo is None:
+            sub = np.full((self.n_types, max(self.maxcap, default=0) + 2), INF)
+            width = max((len(g) for g in self.fail_gang), default=1)
+            gang = np.full((self.n_types, width), INF)
+            self._memo = (sub, gang)
+            stale: Iterable[int] = range(self.n_types)
+        else:
+            sub, gang = self._memo
+            stale = self._memo_stale
+        for t in stale:
+            row = self.fail_sub[t]
             sub[t, :len(row)] = row
             sub[t, len(row):] = row[-1]
-        width = max((len(g) for g in self.fail_gang), default=1)
-        gang = np.full((self.n_types, width), INF)
-        for t, g in enumerate(self.fail_gang):
             if self.uniform[t]:
+                g = self.fail_gang[t]
                 gang[t, :len(g)] = g
                 gang[t, len(g):] = g[-1]
-        self._memo = (sub, gang)
-        return sub, gang
+        self._memo_stale = set()
+        return self._memo
 
     def whole_free(self, t: int) -> int:
         ix = self.nodes_of_type[t]
