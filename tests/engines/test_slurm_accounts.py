@@ -22,7 +22,7 @@ from aicc.engines.slurm import (
     tree_from_store,
 )
 from aicc.engines.slurm.usage import import_usage, read_runs
-from aicc.errors import Conflict, InvalidInput
+from aicc.errors import Conflict, EngineError, InvalidInput
 from aicc.store.db import make_engine
 from aicc.store.migrate import upgrade
 from aicc.store.models import Job, JobState, LedgerEntry, Role
@@ -148,3 +148,28 @@ def test_tree_from_store_and_usage_from_sacct_enters_the_ledger_once(
         assert entry.project_id == project_id
         assert entry.accelerator_seconds == pytest.approx(2 * (finished.time - started.time))
         assert s.scalar(select(func.count()).select_from(LedgerEntry)) == 1
+
+
+def test_a_project_account_is_never_a_foreign_or_sector_account(runner: SlurmRunner,
+                                                                slurm_prefix: str) -> None:
+    """At first submit a project's account is created or reused only below the parent and only
+    as a leaf: an account of another group (outside the parent) or a sector's of the same name
+    is refused naming the project, and the submitting user is not added to it."""
+    p = slurm_prefix
+    mgr = AccountManager(runner, parent=f"{p}root", submit_user="root")
+    mgr.sync(tree(p))
+    foreign = f"{p}-foreign"
+    runner.run(["sacctmgr", "-i", "add", "account", foreign, "parent=root"])
+    try:
+        for account, says in ((foreign, "outside"), (f"{p}-research", "sub-accounts"),
+                              (f"{p}root", "outside"), ("root", "outside")):
+            with pytest.raises(EngineError, match=says) as err:
+                AccountManager(runner, parent=f"{p}root").ensure_project_account(account)
+            assert err.value.field == "project.name"
+        _, users = mgr.associations()
+        assert not {u for (u, a) in users if a in {foreign, f"{p}-research"}}
+        mgr.ensure_project_account(f"{p}-alpha")  # a synced project account is fine
+        mgr.ensure_project_account(f"{p}-new")  # and a new one is created below the parent
+        assert mgr.associations()[0][f"{p}-new"] == f"{p}root"
+    finally:
+        runner.run(["sacctmgr", "-i", "delete", "account", foreign])

@@ -113,8 +113,11 @@ class AccountManager:
         if self._known is not None and account in self._known:
             return
         parents, users = self.associations()
-        self._known = {a for (u, a) in users if u == self.submit_user}
-        if account in self._known:
+        if account in parents or account == self.parent:
+            self._refuse_foreign(account, parents)
+        self._known = self._known or set()
+        if (self.submit_user, account) in users:
+            self._known.add(account)
             return
         self._ensure_parent(parents)
         if account not in parents:
@@ -122,6 +125,23 @@ class AccountManager:
                            f"description=aicc project {account}", f"organization={account}")
         self._sacctmgr("add", "user", self.submit_user, f"account={account}")
         self._known.add(account)
+
+    def _refuse_foreign(self, account: str, parents: dict[str, str]) -> None:
+        """An existing account is a project's only if it sits below the parent and has no
+        sub-accounts: never take over another group's account, nor charge a project's jobs to
+        a sector or organization of the same name."""
+        up, seen = parents.get(account), {account}
+        while up and up != self.parent and up not in seen:
+            seen.add(up)
+            up = parents.get(up)
+        if account == self.parent or up != self.parent:
+            raise EngineError(f"project account {account!r} exists in Slurm outside "
+                              f"{self.parent!r}; aicc does not take it over: rename the project",
+                              field="project.name")
+        if account in parents.values():
+            raise EngineError(f"project account {account!r} is a sector or organization account "
+                              "in Slurm (it has sub-accounts): rename the project",
+                              field="project.name")
 
     def sync(self, sectors: Iterable[SectorNode], *, prune: bool = False) -> SyncReport:
         """Make Slurm's tree below the parent match ``sectors`` (idempotent)."""
