@@ -74,9 +74,11 @@ def validate(snap: Snapshot) -> None:
     fleet, ten = snap.fleet, snap.tenancy
     n_nodes, n_t = fleet.n_nodes, len(fleet.catalog)
     n_s, n_o, n_p = len(ten.sector_names), len(ten.org_names), len(ten.project_names)
-    _check(len(snap.free) == n_nodes, "snapshot.free", f"expected {n_nodes} nodes")
-    _check(np.shape(ten.entitlement) == (n_s, n_t), "snapshot.tenancy.entitlement",
-           f"expected shape ({n_s}, {n_t})")
+    # (each message is formatted only for a failure: this runs every cycle)
+    if len(snap.free) != n_nodes:
+        _check(False, "snapshot.free", f"expected {n_nodes} nodes")
+    if np.shape(ten.entitlement) != (n_s, n_t):
+        _check(False, "snapshot.tenancy.entitlement", f"expected shape ({n_s}, {n_t})")
     _check(len(ten.org_sector) == n_o and (n_o == 0 or (
         ten.org_sector.min() >= 0 and ten.org_sector.max() < n_s)),
         "snapshot.tenancy.org_sector", "one sector index per organization")
@@ -85,11 +87,11 @@ def validate(snap: Snapshot) -> None:
         "snapshot.tenancy.project_org", "one organization index per project")
     for name, t in (("pending", snap.pending), ("running", snap.running)):
         n = len(t.id)
-        for col in _COLUMNS:  # (the message is formatted only for a failure: a hot path)
+        for col in _COLUMNS:
             if len(getattr(t, col)) != n:
                 _check(False, f"snapshot.{name}.{col}", f"expected {n} rows")
-        _check(n == 0 or (t.project.min() >= 0 and t.project.max() < n_p),
-               f"snapshot.{name}.project", f"project index outside 0..{n_p - 1}")
+        if not (n == 0 or (t.project.min() >= 0 and t.project.max() < n_p)):
+            _check(False, f"snapshot.{name}.project", f"project index outside 0..{n_p - 1}")
     r = snap.running
     _check(len(r.alloc_ptr) == len(r) + 1, "snapshot.running.alloc_ptr",
            "expected one more entry than rows")
@@ -100,9 +102,8 @@ def validate(snap: Snapshot) -> None:
     g = snap.grants
     _check(len({len(g.project), len(g.type_idx), len(g.total_s), len(g.used_s), len(g.start),
                 len(g.end)}) == 1, "snapshot.grants", "columns of different lengths")
-    if snap.lending_balance_s is not None:
-        _check(np.shape(snap.lending_balance_s) == (n_s, n_s), "snapshot.lending_balance_s",
-               f"expected shape ({n_s}, {n_s})")
+    if snap.lending_balance_s is not None and np.shape(snap.lending_balance_s) != (n_s, n_s):
+        _check(False, "snapshot.lending_balance_s", f"expected shape ({n_s}, {n_s})")
 
 
 def prepare(snap: Snapshot) -> Prepared:

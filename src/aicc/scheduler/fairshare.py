@@ -3,7 +3,36 @@ docs/design/0001-scheduling.md), and grant pacing (rule 4)."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
+
+_MEMO_SIZE = 64  # results kept per function (tenancies and fleets in use at once are few)
+
+
+def _by_value(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """Memoise ``fn`` on the values of its array arguments (dtype, shape and bytes), for inputs
+    that change far less often than the scheduler runs (weights, entitlements, capacity). The
+    result is returned read-only, so the memo cannot be altered through it; a changed input is
+    a new key, so the memo is invisible in results."""
+    memo: dict[tuple[Any, ...], np.ndarray] = {}
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any) -> np.ndarray:
+        key = tuple((a.dtype.str, a.shape, a.tobytes()) if isinstance(a, np.ndarray)
+                    else (type(a), a) for a in args)
+        out = memo.get(key)
+        if out is None:
+            out = fn(*args)
+            out.flags.writeable = False
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[key] = out
+        return out
+
+    return wrapper
 
 
 def decay_usage(usage_s: np.ndarray | float, elapsed_s: float, half_life_s: float
@@ -18,6 +47,7 @@ def decay_usage(usage_s: np.ndarray | float, elapsed_s: float, half_life_s: floa
     return usage_s * 0.5 ** (elapsed_s / half_life_s)
 
 
+@_by_value
 def _normalised(weights: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
     """Each weight divided by the sum of its siblings' (equal split when they sum to zero)."""
     w = np.maximum(weights.astype(np.float64), 0.0)
@@ -27,6 +57,7 @@ def _normalised(weights: np.ndarray, groups: np.ndarray, n_groups: int) -> np.nd
                     1.0 / np.maximum(cnt[groups], 1.0))
 
 
+@_by_value
 def sector_shares(entitlement: np.ndarray, type_capacity: np.ndarray) -> np.ndarray:
     """A sector's share of the whole fleet: its entitlement weighted by in-service capacity."""
     cap = type_capacity.astype(np.float64)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import math
 import weakref
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,10 +158,11 @@ class FreeState:
         sizes = [len(ix) + 2 for ix in self.nodes_of_type]
         buf = np.full(sum(sizes), INF)
         cut = [0, *itertools.accumulate(sizes)]
+        self._gang_width = max(sizes, default=1)
         self.fail_gang = [buf[cut[t]:cut[t + 1]] for t in range(self.n_types)]
         self._profile: tuple[np.ndarray, ...] | None = None
         self.last_reserved: tuple[int, ...] = ()  # nodes of the latest reservation
-        # memo_tables: built on first use, then only the rows of types that failed since
+        # memo_tables: built on first use, then only the rows of the types that failed since
         self._memo: tuple[np.ndarray, np.ndarray] | None = None
         self._memo_stale: set[int] = set()
 
@@ -306,16 +306,12 @@ class FreeState:
     def memo_tables(self) -> tuple[np.ndarray, np.ndarray]:
         """The failure memos as 2-D arrays [type, size] (inf: no failure yet); gang memos of
         types with mixed node sizes stay empty (inf), as in :meth:`find_gang`."""
-        if self._memo is None:
+        if self._memo is None:  # all inf, as the memos of the types that have not failed yet
             sub = np.full((self.n_types, max(self.maxcap, default=0) + 2), INF)
-            width = max((len(g) for g in self.fail_gang), default=1)
-            gang = np.full((self.n_types, width), INF)
+            gang = np.full((self.n_types, self._gang_width), INF)
             self._memo = (sub, gang)
-            stale: Iterable[int] = range(self.n_types)
-        else:
-            sub, gang = self._memo
-            stale = self._memo_stale
-        for t in stale:
+        sub, gang = self._memo
+        for t in self._memo_stale:
             row = self.fail_sub[t]
             sub[t, :len(row)] = row
             sub[t, len(row):] = row[-1]
