@@ -118,3 +118,20 @@ def test_a_partition_slurm_does_not_have_is_named(env: dict[str, str]) -> None:
     assert result.exit_code == 2, result.output
     out = result.output.replace("\n", " ")
     assert "engine.slurm_partition: Slurm has no partition 'gpux'; it has gpu" in out
+
+
+def test_a_database_not_upgraded_or_unreachable_is_named(env: dict[str, str]) -> None:
+    """sync-accounts and import-usage read the store: no schema yet, or no server, is one line
+    naming database_url and exit 2, never a traceback."""
+    cli = CliRunner()
+    unreachable = {**env, "AICC_DATABASE_URL": "postgresql+psycopg://aicc@127.0.0.1:1/aicc"}
+    for cmd in (["slurm", "sync-accounts"], ["slurm", "import-usage"]):
+        fresh = cli.invoke(app, cmd, env=env)  # the configured SQLite file was never upgraded
+        assert fresh.exit_code == 2, fresh.output
+        out = fresh.output.replace("\n", " ")
+        assert "database_url: the database has no aicc schema; run `aicc db upgrade`" in out
+        down = cli.invoke(app, cmd, env=unreachable)
+        assert down.exit_code == 2, down.output
+        assert "database_url: cannot connect to" in down.output.replace("\n", " ")
+        assert fresh.exception is None or isinstance(fresh.exception, SystemExit)
+        assert down.exception is None or isinstance(down.exception, SystemExit)

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -17,6 +17,9 @@ from rich.table import Table
 from aicc.cli import JsonOpt, _fail, _print_table, _settings, out
 from aicc.errors import EXIT_CODE, AiccError, lookup
 from aicc.fleet.arrays import NODE_STATE_NAMES
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 slurm_app = typer.Typer(no_args_is_help=True, help="The Slurm engine: nodes, accounts, usage.")
 
@@ -60,11 +63,11 @@ def sync_accounts(
 ) -> None:
     """Mirror the tenancy (sector → organization → project, members) into Slurm accounts."""
     from aicc.engines.slurm import AccountManager, SlurmRunner, tree_from_store
-    from aicc.store.db import make_engine, session_factory
+    from aicc.store.db import session_factory
 
     settings = _settings()
     cfg = settings.engine
-    db = make_engine(settings.database_url)
+    db = _open_store(settings.database_url)
     try:
         with session_factory(db)() as session:
             tree = tree_from_store(session)
@@ -89,11 +92,11 @@ def import_usage_cmd(
     """Charge ended Slurm runs of aicc jobs to the ledger (each attempt exactly once)."""
     from aicc.engines.slurm import SlurmRunner
     from aicc.engines.slurm.usage import import_usage, read_runs
-    from aicc.store.db import make_engine, session_factory, transaction
+    from aicc.store.db import session_factory, transaction
 
     settings = _settings()
     cfg = settings.engine
-    db = make_engine(settings.database_url)
+    db = _open_store(settings.database_url)
     try:
         runner = SlurmRunner(cfg.slurm_conf, bin_dir=cfg.slurm_bin_dir,
                              timeout_s=cfg.slurm_command_timeout_s)
@@ -106,6 +109,27 @@ def import_usage_cmd(
     finally:
         db.dispose()
     out.print(f"{len(runs)} ended runs in sacct; {new} new ledger entries")
+
+
+def _open_store(url: str) -> Engine:
+    """The database at the schema this code reads, else one line naming ``database_url`` and
+    exit 2 (an unreachable server, or a database ``aicc db upgrade`` has not prepared)."""
+    from alembic.script import ScriptDirectory
+
+    from aicc.store.db import open_database
+    from aicc.store.migrate import alembic_config, current
+
+    try:
+        db = open_database(url)
+    except AiccError as exc:
+        _fail(exc.message, lookup(EXIT_CODE, exc))
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    at = current(db)
+    if at != head:
+        db.dispose()
+        state = "has no aicc schema" if at is None else f"is at schema {at}, not {head}"
+        _fail(f"database_url: the database {state}; run `aicc db upgrade` first", 2)
+    return db
 
 
 def _catalog():
