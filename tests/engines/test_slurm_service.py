@@ -200,3 +200,31 @@ def test_a_restarted_control_plane_takes_node_states_from_slurm(world: dict) -> 
         assert nodes[drained].state == NodeState.DRAIN
         assert nodes[drained].state_reason == "maintenance"
         assert nodes[drained].updated_at == drained_at
+
+
+def test_serve_on_slurm_announces_the_discovered_fleet(tmp_path, slurm_conf: str,
+                                                       slurm_prefix: str) -> None:
+    """The banner names where the fleet comes from: Slurm's nodes, not a twin phase."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gpus = sum(n.gpus for n in list_nodes(SlurmRunner(slurm_conf)))
+    env = {**os.environ, "AICC_DATABASE_URL": f"sqlite:///{tmp_path / 'aicc.db'}",
+           "AICC_PORT": str(port), "AICC_ENGINE": "slurm", "AICC_SLURM_CONF": slurm_conf,
+           "AICC_SLURM_JOB_PREFIX": slurm_prefix, "AICC_ADMIN_TOKEN": "a" * 32}
+    env.pop("AICC_CONFIG", None)
+    proc = subprocess.Popen([sys.executable, "-c", "from aicc.cli import main; main()", "serve"],
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    with proc:
+        try:
+            line = proc.stdout.readline()
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    assert f"(engine slurm, fleet from slurm, {gpus:,} accelerators, clock x1)" in line, line

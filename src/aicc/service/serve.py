@@ -272,7 +272,10 @@ def serve(settings: Settings, *, demo: bool = False, reset: bool = False) -> Non
         speed = getattr(svc.clock, "speed", 1.0)
         host = f"[{s.server.host}]" if ":" in s.server.host else s.server.host
         url = f"http://{host}:{s.server.port}"
-        print(f"aicc: serving {url}  (engine {svc.engine.name}, fleet {s.engine.fleet_phase}, "
+        # A real engine's fleet is its own (discovered), not a phase of the twin's.
+        fleet = (f"fleet {s.engine.fleet_phase}" if s.engine.kind == "twin"
+                 else f"fleet from {svc.engine.name}")
+        print(f"aicc: serving {url}  (engine {svc.engine.name}, {fleet}, "
               f"{svc.engine.fleet().n_accelerators:,} accelerators, clock x{speed:g})")
         print(f"aicc: admin token {svc.admin_token}  (from {svc.admin_token_source})")
         sys.stdout.flush()
