@@ -14,6 +14,7 @@ and ``walk`` only over jobs that can still fit the free capacity of the cycle.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -394,97 +395,98 @@ class _Walk:
         # appended in row order, each run before the next row walked (the order of the demoted
         # decides their place among tier B).
         bulk = ent and not fifo
-        todo: list[int] | range = range(m)  # positions still to walk, ascending
-        w = 0  # next index into todo
+        todo: Iterator[int] = iter(range(m))  # positions still to walk, ascending
         flushed = 0  # rows before this position are handled
         recheck = bulk and m >= _BULK_MIN
+        dwl = self.dw
         while True:
             if recheck:
                 recheck = False
-                first = todo[w] if w < len(todo) else m
-                held = self._held(rows[first:], tier_a)
+                held = self._held(rows[flushed:], tier_a)
                 if held.any():
-                    todo, w = (np.flatnonzero(~held) + first).tolist(), 0
+                    todo = iter((np.flatnonzero(~held) + flushed).tolist())
                     if not tier_a:
-                        reason[rows[first:][held]] = _ENTITLEMENT
-            if w >= len(todo):
-                break
-            i = todo[w]
-            w += 1
-            if i > flushed and tier_a:
-                out.demoted.extend(rl[flushed:i])  # a run held in bulk
-            flushed = i + 1
-            j, t, n, k, a, end, rel, s = cols[i]
-            if fifo and blocked[t]:
-                reason[j] = PRIORITY
-                if self.open_types == 0:  # every type blocked: the rest are held likewise
-                    reason[rl[i + 1:]] = PRIORITY
-                    return
-                continue
-            borrow = 0.0
-            if ent:
-                room = self.cap[s][t] - self.used[s][t]
-                borrow = a - (room if room > 0 else 0.0)
-                if borrow > 1e-9:
-                    if tier_a:
-                        out.demoted.append(j)  # rule 1: now beyond its entitlement, tier B
+                        reason[rows[flushed:][held]] = _ENTITLEMENT
+            for i in todo:
+                if i > flushed and tier_a:
+                    out.demoted.extend(rl[flushed:i])  # a run held in bulk
+                flushed = i + 1
+                j, t, n, k, a, end, rel, s = cols[i]
+                if fifo and blocked[t]:
+                    reason[j] = PRIORITY
+                    if self.open_types == 0:  # every type blocked: the rest are held likewise
+                        reason[rl[i + 1:]] = PRIORITY
+                        return
+                    continue
+                borrow = 0.0
+                if ent:
+                    room = self.cap[s][t] - self.used[s][t]
+                    borrow = a - (room if room > 0 else 0.0)
+                    if borrow > 1e-9:
+                        if tier_a:
+                            out.demoted.append(j)  # rule 1: now beyond its entitlement, tier B
+                            continue
+                        if borrow > self.quota[s][t] + 1e-9:
+                            reason[j] = _ENTITLEMENT
+                            continue
+                    else:
+                        borrow = 0.0
+                dw = a * dwl[t]
+                if dw > self.headroom:
+                    reason[j] = _POWER_CAP
+                    if fifo:
+                        self._block(t)
+                    continue
+                if n == 1:
+                    # A shape no larger, ending no sooner, that already failed this cycle fails
+                    # again without a search, and the memo needs no update (it is non-increasing
+                    # in the shape).
+                    known_failure = end >= fail_sub[t][k]
+                    node = -1 if known_failure else fs.find_sub(t, k, end)
+                    if node < 0:
+                        if not known_failure:
+                            fs.remember_sub_failure(t, k, end)
+                        reason[j] = PRIORITY if k <= resv_max[t] else RESOURCES
+                        if backfill and res_count[t] < R_max:
+                            self._reserve(j, fs.reserve_sub(t, k), k)
+                        if fifo:
+                            self._block(t)
+                        else:
+                            blocked[t] = True
                         continue
-                    if borrow > self.quota[s][t] + 1e-9:
-                        reason[j] = _ENTITLEMENT
-                        continue
+                    fs.take(node, k, end, rel)
+                    placement: tuple[tuple[int, int], ...] = ((node, k),)
                 else:
-                    borrow = 0.0
-            dw = a * self.dw[t]
-            if dw > self.headroom:
-                reason[j] = _POWER_CAP
-                if fifo:
-                    self._block(t)
-                continue
-            if n == 1:
-                # A shape no larger, ending no sooner, that already failed this cycle fails
-                # again without a search, and the memo needs no update (it is non-increasing
-                # in the shape).
-                known_failure = end >= fail_sub[t][k]
-                node = -1 if known_failure else fs.find_sub(t, k, end)
-                if node < 0:
-                    if not known_failure:
-                        fs.remember_sub_failure(t, k, end)
-                    reason[j] = PRIORITY if k <= resv_max[t] else RESOURCES
-                    if backfill and res_count[t] < R_max:
-                        self._reserve(j, fs.reserve_sub(t, k), k)
-                    if fifo:
-                        self._block(t)
-                    else:
-                        blocked[t] = True
-                    continue
-                fs.take(node, k, end, rel)
-                placement: tuple[tuple[int, int], ...] = ((node, k),)
+                    nodes = fs.find_gang(t, n, k, end)
+                    if nodes is None:
+                        reason[j] = PRIORITY if fs.whole_free(t) >= n else RESOURCES
+                        if backfill and res_count[t] < R_max:
+                            self._reserve(j, fs.reserve_gang(t, n, k), -1)
+                        if fifo:
+                            self._block(t)
+                        else:
+                            blocked[t] = True
+                        continue
+                    nl = nodes.tolist()
+                    for nd in nl:
+                        fs.take(nd, fs.freel[nd], end, rel)  # whole nodes (rule 6)
+                    placement = tuple((nd, k) for nd in nl)
+                self.headroom -= dw
+                self.added_w += dw
+                reason[j] = NONE
+                lender = -1
+                if ent:
+                    self.used[s][t] += a
+                    if borrow > 0:
+                        lender = self._lend(s, t, borrow)
+                        out.borrowed += 1
+                out.starts.append(Start(int(self.snap.pending.id[j]), placement, borrow > 0,
+                                        lender))
+                if bulk and m - flushed >= _BULK_MIN:
+                    recheck = True  # the start may hold more rows: find them on arrays
+                    break
             else:
-                nodes = fs.find_gang(t, n, k, end)
-                if nodes is None:
-                    reason[j] = PRIORITY if fs.whole_free(t) >= n else RESOURCES
-                    if backfill and res_count[t] < R_max:
-                        self._reserve(j, fs.reserve_gang(t, n, k), -1)
-                    if fifo:
-                        self._block(t)
-                    else:
-                        blocked[t] = True
-                    continue
-                nl = nodes.tolist()
-                for nd in nl:
-                    fs.take(nd, fs.freel[nd], end, rel)  # whole nodes (rule 6)
-                placement = tuple((nd, k) for nd in nl)
-            self.headroom -= dw
-            self.added_w += dw
-            reason[j] = NONE
-            lender = -1
-            if ent:
-                self.used[s][t] += a
-                if borrow > 0:
-                    lender = self._lend(s, t, borrow)
-                    out.borrowed += 1
-            out.starts.append(Start(int(self.snap.pending.id[j]), placement, borrow > 0, lender))
-            recheck = bulk and m - flushed >= _BULK_MIN
+                break
         if tier_a and flushed < m:
             out.demoted.extend(rl[flushed:])  # the run held in bulk after the last row walked
 

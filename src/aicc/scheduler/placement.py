@@ -353,7 +353,11 @@ class FreeState:
             node, cnt, end, typ = node[srt], cnt[srt], end[srt], typ[srt]
             bounds = np.searchsorted(typ, np.arange(self.n_types + 1))
             last_end = np.full(self.fleet.n_nodes, -INF)
-            np.maximum.at(last_end, node, end)
+            if len(node):  # each node's last entry holds its latest end (sorted by end)
+                last = np.empty(len(node), dtype=bool)
+                last[-1] = True
+                np.not_equal(node[1:], node[:-1], out=last[:-1])
+                last_end[node[last]] = end[last]
             self._profile = (node, end, cnt, _node_cumsum(node, cnt), bounds, last_end)
         return self._profile
 
@@ -505,11 +509,15 @@ def _earliest_group(when: np.ndarray, group: np.ndarray, nodes: int) -> int | No
     """Of the groups (leaves or pods) with at least ``nodes`` candidates, the one whose earliest
     ``nodes`` free up first in total (ties: the lowest); None when no group has enough.
     ``when`` is sorted (earliest first)."""
+    if not len(group):
+        return None
     srt = np.argsort(group, kind="stable")  # per group, still earliest first
     g = group[srt]
-    first = np.r_[True, g[1:] != g[:-1]]
+    first = np.empty(len(g), dtype=bool)  # (not np.r_: its overhead dominates small inputs)
+    first[0] = True
+    np.not_equal(g[1:], g[:-1], out=first[1:])
     start_of = np.flatnonzero(first)
-    count = np.diff(np.r_[start_of, len(g)])
+    count = np.diff(start_of, append=len(g))
     if count.max() < nodes:
         return None
     gi = np.cumsum(first) - 1
