@@ -228,3 +228,35 @@ def test_serve_on_slurm_announces_the_discovered_fleet(tmp_path, slurm_conf: str
             proc.terminate()
             proc.wait(30)
     assert f"(engine slurm, fleet from slurm, {gpus:,} accelerators, clock x1)" in line, line
+
+
+def test_a_job_cancelled_while_running_is_charged_what_sacct_reports(world: dict) -> None:
+    """Cancelled through the API while it runs: the loop scancels it, and the charge is GPUs ×
+    Slurm's elapsed time of the cancelled run, not a fraction of a second more."""
+    from aicc.workload.jobs import cancel_job
+
+    factory = world["factory"]
+    jid = submit(world, runtime=60.0, per_node=3)
+    cp = ControlPlane(Settings(), factory, world["engine"], WallClock(), "fifo")
+    cycle_until(cp, lambda: get(factory, jid).state == JobState.RUNNING)
+    name = f"{world['prefix']}-{jid}"
+
+    def started_from_slurm() -> bool:  # running there, and its start applied to the store
+        starts = [j["start_time"] for j in world["runner"].json(["squeue"])["jobs"]
+                  if j["name"] == name and j["job_state"] == "RUNNING"]
+        return bool(starts) and ts(get(factory, jid).started_at) == starts[0]
+    cycle_until(cp, started_from_slurm)
+    time.sleep(1.3)
+    with transaction(factory) as s:
+        principal = load_principal(session=s, user=s.get(User, world["user"]))
+        cancel_job(session=s, principal=principal, job_id=jid)
+    with factory() as s:
+        def charged() -> bool:
+            s.expire_all()
+            return s.scalar(select(LedgerEntry).where(LedgerEntry.job_id == jid)) is not None
+        cycle_until(cp, charged)
+        [entry] = s.scalars(select(LedgerEntry).where(LedgerEntry.job_id == jid)).all()
+    [run] = wait_for_runs(world["runner"], world["prefix"])
+    assert run.state == "CANCELLED" and run.gpus == 3
+    assert ts(entry.period_end) == run.end
+    assert entry.accelerator_seconds == run.gpus * (run.end - run.start)

@@ -320,7 +320,6 @@ class SlurmEngine:
                 del self._jobs[jid]
 
     def cancel(self, job_ids: Sequence[int], now: float) -> None:
-        at = self.wall_clock()
         found = [self._jobs[j] for j in job_ids if j in self._jobs]
         if not found:
             return
@@ -329,6 +328,9 @@ class SlurmEngine:
         except EngineError as exc:
             if not _already_gone(exc):
                 raise
+        # slurmctld stamps the end when it handles scancel, in whole seconds: the second the
+        # answer came back in, so the charge is sacct's elapsed time (not a fraction beyond).
+        at = float(math.floor(self.wall_clock()))
         for t in found:
             if t.phase in {"released", "running", "held", "stopped"}:
                 self._queued.append(self._stop_event(EventKind.CANCELLED, t, at, "cancelled"))
