@@ -14,6 +14,7 @@ and ``walk`` only over jobs that can still fit the free capacity of the cycle.
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -234,7 +235,9 @@ def order_jobs(snap: Snapshot, policy: Policy, prep: Prepared, scr: Screened) ->
 
 # 4. walk -------------------------------------------------------------------------------------
 _BLOCK = 512  # rows filtered together before the per-job loop (first block size)
-_BULK_MIN = 16  # rows in the loop from which entitlement holds are found on arrays first
+_BULK_MIN = 16  # rows left in the loop from which entitlement holds are found on arrays
+_BULK_WINDOW = 512  # rows checked on arrays at once
+_STREAK = 4  # rows held one by one in a row before the next window is checked on arrays
 
 
 @dataclass
@@ -389,24 +392,27 @@ class _Walk:
                         self.k[rows].tolist(), self.a[rows].tolist(), self.end[rows].tolist(),
                         self.rel[rows].tolist(), self.s[rows].tolist(), strict=True))
         # A row the entitlement check holds under the current state is held the same way when
-        # it is reached (use only grows and quotas only shrink within a cycle, and only starts
-        # change them), so such rows are found on arrays, at entry and after each start, and
-        # handled in bulk: only the others are walked one by one. Rows demoted from tier A are
-        # appended in row order, each run before the next row walked (the order of the demoted
-        # decides their place among tier B).
+        # it is reached (use only grows and quotas only shrink within a cycle), so after a streak
+        # of such rows (a start used up its sector's room) the next window of rows is checked on
+        # arrays and its held rows are handled in bulk: only the others are walked one by one.
+        # Rows demoted from tier A are appended in row order, each run before the next row
+        # walked (the order of the demoted decides their place among tier B).
         bulk = ent and not fifo
         todo: Iterator[int] = iter(range(m))  # positions still to walk, ascending
         flushed = 0  # rows before this position are handled
-        recheck = bulk and m >= _BULK_MIN
+        streak = 0  # consecutive rows walked one by one that the entitlement check held
+        recheck = False
         dwl = self.dw
         while True:
             if recheck:
-                recheck = False
-                held = self._held(rows[flushed:], tier_a)
+                recheck, streak = False, 0
+                hi = min(m, flushed + _BULK_WINDOW)
+                held = self._held(rows[flushed:hi], tier_a)
                 if held.any():
-                    todo = iter((np.flatnonzero(~held) + flushed).tolist())
+                    todo = itertools.chain((np.flatnonzero(~held) + flushed).tolist(),
+                                           range(hi, m))
                     if not tier_a:
-                        reason[rows[flushed:][held]] = _ENTITLEMENT
+                        reason[rows[flushed:hi][held]] = _ENTITLEMENT
             for i in todo:
                 if i > flushed and tier_a:
                     out.demoted.extend(rl[flushed:i])  # a run held in bulk
@@ -423,14 +429,20 @@ class _Walk:
                     room = self.cap[s][t] - self.used[s][t]
                     borrow = a - (room if room > 0 else 0.0)
                     if borrow > 1e-9:
-                        if tier_a:
-                            out.demoted.append(j)  # rule 1: now beyond its entitlement, tier B
-                            continue
-                        if borrow > self.quota[s][t] + 1e-9:
-                            reason[j] = _ENTITLEMENT
+                        held_here = tier_a or borrow > self.quota[s][t] + 1e-9
+                        if held_here:
+                            if tier_a:
+                                out.demoted.append(j)  # rule 1: now beyond its entitlement, B
+                            else:
+                                reason[j] = _ENTITLEMENT
+                            streak += 1
+                            if bulk and streak >= _STREAK and m - flushed >= _BULK_MIN:
+                                recheck = True
+                                break
                             continue
                     else:
                         borrow = 0.0
+                    streak = 0
                 dw = a * dwl[t]
                 if dw > self.headroom:
                     reason[j] = _POWER_CAP
@@ -482,9 +494,6 @@ class _Walk:
                         out.borrowed += 1
                 out.starts.append(Start(int(self.snap.pending.id[j]), placement, borrow > 0,
                                         lender))
-                if bulk and m - flushed >= _BULK_MIN:
-                    recheck = True  # the start may hold more rows: find them on arrays
-                    break
             else:
                 break
         if tier_a and flushed < m:
