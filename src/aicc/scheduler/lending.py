@@ -61,11 +61,12 @@ def lent_out(running: JobTable, used: np.ndarray, cap: np.ndarray, type_cap: np.
 def water_fill(total: np.ndarray, weight: np.ndarray, demand: np.ndarray) -> np.ndarray:
     """Split ``total[t]`` among rows in proportion to ``weight[s, t]``, capped by
     ``demand[s, t]``, handing what capped rows leave to the others (rule 2)."""
-    out = np.zeros_like(demand, dtype=np.float64)
-    left = total.astype(np.float64).copy()
+    out = np.zeros(np.shape(demand))
+    left = total.astype(np.float64)  # (a copy)
     active = demand > 0
+    pos_weight = np.maximum(weight, 0.0)
     for _ in range(demand.shape[0] + 1):
-        w = np.where(active, np.maximum(weight, 0.0), 0.0)
+        w = np.where(active, pos_weight, 0.0)
         # sectors entitled to nothing of a type still borrow, with equal weights
         zero = (w.sum(axis=0) == 0)[None, :] & active
         w = np.where(zero, 1.0, w)
