@@ -269,6 +269,8 @@ class _Walk:
                                        np.minimum(p.expected_runtime_s, p.time_limit_s),
                                        p.time_limit_s)
         self.s = prep.project_sector[p.project].astype(np.int64)
+        self.n_t = len(prep.type_cap)
+        self.st = self.s * self.n_t + self.t  # flat (sector, type) index, for the block filter
         self.key = od.key
         self.dw_np = prep.delta_w
         self.dw = prep.delta_w.tolist()
@@ -301,17 +303,18 @@ class _Walk:
             why[blk] = _PRIORITY
             open_ = ~blk
         else:
-            open_ = np.ones(m, dtype=bool)
+            open_ = np.empty(m, dtype=bool)
+            open_.fill(True)
         if self.ent is not None:
-            s = self.s[rows]
-            room = np.maximum((self.ent.cap - np.array(self.used))[s, t], 0.0)
+            st = self.st[rows]
+            room = np.maximum((self.ent.cap - np.array(self.used)).ravel()[st], 0.0)
             over = a - room > 1e-9
             if tier_a:
                 dem = open_ & over
                 self.out.demoted.extend(rows[dem].tolist())  # rule 1: now tier B
                 open_ &= ~dem
             else:
-                no = open_ & over & (a - room > np.array(self.quota)[s, t] + 1e-9)
+                no = open_ & over & (a - room > np.array(self.quota).ravel()[st] + 1e-9)
                 why[no] = _ENTITLEMENT
                 open_ &= ~no
         hot = open_ & (a * self.dw_np[t] > self.headroom)
@@ -341,7 +344,7 @@ class _Walk:
         if nofit.any() and self.depth:
             idx = np.flatnonzero(nofit)
             ti = t[idx]
-            for ty in np.unique(ti).tolist():
+            for ty in sorted(set(ti.tolist())):
                 left = self.depth - (self.res_count[ty] if pol.backfill else
                                      int(self.blocked_type[ty]))
                 if left > 0:
@@ -503,12 +506,12 @@ class _Walk:
         """Bool per row: held by the entitlement check of :meth:`loop` under the current state
         (demoted from tier A; in tier B, beyond what the sector may borrow): the same
         arithmetic as the loop's, on arrays."""
-        s, t = self.s[rows], self.t[rows]
+        st = self.st[rows]
         assert self.ent is not None
-        room = (self.ent.cap - np.array(self.used))[s, t]
+        room = (self.ent.cap - np.array(self.used)).ravel()[st]
         borrow = self.a[rows] - np.maximum(room, 0.0)
         over = borrow > 1e-9
-        return over if tier_a else over & (borrow > np.array(self.quota)[s, t] + 1e-9)
+        return over if tier_a else over & (borrow > np.array(self.quota).ravel()[st] + 1e-9)
 
     def _reserve(self, j: int, start: float, need: int) -> None:
         if start == INF:
