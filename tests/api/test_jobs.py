@@ -215,8 +215,45 @@ def test_drain_and_undrain(world: World) -> None:
     drained = world.client.get("/v1/nodes?state=drain", headers=h).json()["items"]
     assert [n["name"] for n in drained] == [name]
     r = world.client.post(f"/v1/nodes/{name}/undrain", headers=h)
-    assert r.json()["state"] == "up"
+    assert r.json()["state"] == "up" and r.json()["drained"] is False
     assert world.client.get("/v1/nodes/nope", headers=h).status_code == 404
+
+
+def test_a_drained_node_reads_down_while_down_and_drain_once_healthy(world: World) -> None:
+    """The drain is kept apart from the node's health: the engine's down and up leave it on,
+    and a node that is down may be drained for maintenance before it comes back."""
+    from sqlalchemy import update
+
+    from aicc.store.models import Node, NodeState
+
+    h = world.h("admin")
+    r = world.client.post("/v1/nodes/1/drain", headers=h, json={"reason": "fan"})
+    assert (r.json()["state"], r.json()["drained"]) == ("drain", True)
+
+    def health(state: NodeState, reason: str) -> None:  # what the engine's events store
+        with world.engine.begin() as conn:
+            conn.execute(update(Node).where(Node.id == 1).values(state=state,
+                                                                  state_reason=reason))
+
+    health(NodeState.DOWN, "not responding")
+    node = world.client.get("/v1/nodes/1", headers=h).json()
+    assert (node["state"], node["state_reason"], node["drained"]) == (
+        "down", "not responding", True)
+    assert [n["id"] for n in world.client.get("/v1/nodes?state=down",
+                                              headers=h).json()["items"]] == [1]
+    assert world.client.get("/v1/nodes?state=drain", headers=h).json()["items"] == []
+    health(NodeState.UP, "")
+    node = world.client.get("/v1/nodes/1", headers=h).json()
+    assert (node["state"], node["state_reason"], node["drained"]) == ("drain", "fan", True)
+    assert 1 not in [n["id"] for n in world.client.get("/v1/nodes?state=up",
+                                                       headers=h).json()["items"]]
+
+    world.client.post("/v1/nodes/1/undrain", headers=h)
+    health(NodeState.DOWN, "not responding")
+    r = world.client.post("/v1/nodes/1/drain", headers=h, json={"reason": "swap board"})
+    assert r.status_code == 200
+    assert (r.json()["state"], r.json()["drained"], r.json()["drain_reason"]) == (
+        "down", True, "swap board")
 
 
 def test_tenancy_crud(world: World) -> None:

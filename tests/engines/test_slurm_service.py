@@ -186,7 +186,7 @@ def test_a_restarted_control_plane_takes_node_states_from_slurm(world: dict) -> 
     with transaction(factory) as s:
         nodes = {n.name: n for n in s.scalars(select(Node).where(Node.name.in_([back, drained])))}
         nodes[back].state, nodes[back].state_reason = NodeState.DOWN, "Not responding"
-        nodes[drained].state, nodes[drained].state_reason = NodeState.DRAIN, "maintenance"
+        nodes[drained].drained, nodes[drained].drain_reason = True, "maintenance"
     with factory() as s:
         drained_at = s.scalar(select(Node.updated_at).where(Node.name == drained))
     engine2 = SlurmEngine(world["runner"], prefix=world["prefix"], poll_interval_s=0.2,
@@ -197,8 +197,8 @@ def test_a_restarted_control_plane_takes_node_states_from_slurm(world: dict) -> 
     with factory() as s:
         nodes = {n.name: n for n in s.scalars(select(Node).where(Node.name.in_([back, drained])))}
         assert nodes[back].state == NodeState.UP
-        assert nodes[drained].state == NodeState.DRAIN
-        assert nodes[drained].state_reason == "maintenance"
+        assert nodes[drained].state == NodeState.UP and nodes[drained].drained
+        assert nodes[drained].drain_reason == "maintenance"
         assert nodes[drained].updated_at == drained_at
 
 

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from aicc.engines.twin import TwinEngine
+from aicc.fleet import build_fleet
 from aicc.service.snapshot import load_fleet
 from aicc.store.db import transaction
 from aicc.store.models import Job, JobState, LedgerEntry, Node, NodeState
@@ -17,7 +18,8 @@ from service.conftest import T0, Center
 def _set_node(center: Center, name: str, state: NodeState) -> None:
     with transaction(center.factory) as session:  # what POST /v1/nodes/{id}/drain stores
         node = session.scalar(select(Node).where(Node.name == name))
-        node.state, node.state_reason = state, "maintenance" if state == NodeState.DRAIN else ""
+        node.drained = state == NodeState.DRAIN
+        node.drain_reason = "maintenance" if node.drained else ""
 
 
 def _restarted(center: Center):
@@ -53,6 +55,42 @@ def test_a_job_on_a_drained_node_survives_a_restart_and_the_node_returns_after_u
     engine, cp = _restarted(center)
     _set_node(center, node, NodeState.UP)
     jobs = [center.submit(runtime=1000.0) for _ in range(16)]
+    cp.run_cycle()
+    with center.factory() as session:
+        rows = session.scalars(select(Job).where(Job.id.in_(jobs))).all()
+        assert {j.state for j in rows} == {JobState.RUNNING}, {j.reason for j in rows}
+        assert any(j.placement == [node] for j in rows)
+
+
+def test_a_drain_outlives_the_engine_reporting_the_node_down_and_up_again(
+        center: Center) -> None:
+    """The drain is the operator's, health is the engine's: a drained node that fails and is
+    repaired comes back healthy but still drained, and takes no new job until undrained."""
+    engine = TwinEngine(build_fleet("lab"))
+    cp = center.control_plane(engine)
+    h100 = [n for n, t in zip(engine.fleet().names, engine.fleet().type_idx, strict=True)
+            if engine.fleet().catalog.types[int(t)].name == "h100-sxm-80g"]
+    node = h100[0]
+    _set_node(center, node, NodeState.DRAIN)
+    engine.fail_node(node, center.clock.now(), repair_after_s=120.0)
+    cp.run_cycle()
+    with center.factory() as session:
+        row = session.scalar(select(Node).where(Node.name == node))
+        assert (row.state, row.drained) == (NodeState.DOWN, True)
+    center.run(cp, T0 + 600)
+    with center.factory() as session:
+        row = session.scalar(select(Node).where(Node.name == node))
+        assert (row.state, row.drained, row.drain_reason) == (NodeState.UP, True,
+                                                               "maintenance")
+
+    jobs = [center.submit(runtime=1000.0) for _ in range(len(h100))]
+    cp.run_cycle()
+    with center.factory() as session:
+        rows = session.scalars(select(Job).where(Job.id.in_(jobs))).all()
+        assert sorted(j.state for j in rows).count(JobState.PENDING) == 1
+        assert all(node not in (j.placement or []) for j in rows)
+
+    _set_node(center, node, NodeState.UP)  # undrain
     cp.run_cycle()
     with center.factory() as session:
         rows = session.scalars(select(Job).where(Job.id.in_(jobs))).all()

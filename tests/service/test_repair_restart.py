@@ -33,7 +33,7 @@ def test_a_failed_node_is_repaired_on_time_after_a_restart(tmp_path: Path) -> No
     twin.fail_node(failed, t0, repair_after_s=3600.0)
     twin.fail_node(broken, t0)  # no repair time: down until someone repairs it
     with transaction(svc.factory) as session:  # what POST /v1/nodes/{id}/drain stores
-        session.scalar(select(Node).where(Node.name == drained)).state = NodeState.DRAIN
+        session.scalar(select(Node).where(Node.name == drained)).drained = True
     svc.control_plane.run_cycle()
     svc.close()
     rows = _nodes(svc.factory)
@@ -57,6 +57,6 @@ def test_a_failed_node_is_repaired_on_time_after_a_restart(tmp_path: Path) -> No
         assert rows[failed].state == NodeState.UP and rows[failed].repair_at is None
         assert abs(rows[failed].updated_at.timestamp() - (t0 + 3600.0)) < 1e-3  # up on time
         assert rows[broken].state == NodeState.DOWN
-        assert rows[drained].state == NodeState.DRAIN
+        assert rows[drained].state == NodeState.UP and rows[drained].drained
     finally:
         again.close()

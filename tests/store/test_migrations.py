@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +16,7 @@ from aicc.store.db import make_engine
 from aicc.store.migrate import current, upgrade
 from aicc.store.models import Base
 from aicc.store.seed import seed_catalog
+from conftest import fresh_postgres_database
 
 T = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -71,6 +73,51 @@ def test_a_populated_database_upgrades_from_the_first_revision(db_url: str) -> N
         with pytest.raises(IntegrityError), engine.begin() as conn:  # still enforced
             conn.execute(insert(t["job_events"]), {"job_id": 999_999, "kind": "submitted",
                                                    "time": T, "reason": ""})
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def unmigrated_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """An empty database of its own (the session's PostgreSQL one may be at head already)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    with fresh_postgres_database("aicc_migrate") as url:
+        yield url
+
+
+def test_stored_drains_become_drained_healthy_nodes(unmigrated_url: str) -> None:
+    """Before 0004 a drain was a node state; after it, a node stored as 'drain' is healthy
+    ('up') and drained, its reason kept as the drain's. Up and down nodes are not drained."""
+    engine = make_engine(unmigrated_url)
+    try:
+        upgrade(engine, "0003")
+        with Session(engine) as session, session.begin():
+            seed_catalog(session)
+        old = MetaData()
+        old.reflect(engine)
+        t = old.tables
+        with engine.begin() as conn:
+            def add(table: str, **row) -> int:
+                return conn.execute(insert(t[table]).returning(t[table].c.id), row).scalar_one()
+
+            site = add("sites", name="lab")
+            pod = add("pods", name="p0", site_id=site)
+            leaf = add("leaves", name="l0", pod_id=pod)
+            for name, state, reason in (("n-up", "up", ""), ("n-drain", "drain", "fan"),
+                                        ("n-down", "down", "not responding")):
+                add("nodes", name=name, leaf_id=leaf, accelerator_type="h100-sxm-80g",
+                    accelerators=8, state=state, state_reason=reason, updated_at=T)
+        upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT name, state, state_reason, drained, drain_reason "
+                                     "FROM nodes ORDER BY name")).all()
+        assert [(n, s, r, bool(d), dr) for n, s, r, d, dr in rows] == [
+            ("n-down", "down", "not responding", False, ""),
+            ("n-drain", "up", "", True, "fan"),
+            ("n-up", "up", "", False, ""),
+        ]
     finally:
         engine.dispose()
 

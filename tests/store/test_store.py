@@ -66,13 +66,15 @@ def test_sync_fleet_keeps_operator_state(migrated_engine: Engine) -> None:
     with transaction(factory) as s:
         node = s.scalar(select(Node).order_by(Node.id).limit(1))
         assert node is not None
-        node.state = NodeState.DRAIN
+        node.drained = True
     with transaction(factory) as s:
         assert sync_fleet(s, node_infos(phase("lab"))) == 0
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(Node)) == fleet.n_nodes
         states = s.scalars(select(Node.state).order_by(Node.id)).all()
-        assert states[0] == NodeState.DRAIN and set(states[1:]) == {NodeState.UP}
+        drained = s.scalars(select(Node.drained).order_by(Node.id)).all()
+        assert set(states) == {NodeState.UP}
+        assert drained[0] and not any(drained[1:])
         assert s.scalar(select(func.sum(Node.accelerators))) == fleet.n_accelerators
 
 

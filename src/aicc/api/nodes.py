@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from aicc.api.auth import CurrentPrincipal
 from aicc.api.deps import After, Limit, center_now, known_accelerator_type, tx
 from aicc.api.schemas import DrainIn, NodeOut, Page
-from aicc.errors import InvalidTransition, UnknownNode
-from aicc.store.models import Node, NodeState
+from aicc.errors import UnknownNode
+from aicc.store.models import Node, NodeState, node_view
 from aicc.tenancy.access import require_admin
 from aicc.workload.jobs import iso_time
 
@@ -20,9 +20,14 @@ router = APIRouter(prefix="/v1", tags=["fleet"])
 
 
 def node_to_dict(node: Node) -> dict[str, Any]:
+    """``state`` reads as before the drain had its own column (drain for a healthy drained
+    node, down when down); ``drained`` says whether the operator's drain is on either way."""
+    state = node_view(node.state, node.drained)
+    reason = node.drain_reason if state == NodeState.DRAIN else node.state_reason
     return {"id": node.id, "name": node.name, "accelerator_type": node.accelerator_type,
-            "accelerators": node.accelerators, "state": NodeState(node.state).value,
-            "state_reason": node.state_reason, "leaf": node.leaf.name, "pod_id": node.leaf.pod_id,
+            "accelerators": node.accelerators, "state": state.value, "state_reason": reason,
+            "drained": bool(node.drained), "drain_reason": node.drain_reason,
+            "leaf": node.leaf.name, "pod_id": node.leaf.pod_id,
             "updated_at": iso_time(node.updated_at)}
 
 
@@ -45,8 +50,11 @@ def list_nodes(request: Request, principal: CurrentPrincipal, limit: Limit = 100
     with tx(request) as s:
         known_accelerator_type(s, accelerator_type)
         q = select(Node).where(Node.id > after)
-        if state is not None:
-            q = q.where(Node.state == state)
+        if state == NodeState.DOWN:
+            q = q.where(Node.state == NodeState.DOWN)
+        elif state is not None:
+            q = q.where(Node.state != NodeState.DOWN,
+                        Node.drained == (state == NodeState.DRAIN))
         if accelerator_type is not None:
             q = q.where(Node.accelerator_type == accelerator_type)
         items = list(s.scalars(q.order_by(Node.id).limit(limit)))
@@ -60,13 +68,13 @@ def get_node(request: Request, principal: CurrentPrincipal, node: str) -> dict:
         return node_to_dict(_find(s, node))
 
 
-def _set_state(request: Request, ref: str, to: NodeState, reason: str) -> dict:
+def _set_drain(request: Request, ref: str, drained: bool, reason: str) -> dict:
+    """Sets the operator's drain only; the node's health is the engine's to report. A node
+    that is down may be drained too: it then stays out of service once it is healthy again."""
     with tx(request) as s:
         node = _find(s, ref)
-        if node.state == NodeState.DOWN:
-            raise InvalidTransition(f"node {node.name} is down; it comes back up when healthy",
-                                    field="state")
-        node.state, node.state_reason, node.updated_at = to, reason, center_now(request)
+        node.drained, node.drain_reason = drained, reason[:256]
+        node.updated_at = center_now(request)
         s.flush()
         return node_to_dict(node)
 
@@ -76,11 +84,10 @@ def drain_node(request: Request, principal: CurrentPrincipal, node: str, body: D
                ) -> dict:
     """Stop placing new work on the node; running jobs finish."""
     require_admin(principal, "drain nodes")
-    return _set_state(request, node, NodeState.DRAIN, body.reason or f"drained by "
-                      f"{principal.name}")
+    return _set_drain(request, node, True, body.reason or f"drained by {principal.name}")
 
 
 @router.post("/nodes/{node}/undrain", response_model=NodeOut)
 def undrain_node(request: Request, principal: CurrentPrincipal, node: str) -> dict:
     require_admin(principal, "undrain nodes")
-    return _set_state(request, node, NodeState.UP, "")
+    return _set_drain(request, node, False, "")

@@ -259,6 +259,8 @@ class NodeOut(_Out):
     accelerators: int
     state: NodeState
     state_reason: str
+    drained: bool
+    drain_reason: str
     leaf: str
     pod_id: int
     updated_at: datetime

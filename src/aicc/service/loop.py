@@ -340,17 +340,19 @@ class ControlPlane:
         insert_ignore(session, ledger)
 
     def _apply_node(self, session: Session, ev: JobEvent) -> None:
+        """The engine's word on a node's health. It never touches an operator's drain
+        (``nodes.drained``): a drained node that goes down and comes back stays drained."""
         node = session.scalar(select(Node).where(Node.name == ev.node))
         if node is None:
             return
         if ev.kind == EventKind.NODE_DOWN:
             node.state, node.state_reason = NodeState.DOWN, ev.reason[:256]
             node.repair_at = repair_time(ev)
-        elif node.state == NodeState.DOWN:
+        elif node.state != NodeState.UP:
             node.state, node.state_reason = NodeState.UP, ev.reason[:256]
             node.repair_at = None
         else:
-            return  # up already, or drained by an operator (only an undrain lifts that)
+            return  # up already
         node.updated_at = dt(ev.time)
 
     # --- decisions -> store, then engine ------------------------------------------------------

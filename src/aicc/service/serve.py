@@ -104,8 +104,9 @@ def retire_absent_nodes(session: Session, present: set[str]) -> int:
 
 def pending_repairs(session: Session) -> dict[str, float]:
     """Nodes down for a failure and when each comes back up (``nodes.repair_at``). A node
-    drained, or down with no repair due (absent from the fleet, failed without a repair
-    time), is not listed: it stays out of service until someone brings it back."""
+    down with no repair due (absent from the fleet, failed without a repair time) is not
+    listed: it stays out of service until someone brings it back. A drained node that is
+    repaired comes back healthy and still drained (``nodes.drained`` is apart from health)."""
     rows = session.execute(select(Node.name, Node.repair_at).where(
         Node.state == NodeState.DOWN, Node.repair_at.is_not(None))).all()
     return {name: ts(at) for name, at in rows}

@@ -31,12 +31,14 @@ from aicc.store.models import (
     Leaf,
     LedgerEntry,
     Node,
+    NodeState,
     Organization,
     Pod,
     Project,
     Sector,
     SectorEntitlement,
     Site,
+    node_view,
 )
 
 # The columns of a job the snapshot needs; a pending job's never change while it waits.
@@ -50,6 +52,12 @@ _CHUNK = 5000
 
 _STATE_CODE = {name: code for code, name in enumerate(NODE_STATE_NAMES)}
 _CLASS_CODE = {c.label: int(c) for c in JobClass}
+
+
+def _state_code(state: NodeState | str, drained: bool) -> int:
+    """The scheduler's node state from the stored health and drain: a drained node that is
+    up is the scheduler's drain (no new starts, its jobs run on), a down one is down."""
+    return _STATE_CODE[node_view(state, bool(drained)).value]
 
 
 def ts(value: datetime | float | None) -> float:
@@ -90,12 +98,12 @@ def load_fleet(session: Session, catalog: Catalog | None = None) -> tuple[FleetA
     catalog = catalog or default_catalog()
     rows = session.execute(
         select(Node.id, Node.name, Node.accelerator_type, Node.accelerators, Leaf.name,
-               Pod.name, Site.name, Node.state)
+               Pod.name, Site.name, Node.state, Node.drained)
         .join(Leaf, Node.leaf_id == Leaf.id).join(Pod, Leaf.pod_id == Pod.id)
         .join(Site, Pod.site_id == Site.id).order_by(Node.id)).all()
     infos = [NodeInfo(r[1], r[2], int(r[3]), f"{r[6]}/{r[5]}/{r[4]}", f"{r[6]}/{r[5]}", r[6])
              for r in rows]
-    states = [_STATE_CODE[str(getattr(r[7], "value", r[7]))] for r in rows]
+    states = [_state_code(r[7], r[8]) for r in rows]
     fleet = FleetArrays.from_nodes(catalog, infos, states)
     return fleet, np.array([r[0] for r in rows], dtype=np.int64)
 
@@ -190,9 +198,8 @@ class SnapshotBuilder:
             self._fleet, self._node_ids = load_fleet(session, self.catalog)
             self._node_index = self._fleet.node_index()
         else:
-            states = session.scalars(select(Node.state).order_by(Node.id)).all()
-            self._fleet.state = np.array(
-                [_STATE_CODE[str(getattr(s, "value", s))] for s in states], dtype=np.int8)
+            states = session.execute(select(Node.state, Node.drained).order_by(Node.id)).all()
+            self._fleet.state = np.array([_state_code(s, d) for s, d in states], dtype=np.int8)
         return self._fleet
 
     def node_index(self) -> dict[str, int]:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -63,9 +64,23 @@ class Base(DeclarativeBase):
 
 
 class NodeState(enum.StrEnum):
+    """A node as the API and the scheduler see it. The store keeps two things apart: health
+    (``nodes.state``: up or down, what the engine reports) and the operator's drain
+    (``nodes.drained``), so that an engine's down-then-up does not lift a drain. ``DRAIN`` is
+    the view of a healthy drained node (``node_view``); it is never stored."""
+
     UP = "up"
     DRAIN = "drain"
     DOWN = "down"
+
+
+def node_view(state: NodeState | str, drained: bool) -> NodeState:
+    """What a node is for scheduling: down when unhealthy, drain when an operator took it out
+    (and it is healthy), else up."""
+    health = NodeState(state)
+    if health == NodeState.DOWN:
+        return NodeState.DOWN
+    return NodeState.DRAIN if drained or health == NodeState.DRAIN else NodeState.UP
 
 
 class Role(enum.StrEnum):
@@ -166,9 +181,13 @@ class Node(Base):
     leaf_id: Mapped[int] = mapped_column(ForeignKey("leaves.id"), index=True)
     accelerator_type: Mapped[str] = mapped_column(ForeignKey("accelerator_types.name"))
     accelerators: Mapped[int] = mapped_column(Integer)
+    # Health, as the engine reports it: up or down (never drain, see NodeState).
     state: Mapped[NodeState] = mapped_column(_enum(NodeState, "node_state"),
                                              default=NodeState.UP)
     state_reason: Mapped[str] = mapped_column(String(256), default="")
+    # The operator's drain, apart from health: it outlives the node going down and up again.
+    drained: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    drain_reason: Mapped[str] = mapped_column(String(256), default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     # When a node down for a failure comes back (the twin's repair time, counted from the
     # failure); NULL when no repair is due. Kept here so a restarted twin repairs it on time.

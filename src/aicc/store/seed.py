@@ -109,8 +109,9 @@ def sync_fleet(
 ) -> int:
     """Write sites, pods, leaves and nodes so that the store holds ``fleet``.
 
-    New nodes are inserted (state from ``FleetArrays.state``, else up); known nodes keep their
-    stored state (an operator's drain survives a restart) but take the new shape and topology.
+    New nodes are inserted (state from ``FleetArrays.state``, else up; one the engine has
+    drained is stored down, as the engine reports it); known nodes keep their stored state and
+    drain (an operator's drain survives a restart) but take the new shape and topology.
     Nodes absent from ``fleet`` are left alone. Returns the number of nodes inserted.
     """
     infos, states = _as_node_infos(fleet, site)
@@ -140,10 +141,16 @@ def sync_fleet(
         node = nodes.get(info.name)
         if node is None:
             state = NodeState(states[i]) if states else NodeState.UP
+            # A node the engine has drained is out of service as far as it says (it reports
+            # it down, and up once the engine lifts its drain); ``drained`` is for an aicc
+            # operator's drain only.
+            reason = "drained in the engine" if state == NodeState.DRAIN else ""
+            if state == NodeState.DRAIN:
+                state = NodeState.DOWN
             session.add(Node(name=info.name, leaf_id=lf.id,
                              accelerator_type=info.accelerator_type,
-                             accelerators=info.accelerators, state=state, state_reason="",
-                             updated_at=now))
+                             accelerators=info.accelerators, state=state, state_reason=reason,
+                             drained=False, drain_reason="", updated_at=now))
             inserted += 1
         else:
             node.leaf_id = lf.id

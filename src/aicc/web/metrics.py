@@ -19,7 +19,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aicc.store.db import transaction
-from aicc.store.models import Job, JobState, Node, NodeState, Organization, Project, Sector
+from aicc.store.models import (
+    Job,
+    JobState,
+    Node,
+    Organization,
+    Project,
+    Sector,
+    node_view,
+)
 
 log = logging.getLogger("aicc.web")
 
@@ -68,10 +76,15 @@ class StoreCollector(Collector):
                                         labels=["sector"])
         try:
             with transaction(self.factory) as s:
-                for t, state, n in s.execute(
-                        select(Node.accelerator_type, Node.state, func.sum(Node.accelerators))
-                        .group_by(Node.accelerator_type, Node.state)).all():
-                    total.add_metric([t, NodeState(state).value], float(n))
+                by_state: dict[tuple[str, str], float] = {}
+                for t, state, drained, n in s.execute(
+                        select(Node.accelerator_type, Node.state, Node.drained,
+                               func.sum(Node.accelerators))
+                        .group_by(Node.accelerator_type, Node.state, Node.drained)).all():
+                    key = (t, node_view(state, drained).value)
+                    by_state[key] = by_state.get(key, 0.0) + float(n)
+                for labels, n in sorted(by_state.items()):
+                    total.add_metric(list(labels), n)
                 rows = s.execute(_by_sector(
                     select(Job.accelerator_type, Sector.name, Job.state, func.count(Job.id),
                            func.sum(Job.nodes * Job.per_node))
