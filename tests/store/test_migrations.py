@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData, insert, inspect, text
+from sqlalchemy import Connection, Engine, MetaData, Table, insert, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,23 +37,44 @@ def test_empty_database_upgrades_to_head_and_matches_models(db_url: str) -> None
         engine.dispose()
 
 
+def _at_revision(engine: Engine, revision: str) -> dict[str, Table]:
+    """The database at ``revision`` with the catalog seeded; its tables as that revision has
+    them (the models describe head)."""
+    upgrade(engine, revision)
+    with Session(engine) as session, session.begin():
+        seed_catalog(session)
+    old = MetaData()
+    old.reflect(engine)
+    return dict(old.tables)
 
-def test_a_populated_database_upgrades_from_the_first_revision(db_url: str) -> None:
+
+def _adder(conn: Connection, tables: dict[str, Table]) -> Callable[..., int]:
+    """Insert one row into a table of ``tables``; returns its id."""
+    def add(table: str, **row: object) -> int:
+        t = tables[table]
+        return conn.execute(insert(t).returning(t.c.id), row).scalar_one()
+    return add
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def unmigrated_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """An empty database of its own (the session's PostgreSQL one may be at head already)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    with fresh_postgres_database("aicc_migrate") as url:
+        yield url
+
+
+def test_a_populated_database_upgrades_from_the_first_revision(unmigrated_url: str) -> None:
     """A center created by the first release keeps its jobs, their audit rows and ledger
     entries across every later migration (SQLite rebuilds a table to add a foreign key), and
     its foreign keys are enforced afterwards."""
-    engine = make_engine(db_url)
+    engine = make_engine(unmigrated_url)
     try:
-        upgrade(engine, "0001")
-        with Session(engine) as session, session.begin():
-            seed_catalog(session)
-        old = MetaData()
-        old.reflect(engine)
-        t = old.tables
+        t = _at_revision(engine, "0001")
         with engine.begin() as conn:
-            def add(table: str, **row) -> int:
-                return conn.execute(insert(t[table]).returning(t[table].c.id), row).scalar_one()
-
+            add = _adder(conn, t)
             sector = add("sectors", name="public", description="", lend_limit=1.0)
             org = add("organizations", name="agency", sector_id=sector, region="north",
                       weight=1.0, created_at=T)
@@ -77,31 +98,14 @@ def test_a_populated_database_upgrades_from_the_first_revision(db_url: str) -> N
         engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def unmigrated_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    """An empty database of its own (the session's PostgreSQL one may be at head already)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    with fresh_postgres_database("aicc_migrate") as url:
-        yield url
-
-
 def test_stored_drains_become_drained_healthy_nodes(unmigrated_url: str) -> None:
     """Before 0004 a drain was a node state; after it, a node stored as 'drain' is healthy
     ('up') and drained, its reason kept as the drain's. Up and down nodes are not drained."""
     engine = make_engine(unmigrated_url)
     try:
-        upgrade(engine, "0003")
-        with Session(engine) as session, session.begin():
-            seed_catalog(session)
-        old = MetaData()
-        old.reflect(engine)
-        t = old.tables
+        t = _at_revision(engine, "0003")
         with engine.begin() as conn:
-            def add(table: str, **row) -> int:
-                return conn.execute(insert(t[table]).returning(t[table].c.id), row).scalar_one()
-
+            add = _adder(conn, t)
             site = add("sites", name="lab")
             pod = add("pods", name="p0", site_id=site)
             leaf = add("leaves", name="l0", pod_id=pod)
