@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from aicc.engines.base import LaunchSpec, StartOrder
+from aicc.engines.base import EventKind, LaunchSpec, StartOrder
 from aicc.engines.twin import TwinEngine
 from aicc.errors import EngineError
 from aicc.fleet import build_fleet
@@ -479,3 +479,35 @@ def test_an_event_that_never_stores_is_dropped_and_the_rest_go_on(center: Center
     assert job(center, later).state == JobState.RUNNING  # scheduling goes on
     cp.run_cycle()
     assert cp._unapplied == []
+
+
+class _StoreDown(ControlPlane):
+    """A store that takes no write at all while ``down`` (a database outage)."""
+
+    down = False
+
+    def apply_events(self, session, events) -> None:
+        if self.down:
+            raise OperationalError("UPDATE jobs", {}, Exception("connection refused"))
+        super().apply_events(session, events)
+
+    def _store_answers(self) -> bool:
+        return not self.down and super()._store_answers()
+
+
+def test_an_outage_longer_than_the_retries_loses_no_event(center: Center) -> None:
+    jid = center.submit(runtime=100.0)
+    engine = TwinEngine(build_fleet("lab"))
+    cp = _StoreDown(center.settings, center.factory, engine, center.clock, "fifo")
+    cp.run_cycle()
+    center.clock.advance_to(T0 + 200)
+    cp.down = True
+    for _ in range(EVENT_RETRIES + 3):  # whole, then one by one: nothing is dropped
+        with pytest.raises(OperationalError):
+            cp.run_cycle()
+    assert [(e.kind, e.job_id) for e in cp._unapplied] == [
+        (EventKind.STARTED, jid), (EventKind.FINISHED, jid)]
+    cp.down = False
+    cp.run_cycle()
+    assert job(center, jid).state == JobState.FINISHED and len(ledger(center, jid)) == 1
+    assert cp.stats().last_error == ""

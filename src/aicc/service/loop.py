@@ -15,7 +15,8 @@ One cycle (:meth:`ControlPlane.run_cycle`):
 Start times: the decision stamps ``started_at`` (and the ``running`` audit row, which keeps it);
 the engine's ``started`` event for the attempt in progress then moves ``started_at`` to the
 engine's own start — Slurm launches a released job a second or two after the decision — never
-earlier than the decision, and a repeated event changes nothing. Ledger entries charge from
+earlier than the decision by the engine's time resolution or more (Slurm's whole seconds), and
+a repeated event changes nothing. Ledger entries charge from
 ``started_at``, so they agree with the engine's accounting (``sacct``).
 
 Restart safety: :meth:`ControlPlane.reconcile` runs before the first cycle. A job the store calls
@@ -257,8 +258,9 @@ class ControlPlane:
     def _store_events(self, events: list[JobEvent]) -> list[JobEvent]:
         """Apply ``events`` in one transaction; returns those stored. A failed write keeps them
         for the next cycle (an engine reports each event once). After ``EVENT_RETRIES`` failures
-        in a row each is applied on its own, and one that still fails is logged and dropped, so
-        that one bad event cannot hold back the others or stop scheduling."""
+        in a row each is applied on its own, and one that still fails while the store answers is
+        logged and dropped, so that one bad event cannot hold back the others or stop scheduling;
+        while the store does not answer at all, every event is kept."""
         self._unapplied = events
         if not events:
             return events
@@ -277,6 +279,8 @@ class ControlPlane:
                         self.apply_events(session, [ev])
                     stored.append(ev)
                 except Exception as exc:
+                    if not stored and not self._store_answers():
+                        raise  # an outage, not a bad event: keep them all for the next cycle
                     log.exception("engine event dropped after %d failed writes: %s",
                                   EVENT_RETRIES, ev)
                     self._cycle_error = f"event dropped: {type(exc).__name__}: {exc}"[:512]
@@ -284,6 +288,15 @@ class ControlPlane:
         self._unapplied = []
         self._event_failures = 0
         return events
+
+    def _store_answers(self) -> bool:
+        """Whether the store takes a write at all (a failed event write is then the event's)."""
+        try:
+            with transaction(self.session_factory) as session:
+                session.execute(update(Job).where(Job.id == -1).values(reason=""))
+        except Exception:
+            return False
+        return True
 
     def apply_events(self, session: Session, events: Sequence[JobEvent]) -> None:
         """Apply engine events to the store (the caller's transaction). Idempotent: an event
@@ -627,7 +640,7 @@ def repair_time(ev: JobEvent) -> datetime | None:
         return None
     try:
         at = float(raw)
-    except ValueError:
+    except (TypeError, ValueError):
         return None
     return dt(at) if math.isfinite(at) else None
 
