@@ -229,7 +229,9 @@ def order_jobs(snap: Snapshot, policy: Policy, prep: Prepared, scr: Screened) ->
             tier_a = acc <= room + 1e-9
             key = key + np.where(tier_a, 0.0, 3 * _TIER)
     rows = np.flatnonzero(eligible)
-    order = rows[np.argsort(key[rows])]  # deterministic; ties in no promised order
+    # ties in the key are broken by row order (a stable sort): an unstable sort's tie order
+    # depends on the numpy release and on the CPU's vector instructions, and so would decisions
+    order = rows[np.argsort(key[rows], kind="stable")]
     return Ordered(order=order, key=key, tier_a=tier_a & eligible, ent=ent)
 
 

@@ -180,8 +180,10 @@ def _draw(days: float, accelerators: int, load: float, seed: int, shares: dict[s
         keep.append(u[kept] / ratio[kept])
         n = len(t)
         submit.append(t)
-        runtime.append(np.clip(p.median_s * np.exp(p.sigma * rng.standard_normal(n)),
-                               MIN_RUNTIME_S, p.cap_s))
+        # whole seconds, as traces record them; rounding also makes the workload the same on
+        # every machine (numpy's vectorised exp differs in the last bit between instruction sets)
+        runtime.append(np.round(np.clip(p.median_s * np.exp(p.sigma * rng.standard_normal(n)),
+                                        MIN_RUNTIME_S, p.cap_s)))
         gpus.append(rng.choice(np.array(p.sizes), size=n, p=np.array(p.size_p)))
         # tenants within a sector: a Zipf-like popularity (a few large organizations)
         w = 1.0 / np.arange(1, p.tenants + 1)
