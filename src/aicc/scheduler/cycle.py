@@ -351,9 +351,30 @@ class _Walk:
                                      int(self.blocked_type[ty]))
                 if left > 0:
                     keep[idx[ti == ty][:left]] = True
+        if fifo and self.ent is None and keep.any():
+            self._fifo_cut(t, a, nofit, keep, why)
         drop = ~keep
         self.reason[rows[drop]] = why[drop]
         return rows[keep]
+
+    def _fifo_cut(self, t: np.ndarray, a: np.ndarray, nofit: np.ndarray, keep: np.ndarray,
+                  why: np.ndarray) -> None:
+        """Without backfill a type is blocked by its first row that cannot start, at the latest
+        by the first kept row whose accelerators, added to those of the kept rows before it,
+        exceed the type's free total. Every later row of the type is held for priority, as the
+        loop would hold it, and need not reach the loop."""
+        tot = np.bincount(self.fs.fleet.type_idx, weights=self.fs.free, minlength=self.n_t)
+        for ty in np.unique(t[keep]).tolist():
+            mine = t == ty
+            pos = np.flatnonzero(keep & mine)
+            over = np.flatnonzero(np.cumsum(a[pos]) > tot[ty])
+            cut = int(pos[over[0]]) if len(over) else len(t)
+            first_nofit = np.flatnonzero(nofit & mine)
+            if len(first_nofit):
+                cut = min(cut, int(first_nofit[0]))
+            mine[:cut + 1] = False
+            keep &= ~mine
+            why[mine] = _PRIORITY
 
     def run(self, rows: np.ndarray, tier_a: bool) -> None:
         """Blocks grow while few of their rows reach the loop (the fleet is filling up) and

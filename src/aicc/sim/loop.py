@@ -521,10 +521,15 @@ class Simulator:
         sector's entitlement (see :meth:`_may_preempt`)."""
         if not len(pend):
             return False
-        pol, J = self.policy, self.jobs
+        pol = self.policy
         up = self.fleet.state == NODE_UP
-        if pol.preemption and pol.entitlements and self._may_preempt(pend, now, up):
-            return True
+        # the start test first: it is the cheaper one, and usually true where preemption is on
+        return self._may_start(pend, up) or bool(
+            pol.preemption and pol.entitlements and self._may_preempt(pend, now, up))
+
+    def _may_start(self, pend: np.ndarray, up: np.ndarray) -> bool:
+        """Necessary for a start (rules 6 and 10): see :meth:`_may_act`."""
+        pol, J = self.policy, self.jobs
         free = np.where(up, self.free, 0)
         srt, bounds, has = self._by_type
         n_t = len(has)
