@@ -60,26 +60,39 @@ def lent_out(running: JobTable, used: np.ndarray, cap: np.ndarray, type_cap: np.
 
 def water_fill(total: np.ndarray, weight: np.ndarray, demand: np.ndarray) -> np.ndarray:
     """Split ``total[t]`` among rows in proportion to ``weight[s, t]``, capped by
-    ``demand[s, t]``, handing what capped rows leave to the others (rule 2)."""
-    out = np.zeros(np.shape(demand))
-    left = total.astype(np.float64)  # (a copy)
-    active = demand > 0
-    pos_weight = np.maximum(weight, 0.0)
-    for _ in range(demand.shape[0] + 1):
-        w = np.where(active, pos_weight, 0.0)
-        # sectors entitled to nothing of a type still borrow, with equal weights
-        zero = (w.sum(axis=0) == 0)[None, :] & active
-        w = np.where(zero, 1.0, w)
-        wsum = w.sum(axis=0)
-        share = np.divide(w * left[None, :], wsum[None, :], out=np.zeros_like(w),
-                          where=wsum[None, :] > 0)
-        give = np.minimum(share, demand - out)
-        out += give
-        left = left - give.sum(axis=0)
-        active = active & (demand - out > 1e-9)
-        if not (active.any() and (left > 1e-9).any()):
+    ``demand[s, t]``, handing what capped rows leave to the others (rule 2).
+
+    On Python floats: the matrix is sectors × types, a few dozen numbers at most, where each
+    numpy call would cost more than the arithmetic. Rounds go on while some row wants more and
+    some column has capacity left, over all columns together."""
+    d = np.asarray(demand, dtype=np.float64)
+    n_s, n_t = d.shape
+    dem = d.T.tolist()  # per type, per sector
+    wt = np.maximum(np.asarray(weight, dtype=np.float64), 0.0).T.tolist()
+    left = np.asarray(total, dtype=np.float64).tolist()
+    out = [[0.0] * n_s for _ in range(n_t)]
+    active = [[x > 0 for x in col] for col in dem]
+    for _ in range(n_s + 1):
+        for t in range(n_t):
+            act, dt, ot = active[t], dem[t], out[t]
+            if not any(act):  # nothing to give in this column (its share would be 0)
+                continue
+            w = [wt[t][s] if act[s] else 0.0 for s in range(n_s)]
+            if sum(w) == 0:  # sectors entitled to nothing of a type still borrow, equally
+                w = [1.0 if act[s] else 0.0 for s in range(n_s)]
+            wsum = sum(w)
+            lt = left[t]
+            gave = 0.0
+            for s in range(n_s):
+                share = w[s] * lt / wsum if wsum > 0 else 0.0
+                give = min(share, dt[s] - ot[s])
+                ot[s] += give
+                gave += give
+                act[s] = act[s] and dt[s] - ot[s] > 1e-9
+            left[t] = lt - gave
+        if not (any(any(a) for a in active) and any(x > 1e-9 for x in left)):
             break
-    return out
+    return np.array(out, dtype=np.float64).T.reshape(n_s, n_t)
 
 
 def entitlements(tenancy: Tenancy, running: JobTable, type_cap: np.ndarray,

@@ -228,8 +228,10 @@ class Simulator:
         has = np.bincount(fleet.type_idx, minlength=n_t) > 0
         self._by_type = (srt, bounds, has)
         self._submit_sorted = bool(n == 0 or (np.diff(jobs.submit) >= 0).all())
-        self._ok_key: tuple[bytes, bytes] | None = None
-        self._ok = np.zeros(0, dtype=bool)
+        self._ok_key: bytes | None = None
+        self._ok: tuple[np.ndarray, np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0),
+                                                               np.zeros(0, dtype=bool))
+        self._head = 0  # see _first_kept
         self.heap: list[tuple] = []
         self.seq = 0
         self.ap = 0  # next arrival
@@ -341,6 +343,7 @@ class Simulator:
 
     def _requeue(self, j: int) -> None:
         self.state[j] = ST_PENDING
+        self._head = min(self._head, j)
         self.n_pending += 1
         self.pending_parts.append(np.array([j], dtype=np.int64))
         self.want_cycle = True
@@ -539,16 +542,12 @@ class Simulator:
         if (pol.name == "fifo" and not pol.backfill and not pol.entitlements
                 and not pol.require_grant and J.grant is None):
             # the head of each type: earliest submit among jobs the screen keeps (rule 6 shape)
-            ti = self.fleet.type_idx[up]
-            n_up = np.bincount(ti, minlength=n_t)
-            maxcap = np.zeros(n_t, dtype=np.int64)
-            np.maximum.at(maxcap, ti, self.cap[up])
+            maxcap, n_up, okj = self._shape_ok(up)
             if self._submit_sorted:  # rows in submit order: the head is the first row kept
-                okj = self._shape_ok(maxcap, n_up)
-                okp = okj[pend]
-                if not okp.any():
+                head = self._first_kept(okj)
+                if head < 0:
                     return False
-                s0 = J.submit[int(pend[okp].min())] if has.sum() == 1 else None
+                s0 = J.submit[head] if has.sum() == 1 else None
                 if s0 is not None:
                     lo = int(np.searchsorted(J.submit, s0, side="left"))
                     hi = int(np.searchsorted(J.submit, s0, side="right"))
@@ -574,17 +573,45 @@ class Simulator:
         fits = np.where(n == 1, k <= maxfree[t], n <= whole[t])
         return bool(fits.any())
 
-    def _shape_ok(self, maxcap: np.ndarray, n_up: np.ndarray) -> np.ndarray:
-        """Per job: does its shape fit the nodes in service (the screen's rule 6 check)?
-        Rebuilt only when the nodes in service change."""
-        key = (maxcap.tobytes(), n_up.tobytes())
+    def _shape_ok(self, up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Largest node and node count in service per type, and per job whether its shape fits
+        them (the screen's rule 6 check). Rebuilt only when the nodes in service change."""
+        key = up.tobytes()
         if self._ok_key != key:
             J = self.jobs
+            n_t = len(self.fleet.catalog)
+            ti = self.fleet.type_idx[up]
+            n_up = np.bincount(ti, minlength=n_t)
+            maxcap = np.zeros(n_t, dtype=np.int64)
+            np.maximum.at(maxcap, ti, self.cap[up])
             t = J.type_idx
-            self._ok = ((J.nodes >= 1) & (J.per_node >= 1) & (J.per_node <= maxcap[t])
-                        & (J.nodes <= n_up[t]))
+            ok = ((J.nodes >= 1) & (J.per_node >= 1) & (J.per_node <= maxcap[t])
+                  & (J.nodes <= n_up[t]))
+            self._ok = (maxcap, n_up, ok)
             self._ok_key = key
+            self._head = 0  # jobs passed over may fit now
         return self._ok
+
+    def _first_kept(self, ok: np.ndarray) -> int:
+        """The lowest pending row whose shape fits (``ok``), or -1. A pointer moves past rows
+        that are not such; it moves back for a requeued row (:meth:`_requeue`) and to 0 when
+        the nodes in service change (:meth:`_shape_ok`). Rows not yet arrived are never
+        pending, except a fork's running rows, last, once requeued."""
+        st, h, end, step = self.state, self._head, self.ap, 64
+        while h < end:
+            hi = min(end, h + step)
+            seg = (st[h:hi] == ST_PENDING) & ok[h:hi]
+            i = int(seg.argmax())
+            if seg[i]:
+                self._head = h + i
+                return h + i
+            h, step = hi, step * 2
+        self._head = h
+        if self.n_arrive < self.n:  # a fork's running rows, requeued
+            tail = np.flatnonzero((st[self.n_arrive:] == ST_PENDING) & ok[self.n_arrive:])
+            if len(tail):
+                return self.n_arrive + int(tail[0])
+        return -1
 
     def _may_preempt(self, pend: np.ndarray, now: float, up: np.ndarray) -> bool:
         """Necessary for rule 8: a running job on lent capacity past the minimum runtime, and
