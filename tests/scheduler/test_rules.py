@@ -115,6 +115,21 @@ def _check_borrowing(d: Decisions, jobs: dict[str, job]) -> None:
     assert d.stats["borrowed_starts"] == 1
 
 
+def _quotas_never_idle() -> tuple[Snapshot, dict[str, job]]:
+    # both sectors want the whole type: each quota (half the idle capacity) is too small for
+    # either job, which waited for ever on an idle fleet before rule 2's second pass
+    return world_snap([job("ind_all").project("ind").gpus(128).submitted(NOW - 60),
+                       job("res_all").project("res").gpus(128).submitted(NOW - 60)],
+                      usage={"ind": 1e6, "res": 2e6})
+
+
+def _quotas_never_idle_small_first() -> tuple[Snapshot, dict[str, job]]:
+    # the second pass takes the held jobs in priority order: research's (less usage) first
+    return world_snap([job("ind_big").project("ind").gpus(128),
+                       job("res_big").project("res").gpus(128)],
+                      usage={"ind": 2e6, "res": 1e6})
+
+
 def _lend_limit() -> tuple[Snapshot, dict[str, job]]:
     w = World(lend_limit={"research": 0.0, "public": 0.0})
     return world_snap([job("big").project("ind").gpus(64), job("fits").project("ind").gpus(48)],
@@ -383,6 +398,10 @@ CASES = [
          reasons={"ind": H.RESOURCES}),
     Case("fifo ignores entitlement", _below_entitlement_first, "fifo", started={"ind"}),
     Case("idle capacity is lent", _borrowing, started={"big"}, check=_check_borrowing),
+    Case("quotas never leave a fleet idle", _quotas_never_idle, started={"ind_all"},
+         reasons={"res_all": H.ENTITLEMENT}),
+    Case("held for quota: second pass by priority", _quotas_never_idle_small_first,
+         started={"res_big"}, reasons={"ind_big": H.ENTITLEMENT}),
     Case("lending limit holds", _lend_limit, started={"fits"},
          reasons={"big": H.ENTITLEMENT}),
     Case("fair share within a sector", _fair_share_within_sector, started={"light"}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aicc.sim.jobs import prepare
 from aicc.sim.loop import (
     ST_DONE,
     ST_FAILED,
@@ -13,6 +14,8 @@ from aicc.sim.loop import (
     simulate,
 )
 from aicc.sim.metrics import job_frame, summarize
+from aicc.sim.scenario import custom_fleet
+from aicc.workload.tenants import map_tenants
 
 from .helpers import setup, workload
 
@@ -123,3 +126,17 @@ def test_job_larger_than_fleet_is_counted_not_dropped():
     jobs, _, _ = setup(w, nodes=2)
     assert len(jobs) == 1
     assert jobs.account.invalid["larger_than_fleet"] == 1
+
+
+def test_two_sectors_wanting_the_whole_fleet_both_finish():
+    # each sector's job needs all 16 nodes: beyond its entitlement and beyond its half of the
+    # idle capacity. Both used to wait for ever on an idle fleet; now one runs, then the other.
+    w = workload([0, 0], [3600, 3600], [128, 128], ["a", "b"])
+    fleet = custom_fleet(16, "h100-sxm-80g")
+    tm = map_tenants(w.tenants, len(fleet.catalog),
+                     mapping={"tenant": {"a": {"sector": "industry"},
+                                         "b": {"sector": "research"}}})
+    jobs = prepare(w, fleet, tm.tenant_project)
+    r = simulate(jobs, fleet, tm.tenancy, SimConfig(policy="fairshare", min_cycle_s=60.0))
+    assert r.state.tolist() == [ST_DONE, ST_DONE]
+    assert sorted(r.first_start.tolist()) == [0.0, 3600.0]

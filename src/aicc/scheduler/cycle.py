@@ -285,6 +285,8 @@ class _Walk:
             self.quota = od.ent.quota.tolist()
             self.lendable = od.ent.lendable.tolist()
             self.pool = od.ent.pool.tolist()
+        # rule 2's second pass: borrowing limited by what is still lendable, not by quotas
+        self.conserving = False
         n_t = len(prep.type_cap)
         self.res_count = [0] * n_t
         self.blocked_type = [False] * n_t
@@ -316,7 +318,7 @@ class _Walk:
                 self.out.demoted.extend(rows[dem].tolist())  # rule 1: now tier B
                 open_ &= ~dem
             else:
-                no = open_ & over & (a - room > np.array(self.quota).ravel()[st] + 1e-9)
+                no = open_ & over & (a - room > self._limits().ravel()[st] + 1e-9)
                 why[no] = _ENTITLEMENT
                 open_ &= ~no
         hot = open_ & (a * self.dw_np[t] > self.headroom)
@@ -455,7 +457,9 @@ class _Walk:
                     room = self.cap[s][t] - self.used[s][t]
                     borrow = a - (room if room > 0 else 0.0)
                     if borrow > 1e-9:
-                        held_here = tier_a or borrow > self.quota[s][t] + 1e-9
+                        held_here = tier_a or borrow > (
+                            self._lendable_to(s, t) if self.conserving
+                            else self.quota[s][t]) + 1e-9
                         if held_here:
                             if tier_a:
                                 out.demoted.append(j)  # rule 1: now beyond its entitlement, B
@@ -534,7 +538,20 @@ class _Walk:
         room = (self.ent.cap - np.array(self.used)).ravel()[st]
         borrow = self.a[rows] - np.maximum(room, 0.0)
         over = borrow > 1e-9
-        return over if tier_a else over & (borrow > np.array(self.quota).ravel()[st] + 1e-9)
+        return over if tier_a else over & (borrow > self._limits().ravel()[st] + 1e-9)
+
+    def _lendable_to(self, s: int, t: int) -> float:
+        """Accelerators of type ``t`` still lendable to sector ``s``: the pool's and every other
+        sector's."""
+        return self.pool[t] + sum(x[t] for i, x in enumerate(self.lendable) if i != s)
+
+    def _limits(self) -> np.ndarray:
+        """[S, T] what a sector may borrow now: its quota, or in the second pass what is still
+        lendable to it."""
+        if not self.conserving:
+            return np.array(self.quota)
+        lend = np.array(self.lendable)
+        return np.array(self.pool)[None, :] + lend.sum(axis=0)[None, :] - lend
 
     def _reserve(self, j: int, start: float, need: int) -> None:
         if start == INF:
@@ -590,6 +607,14 @@ def walk(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: FreeSt
             pos = np.searchsorted(od.key[b_rows], dkey, side="right")
             b_rows = np.insert(b_rows, pos, dem)
         w.run(b_rows, tier_a=False)
+        # Rule 2, second pass: quotas split idle capacity among the sectors that want it, but a
+        # sector whose jobs are each larger than its quota leaves its part idle, and two such
+        # sectors would leave a whole fleet idle for ever. The jobs held for their quota are
+        # walked again, in priority order, against what is still lendable.
+        held = b_rows[reason[b_rows] == _ENTITLEMENT]
+        if len(held):
+            w.conserving = True
+            w.run(held, tier_a=False)
     else:
         w.run(order, tier_a=False)
     w.out.power_w = prep.power_w + w.added_w
