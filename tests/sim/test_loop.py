@@ -140,3 +140,15 @@ def test_two_sectors_wanting_the_whole_fleet_both_finish():
     r = simulate(jobs, fleet, tm.tenancy, SimConfig(policy="fairshare", min_cycle_s=60.0))
     assert r.state.tolist() == [ST_DONE, ST_DONE]
     assert sorted(r.first_start.tolist()) == [0.0, 3600.0]
+
+
+def test_series_goes_on_while_jobs_wait_for_an_empty_fleet():
+    # four 8-GPU jobs of an hour fill the fleet; four more wait. At 3600 s all four end at once:
+    # the fleet is empty for an instant before the next cycle. The samples used to stop there.
+    w = workload([0.0] * 8, [3600.0] * 8, [8] * 8)
+    jobs, fleet, tm = setup(w, nodes=4)
+    r = simulate(jobs, fleet, tm.tenancy, SimConfig(policy="fifo", sample_s=60.0))
+    t = r.series["time"]
+    assert r.end.max() == 7200.0
+    assert np.all(np.diff(t[:-1]) == 60.0) and t[-2] >= 7140.0
+    assert r.series["busy"][t == 3660.0].tolist() == [32]

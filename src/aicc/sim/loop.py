@@ -744,7 +744,9 @@ class Simulator:
                         self._cycle(t)
                 elif prio == P_SAMPLE:
                     self._sample(t)
-                    if self._work_left() or (self.n_pending and heap):
+                    # pending jobs keep the series going while a cycle is due or events
+                    # remain (the fleet may be empty for an instant between an end and a start)
+                    if self._work_left() or (self.n_pending and (heap or self.want_cycle)):
                         self._push(t + sample_s, P_SAMPLE)
             if self.want_cycle and not self.cycle_pending:
                 if t >= self.last_cycle + self.cfg.min_cycle_s:

@@ -12,8 +12,14 @@ Definitions (also in ``docs/simulation.md``):
   beside it.
 * fragmentation = free accelerators on partly used nodes / all free accelerators in service
   (free capacity that a whole-node gang cannot use).
-* Jain's index over sectors of x_s = delivered share / entitlement share (1 = each sector got
-  exactly its entitlement in proportion); and over projects of 1 / mean bounded slowdown.
+* fair share of a sector at a sample = the capacity in service divided among sectors in
+  proportion to their entitlement, each capped by its demand then (busy + pending accelerators),
+  what a capped sector leaves going to the others (water filling, rule 2 of the scheduler);
+  ``fair_share_delivered`` = Σ busy / Σ fair share over the samples.
+* Jain's index over sectors of ``fair_share_delivered`` (1 = every sector got its fair share of
+  the time it wanted capacity; the share of all work delivered is no measure of fairness: once
+  every job has run it is the demand mix, whatever the policy); and over projects of 1 / mean
+  bounded slowdown. Accelerators of all types are counted together.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from aicc.scheduler.lending import water_fill
 from aicc.sim.loop import ST_DONE, ST_FAILED, ST_TIMEOUT, STATE_NAMES, SimResult
 
 TAU_S = 10.0
@@ -67,6 +74,24 @@ def job_frame(r: SimResult) -> dict[str, np.ndarray]:
     }
 
 
+def fair_share_delivered(r: SimResult, ent_share: np.ndarray) -> np.ndarray:
+    """Per sector: accelerators it held over those its demand-capped fair share gave it, summed
+    over the samples (NaN for a sector that never wanted capacity)."""
+    s = r.series
+    n_sec = len(ent_share)
+    if not len(s["time"]) or not len(s["sector_busy"]):
+        return np.full(n_sec, np.nan)
+    busy = np.asarray(s["sector_busy"], dtype=np.float64)
+    want = busy + np.asarray(s["sector_pending"], dtype=np.float64)
+    cap = np.asarray(s["capacity_up"], dtype=np.float64)
+    weight = ent_share.reshape(n_sec, 1)
+    fair = np.array([water_fill(cap[i:i + 1], weight, want[i].reshape(n_sec, 1))[:, 0]
+                     for i in range(len(cap))])
+    tot_fair = fair.sum(axis=0)
+    return np.divide(busy.sum(axis=0), tot_fair, out=np.full(n_sec, np.nan),
+                     where=tot_fair > 0)
+
+
 def _pct(x: np.ndarray) -> dict[str, float | None]:
     x = x[np.isfinite(x)]
     if len(x) == 0:
@@ -94,6 +119,7 @@ def summarize(r: SimResult) -> dict[str, Any]:
     delivered = np.bincount(f["sector"], weights=charged, minlength=n_sec)
     tot = delivered.sum()
     share = delivered / tot if tot else np.zeros(n_sec)
+    fair = fair_share_delivered(r, ent_share)
     sectors: dict[str, Any] = {}
     for k, name in enumerate(ten.sector_names):
         m = f["sector"] == k
@@ -104,6 +130,7 @@ def summarize(r: SimResult) -> dict[str, Any]:
             "delivered_acc_h": float(delivered[k] / 3600),
             "delivered_share": float(share[k]),
             "entitlement_share": float(ent_share[k]),
+            "fair_share_delivered": None if np.isnan(fair[k]) else float(fair[k]),
             "demand_acc_h": float((J.runtime[m] * J.accelerators[m]).sum() / 3600),
         }
     # per-project mean slowdown for the project-level fairness index
@@ -141,7 +168,7 @@ def summarize(r: SimResult) -> dict[str, Any]:
         },
         "sectors": sectors,
         "fairness": {
-            "jain_sector_share_vs_entitlement": jain(share / ent_share),
+            "jain_sector_fair_share": jain(fair),
             "jain_project_inverse_slowdown": jain(1.0 / mean_bsld[np.isfinite(mean_bsld)]),
         },
         "failures": {
