@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 import uvicorn
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -175,3 +176,22 @@ def test_unknown_type_filter_is_exit_2(served: tuple[str, World]) -> None:
     url, w = served
     code, out = _run(["jobs", "list", "-t", "zz"], url, w.tokens["member_a1"])
     assert code == 2 and "accelerator type" in out, out
+
+
+def test_errors_are_one_line_whatever_the_width(capsys: pytest.CaptureFixture[str]) -> None:
+    # an API client command's error, piped: the long message is never wrapped onto two lines
+    url = "http://127.0.0.1:1/" + "a" * 120
+    r = runner.invoke(app, ["jobs", "forecast", "2", "--url", url, "--token", "x"],
+                      env={"COLUMNS": "40"})
+    assert r.exit_code == 7, r.output
+    assert len(r.output.strip().splitlines()) == 1, r.output
+    assert r.output.startswith("error: cannot reach") and "a" * 120 in r.output
+    # a server's message with line breaks and brackets: one line, the brackets kept as text
+    from aicc.cli import _fail
+
+    with pytest.raises(typer.Exit) as exc:
+        _fail("bad value\nfor [bold]field[/bold] " + "x" * 200 + "\r\nend", 2)
+    assert exc.value.exit_code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith("end\n")
+    assert "[bold]field[/bold]" in err and "bad value for" in err

@@ -46,7 +46,14 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    """``error: MESSAGE`` on one line of stderr, whatever the terminal's width or the message:
+    never wrapped (a pipe or a log gets the message whole), line breaks of a server's answer
+    turned into spaces and other control characters escaped, brackets printed as they are
+    (not read as markup)."""
+    one = "".join(c if c.isprintable() else repr(c)[1:-1]
+                  for c in str(message).replace("\r\n", " ").replace("\n", " "))
+    err.print("[red]error:[/red] ", end="", highlight=False)
+    err.print(one, highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
