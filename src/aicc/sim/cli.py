@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -18,6 +20,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from aicc.errors import EXIT_CODE, AiccError, InvalidInput, lookup
+from aicc.fleet.arrays import FleetArrays
+from aicc.fleet.phases import load_phases
 from aicc.scheduler.policy import POLICIES
 from aicc.sim.jobs import parse_substitutions
 from aicc.sim.loop import SimConfig, SimResult
@@ -25,6 +29,7 @@ from aicc.sim.metrics import describe_rows, summarize
 from aicc.sim.report import COMPARISON_HEAD, _fmt_s, comparison_rows, write_report
 from aicc.sim.scenario import (
     Scenario,
+    apply_knobs,
     check_number,
     failure_model,
     parse_fleet,
@@ -33,28 +38,108 @@ from aicc.sim.scenario import (
 )
 from aicc.workload.readers import FORMATS, read_trace
 from aicc.workload.synthetic import generate, sector_mapping
+from aicc.workload.tenants import load_mapping_file, map_tenants
+from aicc.workload.trace import Workload
 
 out = Console()
 err = Console(stderr=True)
 
 
-def _policies(policy: str, compare: str | None) -> list[str]:
-    names = [p.strip() for p in (compare or policy).split(",") if p.strip()]
+def _first_duplicate(names: list[str]) -> str | None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            return n
+        seen.add(n)
+    return None
+
+
+def _policies(policy: str | None, compare: str | None) -> list[str]:
+    if policy is not None and compare is not None:
+        raise InvalidInput("give --policy or --compare, not both: --compare runs each policy it "
+                           "names (add the --policy one to the list)", field="policy")
+    option = "--compare" if compare is not None else "--policy"
+    field = option.lstrip("-")
+    text = compare if compare is not None else (policy if policy is not None else "fairshare")
+    names = [p.strip() for p in text.split(",") if p.strip()]
     for p in names:
         if p not in POLICIES:
-            raise InvalidInput(f"unknown policy {p!r}; known: {', '.join(sorted(POLICIES))}",
-                               field="compare" if compare else "policy")
+            raise InvalidInput(f"{option}: unknown policy {p!r}; known: "
+                               f"{', '.join(sorted(POLICIES))}", field=field)
     if not names:
-        raise InvalidInput("no policy given", field="policy")
+        raise InvalidInput(f"{option}: no policy given", field=field)
+    dup = _first_duplicate(names)
+    if dup is not None:
+        raise InvalidInput(f"{option}: {dup} is named twice; each policy runs once",
+                           field=field)
     return names
+
+
+def _parse_fleet(spec: str) -> FleetArrays:
+    """:func:`parse_fleet`, every error naming ``--fleet`` and the spec (the file, for a
+    phases TOML): a missing file is "file not found", not an unknown fleet."""
+    where = f"--fleet {spec}"
+    p = Path(spec)
+    if p.suffix == ".toml" and spec not in load_phases():
+        if not p.exists():
+            raise InvalidInput(f"{where}: file not found", field="fleet")
+        if p.is_dir():
+            raise InvalidInput(f"{where}: is a folder; give a phases TOML file", field="fleet")
+    try:
+        return parse_fleet(spec)
+    except InvalidInput as exc:
+        if exc.message.startswith("--fleet"):
+            raise
+        message = exc.message.removeprefix(f"{spec}: ")  # the file is named once, here
+        raise InvalidInput(f"{where}: {message}", field="fleet") from None
+    except OSError as exc:
+        raise InvalidInput(f"{where}: cannot read the file ({exc.strerror or exc})",
+                           field="fleet") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{where}: not valid TOML: {exc}", field="fleet") from None
+    except (AttributeError, TypeError, KeyError):  # e.g. ``phase = 3``: not a table of tables
+        raise InvalidInput(f"{where}: not a phases file: expected [phase.NAME] tables",
+                           field="fleet") from None
+
+
+def _fleets(fleet: str) -> list[tuple[str, FleetArrays]]:
+    specs = [f.strip() for f in fleet.split(",") if f.strip()]
+    if not specs:
+        raise InvalidInput("--fleet: no fleet given", field="fleet")
+    dup = _first_duplicate(specs)
+    if dup is not None:
+        raise InvalidInput(f"--fleet: {dup} is named twice; each fleet runs once", field="fleet")
+    return [(spec, _parse_fleet(spec)) for spec in specs]
+
+
+def _substitutions(text: str | None, fleets: list[tuple[str, FleetArrays]]) -> dict[str, str]:
+    """``--substitute``, checked against every fleet before any run: a model given twice, an
+    unknown type, or a type a fleet lacks, each exits 2 naming ``--substitute``."""
+    keys = [part.partition("=")[0].strip() for part in (text or "").split(",") if part.strip()]
+    dup = _first_duplicate(keys)
+    if dup is not None:
+        raise InvalidInput(f"--substitute: {dup} is given twice; give each model once",
+                           field="substitute")
+    subs = parse_substitutions(text)
+    for model, tname in subs.items():
+        for spec, fa in fleets:
+            cat = fa.catalog
+            if tname not in cat:
+                raise InvalidInput(f"--substitute {model}={tname}: unknown accelerator type "
+                                   f"{tname!r}; known: {', '.join(cat.names)}",
+                                   field="substitute")
+            if not fa.accelerators_by_type().get(tname):
+                raise InvalidInput(f"--substitute {model}={tname}: fleet {spec} has no "
+                                   f"{tname}", field="substitute")
+    return subs
 
 
 def simulate(
     trace: Annotated[str | None, typer.Option(
         "--trace", help="trace file, or 'philly' / 'alibaba' (found in ../shared/traces)")] = None,
-    fmt: Annotated[str, typer.Option(
-        "--format", help="auto, philly, alibaba, helios (columns: the --columns mapping)")
-    ] = "auto",
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="auto (the default), philly, alibaba, helios, columns (the --columns "
+        "mapping); a trace only")] = None,
     columns: Annotated[str | None, typer.Option(
         "--columns", help="column mapping: submit=…,duration=…,gpus=…,tenant=…")] = None,
     synthetic_days: Annotated[float | None, typer.Option(
@@ -63,8 +148,9 @@ def simulate(
         "--fleet", help="phase (2028, 2030, lab), NxTYPE (64xh100-sxm-80g) or phases TOML; "
         "several, comma-separated, to compare fleets")
     ] = "2028",
-    policy: Annotated[str, typer.Option("--policy", help="fifo, multifactor, fairshare")
-                      ] = "fairshare",
+    policy: Annotated[str | None, typer.Option(
+        "--policy", help="fifo, multifactor, fairshare (the default); not with --compare")
+    ] = None,
     compare: Annotated[str | None, typer.Option(
         "--compare", help="comma-separated policies to run side by side")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="write the report here")
@@ -102,18 +188,25 @@ def simulate(
     """Simulate the scheduler on a workload; print a summary and optionally write a report.
 
     Give a workload: --trace (a file, philly or alibaba) or --synthetic-days N."""
+    opts = dict(locals())
+    del opts["report"], opts["as_json"], opts["quiet"]
     try:
+        plan = _plan(**opts)  # every input checked, the workload read: nothing simulated yet
         if report is not None:
             _prepare_report_dir(report)
-        results = _run(**locals())
-        summaries = (write_report(results, report) if report else
-                     {r.label: summarize(r) for r in results})
+        results = _execute(plan, quiet=quiet)
     except AiccError as exc:
         _fail(exc.message, lookup(EXIT_CODE, exc))
     except ValueError as exc:
         _fail(str(exc), 2)
+    except OSError as exc:  # an input that could not be read, by whichever option it came
+        _fail(f"{exc.filename or 'input'}: cannot read ({exc.strerror or exc})", 2)
+    try:
+        summaries = (write_report(results, report) if report else
+                     {r.label: summarize(r) for r in results})
     except OSError as exc:  # the report folder became unwritable during the run
         _fail(f"--report {report}: cannot write the report ({exc.strerror or exc})", 2)
+    _warn_never_started(results)
     if as_json:
         sys.stdout.write(json.dumps(summaries, indent=2, default=float) + "\n")
         return
@@ -137,6 +230,17 @@ def simulate(
     out.print(describe_rows(s0["rows"]), highlight=False, markup=False, soft_wrap=True)
     if report:
         out.print(f"report: {report / 'report.html'}", highlight=False, soft_wrap=True)
+
+
+def _warn_never_started(results: list[SimResult]) -> None:
+    """One line on stderr per run that ended with jobs never started (they would otherwise only
+    show as a count in the table, and their waits are missing from every percentile)."""
+    for r in results:
+        never = int((np.asarray(r.first_start) < 0).sum())
+        if never:
+            err.print(f"warning: {r.label}: {never:,} of {len(r.jobs):,} jobs never started "
+                      "(still waiting when the simulation ended; their waits are left out of "
+                      "the figures)", highlight=False, markup=False, soft_wrap=True)
 
 
 USAGE_EXAMPLES = """give a workload: --trace (a file, philly or alibaba) or --synthetic-days N; e.g.
@@ -170,7 +274,8 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _prepare_report_dir(report: Path) -> None:
-    """Create the report folder and prove it writable before minutes of simulation."""
+    """Create the report folder and prove it writable before minutes of simulation (and only
+    once every input has been checked, so a refused command leaves no folder behind)."""
     try:
         report.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=report):
@@ -180,19 +285,27 @@ def _prepare_report_dir(report: Path) -> None:
                            f"({exc.strerror or exc})", field="report") from None
 
 
-def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report, load_factor,
-         target_load, substitute, tenant_map, max_jobs, min_cycle, seed, failures,
-         failure_scale, repair_hours, on_failure, checkpoint_min, as_json, quiet
-         ) -> list[SimResult]:
-    del report, as_json
+@dataclass
+class _Plan:
+    """What :func:`_plan` checked and prepared: the workload and one scenario per run."""
+
+    workload: Workload
+    runs: list[tuple[str, Scenario]]  # (label, scenario), fleets outer, policies inner
+    max_jobs: int | None
+
+
+def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_factor,
+          target_load, substitute, tenant_map, max_jobs, min_cycle, seed, failures,
+          failure_scale, repair_hours, on_failure, checkpoint_min) -> _Plan:
+    """Check every option and read the workload, so that an input error is reported before any
+    simulation runs (and before the report folder is made)."""
+    fmt_given = fmt is not None
+    fmt = "auto" if fmt is None else fmt
     if fmt not in FORMATS:  # checked whatever the workload: a typo is never ignored
         raise InvalidInput(f"--format: unknown trace format {fmt!r}; known: "
                            f"{', '.join(FORMATS)}", field="format")
     names = _policies(policy, compare)
-    fleet_specs = [f.strip() for f in fleet.split(",") if f.strip()]
-    if not fleet_specs:
-        raise InvalidInput("no fleet given", field="fleet")
-    fleets = [(spec, parse_fleet(spec)) for spec in fleet_specs]
+    fleets = _fleets(fleet)
     fa = fleets[0][1]
     check_number("--min-cycle", min_cycle, low=0.0, low_open=False, high=86400.0)
     if load_factor is not None:
@@ -211,6 +324,10 @@ def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report,
         raise InvalidInput("give --trace or --synthetic-days, not both", field="trace")
     if synthetic_days is None and trace is None:
         raise InvalidInput(USAGE_EXAMPLES, field="trace")
+    if synthetic_days is not None and (columns is not None or fmt_given):
+        opt = "--columns" if columns is not None else f"--format {fmt}"
+        raise InvalidInput(f"{opt} reads a trace; --synthetic-days generates its workload: "
+                           f"drop {opt.split()[0]} or give --trace", field=opt[2:].split()[0])
     given = {"--failure-scale": failure_scale, "--repair-hours": repair_hours,
              "--on-failure": on_failure, "--checkpoint-min": checkpoint_min}
     fm = failure_model(scale=1.0 if failure_scale is None else failure_scale,
@@ -220,7 +337,9 @@ def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report,
     if not failures and orphans:
         raise InvalidInput(f"{', '.join(orphans)} only apply with --failures; add --failures "
                            "or drop them", field=orphans[0].lstrip("-").replace("-", "_"))
-    mapping: dict[str, object] | Path | None = tenant_map
+    subs = _substitutions(substitute, fleets)
+    # the file replaces the synthetic sector mapping too; read and checked before the workload
+    mapping = load_mapping_file(tenant_map) if tenant_map is not None else None
     if synthetic_days is not None:
         # one workload for every fleet: sized for the first (so larger fleets see less load);
         # the target is the offered load over the run's window, runtime tail included (as for
@@ -233,17 +352,29 @@ def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report,
         mapping = mapping or sector_mapping(w)
     else:
         w = read_trace(trace, fmt=fmt, columns=columns)
-    if not failures:
-        fm = None
+    config = SimConfig(min_cycle_s=min_cycle, seed=seed, failures=fm if failures else None)
+    runs: list[tuple[str, Scenario]] = []
+    for k, (spec, f) in enumerate(fleets):
+        sc = Scenario(fleet=f, config=config, load_factor=load_factor, target_load=target_load,
+                      substitute=subs, tenant_map=mapping, max_jobs=max_jobs)
+        try:  # a --target-load out of reach for any fleet is refused before the first run
+            knobbed, _ = apply_knobs(w, sc)
+        except InvalidInput as exc:
+            if len(fleets) == 1 or exc.field != "target_load":
+                raise
+            raise InvalidInput(f"fleet {spec}: {exc.message}", field="target_load") from None
+        if k == 0:  # the tenants are the same for every fleet: map them once
+            map_tenants(knobbed.tenants, len(f.catalog), mapping=mapping)
+        for name in names:
+            label = name if len(fleets) == 1 else f"{name}@{spec}"
+            runs.append((label, with_policy(sc, name)))
+    return _Plan(workload=w, runs=runs, max_jobs=max_jobs)
+
+
+def _execute(plan: _Plan, *, quiet: bool) -> list[SimResult]:
+    w = plan.workload
     results = []
-    runs = [(spec, f, name) for spec, f in fleets for name in names]
-    for spec, fa, name in runs:
-        sc = Scenario(fleet=fa, config=SimConfig(min_cycle_s=min_cycle, seed=seed, failures=fm),
-                      load_factor=load_factor, target_load=target_load,
-                      substitute=parse_substitutions(substitute), tenant_map=mapping,
-                      max_jobs=max_jobs)
-        scn = with_policy(sc, name)
-        label = name if len(fleets) == 1 else f"{name}@{spec}"
+    for label, scn in plan.runs:
         if quiet:
             results.append(run_scenario(w, scn))
             results[-1].extra["label"] = label
@@ -252,7 +383,7 @@ def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report,
                       TextColumn("{task.completed:,.0f}/{task.total:,.0f} jobs submitted"),
                       TextColumn("day {task.fields[day]:.0f}"), TimeElapsedColumn(),
                       console=err, transient=True) as bar:
-            task = bar.add_task(name, total=min(len(w), max_jobs or len(w)), day=0)
+            task = bar.add_task(label, total=min(len(w), plan.max_jobs or len(w)), day=0)
 
             def tick(t: float, submitted: int, task=task, bar=bar) -> None:
                 bar.update(task, completed=submitted, day=t / 86400.0)
@@ -260,7 +391,6 @@ def _run(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, report,
             results.append(run_scenario(w, scn, progress=tick))
             results[-1].extra["label"] = label
     return results
-
 
 
 def jobs_forecast(

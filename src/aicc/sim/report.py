@@ -145,15 +145,26 @@ def comparison_rows(summaries: dict[str, dict[str, Any]]) -> list[list[str]]:
             pol, str(s["jobs"]), f"{s['fleet']['utilisation_mean']:.1%}",
             _fmt_s(jm["wait_s"]["mean"]), _fmt_s(jm["wait_s"]["p90"]),
             f"{jm['bounded_slowdown']['mean']:.2f}" if jm["bounded_slowdown"]["mean"] else "–",
-            f"{s['fairness']['jain_sector_share_vs_entitlement']:.3f}",
+            f"{s['fairness']['jain_sector_fair_share']:.3f}",
             _fmt_s(s["fleet"]["makespan_s"]),
+            f"{s['jobs'] - s['ended_exactly_once']:,}",
+            f"{s['states'].get('failed', 0) + s['states'].get('timeout', 0):,}",
+            f"{s['failures']['node_failures']:,}",
             f"{s['run']['wall_s']:.2f} s",
         ])
     return rows
 
 
+# "not ended": jobs still pending or running (or not yet submitted) when the run stopped;
+# "failed jobs": ended failed or at their time limit; "node failures": injected (--failures)
 COMPARISON_HEAD = ["run", "jobs", "utilisation", "mean wait", "p90 wait", "mean bsld",
-                   "Jain (sectors)", "makespan", "wall"]
+                   "Jain (sectors)", "makespan", "not ended", "failed jobs", "node failures",
+                   "wall"]
+
+# The files a report writes per run (``<name>`` from the run's label); files of these patterns
+# left in the folder by an earlier run with other labels are removed, so that the folder only
+# holds this run's results beside its summary.json.
+RUN_FILES = ("jobs-{}.parquet", "series-{}.parquet")
 
 CSS = ("body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}"
        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
@@ -194,18 +205,47 @@ def _policy_section(r: SimResult, s: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def file_names(labels: list[str]) -> list[str]:
+    """The ``<name>`` of each run's files: its label with characters other than letters,
+    digits and ``@._-`` replaced by ``_``, and ``-2``, ``-3``… added where two labels would
+    otherwise give the same name (one run's files must never overwrite another's)."""
+    names: list[str] = []
+    for label in labels:
+        base = name = re.sub(r"[^A-Za-z0-9@._-]", "_", label)
+        k = 2
+        while name in names:
+            name, k = f"{base}-{k}", k + 1
+        names.append(name)
+    return names
+
+
+def remove_stale_run_files(out: Path, keep: set[str]) -> list[Path]:
+    """Remove ``jobs-*.parquet`` and ``series-*.parquet`` files in ``out`` not named in
+    ``keep`` (an earlier run's, under other policy or fleet labels); nothing else is touched."""
+    removed = []
+    for pattern in RUN_FILES:
+        for f in sorted(out.glob(pattern.format("*"))):
+            if f.name not in keep and f.is_file():
+                f.unlink()
+                removed.append(f)
+    return removed
+
+
 def write_report(results: list[SimResult], out_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """Write ``jobs-<policy>.parquet``, ``series-<policy>.parquet``, ``summary.json`` and
-    ``report.html`` under ``out_dir``; returns the summaries by policy."""
+    """Write ``jobs-<run>.parquet``, ``series-<run>.parquet``, ``summary.json`` and
+    ``report.html`` under ``out_dir`` (``<run>`` from :func:`file_names`); returns the
+    summaries by run label. Run files of an earlier report in the same folder that this one
+    does not overwrite are removed (:func:`remove_stale_run_files`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summaries: dict[str, dict[str, Any]] = {}
-    for r in results:
+    names = file_names([r.label for r in results])
+    remove_stale_run_files(out, {p.format(n) for n in names for p in RUN_FILES})
+    for r, name in zip(results, names, strict=True):
         s = summarize(r)
         summaries[r.label] = s
-        name = re.sub(r"[^A-Za-z0-9@._-]", "_", r.label)
-        pq.write_table(pa.table(job_frame(r)), out / f"jobs-{name}.parquet")
-        pq.write_table(pa.table(series_frame(r)), out / f"series-{name}.parquet")
+        pq.write_table(pa.table(job_frame(r)), out / RUN_FILES[0].format(name))
+        pq.write_table(pa.table(series_frame(r)), out / RUN_FILES[1].format(name))
     (out / "summary.json").write_text(json.dumps(
         summaries if len(summaries) > 1 else next(iter(summaries.values())), indent=2,
         default=float))

@@ -19,6 +19,7 @@ are the center's published defaults (``aicc.store.seed.DEFAULT_SECTOR_SHARES``) 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,18 +43,59 @@ class TenantMapping:
         return self.tenancy.project_sector
 
 
-def load_mapping_file(path: str | Path) -> dict[str, object]:
+class UnknownSectorInMapping(ConfigError, UnknownSector):
+    """A tenant mapping names a sector the center does not have: an input error (exit 2,
+    HTTP 422) like any other bad value in a file, and still an :class:`UnknownSector` for
+    callers that catch that."""
+
+
+MAPPING_KEYS = ("sector", "organization", "project")
+
+
+def load_mapping_file(path: str | Path, sectors: Iterable[str] | None = None
+                      ) -> dict[str, object]:
+    """Read and check a mapping file (see the module docstring). Every error is a
+    :class:`ConfigError` naming ``--tenant-map`` and the path: a missing file, a folder, an
+    unreadable file, bad TOML, an unknown table or key, and a sector not in ``sectors`` (the
+    center's default sectors unless given) for any entry, listed tenant or not, so a typo is
+    refused before any work rather than when (or if) a trace has that tenant."""
     p = Path(path)
+    where = f"--tenant-map {p}"
     if not p.exists():
-        raise ConfigError(f"tenant mapping file {p} does not exist", field="tenant_map")
+        raise ConfigError(f"{where}: the file does not exist", field="tenant_map")
+    if p.is_dir():
+        raise ConfigError(f"{where}: is a folder; give a TOML file", field="tenant_map")
     try:
-        data = tomllib.loads(p.read_text())
+        data = tomllib.loads(p.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read the file ({exc.strerror or exc})",
+                          field="tenant_map") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}", field="tenant_map") from None
+        raise ConfigError(f"{where}: not valid TOML: {exc}", field="tenant_map") from None
     unknown = set(data) - {"defaults", "tenant"}
     if unknown:
-        raise ConfigError(f"{p}: unknown table(s) {', '.join(sorted(unknown))}; "
+        raise ConfigError(f"{where}: unknown table(s) {', '.join(sorted(unknown))}; "
                           "expected [defaults] and [tenant.NAME]", field="tenant_map")
+    known = list(sectors if sectors is not None else DEFAULT_SECTOR_SHARES)
+    entries: list[tuple[str, object]] = [("defaults", data.get("defaults", {}))]
+    listed = data.get("tenant", {})
+    if not isinstance(listed, dict):
+        raise ConfigError(f"{where}: tenant must be a table of [tenant.NAME] tables",
+                          field="tenant_map")
+    entries += [(f"tenant.{name}", entry) for name, entry in listed.items()]
+    for label, entry in entries:
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: {label} must be a table", field=f"tenant_map.{label}")
+        allowed = ("sector",) if label == "defaults" else MAPPING_KEYS
+        extra = set(entry) - set(allowed)
+        if extra:
+            raise ConfigError(f"{where}: {label}: unknown key(s) {', '.join(sorted(extra))}; "
+                              f"known: {', '.join(allowed)}", field=f"tenant_map.{label}")
+        sector = entry.get("sector")
+        if sector is not None and sector not in known:
+            raise UnknownSectorInMapping(
+                f"{where}: {label}: unknown sector {sector!r}; known: {', '.join(known)}",
+                field=f"tenant_map.{label}.sector")
     return data
 
 
@@ -80,14 +122,15 @@ def map_tenants(
         if not isinstance(entry, dict):
             raise ConfigError(f"tenant mapping: tenant.{name} must be a table",
                               field=f"tenant.{name}")
-        extra = set(entry) - {"sector", "organization", "project"}
+        extra = set(entry) - set(MAPPING_KEYS)
         if extra:
             raise ConfigError(f"tenant mapping: tenant.{name}: unknown key(s) "
                               f"{', '.join(sorted(extra))}", field=f"tenant.{name}")
         sector = entry.get("sector") or default_sector or sectors[i % len(sectors)]
         if sector not in shares:
-            raise UnknownSector(f"tenant mapping: tenant.{name}: unknown sector {sector!r}; "
-                                f"known: {', '.join(sectors)}", field=f"tenant.{name}.sector")
+            raise UnknownSectorInMapping(
+                f"tenant mapping: tenant.{name}: unknown sector {sector!r}; "
+                f"known: {', '.join(sectors)}", field=f"tenant.{name}.sector")
         org = str(entry.get("organization") or name)
         project = str(entry.get("project") or org)
         table[name] = (sector, org, project)
