@@ -41,6 +41,10 @@ def test_simulate_compare_writes_report(tmp_path):
         jobs = pq.read_table(rep / f"jobs-{pol}.parquet")
         assert jobs.num_rows == 400
         assert {"wait_s", "jct_s", "bounded_slowdown", "preemptions"} <= set(jobs.column_names)
+        # coded columns carry their names
+        assert set(jobs.column("type").to_pylist()) == {"h100-sxm-80g"}
+        assert set(jobs.column("state").to_pylist()) <= {"finished", "failed", "timeout"}
+        assert set(jobs.column("sector").to_pylist()) <= {"industry", "research", "public"}
         series = pq.read_table(rep / f"series-{pol}.parquet")
         assert "share_research" in series.column_names
         assert s["extra"]["load_factor"] == 4

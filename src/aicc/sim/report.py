@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aicc.sim.loop import SimResult
+from aicc.sim.loop import STATE_NAMES, SimResult
 from aicc.sim.metrics import describe_rows, job_frame, series_frame, summarize
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
@@ -219,6 +219,18 @@ def file_names(labels: list[str]) -> list[str]:
     return names
 
 
+def jobs_table(r: SimResult) -> pa.Table:
+    """The per-job columns as a table whose coded columns (type, project, sector, state) are
+    dictionary-encoded with their names, so the file reads without this run's catalog."""
+    cols: dict[str, Any] = dict(job_frame(r))
+    names = {"type": list(r.fleet.catalog.names), "project": list(r.tenancy.project_names),
+             "sector": list(r.tenancy.sector_names), "state": list(STATE_NAMES)}
+    for col, labels in names.items():
+        cols[col] = pa.DictionaryArray.from_arrays(
+            pa.array(np.asarray(cols[col], dtype=np.int32)), pa.array(labels, pa.string()))
+    return pa.table(cols)
+
+
 def remove_stale_run_files(out: Path, keep: set[str]) -> list[Path]:
     """Remove ``jobs-*.parquet`` and ``series-*.parquet`` files in ``out`` not named in
     ``keep`` (an earlier run's, under other policy or fleet labels); nothing else is touched."""
@@ -244,7 +256,7 @@ def write_report(results: list[SimResult], out_dir: str | Path) -> dict[str, dic
     for r, name in zip(results, names, strict=True):
         s = summarize(r)
         summaries[r.label] = s
-        pq.write_table(pa.table(job_frame(r)), out / RUN_FILES[0].format(name))
+        pq.write_table(jobs_table(r), out / RUN_FILES[0].format(name))
         pq.write_table(pa.table(series_frame(r)), out / RUN_FILES[1].format(name))
     (out / "summary.json").write_text(json.dumps(
         summaries if len(summaries) > 1 else next(iter(summaries.values())), indent=2,
