@@ -113,8 +113,8 @@ def prepare(
     account.adjust("gang_rounded_up_to_node_shape", int((nodes * per_node != g).sum()))
     too_big = nodes > node_count[type_idx]
     keep = ~too_big
-    if too_big.any():
-        account.invalid["larger_than_fleet"] += int(too_big.sum())
+    # through the account's reject, so these rows get example lines like every other reason
+    account.reject("larger_than_fleet", too_big, w.lines)
     runtime = w.runtime_s
     limit = np.ceil(runtime / LIMIT_ROUND_S) * LIMIT_ROUND_S
     job_class = (w.job_class if w.job_class is not None

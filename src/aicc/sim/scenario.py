@@ -16,6 +16,7 @@ from aicc.fleet.arrays import FleetArrays, NodeInfo
 from aicc.fleet.phases import build_fleet, load_phases, parse_phases
 from aicc.sim.jobs import prepare
 from aicc.sim.loop import FailureModel, SimConfig, SimResult, Simulator
+from aicc.sim.metrics import describe_rows
 from aicc.workload.tenants import TenantMapping, load_mapping_file, map_tenants
 from aicc.workload.trace import Workload
 
@@ -174,7 +175,8 @@ def apply_knobs(w: Workload, sc: Scenario) -> tuple[Workload, float]:
         w.account = w.account.copy()  # the full workload's account is shared: keep it intact
         w.account.max_jobs = sc.max_jobs
     if len(w) == 0:
-        raise InvalidInput("the workload has no valid jobs", field="trace")
+        raise InvalidInput(f"{w.source or w.name}: the workload has no valid jobs "
+                           f"({describe_rows(w.account.to_dict())})", field="trace")
     factor = 1.0
     if sc.target_load is not None:
         factor = load_factor_for(w, sc.fleet.n_accelerators, sc.target_load)

@@ -13,6 +13,7 @@ import os
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -119,39 +120,94 @@ def _arrow_detail(msg: str) -> str:
 
 _ROW_RE = re.compile(r"Row #(\d+)")
 
+# Text that means "no value" in a numeric column (Arrow's defaults without its NaN spellings):
+# ``nan`` / ``NaN`` is read as the number NaN and counted as ``nonfinite_<column>``, not taken
+# for a missing value.
+CSV_NULLS = ["", "#N/A", "#N/A N/A", "#NA", "N/A", "NA", "NULL", "n/a", "null"]
 
-def read_table(path: Path) -> tuple[pa.Table, int]:
-    """Read a CSV or Parquet file; returns the table and the file line of its first data row."""
+
+class TableRead(NamedTuple):
+    """A file's table, the file line of each data row, and the line of the header."""
+
+    table: pa.Table
+    lines: np.ndarray  # int64, one per row
+    header_line: int
+
+
+def physical_lines(data: bytes) -> np.ndarray | None:
+    """The (1-based) file line of each non-empty line of ``data``, or None when no line is
+    empty (the k-th non-empty line is then line k). Arrow's CSV reader skips empty lines, so
+    its row k is the k-th non-empty line; line ends are LF, CRLF or CR, as for Arrow."""
+    if not (data[:1] in (b"\n", b"\r") or b"\n\n" in data or b"\r\r" in data
+            or b"\n\r" in data):
+        return None  # the fast path: no empty line anywhere
+    b = np.frombuffer(data, dtype=np.uint8)
+    cr = b == 13
+    lf = b == 10
+    crlf = np.zeros(len(b), dtype=bool)
+    crlf[:-1] = cr[:-1] & lf[1:]  # a CR followed by LF: one line end of two bytes
+    lf_in_crlf = np.zeros(len(b), dtype=bool)
+    lf_in_crlf[1:] = crlf[:-1]
+    ends = np.flatnonzero(cr | (lf & ~lf_in_crlf))
+    starts = np.concatenate(([0], ends + 1 + crlf[ends]))
+    stops = np.concatenate((ends, [len(b)]))
+    return np.flatnonzero(stops > starts) + 1
+
+
+def _csv_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed as Arrow would (``.gz``, ``.bz2``, … by the suffix)."""
+    with pa.input_stream(str(path), compression="detect") as fh:
+        return fh.read()
+
+
+def read_table(path: Path) -> TableRead:
+    """Read a CSV or Parquet file. Line numbers are the file's own: a CSV's blank lines (which
+    Arrow skips) are counted; a Parquet row's "line" is its row number from 1."""
     if path.suffix.lower() in (".parquet", ".pq"):
         try:
-            return pq.read_table(path), 1
+            table = pq.read_table(path)
         except (pa.ArrowException, OSError) as exc:
             raise InvalidTrace(f"{path}: not a readable Parquet file ({exc})", field="trace",
                                line=None) from None
+        return TableRead(table, np.arange(table.num_rows, dtype=np.int64) + 1, 1)
+    try:
+        data = _csv_bytes(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InvalidTrace(f"{path}: cannot read ({exc})", field="trace", line=None) from None
+    phys = physical_lines(data)
+
+    def file_line(row: int) -> int:  # Arrow's row (1-based, the header is row 1)
+        return int(phys[row - 1]) if phys is not None and 0 < row <= len(phys) else row
+
     try:
         table = pacsv.read_csv(
-            path,
+            pa.BufferReader(data),
             read_options=pacsv.ReadOptions(use_threads=False),
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(null_values=CSV_NULLS),
         )
     except pa.ArrowInvalid as exc:
         msg = str(exc)
         m = _ROW_RE.search(msg)
-        line = int(m.group(1)) if m else (1 if "Empty CSV" in msg else None)
+        line = file_line(int(m.group(1))) if m else (1 if "Empty CSV" in msg else None)
         detail = _arrow_detail(msg)
         where = f", line {line}" if line else ""
         raise InvalidTrace(f"{path}{where}: {detail}", field="trace", line=line) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidTrace(f"{path}: cannot read ({exc})", field="trace", line=None) from None
-    return table, 2
+    n = table.num_rows
+    if phys is None:
+        return TableRead(table, np.arange(n, dtype=np.int64) + 2, 1)
+    return TableRead(table, phys[1:n + 1].astype(np.int64), int(phys[0]) if len(phys) else 1)
 
 
-def _require(table: pa.Table, path: Path, cols: tuple[str, ...] | list[str]) -> None:
+def _require(read: TableRead, path: Path, cols: tuple[str, ...] | list[str]) -> None:
+    table, line = read.table, read.header_line
     missing = [c for c in cols if c not in table.column_names]
     if missing:
         raise InvalidTrace(
-            f"{path}, line 1: missing column(s) {', '.join(missing)}; "
-            f"found: {excerpt(', '.join(table.column_names), 200)}", field="trace", line=1)
+            f"{path}, line {line}: missing column(s) {', '.join(missing)}; "
+            f"found: {excerpt(', '.join(table.column_names), 200)}", field="trace", line=line)
 
 
 def _as_str(col: pa.ChunkedArray) -> np.ndarray:
@@ -170,9 +226,23 @@ def _float_fallback(values: list[object], parse) -> np.ndarray:
     return out
 
 
+_PER_SECOND = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+
+
+def _in_seconds(col: pa.ChunkedArray) -> np.ndarray:
+    """An Arrow duration or timestamp column in seconds (float64; nulls become NaN): the
+    integer count of its unit over the unit, so sub-second values are kept."""
+    ticks = pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    return ticks / _PER_SECOND[col.type.unit]
+
+
 def to_float(col: pa.ChunkedArray) -> np.ndarray:
-    """Numbers as float64; nulls and unparseable text become NaN (counted by the caller)."""
+    """Numbers as float64; nulls and unparseable text become NaN (counted by the caller). An
+    Arrow duration (a Parquet ``INTERVAL``/duration column, e.g. from pandas' timedelta) is
+    converted to seconds."""
     t = col.type
+    if pa.types.is_duration(t):
+        return _in_seconds(col)
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
         return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
     if pa.types.is_null(t):
@@ -197,9 +267,10 @@ def _iso_seconds(v: object) -> float:
 def to_seconds(col: pa.ChunkedArray) -> np.ndarray:
     """Seconds (float64) from numbers (already seconds) or timestamps (naive = UTC)."""
     t = col.type
-    if pa.types.is_timestamp(t) or pa.types.is_date(t):
-        secs = pc.cast(pc.cast(col, pa.timestamp("s")), pa.int64())
-        return secs.to_numpy(zero_copy_only=False).astype(np.float64)
+    if pa.types.is_timestamp(t):
+        return _in_seconds(col)
+    if pa.types.is_date(t):
+        return _in_seconds(pc.cast(col, pa.timestamp("s")))
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         try:
             secs = pc.cast(pc.cast(col, pa.timestamp("s")), pa.int64())
@@ -209,19 +280,40 @@ def to_seconds(col: pa.ChunkedArray) -> np.ndarray:
     return to_float(col)
 
 
+def _is_number(v: object) -> bool:
+    """Whether a raw value is a number (``nan`` and ``inf`` included), as opposed to text that
+    is no number at all."""
+    if isinstance(v, (int, float)):
+        return True
+    try:
+        float(str(v).strip())
+    except ValueError:
+        return False
+    return True
+
+
 def _reject_unparseable(account: RowAccount, name: str, col: pa.ChunkedArray, values: np.ndarray,
                         lines: np.ndarray, counted: np.ndarray) -> None:
-    """Tell apart a missing value (null/empty) from one that is present but unparseable; the
-    latter are counted here (once per row, in ``counted``) and left to build() as excluded."""
+    """Tell apart a missing value (null/empty, left to build() as ``missing_<field>``) from one
+    that is present but no finite number: ``nonfinite_<name>`` (NaN or ±infinity, written
+    ``nan``, ``inf``, …) or ``unparseable_<name>`` (anything else). Those are counted here
+    (once per row, in ``counted``) and left to build() as excluded."""
     bad = ~np.isfinite(values)
     if not bad.any():
         return
     present = ~np.asarray(pc.is_null(col).to_numpy(zero_copy_only=False), dtype=bool)
-    if pa.types.is_string(col.type):
-        present &= np.asarray(pc.not_equal(col, "").fill_null(False).to_numpy(
-            zero_copy_only=False), dtype=bool)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        # a text column keeps its null spellings (NA, null, …): they are missing values too
+        blank = pc.is_in(col, value_set=pa.array(CSV_NULLS, col.type)).fill_null(True)
+        present &= ~np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
     new = bad & present & ~counted
-    account.reject(f"unparseable_{name}", new, lines)
+    rows = np.flatnonzero(new)
+    if len(rows):  # only the bad rows' raw values are looked at
+        raw = col.take(pa.array(rows)).to_pylist()
+        number = np.zeros(len(values), dtype=bool)
+        number[rows] = [_is_number(v) for v in raw]
+        account.reject(f"nonfinite_{name}", new & number, lines)
+        account.reject(f"unparseable_{name}", new & ~number, lines)
     counted |= new
 
 
@@ -230,17 +322,17 @@ def _reject_unparseable(account: RowAccount, name: str, col: pa.ChunkedArray, va
 
 def read_philly(path: Path) -> Workload:
     """Philly (ATC'19 derivative): submit timestamp text, duration s, num_gpus, cluster = tenant."""
-    table, first = read_table(path)
-    _require(table, path, PHILLY_COLUMNS)
-    return _assemble("philly", table, first, submit="timestamp", duration="duration",
+    read = read_table(path)
+    _require(read, path, PHILLY_COLUMNS)
+    return _assemble("philly", path, read, submit="timestamp", duration="duration",
                      gpus="num_gpus", tenant="cluster")
 
 
 def read_helios(path: Path) -> Workload:
     """Helios (SenseTime, SC'21) format; the virtual cluster ``vc`` is the tenant."""
-    table, first = read_table(path)
-    _require(table, path, ("vc", "gpu_num", "submit_time", "duration"))
-    return _assemble("helios", table, first, submit="submit_time", duration="duration",
+    read = read_table(path)
+    _require(read, path, ("vc", "gpu_num", "submit_time", "duration"))
+    return _assemble("helios", path, read, submit="submit_time", duration="duration",
                      gpus="gpu_num", tenant="vc")
 
 
@@ -249,10 +341,10 @@ def read_alibaba(path: Path) -> Workload:
     ``gpu_milli``/1000 of one; a share is rounded up to one whole accelerator (counted). The
     runtime is deletion − scheduled time; pods still ``Pending`` never ran and are counted invalid.
     The QoS class is the tenant; best-effort (BE) pods are flexible and preemptible."""
-    table, first = read_table(path)
-    _require(table, path, ALIBABA_COLUMNS)
+    read = read_table(path)
+    _require(read, path, ALIBABA_COLUMNS)
+    table, lines = read.table, read.lines
     n = table.num_rows
-    lines = np.arange(n) + first
     account = RowAccount()
     counted = np.zeros(n, dtype=bool)
     cols = {k: to_float(table[k]) for k in ("creation_time", "deletion_time", "scheduled_time",
@@ -276,21 +368,22 @@ def read_alibaba(path: Path) -> Workload:
     job_class = np.where(be, int(JobClass.FLEXIBLE), int(JobClass.BATCH))
     return build("alibaba-gpu-2023", submit=submit, runtime=runtime, gpus=gpus,
                  tenant_labels=qos, lines=lines, account=account, model_labels=model,
-                 job_class=job_class, preemptible=be, excluded=never | counted)
+                 job_class=job_class, preemptible=be, excluded=never | counted,
+                 source=str(path))
 
 
 def read_columns(path: Path, mapping: dict[str, str]) -> Workload:
     """Any CSV or Parquet with ``mapping`` (see :func:`parse_columns`) naming its columns."""
-    table, first = read_table(path)
-    _require(table, path, list(mapping.values()))
-    return _assemble(path.stem, table, first, **mapping)
+    read = read_table(path)
+    _require(read, path, list(mapping.values()))
+    return _assemble(path.stem, path, read, **mapping)
 
 
-def _assemble(name: str, table: pa.Table, first: int, *, submit: str, gpus: str,
+def _assemble(name: str, path: Path, read: TableRead, *, submit: str, gpus: str,
               duration: str | None = None, start: str | None = None, end: str | None = None,
               tenant: str | None = None, model: str | None = None) -> Workload:
+    table, lines = read.table, read.lines
     n = table.num_rows
-    lines = np.arange(n) + first
     account = RowAccount()
     counted = np.zeros(n, dtype=bool)
     sub = to_seconds(table[submit])
@@ -314,7 +407,7 @@ def _assemble(name: str, table: pa.Table, first: int, *, submit: str, gpus: str,
     models = _as_str(table[model]) if model else None
     return build(name, submit=(sub), runtime=(run), gpus=(g),
                  tenant_labels=labels, lines=lines, account=account, model_labels=models,
-                 excluded=counted)
+                 excluded=counted, source=str(path))
 
 
 def detect_format(table_columns: list[str]) -> str:
@@ -352,7 +445,13 @@ def read_trace(spec: str | Path, fmt: str = "auto", columns: str | dict[str, str
                                    field="trace") from None
         else:
             with path.open("rb") as fh:
-                header = fh.readline(65536).decode("utf-8", "replace").strip()
+                header = ""
+                for _ in range(1000):  # Arrow skips blank lines before the header too
+                    raw = fh.readline(65536)
+                    header = raw.decode("utf-8", "replace").strip("\r\n")
+                    if header or not raw:
+                        break
+                header = header.strip()
             names = [c.strip().strip('"') for c in header.split(",")]
         fmt = detect_format(names)
         if fmt == "unknown":

@@ -16,6 +16,15 @@ import numpy as np
 # The shortest runtime a job is given: a scheduler needs a non-zero interval between a start
 # and a finish, and real launchers take about a second to start a process anyway.
 MIN_RUNTIME_S = 1.0
+# The longest runtime a job may have: ten years (3,653 days). A longer one is a unit mistake or
+# a corrupt value (``1e300``), not a job; it is counted as ``runtime_over_10_years``.
+MAX_RUNTIME_S = 3653 * 86400.0
+# Submission times (epoch seconds, or seconds from any origin) must lie within the years 1 to
+# 9999 of the calendar (what a timestamp can say), else ``submit_out_of_range``.
+MAX_ABS_SUBMIT_S = 253402300799.0  # 9999-12-31T23:59:59Z
+# A job's GPU count must fit the simulator's 32-bit counts, else ``too_many_gpus`` (no fleet
+# comes near: the largest custom fleet holds 100,000 × 1,024).
+MAX_GPUS = float(2**31 - 1)
 EXAMPLE_LINES = 5
 
 
@@ -39,13 +48,18 @@ class RowAccount:
                           {k: list(v) for k, v in self.examples.items()}, self.simulated,
                           self.max_jobs)
 
-    def reject(self, reason: str, mask: np.ndarray, lines: np.ndarray) -> None:
-        """Count the rows in ``mask`` as invalid for ``reason`` (``lines`` are file lines)."""
+    def reject(self, reason: str, mask: np.ndarray, lines: np.ndarray | None) -> None:
+        """Count the rows in ``mask`` as invalid for ``reason`` (``lines`` are file lines; None
+        for a generated workload, which has no file: then only the count is kept). The examples
+        are the first lines in the file, whatever order the rows are in (a workload's rows are
+        in submit order)."""
         n = int(mask.sum())
         if n:
             self.invalid[reason] += n
+            if lines is None:
+                return
             ex = self.examples.setdefault(reason, [])
-            ex.extend(int(x) for x in lines[mask][: EXAMPLE_LINES - len(ex)])
+            ex.extend(int(x) for x in np.sort(lines[mask])[: EXAMPLE_LINES - len(ex)])
 
     def adjust(self, reason: str, n: int) -> None:
         if n:
@@ -84,6 +98,10 @@ class Workload:
     preemptible: np.ndarray | None = None  # bool, None = none preemptible
     origin: float = 0.0
     account: RowAccount = field(default_factory=RowAccount)
+    # The file each job came from and its line there (None for a generated workload), so rows
+    # dropped later (``larger_than_fleet``) are reported with their lines like the others.
+    source: str = ""
+    lines: np.ndarray | None = None  # int64, file line of each job
 
     def __len__(self) -> int:
         return len(self.submit_s)
@@ -113,6 +131,8 @@ class Workload:
             preemptible=None if self.preemptible is None else self.preemptible[idx],
             origin=self.origin,
             account=self.account,
+            source=self.source,
+            lines=None if self.lines is None else self.lines[idx],
         )
 
     def head(self, n: int) -> Workload:
@@ -153,10 +173,12 @@ def build(
     job_class: np.ndarray | None = None,
     preemptible: np.ndarray | None = None,
     excluded: np.ndarray | None = None,
+    source: str = "",
 ) -> Workload:
     """Validate parsed columns row by row (NaN = missing or unparseable), count what is dropped
     and adjusted, and return the surviving jobs sorted by submission. ``excluded`` rows were
-    already counted by the reader (e.g. an unparseable value) and are left out uncounted."""
+    already counted by the reader (e.g. an unparseable value) and are left out uncounted.
+    ``source`` names the file (for messages)."""
     account.rows_read = len(submit)
     keep = np.ones(len(submit), dtype=bool) if excluded is None else ~excluded
 
@@ -170,10 +192,13 @@ def build(
     reject("missing_runtime", ~np.isfinite(runtime))
     reject("missing_gpus", ~np.isfinite(gpus))
     with np.errstate(invalid="ignore"):
+        reject("submit_out_of_range", np.abs(submit) > MAX_ABS_SUBMIT_S)
         reject("negative_runtime", runtime < 0)
+        reject("runtime_over_10_years", runtime > MAX_RUNTIME_S)
         reject("zero_gpus", gpus == 0)
         reject("negative_gpus", gpus < 0)
         reject("fractional_gpus", (gpus > 1) & (gpus != np.floor(gpus)))
+        reject("too_many_gpus", gpus > MAX_GPUS)
     labels = np.asarray(tenant_labels, dtype=object)
     missing_tenant = np.array([x is None or x == "" for x in labels], dtype=bool)
     if missing_tenant.any():
@@ -218,4 +243,6 @@ def build(
         preemptible=None if preemptible is None else np.asarray(preemptible, dtype=bool)[idx],
         origin=origin,
         account=account,
+        source=source,
+        lines=np.asarray(lines, dtype=np.int64)[idx],
     )
