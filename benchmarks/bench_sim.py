@@ -53,6 +53,7 @@ def _forecast(w, args) -> None:
               f"forecasts={e['forecasts']} median_abs_error_s={e.get('median_abs_error_s', 0):.0f} "
               f"p90_abs_error_s={e.get('p90_abs_error_s', 0):.0f} "
               f"mean_error_s={e.get('mean_error_s', 0):.0f} "
+              f"median_rel_error={e.get('median_relative_error', 0):.2f} "
               f"within_25pct={e.get('within_25pct_of_wait', 0):.2f} "
               f"wall_s={time.perf_counter() - t:.1f}")
 
