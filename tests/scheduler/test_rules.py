@@ -130,6 +130,22 @@ def _quotas_never_idle_small_first() -> tuple[Snapshot, dict[str, job]]:
                       usage={"ind": 2e6, "res": 1e6})
 
 
+def _lender_uses_its_own_idle() -> tuple[Snapshot, dict[str, job]]:
+    # only research may lend; its own tier-A job takes 48 of its 51.2 idle first, so industry's
+    # gang (28.8 beyond its entitlement) has nothing to borrow from in this cycle
+    w = World(lend_limit={"industry": 0.0, "public": 0.0})
+    return world_snap([job("r_small").project("res").shape(6, 8),
+                       job("r_big").project("res").shape(16, 8),
+                       job("i_gang").project("ind").shape(10, 8)], world=w)
+
+
+def _quota_no_more_than_others_lend() -> tuple[Snapshot, dict[str, job]]:
+    # public lends nothing: industry may borrow research's 51.2 and no more (its quota counted
+    # its own idle entitlement as lendable, and the loan fell on public's capacity)
+    w = World(lend_limit={"public": 0.0})
+    return world_snap([job("i_big").project("ind").shape(14, 8)], world=w)
+
+
 def _lend_limit() -> tuple[Snapshot, dict[str, job]]:
     w = World(lend_limit={"research": 0.0, "public": 0.0})
     return world_snap([job("big").project("ind").gpus(64), job("fits").project("ind").gpus(48)],
@@ -398,6 +414,10 @@ CASES = [
          reasons={"ind": H.RESOURCES}),
     Case("fifo ignores entitlement", _below_entitlement_first, "fifo", started={"ind"}),
     Case("idle capacity is lent", _borrowing, started={"big"}, check=_check_borrowing),
+    Case("a lender's own starts shrink what it lends", _lender_uses_its_own_idle,
+         started={"r_small"}, reasons={"r_big": H.ENTITLEMENT, "i_gang": H.ENTITLEMENT}),
+    Case("no borrowing beyond what others lend", _quota_no_more_than_others_lend,
+         reasons={"i_big": H.ENTITLEMENT}),
     Case("quotas never leave a fleet idle", _quotas_never_idle, started={"ind_all"},
          reasons={"res_all": H.ENTITLEMENT}),
     Case("held for quota: second pass by priority", _quotas_never_idle_small_first,

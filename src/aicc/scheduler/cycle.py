@@ -285,6 +285,8 @@ class _Walk:
             self.quota = od.ent.quota.tolist()
             self.lendable = od.ent.lendable.tolist()
             self.pool = od.ent.pool.tolist()
+            self.lent = od.ent.lent.tolist()
+            self.lend_cap = od.ent.lend_cap.tolist()
         # rule 2's second pass: borrowing limited by what is still lendable, not by quotas
         self.conserving = False
         n_t = len(prep.type_cap)
@@ -457,9 +459,7 @@ class _Walk:
                     room = self.cap[s][t] - self.used[s][t]
                     borrow = a - (room if room > 0 else 0.0)
                     if borrow > 1e-9:
-                        held_here = tier_a or borrow > (
-                            self._lendable_to(s, t) if self.conserving
-                            else self.quota[s][t]) + 1e-9
+                        held_here = tier_a or borrow > self._limit(s, t) + 1e-9
                         if held_here:
                             if tier_a:
                                 out.demoted.append(j)  # rule 1: now beyond its entitlement, B
@@ -522,6 +522,7 @@ class _Walk:
                     if borrow > 0:
                         lender = self._lend(s, t, borrow)
                         out.borrowed += 1
+                    self._own_use(s, t)
                 out.starts.append(Start(int(self.snap.pending.id[j]), placement, borrow > 0,
                                         lender))
             else:
@@ -545,13 +546,26 @@ class _Walk:
         sector's."""
         return self.pool[t] + sum(x[t] for i, x in enumerate(self.lendable) if i != s)
 
+    def _limit(self, s: int, t: int) -> float:
+        """What sector ``s`` may borrow of type ``t`` now: what is still lendable to it, and in
+        the first pass no more than its quota."""
+        left = self._lendable_to(s, t)
+        return left if self.conserving else min(self.quota[s][t], left)
+
     def _limits(self) -> np.ndarray:
-        """[S, T] what a sector may borrow now: its quota, or in the second pass what is still
-        lendable to it."""
-        if not self.conserving:
-            return np.array(self.quota)
+        """:meth:`_limit` for every (sector, type), [S, T]."""
         lend = np.array(self.lendable)
-        return np.array(self.pool)[None, :] + lend.sum(axis=0)[None, :] - lend
+        left = np.array(self.pool)[None, :] + lend.sum(axis=0)[None, :] - lend
+        return left if self.conserving else np.minimum(np.array(self.quota), left)
+
+    def _own_use(self, s: int, t: int) -> None:
+        """A sector that starts a job on its own entitled capacity has that much less idle to
+        lend (rule 2: lendable = min(idle, lend limit) − lent)."""
+        idle = self.cap[s][t] - self.used[s][t]
+        left = min(idle if idle > 0 else 0.0, self.lend_cap[s][t]) - self.lent[s][t]
+        left = left if left > 0 else 0.0
+        if left < self.lendable[s][t]:
+            self.lendable[s][t] = left
 
     def _reserve(self, j: int, start: float, need: int) -> None:
         if start == INF:
@@ -578,6 +592,7 @@ class _Walk:
                 break
             got = min(amount, left)
             self.lendable[x][t] -= got
+            self.lent[x][t] += got
             amount -= got
             if got > best_amt:
                 best, best_amt = x, got

@@ -21,6 +21,8 @@ class Entitlements:
     lendable: np.ndarray  # float64 [S, T] still lendable by each sector
     pool: np.ndarray  # float64 [T] unentitled capacity still lendable
     quota: np.ndarray  # float64 [S, T] what each sector may still borrow in this cycle
+    lent: np.ndarray  # float64 [S, T] lent by each sector to others' running jobs
+    lend_cap: np.ndarray  # float64 [S, T] the most each sector lends (lend limit × entitled)
 
 
 def sector_use(running: JobTable, project_sector: np.ndarray, n_sectors: int, n_types: int
@@ -108,11 +110,13 @@ def entitlements(tenancy: Tenancy, running: JobTable, type_cap: np.ndarray,
              else np.clip(np.asarray(tenancy.lend_limit, dtype=np.float64), 0.0, 1.0))
     lent, pool_lent = lent_out(running, used, cap, type_cap)
     idle = np.maximum(cap - used, 0.0)
-    lendable = np.maximum(np.minimum(idle, limit[:, None] * cap) - lent, 0.0)
+    lend_cap = limit[:, None] * cap
+    lendable = np.maximum(np.minimum(idle, lend_cap) - lent, 0.0)
     pool = np.maximum(np.maximum(type_cap - cap.sum(axis=0), 0.0) - pool_lent, 0.0)
     want = np.maximum(pending_demand - np.maximum(cap - used, 0.0), 0.0)
     quota = water_fill(pool + lendable.sum(axis=0), cap, want)
-    return Entitlements(cap=cap, used=used, lendable=lendable, pool=pool, quota=quota)
+    return Entitlements(cap=cap, used=used, lendable=lendable, pool=pool, quota=quota,
+                        lent=lent, lend_cap=lend_cap)
 
 
 def borrowed_rows(running: JobTable, project_sector: np.ndarray, cap: np.ndarray,
