@@ -627,9 +627,13 @@ def walk(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: FreeSt
         # sectors would leave a whole fleet idle for ever. The jobs held for their quota are
         # walked again, in priority order, against what is still lendable.
         held = b_rows[reason[b_rows] == _ENTITLEMENT]
-        if len(held):  # (a type with nothing left to lend holds its rows as the pass would)
+        if len(held):  # (a type with nothing left to lend holds its rows as the pass would;
+            # without backfill, so does a type already blocked: they keep their reason)
             lendable = np.array(w.pool) + np.array(w.lendable).sum(axis=0)
-            held = held[lendable[w.t[held]] > 0]
+            live = lendable > 0
+            if not policy.backfill:
+                live &= ~np.array(w.blocked_type)
+            held = held[live[w.t[held]]]
         if len(held):
             w.conserving = True
             w.run(held, tier_a=False)
