@@ -146,6 +146,21 @@ def _quota_no_more_than_others_lend() -> tuple[Snapshot, dict[str, job]]:
     return world_snap([job("i_big").project("ind").shape(14, 8)], world=w)
 
 
+def _no_backfill_second_pass() -> tuple[Snapshot, dict[str, job]]:
+    # without backfill, p4's failed placement blocks the type in the first pass; the rows held
+    # for their quota before it keep that reason (the second pass leaves a blocked type alone)
+    running = [job("f0").project("res2").gpus(8).running(0.0, 0),
+               job("f1").project("pub").gpus(8).running(0.0, 1),
+               job("f2").project("res2").gpus(8).running(0.0, 2)]
+    pending = [job("p0").project("ind2").gpus(96).submitted(3.0),
+               job("p1").project("res2").gpus(64).submitted(3.0),
+               job("p2").project("res2").gpus(64).submitted(0.0),
+               job("p3").project("pub").gpus(96).submitted(1.0),
+               job("p4").project("ind2").gpus(64).submitted(2.0)]
+    return world_snap(pending, running, usage={"ind": 3e6, "ind2": 4e6, "res": 2e6,
+                                               "res2": 3e6, "pub": 2e6})
+
+
 def _lend_limit() -> tuple[Snapshot, dict[str, job]]:
     w = World(lend_limit={"research": 0.0, "public": 0.0})
     return world_snap([job("big").project("ind").gpus(64), job("fits").project("ind").gpus(48)],
@@ -418,6 +433,10 @@ CASES = [
          started={"r_small"}, reasons={"r_big": H.ENTITLEMENT, "i_gang": H.ENTITLEMENT}),
     Case("no borrowing beyond what others lend", _quota_no_more_than_others_lend,
          reasons={"i_big": H.ENTITLEMENT}),
+    Case("no backfill: quota holds keep their reason", _no_backfill_second_pass,
+         Policy(backfill=False), started={"p2"},
+         reasons={"p0": H.ENTITLEMENT, "p1": H.ENTITLEMENT, "p3": H.ENTITLEMENT,
+                  "p4": H.RESOURCES}),
     Case("quotas never leave a fleet idle", _quotas_never_idle, started={"ind_all"},
          reasons={"res_all": H.ENTITLEMENT}),
     Case("held for quota: second pass by priority", _quotas_never_idle_small_first,
