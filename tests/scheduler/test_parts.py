@@ -120,6 +120,25 @@ def test_borrowed_rows_derived_youngest_first() -> None:
     assert got.tolist() == [False] * 6 + [True, True]
 
 
+def test_borrowed_rows_named_lender_only_up_to_the_excess() -> None:
+    w = World()
+    # industry (51.2) runs 8 whole nodes = 64, the first six named no lender, the last two
+    # named research: 12.8 above its entitlement, so both named ones still borrow
+    running = [job(f"i{n}").project("ind").gpus(8).running(float(n), n, lender=1 if n >= 6
+                                                                       else -1)
+               for n in range(8)]
+    snap = w.snapshot([], running)
+    ent = np.array(snap.tenancy.entitlement) * 128
+    used = np.zeros_like(ent)
+    used[0, 0] = 64
+    got = borrowed_rows(snap.running, snap.tenancy.project_sector, ent, used)
+    assert got.tolist() == [False] * 6 + [True, True]
+    # back under its entitlement (48 in use), no job of industry borrows, named or not
+    used[0, 0] = 48
+    got = borrowed_rows(snap.running, snap.tenancy.project_sector, ent, used)
+    assert not got.any()
+
+
 def test_fragmentation() -> None:
     fleet = build_fleet("lab")
     free = fleet.capacity.copy()

@@ -161,6 +161,15 @@ def _no_backfill_second_pass() -> tuple[Snapshot, dict[str, job]]:
                                                "res2": 3e6, "pub": 2e6})
 
 
+def _lent_is_what_is_borrowed_now() -> tuple[Snapshot, dict[str, job]]:
+    # research runs 40 of its 51.2, 16 of them in a job that once borrowed from industry: it
+    # borrows nothing now, so industry's whole 51.2 is idle and lendable. Public (25.6) may
+    # borrow 54.4 for its 80-GPU job: industry's 51.2 and research's idle 11.2 cover it
+    running = [job("r_old").project("res").gpus(16).running(0.0, 0, 1, lender=0),
+               job("r_more").project("res").gpus(24).running(0.0, 2, 3, 4)]
+    return world_snap([job("p_big").project("pub").gpus(80)], running)
+
+
 def _lend_limit() -> tuple[Snapshot, dict[str, job]]:
     w = World(lend_limit={"research": 0.0, "public": 0.0})
     return world_snap([job("big").project("ind").gpus(64), job("fits").project("ind").gpus(48)],
@@ -437,6 +446,8 @@ CASES = [
          Policy(backfill=False), started={"p2"},
          reasons={"p0": H.ENTITLEMENT, "p1": H.ENTITLEMENT, "p3": H.ENTITLEMENT,
                   "p4": H.RESOURCES}),
+    Case("a loan ends when the borrower is back within its entitlement",
+         _lent_is_what_is_borrowed_now, started={"p_big"}),
     Case("quotas never leave a fleet idle", _quotas_never_idle, started={"ind_all"},
          reasons={"res_all": H.ENTITLEMENT}),
     Case("held for quota: second pass by priority", _quotas_never_idle_small_first,

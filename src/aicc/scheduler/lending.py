@@ -35,22 +35,30 @@ def sector_use(running: JobTable, project_sector: np.ndarray, n_sectors: int, n_
                        minlength=n_sectors * n_types).reshape(n_sectors, n_types)
 
 
-def lent_out(running: JobTable, used: np.ndarray, cap: np.ndarray, type_cap: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray]:
+def lent_out(running: JobTable, used: np.ndarray, cap: np.ndarray, type_cap: np.ndarray,
+             project_sector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Accelerators currently lent by each sector [S, T] and by the pool [T].
 
-    With a ``lender`` column the split among lenders is taken from it; without one, the excess
-    over entitlement is charged to the pool first, then to sectors in proportion to their idle
-    entitlement (rule 2)."""
+    What a sector borrows is its use above its entitlement (its *excess*), whatever its jobs
+    were told when they started: a job that borrowed part of its accelerators, or whose sector
+    has since come back under its entitlement, lends no more than that. With a ``lender``
+    column each borrowing sector's excess is split among the lenders its jobs name, in
+    proportion to their accelerators; without one, the excess is charged to the pool first,
+    then to sectors in proportion to their idle entitlement (rule 2)."""
     n_s, n_t = cap.shape
-    excess = np.maximum(used - cap, 0.0).sum(axis=0)  # [T]
+    over = np.maximum(used - cap, 0.0)  # [S, T]
+    excess = over.sum(axis=0)  # [T]
     idle = np.maximum(cap - used, 0.0)
     if len(running) and len(running.lender) == len(running):
         has = running.lender >= 0
-        key = running.lender[has].astype(np.int64) * n_t + running.type_idx[has]
-        lent = np.bincount(key, weights=running.accelerators[has].astype(np.float64),
-                           minlength=n_s * n_t).reshape(n_s, n_t)
-        lent = np.minimum(lent, idle)
+        b = project_sector[running.project[has]].astype(np.int64)
+        key = (b * n_s + running.lender[has]) * n_t + running.type_idx[has]
+        named = np.bincount(key, weights=running.accelerators[has].astype(np.float64),
+                            minlength=n_s * n_s * n_t
+                            ).astype(np.float64).reshape(n_s, n_s, n_t)  # [b, lender, t]
+        tot = named.sum(axis=1)  # [b, t]
+        scale = np.divide(over, tot, out=np.ones_like(tot), where=tot > over)
+        lent = np.minimum((named * scale[:, None, :]).sum(axis=0), idle)
         return lent, np.maximum(excess - lent.sum(axis=0), 0.0)
     pool_cap = np.maximum(type_cap - cap.sum(axis=0), 0.0)
     from_pool = np.minimum(excess, pool_cap)
@@ -108,7 +116,7 @@ def entitlements(tenancy: Tenancy, running: JobTable, type_cap: np.ndarray,
     used = sector_use(running, tenancy.project_sector, n_s, n_t)
     limit = (np.ones(n_s) if tenancy.lend_limit is None
              else np.clip(np.asarray(tenancy.lend_limit, dtype=np.float64), 0.0, 1.0))
-    lent, pool_lent = lent_out(running, used, cap, type_cap)
+    lent, pool_lent = lent_out(running, used, cap, type_cap, tenancy.project_sector)
     idle = np.maximum(cap - used, 0.0)
     lend_cap = limit[:, None] * cap
     lendable = np.maximum(np.minimum(idle, lend_cap) - lent, 0.0)
@@ -123,17 +131,18 @@ def borrowed_rows(running: JobTable, project_sector: np.ndarray, cap: np.ndarray
                   used: np.ndarray) -> np.ndarray:
     """Bool per running row: does it run on borrowed capacity? (rule 2)
 
-    Rows naming a lender are borrowed; without a ``lender`` column, the youngest jobs of each
-    over-entitled (sector, type) are, up to the excess."""
+    The youngest jobs of each over-entitled (sector, type), up to its excess over its
+    entitlement; with a ``lender`` column, only among the jobs that name a lender (a job whose
+    sector has since come back under its entitlement borrows nothing any more)."""
     n = len(running)
     if n == 0:
         return np.zeros(0, dtype=bool)
-    if len(running.lender) == n:
-        return running.lender >= 0
     sec = project_sector[running.project].astype(np.int64)
     t = running.type_idx.astype(np.int64)
     excess = np.maximum(used - cap, 0.0)[sec, t]
     acc = running.accelerators.astype(np.float64)
+    if len(running.lender) == n:  # jobs that name no lender neither count nor are counted
+        acc = np.where(running.lender >= 0, acc, 0.0)
     order = np.lexsort((-running.start_time, t, sec))  # group, then youngest first
     key = (sec * cap.shape[1] + t)[order]
     cum = np.cumsum(acc[order])
@@ -141,7 +150,7 @@ def borrowed_rows(running: JobTable, project_sector: np.ndarray, cap: np.ndarray
     base = np.repeat(np.r_[0.0, cum][starts], np.diff(np.r_[starts, n]))
     before = cum - acc[order] - base  # accelerators of younger jobs in the same group
     out = np.zeros(n, dtype=bool)
-    out[order] = before < excess[order] - 1e-9
+    out[order] = (before < excess[order] - 1e-9) & (acc[order] > 0)
     return out
 
 
