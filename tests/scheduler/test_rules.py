@@ -170,6 +170,17 @@ def _lent_is_what_is_borrowed_now() -> tuple[Snapshot, dict[str, job]]:
     return world_snap([job("p_big").project("pub").gpus(80)], running)
 
 
+def _mixed_sizes() -> tuple[Snapshot, dict[str, job]]:
+    # one 8-accelerator H100 node and four of 4: a gang of 2 × 8 fits no two nodes (it waited
+    # for ever as RESOURCES, blocking FIFO); 4 × 4 fits the small ones
+    ph = FleetPhase(name="mixed", site="lab", nodes_per_leaf=4, leaves_per_pod=2,
+                    groups=(NodeGroup(type=H100, nodes=1),
+                            NodeGroup(type=H100, nodes=4, accelerators_per_node=4)))
+    w = World(fleet=build_fleet(ph))
+    return world_snap([job("two_eights").shape(2, 8).submitted(NOW - 60),
+                       job("four_fours").shape(4, 4).submitted(NOW - 30)], world=w)
+
+
 def _lend_limit() -> tuple[Snapshot, dict[str, job]]:
     w = World(lend_limit={"research": 0.0, "public": 0.0})
     return world_snap([job("big").project("ind").gpus(64), job("fits").project("ind").gpus(48)],
@@ -448,6 +459,8 @@ CASES = [
                   "p4": H.RESOURCES}),
     Case("a loan ends when the borrower is back within its entitlement",
          _lent_is_what_is_borrowed_now, started={"p_big"}),
+    Case("gang needs nodes that hold its share", _mixed_sizes, "fifo", started={"four_fours"},
+         reasons={"two_eights": H.NODE_UNAVAILABLE}),
     Case("quotas never leave a fleet idle", _quotas_never_idle, started={"ind_all"},
          reasons={"res_all": H.ENTITLEMENT}),
     Case("held for quota: second pass by priority", _quotas_never_idle_small_first,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aicc.fleet import build_fleet
+from aicc.fleet.phases import FleetPhase, NodeGroup
 from aicc.sim.jobs import prepare
 from aicc.sim.loop import (
     ST_DONE,
@@ -126,6 +128,21 @@ def test_job_larger_than_fleet_is_counted_not_dropped():
     jobs, _, _ = setup(w, nodes=2)
     assert len(jobs) == 1
     assert jobs.account.invalid["larger_than_fleet"] == 1
+
+
+def test_gang_larger_than_the_nodes_that_hold_its_share_is_counted():
+    # H100 as one 8-GPU node and four 4-GPU nodes: 16 GPUs are shaped 2 × 8 (the largest node),
+    # which no two nodes hold; under FIFO it used to block the type for ever
+    ph = FleetPhase(name="mixed", site="lab", nodes_per_leaf=4, leaves_per_pod=2,
+                    groups=(NodeGroup(type="h100-sxm-80g", nodes=1),
+                            NodeGroup(type="h100-sxm-80g", nodes=4, accelerators_per_node=4)))
+    fleet = build_fleet(ph)
+    w = workload([0, 10, 20], [3600, 3600, 3600], [16, 4, 8])
+    tm = map_tenants(w.tenants, len(fleet.catalog))
+    jobs = prepare(w, fleet, tm.tenant_project)
+    assert jobs.account.invalid["larger_than_fleet"] == 1 and len(jobs) == 2
+    r = simulate(jobs, fleet, tm.tenancy, SimConfig(policy="fifo"))
+    assert r.state.tolist() == [ST_DONE, ST_DONE]
 
 
 def test_two_sectors_wanting_the_whole_fleet_both_finish():

@@ -29,7 +29,14 @@ from aicc.scheduler.fairshare import (
     sector_shares,
 )
 from aicc.scheduler.lending import Entitlements, borrowed_rows, entitlements, owed_factor
-from aicc.scheduler.placement import INF, FleetStatic, FreeState, fleet_static, fragmentation
+from aicc.scheduler.placement import (
+    INF,
+    FleetStatic,
+    FreeState,
+    fleet_static,
+    fragmentation,
+    nodes_at_least,
+)
 from aicc.scheduler.policy import Policy, resolve
 from aicc.scheduler.snapshot import (
     Decisions,
@@ -141,6 +148,10 @@ def screen(snap: Snapshot, policy: Policy, prep: Prepared) -> Screened:
     tc = np.where(bad_t, 0, t)
     shape_bad = (bad_t | (p.nodes < 1) | (p.per_node < 1) | (p.per_node > prep.type_maxcap[tc])
                  | (p.nodes > prep.type_nodes[tc]))
+    st = prep.static
+    if st is not None and not all(st.uniform) and n:  # gangs need nodes that hold their share
+        shape_bad |= (p.nodes > 1) & (p.nodes > nodes_at_least(st.size_keys, st.key_base, tc,
+                                                               p.per_node))
     g = snap.grants
     gi = p.grant.astype(np.int64)
     n_g = len(g.total_s)

@@ -44,6 +44,25 @@ class FleetStatic:
     nodes_of_type: tuple[np.ndarray, ...]  # in-service node indices per type, ascending
     maxcap: tuple[int, ...]  # largest in-service node per type (0: none)
     uniform: tuple[bool, ...]  # all in-service nodes of the type have one size
+    size_keys: np.ndarray  # the nodes in service as size_keys(); see nodes_at_least
+    key_base: int
+
+
+def size_keys(type_idx: np.ndarray, capacity: np.ndarray) -> tuple[np.ndarray, int]:
+    """Nodes as sorted ``type × base + capacity`` keys, and the base (see
+    :func:`nodes_at_least`)."""
+    base = int(np.max(capacity, initial=0)) + 1
+    return np.sort(np.asarray(type_idx, dtype=np.int64) * base + capacity), base
+
+
+def nodes_at_least(keys: np.ndarray, base: int, t: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Per row: nodes (of :func:`size_keys`) of type ``t`` with at least ``k`` accelerators.
+    A gang's nodes must each hold its per-node share: with nodes of several sizes in one type,
+    fewer than the type's node count can."""
+    t = np.asarray(t, dtype=np.int64)
+    k = np.minimum(np.asarray(k, dtype=np.int64), base)
+    end = np.searchsorted(keys, (t + 1) * base, side="left")
+    return end - np.searchsorted(keys, t * base + k, side="left")
 
 
 _STATIC: dict[int, tuple[weakref.ref, tuple[tuple[str, tuple[int, ...], bytes], ...],
@@ -75,13 +94,16 @@ def _build_static(fleet: FleetArrays) -> FleetStatic:
     maxcap = tuple(int(cap32[ix].max()) if len(ix) else 0 for ix in nodes_of_type)
     uniform = tuple(bool(len(ix) == 0 or (cap32[ix] == cap32[ix[0]]).all())
                     for ix in nodes_of_type)
+    keys, key_base = size_keys(fleet.type_idx[up], cap[up])
     st = FleetStatic(up=up, live=fleet.state != NODE_DOWN, cap32=cap32, cap64=cap,
                      cap_up=fleet.capacity[up], type_cap=type_cap.astype(np.float64),
                      type_nodes=type_nodes, type_maxcap=type_maxcap, tdp_node=tdp[ti],
                      idle_node=idle[ti], delta_w=tdp - idle, type_up=fleet.type_idx[up],
-                     nodes_of_type=nodes_of_type, maxcap=maxcap, uniform=uniform)
+                     nodes_of_type=nodes_of_type, maxcap=maxcap, uniform=uniform,
+                     size_keys=keys, key_base=key_base)
     for a in (st.up, st.live, st.cap32, st.cap64, st.cap_up, st.type_cap, st.type_nodes,
-              st.type_maxcap, st.tdp_node, st.idle_node, st.delta_w, st.type_up, *nodes_of_type):
+              st.type_maxcap, st.tdp_node, st.idle_node, st.delta_w, st.type_up, st.size_keys,
+              *nodes_of_type):
         a.flags.writeable = False
     return st
 

@@ -6,8 +6,9 @@ Three decisions are made here, all documented in ``docs/simulation.md``:
   (``--substitute V100=h100-sxm-80g,*=b200``; ``*`` is the fallback). A job with no mapped model
   is dealt to the fleet's types in proportion to their capacity, with a seeded generator.
 * **Gang shape.** ``g`` GPUs on nodes of ``c`` accelerators become ``ceil(g/c)`` nodes of
-  ``ceil(g/nodes)`` each (12 GPUs on 8-GPU nodes: 2 × 6). A job larger than every node of its
-  type together can never start: it is counted as ``larger_than_fleet`` and left out.
+  ``ceil(g/nodes)`` each (12 GPUs on 8-GPU nodes: 2 × 6), ``c`` the type's largest node. A job
+  needing more nodes than its type has that hold its per-node share can never start: it is
+  counted as ``larger_than_fleet`` and left out.
 * **Time limit.** Traces carry no limits; a job's limit is its runtime rounded up to the next
   whole hour, the granularity users typically ask for, so backfill sees realistic slack.
 """
@@ -20,6 +21,7 @@ import numpy as np
 
 from aicc.errors import InvalidInput
 from aicc.fleet.arrays import FleetArrays
+from aicc.scheduler.placement import nodes_at_least, size_keys
 from aicc.scheduler.snapshot import JobClass
 from aicc.workload.trace import RowAccount, Workload
 
@@ -101,17 +103,19 @@ def prepare(
         rng = np.random.default_rng(seed)
         p = cap_by_type[present] / cap_by_type[present].sum()
         type_idx[unset] = rng.choice(present, size=int(unset.sum()), p=p).astype(np.int16)
-    # per-type node size and node count (a type's nodes are homogeneous in every phase)
+    # per-type node size: the largest (a type's nodes are homogeneous in every built-in phase)
     node_cap = np.zeros(len(cat), dtype=np.int32)
     np.maximum.at(node_cap, fleet.type_idx.astype(np.intp), fleet.capacity.astype(np.int32))
-    node_count = np.bincount(fleet.type_idx, minlength=len(cat))
     c = node_cap[type_idx]
     g = w.gpus.astype(np.int64)
     nodes = np.maximum(1, -(-g // c)).astype(np.int32)
     per_node = (-(-g // nodes)).astype(np.int32)
     account = w.account.copy()
     account.adjust("gang_rounded_up_to_node_shape", int((nodes * per_node != g).sum()))
-    too_big = nodes > node_count[type_idx]
+    # a gang larger than the nodes of its type that hold its per-node share (all of them, but
+    # for a type with nodes of several sizes)
+    keys, base = size_keys(fleet.type_idx, fleet.capacity)
+    too_big = nodes > nodes_at_least(keys, base, type_idx, per_node)
     keep = ~too_big
     # through the account's reject, so these rows get example lines like every other reason
     account.reject("larger_than_fleet", too_big, w.lines)
