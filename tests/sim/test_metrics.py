@@ -20,6 +20,8 @@ def test_jain_bounds():
     assert jain(np.array([2.0, 2.0, 2.0])) == 1.0
     assert jain(np.array([3.0, 0.0, 0.0])) == pytest.approx(1 / 3)
     assert jain(np.array([1.0, np.nan])) == 1.0  # sectors that never wanted capacity are left out
+    # undefined: nobody got anything, or no value at all
+    assert jain(np.array([0.0, 0.0])) is None and jain(np.array([np.nan])) is None
 
 
 def test_fair_share_is_demand_capped_and_split_by_entitlement():

@@ -34,12 +34,13 @@ from aicc.sim.loop import ST_DONE, ST_FAILED, ST_TIMEOUT, STATE_NAMES, SimResult
 TAU_S = 10.0
 
 
-def jain(x: np.ndarray) -> float:
-    """Jain's fairness index (Σx)² / (n Σx²): 1 when all equal, 1/n when one takes all."""
+def jain(x: np.ndarray) -> float | None:
+    """Jain's fairness index (Σx)² / (n Σx²): 1 when all equal, 1/n when one takes all; None
+    when it is undefined (no finite value, or nothing delivered to anyone)."""
     x = np.asarray(x, dtype=np.float64)
     x = x[np.isfinite(x)]
     if len(x) == 0 or not (x**2).sum():
-        return 1.0
+        return None
     return float(x.sum() ** 2 / (len(x) * (x**2).sum()))
 
 

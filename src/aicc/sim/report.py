@@ -137,6 +137,10 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _fmt_index(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
 def comparison_rows(summaries: dict[str, dict[str, Any]]) -> list[list[str]]:
     rows = []
     for pol, s in summaries.items():
@@ -145,7 +149,7 @@ def comparison_rows(summaries: dict[str, dict[str, Any]]) -> list[list[str]]:
             pol, str(s["jobs"]), f"{s['fleet']['utilisation_mean']:.1%}",
             _fmt_s(jm["wait_s"]["mean"]), _fmt_s(jm["wait_s"]["p90"]),
             f"{jm['bounded_slowdown']['mean']:.2f}" if jm["bounded_slowdown"]["mean"] else "–",
-            f"{s['fairness']['jain_sector_fair_share']:.3f}",
+            _fmt_index(s["fairness"]["jain_sector_fair_share"]),
             _fmt_s(s["fleet"]["makespan_s"]),
             f"{s['jobs'] - s['ended_exactly_once']:,}",
             f"{s['states'].get('failed', 0) + s['states'].get('timeout', 0):,}",
