@@ -19,13 +19,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aicc.errors import EXIT_CODE, AiccError, InvalidInput, lookup
+from aicc.errors import EXIT_CODE, AiccError, InvalidInput, InvalidTrace, lookup
 from aicc.fleet.arrays import FleetArrays
 from aicc.fleet.phases import load_phases
 from aicc.scheduler.policy import POLICIES
 from aicc.sim.jobs import parse_substitutions
 from aicc.sim.loop import SimConfig, SimResult
-from aicc.sim.metrics import describe_rows, summarize
+from aicc.sim.metrics import _counts, describe_rows, summarize
 from aicc.sim.report import COMPARISON_HEAD, _fmt_s, comparison_rows, write_report
 from aicc.sim.scenario import (
     Scenario,
@@ -36,7 +36,7 @@ from aicc.sim.scenario import (
     run_scenario,
     with_policy,
 )
-from aicc.workload.readers import FORMATS, read_trace
+from aicc.workload.readers import FORMATS, parse_columns, read_trace, resolve_trace
 from aicc.workload.synthetic import generate, sector_mapping
 from aicc.workload.tenants import load_mapping_file, map_tenants
 from aicc.workload.trace import Workload
@@ -54,6 +54,19 @@ def _first_duplicate(names: list[str]) -> str | None:
     return None
 
 
+def _items(text: str, option: str, what: str) -> list[str]:
+    """A comma-separated option value as its items, stripped; an empty item (``lab,``,
+    ``fifo,,fairshare``) is refused naming ``option`` rather than skipped. An empty value gives
+    no items (each caller says what is missing)."""
+    if not text.strip():
+        return []
+    items = [x.strip() for x in text.split(",")]
+    if not all(items):
+        raise InvalidInput(f"{option}: empty item in {text!r}; separate the {what} with single "
+                           "commas", field=option.lstrip("-"))
+    return items
+
+
 def _policies(policy: str | None, compare: str | None) -> list[str]:
     if policy is not None and compare is not None:
         raise InvalidInput("give --policy or --compare, not both: --compare runs each policy it "
@@ -61,7 +74,7 @@ def _policies(policy: str | None, compare: str | None) -> list[str]:
     option = "--compare" if compare is not None else "--policy"
     field = option.lstrip("-")
     text = compare if compare is not None else (policy if policy is not None else "fairshare")
-    names = [p.strip() for p in text.split(",") if p.strip()]
+    names = _items(text, option, "policies")
     for p in names:
         if p not in POLICIES:
             raise InvalidInput(f"{option}: unknown policy {p!r}; known: "
@@ -103,7 +116,7 @@ def _parse_fleet(spec: str) -> FleetArrays:
 
 
 def _fleets(fleet: str) -> list[tuple[str, FleetArrays]]:
-    specs = [f.strip() for f in fleet.split(",") if f.strip()]
+    specs = _items(fleet, "--fleet", "fleets")
     if not specs:
         raise InvalidInput("--fleet: no fleet given", field="fleet")
     dup = _first_duplicate(specs)
@@ -114,8 +127,13 @@ def _fleets(fleet: str) -> list[tuple[str, FleetArrays]]:
 
 def _substitutions(text: str | None, fleets: list[tuple[str, FleetArrays]]) -> dict[str, str]:
     """``--substitute``, checked against every fleet before any run: a model given twice, an
-    unknown type, or a type a fleet lacks, each exits 2 naming ``--substitute``."""
-    keys = [part.partition("=")[0].strip() for part in (text or "").split(",") if part.strip()]
+    unknown type, or a type a fleet lacks, each exits 2 naming ``--substitute``, and so does
+    an empty value or item."""
+    if text is not None and not text.strip():
+        raise InvalidInput("--substitute: empty; give MODEL=TYPE,… or leave the option out",
+                           field="substitute")
+    keys = [part.partition("=")[0].strip() for part in _items(text or "", "--substitute",
+                                                               "MODEL=TYPE pairs")]
     dup = _first_duplicate(keys)
     if dup is not None:
         raise InvalidInput(f"--substitute: {dup} is given twice; give each model once",
@@ -164,7 +182,9 @@ def simulate(
     tenant_map: Annotated[Path | None, typer.Option(
         "--tenant-map", help="TOML mapping of trace tenants to sector/organization/project")
     ] = None,
-    max_jobs: Annotated[int | None, typer.Option("--max-jobs", help="first N jobs only")] = None,
+    max_jobs: Annotated[int | None, typer.Option(
+        "--max-jobs", help="only the first N valid rows (in submit order), taken before jobs "
+        "larger than the fleet are left out")] = None,
     min_cycle: Annotated[float, typer.Option("--min-cycle", help="min seconds between cycles")
                          ] = 60.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -227,9 +247,54 @@ def simulate(
         st.add_row(pol, *[f"{_fmt_s(v['wait_s']['p50'])} / {_fmt_s(v['wait_s']['p90'])}"
                           for v in s["sectors"].values()])
     _print_table(st)
-    out.print(describe_rows(s0["rows"]), highlight=False, markup=False, soft_wrap=True)
+    for line in _row_account_lines(summaries, plan.workload.account.to_dict()):
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
     if report:
         out.print(f"report: {report / 'report.html'}", highlight=False, soft_wrap=True)
+
+
+def row_account(rows: dict, read: dict) -> str:
+    """The row account of one run in words: :func:`describe_rows`, except when ``--max-jobs N``
+    cut the valid rows and mapping those N onto the fleet left some out (jobs larger than the
+    fleet are among the N, so fewer than N run) or changed some. The counts are then kept apart
+    by what they cover: reading the file (``read``: over every row read) first, then the jobs
+    simulated and what the mapping did among the first N valid rows::
+
+        rows read 82,247; invalid 3: zero GPUs 3; simulated 8 of the first 10 valid rows
+        (--max-jobs 10; among them invalid 2: larger than fleet 2)
+    """
+    cut = rows.get("max_jobs")
+    if not cut or rows.get("simulated") is None:
+        return describe_rows(rows)
+
+    def among(key: str) -> dict[str, int]:
+        before = read.get(key) or {}
+        diff = {k: int(v) - int(before.get(k, 0)) for k, v in (rows.get(key) or {}).items()}
+        return {k: v for k, v in diff.items() if v}
+
+    dropped, changed = among("invalid"), among("adjusted")
+    if not dropped and not changed:  # the first N all ran as read
+        return describe_rows(rows)
+    head = describe_rows({"rows_read": rows.get("rows_read", 0),
+                          "invalid": read.get("invalid"), "adjusted": read.get("adjusted")})
+    notes = [f"--max-jobs {int(cut):,}"]
+    if dropped:
+        notes.append(f"among them invalid {sum(dropped.values()):,}: {_counts(dropped)}")
+    if changed:
+        notes.append(f"among them adjusted {sum(changed.values()):,}: {_counts(changed)}")
+    return (f"{head}; simulated {int(rows['simulated']):,} of the first {int(cut):,} valid "
+            f"rows ({'; '.join(notes)})")
+
+
+def _row_account_lines(summaries: dict[str, dict], read: dict) -> list[str]:
+    """One row account line, or, when the runs' accounts differ (fleets that leave out
+    different jobs), one per group of runs with the same account, naming them."""
+    groups: dict[str, list[str]] = {}
+    for label, s in summaries.items():
+        groups.setdefault(row_account(s["rows"], read), []).append(label)
+    if len(groups) == 1:
+        return list(groups)
+    return [f"{', '.join(labels)}: {line}" for line, labels in groups.items()]
 
 
 def _warn_never_started(results: list[SimResult]) -> None:
@@ -320,6 +385,8 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
         raise InvalidInput(f"--max-jobs must be at least 1, got {max_jobs}", field="max_jobs")
     if synthetic_days is not None:
         check_number("--synthetic-days", synthetic_days, low=0.0, high=3660.0)
+    if trace is not None and not trace.strip():
+        raise InvalidInput("--trace: empty; give a trace file, philly or alibaba", field="trace")
     if synthetic_days is not None and trace is not None:
         raise InvalidInput("give --trace or --synthetic-days, not both", field="trace")
     if synthetic_days is None and trace is None:
@@ -351,7 +418,7 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
         target_load = None
         mapping = mapping or sector_mapping(w)
     else:
-        w = read_trace(trace, fmt=fmt, columns=columns)
+        w = _read_trace(trace, fmt, parse_columns(columns) if columns is not None else None)
     config = SimConfig(min_cycle_s=min_cycle, seed=seed, failures=fm if failures else None)
     runs: list[tuple[str, Scenario]] = []
     for k, (spec, f) in enumerate(fleets):
@@ -360,6 +427,8 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
         try:  # a --target-load out of reach for any fleet is refused before the first run
             knobbed, _ = apply_knobs(w, sc)
         except InvalidInput as exc:
+            if exc.field == "trace" and trace is not None:  # a trace with no valid row
+                raise _naming_trace(exc, trace, w.source) from None
             if len(fleets) == 1 or exc.field != "target_load":
                 raise
             raise InvalidInput(f"fleet {spec}: {exc.message}", field="target_load") from None
@@ -369,6 +438,39 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
             label = name if len(fleets) == 1 else f"{name}@{spec}"
             runs.append((label, with_policy(sc, name)))
     return _Plan(workload=w, runs=runs, max_jobs=max_jobs)
+
+
+def _naming_trace(exc: InvalidInput, trace: str, path: str | Path | None = None
+                  ) -> InvalidInput:
+    """``exc`` (an error in the trace) with its message naming ``--trace`` and the file: a
+    message that starts with the trace as given or with its file gets ``--trace`` before it,
+    any other gets ``--trace TRACE:``."""
+    message = exc.message
+    if not message.startswith("--trace"):
+        named = [str(x) for x in (trace, Path(trace), path) if x is not None and str(x)]
+        if any(message.startswith((f"{n}:", f"{n},")) for n in named):
+            message = f"--trace {message}"
+        else:
+            message = f"--trace {trace}: {message}"
+    return type(exc)(message, field="trace", **exc.details)
+
+
+def _read_trace(trace: str, fmt: str, columns: dict[str, str] | None) -> Workload:
+    """:func:`read_trace`, every error in the trace (the file missing, a folder, unreadable,
+    binary or malformed) naming ``--trace`` and the file; ``--format`` and ``--columns``
+    errors name their own option."""
+    path: Path | None = None
+    try:
+        path = resolve_trace(trace)
+        return read_trace(path, fmt=fmt, columns=columns)
+    except InvalidInput as exc:
+        if exc.field != "trace":
+            raise
+        raise _naming_trace(exc, trace, path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise InvalidTrace(f"--trace {path or trace}: cannot read ({detail})",
+                           field="trace") from None
 
 
 def _execute(plan: _Plan, *, quiet: bool) -> list[SimResult]:

@@ -58,37 +58,55 @@ def default_trace_dir() -> Path:
 
 
 def resolve_trace(spec: str | Path) -> Path:
-    """A trace path, or a short name: ``philly`` or ``alibaba`` (found under the shared traces)."""
+    """A trace path, or a short name: ``philly`` or ``alibaba`` (found under the shared traces).
+    Every error starts with ``spec`` as given (the command line puts ``--trace`` before it)."""
     s = str(spec)
     named = {"philly": "philly/philly.csv",
              "alibaba": "alibaba-gpu-2023/openb_pod_list_default.csv"}
     if s in named:
         p = default_trace_dir() / named[s]
         if not p.exists():
-            raise InvalidTrace(f"trace {s!r} not found at {p}; pass --trace PATH", field="trace")
+            raise InvalidTrace(f"{s}: not found at {p}; set {TRACE_DIR_ENV} or pass --trace PATH",
+                               field="trace")
         return p
+    if not s.strip():
+        raise InvalidTrace("no trace given: give a trace file, philly or alibaba", field="trace")
     p = Path(s)
     if p.is_dir():
         pods = p / "openb_pod_list_default.csv"
         if pods.exists():
             return pods
-        raise InvalidTrace(f"{p} is a folder; give a trace file", field="trace")
+        raise InvalidTrace(f"{s}: is a folder; give a trace file (a folder is read only when "
+                           "it holds the Alibaba trace's openb_pod_list_default.csv)",
+                           field="trace")
     if not p.exists():
-        raise InvalidTrace(f"trace file {p} does not exist", field="trace")
+        raise InvalidTrace(f"{s}: trace file does not exist", field="trace")
     return p
 
 
 def parse_columns(text: str) -> dict[str, str]:
-    """``submit=ts,duration=run,gpus=n,tenant=vc`` → a mapping, validated."""
+    """``submit=ts,duration=run,gpus=n,tenant=vc`` → a mapping, validated: an empty mapping,
+    an empty item (``a=b,,c=d``, a trailing comma), an empty key or column, an unknown key and
+    a key given twice are each refused, naming ``--columns``."""
+    if not text.strip():
+        raise InvalidTrace("--columns: empty; give KEY=COLUMN pairs: at least submit=, gpus= "
+                           "and duration= or end=", field="columns")
     out: dict[str, str] = {}
-    for part in filter(None, (x.strip() for x in text.split(","))):
+    for part in (x.strip() for x in text.split(",")):
+        if not part:
+            raise InvalidTrace(f"--columns: empty item in {excerpt(text)}; separate the "
+                               "KEY=COLUMN pairs with single commas", field="columns")
         key, sep, col = part.partition("=")
         key, col = key.strip(), col.strip()
-        if not sep or not col:
-            raise InvalidTrace(f"--columns: expected KEY=COLUMN, got {part!r}", field="columns")
-        if key not in MAPPABLE:
-            raise InvalidTrace(f"--columns: unknown key {key!r}; known: {', '.join(MAPPABLE)}",
+        if not sep or not key or not col:
+            raise InvalidTrace(f"--columns: expected KEY=COLUMN, got {excerpt(part)}",
                                field="columns")
+        if key not in MAPPABLE:
+            raise InvalidTrace(f"--columns: unknown key {excerpt(key)}; known: "
+                               f"{', '.join(MAPPABLE)}", field="columns")
+        if key in out:
+            raise InvalidTrace(f"--columns: {key} is given twice ({key}={out[key]} and "
+                               f"{key}={col}); give each key once", field="columns")
         out[key] = col
     if "submit" not in out or "gpus" not in out:
         raise InvalidTrace("--columns needs at least submit= and gpus=", field="columns")
@@ -429,11 +447,13 @@ def read_trace(spec: str | Path, fmt: str = "auto", columns: str | dict[str, str
     if fmt not in FORMATS:
         raise InvalidTrace(f"--format: unknown trace format {excerpt(fmt)}; known: "
                            f"{', '.join(FORMATS)}", field="format")
-    if columns and fmt not in ("auto", "columns"):
+    if isinstance(columns, dict) and not columns:
+        columns = None  # an empty dict is no mapping; empty text is refused by parse_columns
+    if columns is not None and fmt not in ("auto", "columns"):
         raise InvalidTrace(f"--format {fmt} reads its own columns; give --format {fmt} or "
                            "--columns, not both", field="format")
     path = resolve_trace(spec)
-    if columns:
+    if columns is not None:  # an empty mapping is refused, not taken for no mapping
         mapping = parse_columns(columns) if isinstance(columns, str) else columns
         return read_columns(path, mapping)
     if fmt == "auto":
