@@ -6,66 +6,30 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import aicc.sim.cli as sim_cli
-from aicc.cli import app
 from aicc.sim.report import file_names
 
-PHILLY = Path(__file__).resolve().parents[1] / "data" / "traces" / "philly-first3000.csv"
+from .cli_helpers import one_line_error, philly_slice, sim
+
 SYN = ["--synthetic-days", "1", "--fleet", "lab", "--quiet"]
-
-
-def _sim(*args: str):
-    return CliRunner().invoke(app, ["simulate", *args])
-
-
-def _slice(tmp_path: Path, rows: int) -> Path:
-    with PHILLY.open() as fh:
-        lines = [next(fh) for _ in range(rows + 1)]
-    p = tmp_path / "philly-slice.csv"
-    p.write_text("".join(lines))
-    return p
-
-
-def _one_line_error(r, code: int = 2) -> str:
-    assert r.exit_code == code, r.output
-    lines = r.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
-    assert "Traceback" not in r.output
-    return lines[0]
-
-
-@pytest.fixture
-def runs(monkeypatch):
-    """Count the simulations started (through the CLI's ``run_scenario``)."""
-    calls: list[str] = []
-    real = sim_cli.run_scenario
-
-    def counting(w, sc, **kw):
-        calls.append(sc.config.policy)
-        return real(w, sc, **kw)
-
-    monkeypatch.setattr(sim_cli, "run_scenario", counting)
-    return calls
 
 
 def test_a_folder_as_tenant_map_names_tenant_map_not_report(tmp_path):
     folder = tmp_path / "somedir"
     folder.mkdir()
-    line = _one_line_error(_sim(*SYN, "--tenant-map", str(folder)))
+    line = one_line_error(sim(*SYN, "--tenant-map", str(folder)))
     assert "--tenant-map" in line and str(folder) in line and "--report" not in line
 
 
 def test_a_tenant_map_that_does_not_exist_or_is_not_toml_names_tenant_map(tmp_path):
-    line = _one_line_error(_sim(*SYN, "--tenant-map", str(tmp_path / "none.toml")))
+    line = one_line_error(sim(*SYN, "--tenant-map", str(tmp_path / "none.toml")))
     assert f"--tenant-map {tmp_path / 'none.toml'}" in line and "does not exist" in line
     bad = tmp_path / "bad.toml"
     bad.write_bytes(b"\xff\xfe[x")
-    line = _one_line_error(_sim(*SYN, "--tenant-map", str(bad)))
+    line = one_line_error(sim(*SYN, "--tenant-map", str(bad)))
     assert f"--tenant-map {bad}" in line and "not valid TOML" in line
 
 
@@ -77,7 +41,7 @@ def test_a_tenant_map_that_does_not_exist_or_is_not_toml_names_tenant_map(tmp_pa
 def test_an_unknown_sector_in_the_tenant_map_is_an_input_error(tmp_path, body, entry, runs):
     p = tmp_path / "map.toml"
     p.write_text(body)
-    line = _one_line_error(_sim(*SYN, "--tenant-map", str(p)), code=2)
+    line = one_line_error(sim(*SYN, "--tenant-map", str(p)), code=2)
     assert entry in line and "'indusrty'" in line and "industry, research, public" in line
     assert "--tenant-map" in line and runs == []
 
@@ -85,7 +49,7 @@ def test_an_unknown_sector_in_the_tenant_map_is_an_input_error(tmp_path, body, e
 def test_the_tenant_map_replaces_the_synthetic_sector_mapping(tmp_path):
     p = tmp_path / "map.toml"
     p.write_text('[defaults]\nsector = "public"\n')
-    r = _sim(*SYN, "--tenant-map", str(p), "--json")
+    r = sim(*SYN, "--tenant-map", str(p), "--json")
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)["fairshare"]
     assert s["sectors"]["public"]["jobs"] == s["jobs"] > 0
@@ -93,9 +57,9 @@ def test_the_tenant_map_replaces_the_synthetic_sector_mapping(tmp_path):
 
 
 def test_target_load_out_of_reach_for_any_fleet_is_refused_before_the_first_run(tmp_path, runs):
-    trace = _slice(tmp_path, 500)
+    trace = philly_slice(tmp_path, 500)
     # reachable on 32 accelerators, out of reach on the lab fleet's 256
-    line = _one_line_error(_sim("--trace", str(trace), "--fleet", "4xh100-sxm-80g,lab",
+    line = one_line_error(sim("--trace", str(trace), "--fleet", "4xh100-sxm-80g,lab",
                                 "--target-load", "0.7", "--quiet"))
     assert "fleet lab" in line and "--target-load 0.7 is out of reach" in line
     assert runs == []  # nothing was simulated
@@ -104,24 +68,24 @@ def test_target_load_out_of_reach_for_any_fleet_is_refused_before_the_first_run(
 def test_fleet_errors_name_fleet_and_the_file(tmp_path):
     garbage = tmp_path / "x.toml"
     garbage.write_text("garbage\n")
-    line = _one_line_error(_sim("--synthetic-days", "1", "--quiet", "--fleet", str(garbage)))
+    line = one_line_error(sim("--synthetic-days", "1", "--quiet", "--fleet", str(garbage)))
     assert f"--fleet {garbage}" in line and "not valid TOML" in line
     missing = tmp_path / "missing.toml"
-    line = _one_line_error(_sim("--synthetic-days", "1", "--quiet", "--fleet", str(missing)))
+    line = one_line_error(sim("--synthetic-days", "1", "--quiet", "--fleet", str(missing)))
     assert f"--fleet {missing}: file not found" in line and "unknown fleet" not in line
     empty = tmp_path / "empty.toml"
     empty.write_text("")
-    line = _one_line_error(_sim("--synthetic-days", "1", "--quiet", "--fleet", str(empty)))
+    line = one_line_error(sim("--synthetic-days", "1", "--quiet", "--fleet", str(empty)))
     assert line.count(str(empty)) == 1 and "no [phase.NAME] table" in line
-    line = _one_line_error(_sim("--synthetic-days", "1", "--quiet", "--fleet", "4xfoo-gpu"))
+    line = one_line_error(sim("--synthetic-days", "1", "--quiet", "--fleet", "4xfoo-gpu"))
     assert "--fleet 4xfoo-gpu" in line and "unknown accelerator type 'foo-gpu'" in line
 
 
 def test_substitute_errors_name_substitute():
-    line = _one_line_error(_sim(*SYN, "--substitute", "V100=nope"))
+    line = one_line_error(sim(*SYN, "--substitute", "V100=nope"))
     assert "--substitute V100=nope" in line and "unknown accelerator type 'nope'" in line
     # a type the (second) fleet lacks is refused before the first fleet runs
-    line = _one_line_error(_sim("--synthetic-days", "1", "--quiet", "--fleet",
+    line = one_line_error(sim("--synthetic-days", "1", "--quiet", "--fleet",
                                 "8xb200,8xh100-sxm-80g", "--substitute", "*=b200"))
     assert "--substitute *=b200" in line and "8xh100-sxm-80g" in line
 
@@ -137,25 +101,25 @@ def test_substitute_errors_name_substitute():
     (["--format", "auto"], "--format")])
 def test_ignored_or_duplicate_input_is_refused_naming_the_option(opts, option, runs):
     fleet = [] if "--fleet" in opts else ["--fleet", "lab"]
-    line = _one_line_error(_sim("--synthetic-days", "1", "--quiet", *fleet, *opts))
+    line = one_line_error(sim("--synthetic-days", "1", "--quiet", *fleet, *opts))
     assert option in line and runs == []
 
 
 def test_a_refused_command_leaves_no_report_folder(tmp_path):
     rep = tmp_path / "rep"
-    r = _sim("--trace", str(tmp_path / "none.csv"), "--quiet", "--report", str(rep))
+    r = sim("--trace", str(tmp_path / "none.csv"), "--quiet", "--report", str(rep))
     assert r.exit_code == 2 and not rep.exists(), r.output
-    r = _sim(*SYN, "--compare", "fifo,fifo", "--report", str(rep))
+    r = sim(*SYN, "--compare", "fifo,fifo", "--report", str(rep))
     assert r.exit_code == 2 and not rep.exists(), r.output
 
 
 def test_a_new_report_removes_the_run_files_of_an_earlier_one(tmp_path):
     rep = tmp_path / "rep"
-    r = _sim(*SYN, "--compare", "fifo,fairshare", "--report", str(rep))
+    r = sim(*SYN, "--compare", "fifo,fairshare", "--report", str(rep))
     assert r.exit_code == 0, r.output
     assert (rep / "jobs-fairshare.parquet").exists()
     (rep / "notes.txt").write_text("mine")
-    r = _sim(*SYN, "--policy", "fifo", "--report", str(rep))
+    r = sim(*SYN, "--policy", "fifo", "--report", str(rep))
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in rep.iterdir()) == [
         "jobs-fifo.parquet", "notes.txt", "report.html", "series-fifo.parquet", "summary.json"]
@@ -183,7 +147,7 @@ def _table(stdout: str) -> dict[str, dict[str, str]]:
 
 def test_the_table_shows_unfinished_jobs_and_failures_and_warns_of_jobs_never_started(
         monkeypatch):
-    r = _sim(*SYN, "--compare", "fifo,fairshare", "--failures", "--failure-scale", "2000")
+    r = sim(*SYN, "--compare", "fifo,fairshare", "--failures", "--failure-scale", "2000")
     assert r.exit_code == 0, r.output
     table = _table(r.stdout)
     assert set(table) == {"fifo", "fairshare"}, r.stdout
@@ -198,7 +162,7 @@ def test_the_table_shows_unfinished_jobs_and_failures_and_warns_of_jobs_never_st
         return real(w, replace(sc, config=replace(sc.config, until_s=3600.0)), **kw)
 
     monkeypatch.setattr(sim_cli, "run_scenario", stopped_early)
-    r = _sim(*SYN, "--policy", "fifo", "--json")
+    r = sim(*SYN, "--policy", "fifo", "--json")
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)["fifo"]  # stdout stays JSON: the warning is on stderr
     never = s["jobs"] - s["states"].get("running", 0) - s["ended_exactly_once"]
@@ -206,6 +170,6 @@ def test_the_table_shows_unfinished_jobs_and_failures_and_warns_of_jobs_never_st
     warning = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and f"fifo: {never:,} of {s['jobs']:,} jobs never started" \
         in warning[0], r.stderr
-    r = _sim(*SYN, "--policy", "fifo")
+    r = sim(*SYN, "--policy", "fifo")
     assert _table(r.stdout)["fifo"]["not ended"] == f"{s['jobs'] - s['ended_exactly_once']:,}"
     assert "never started" in r.stderr

@@ -8,38 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-import aicc.sim.cli as sim_cli
-from aicc.cli import app
+from .cli_helpers import one_line_error, sim
 
 SYN = ["--synthetic-days", "1", "--quiet"]
 COLS = "submit=ts,duration=run,gpus=n"
 
 
-def _sim(*args: str):
-    return CliRunner().invoke(app, ["simulate", *args])
 
-
-def _one_line_error(r, code: int = 2) -> str:
-    assert r.exit_code == code, r.output
-    lines = r.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
-    assert "Traceback" not in r.output
-    return lines[0]
-
-
-@pytest.fixture
-def runs(monkeypatch):
-    calls: list[str] = []
-    real = sim_cli.run_scenario
-
-    def counting(w, sc, **kw):
-        calls.append(sc.config.policy)
-        return real(w, sc, **kw)
-
-    monkeypatch.setattr(sim_cli, "run_scenario", counting)
-    return calls
 
 
 @pytest.fixture
@@ -58,7 +34,7 @@ def trace(tmp_path) -> Path:
     (["--fleet", "lab", "--substitute", "V100=b200,"], "--substitute", "empty item"),
     (["--fleet", "lab", "--substitute", ""], "--substitute", "empty")])
 def test_an_empty_item_or_value_in_a_list_option_is_refused(opts, option, words, runs):
-    line = _one_line_error(_sim(*SYN, *opts))
+    line = one_line_error(sim(*SYN, *opts))
     assert line.startswith(f"error: {option}: {words}") and runs == []
 
 
@@ -72,37 +48,37 @@ def test_an_empty_item_or_value_in_a_list_option_is_refused(opts, option, words,
     ("submit=ts,duration=run,gpus=", "expected KEY=COLUMN"),
     ("submit=ts,duration=run,=n", "expected KEY=COLUMN")])
 def test_a_bad_columns_mapping_is_refused_before_anything_runs(trace, columns, words, runs):
-    line = _one_line_error(_sim("--trace", str(trace), "--fleet", "lab", "--quiet",
+    line = one_line_error(sim("--trace", str(trace), "--fleet", "lab", "--quiet",
                                 "--columns", columns))
     assert line.startswith("error: --columns") and words in line and runs == []
 
 
 def test_every_trace_error_names_trace_and_the_path(tmp_path, monkeypatch):
     missing = tmp_path / "nope.csv"
-    line = _one_line_error(_sim("--trace", str(missing), "--quiet"))
+    line = one_line_error(sim("--trace", str(missing), "--quiet"))
     assert line == f"error: --trace {missing}: trace file does not exist"
-    line = _one_line_error(_sim("--trace", str(tmp_path), "--quiet"))
+    line = one_line_error(sim("--trace", str(tmp_path), "--quiet"))
     assert line.startswith(f"error: --trace {tmp_path}: is a folder; give a trace file")
     binary = tmp_path / "bin.csv"
     binary.write_bytes(bytes(range(256)) * 4)
-    line = _one_line_error(_sim("--trace", str(binary), "--quiet"))
+    line = one_line_error(sim("--trace", str(binary), "--quiet"))
     assert line.startswith(f"error: --trace {binary}, line 1: unrecognised columns")
     assert "\x00" not in line
     bad = tmp_path / "bad.csv"
     bad.write_text("ts,run,n\n0,1,1\n1,2\n")
-    line = _one_line_error(_sim("--trace", str(bad), "--columns", COLS, "--quiet"))
+    line = one_line_error(sim("--trace", str(bad), "--columns", COLS, "--quiet"))
     assert line.startswith(f"error: --trace {bad}, line 3: ")
     none = tmp_path / "none.csv"
     none.write_text("ts,run,n\n0,abc,1\n")
-    line = _one_line_error(_sim("--trace", str(none), "--columns", "submit=ts,duration=run,"
+    line = one_line_error(sim("--trace", str(none), "--columns", "submit=ts,duration=run,"
                                 "gpus=x", "--quiet"))
     assert line.startswith(f"error: --trace {none}, line 1: missing column(s) x")
-    line = _one_line_error(_sim("--trace", str(none), "--columns", COLS, "--quiet"))
+    line = one_line_error(sim("--trace", str(none), "--columns", COLS, "--quiet"))
     assert line.startswith(f"error: --trace {none}: the workload has no valid jobs")
-    line = _one_line_error(_sim("--trace", "", "--quiet"))
+    line = one_line_error(sim("--trace", "", "--quiet"))
     assert line.startswith("error: --trace: empty")
     monkeypatch.setenv("AICC_TRACE_DIR", str(tmp_path / "elsewhere"))
-    line = _one_line_error(_sim("--trace", "philly", "--quiet"))
+    line = one_line_error(sim("--trace", "philly", "--quiet"))
     assert line.startswith("error: --trace philly: not found at ") and "elsewhere" in line
 
 
@@ -113,17 +89,17 @@ def test_max_jobs_counts_jobs_larger_than_the_fleet_among_its_n(tmp_path):
     p.write_text("ts,run,n\n0,100,1\n5,100,0\n10,100,16\n20,100,4\n30,100,2\n40,100,64\n")
     args = ["--trace", str(p), "--columns", COLS, "--fleet", "1xh100-sxm-80g", "--quiet",
             "--max-jobs", "3"]
-    r = _sim(*args)
+    r = sim(*args)
     assert r.exit_code == 0, r.output
     account = r.stdout.strip().splitlines()[-1]
     assert account == ("rows read 6; invalid 1: zero GPUs 1; simulated 2 of the first 3 valid "
                        "rows (--max-jobs 3; among them invalid 1: larger than fleet 1)"), r.stdout
-    s = json.loads(_sim(*args, "--json").stdout)["fairshare"]
+    s = json.loads(sim(*args, "--json").stdout)["fairshare"]
     assert s["jobs"] == 2
     assert s["rows"]["simulated"] == 2 and s["rows"]["max_jobs"] == 3
     assert s["rows"]["invalid"] == {"larger_than_fleet": 1, "zero_gpus": 1}
     # without a cut the account covers every row alike, as before
-    r = _sim(*args[:-2])
+    r = sim(*args[:-2])
     assert r.stdout.strip().splitlines()[-1] == (
         "rows read 6; invalid 3: larger than fleet 2, zero GPUs 1; simulated 3"), r.stdout
 
@@ -131,7 +107,7 @@ def test_max_jobs_counts_jobs_larger_than_the_fleet_among_its_n(tmp_path):
 def test_fleets_with_different_accounts_get_a_line_each(tmp_path):
     p = tmp_path / "t.csv"
     p.write_text("ts,run,n\n0,100,1\n10,100,16\n20,100,4\n")
-    r = _sim("--trace", str(p), "--columns", COLS, "--fleet", "1xh100-sxm-80g,2xh100-sxm-80g",
+    r = sim("--trace", str(p), "--columns", COLS, "--fleet", "1xh100-sxm-80g,2xh100-sxm-80g",
              "--policy", "fifo", "--quiet")
     assert r.exit_code == 0, r.output
     tail = r.stdout.strip().splitlines()[-2:]

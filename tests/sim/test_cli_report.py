@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -12,19 +11,11 @@ from typer.testing import CliRunner
 from aicc.cli import app
 from aicc.errors import EXIT_CODE, UnknownAcceleratorType, lookup
 
-PHILLY = Path(__file__).resolve().parents[1] / "data" / "traces" / "philly-first3000.csv"
-
-
-def _slice(tmp_path, rows=400):
-    with PHILLY.open() as fh:
-        lines = [next(fh) for _ in range(rows + 1)]
-    p = tmp_path / "philly-slice.csv"
-    p.write_text("".join(lines))
-    return p
+from .cli_helpers import philly_slice
 
 
 def test_simulate_compare_writes_report(tmp_path):
-    trace = _slice(tmp_path)
+    trace = philly_slice(tmp_path)
     rep = tmp_path / "rep"
     res = CliRunner().invoke(app, [
         "simulate", "--trace", str(trace), "--fleet", "8xh100-sxm-80g",
@@ -161,7 +152,7 @@ def test_invalid_and_adjusted_rows_are_printed_as_words(tmp_path):
 
 
 def test_an_unknown_format_exits_2_naming_format_even_with_columns(tmp_path):
-    trace = _slice(tmp_path, rows=50)
+    trace = philly_slice(tmp_path, rows=50)
     cols = "submit=timestamp,duration=duration,gpus=num_gpus,tenant=cluster"
     for extra in (["--columns", cols], [], ["--synthetic-days", "1"]):
         args = ["--format", "zz", "--fleet", "8xh100-sxm-80g", "--quiet", *extra]
@@ -171,7 +162,7 @@ def test_an_unknown_format_exits_2_naming_format_even_with_columns(tmp_path):
 
 
 def test_a_named_format_with_columns_is_a_usage_error_and_columns_format_is_accepted(tmp_path):
-    trace = _slice(tmp_path, rows=50)
+    trace = philly_slice(tmp_path, rows=50)
     cols = "submit=timestamp,duration=duration,gpus=num_gpus,tenant=cluster"
     r = _sim("--trace", str(trace), "--columns", cols, "--format", "alibaba",
              "--fleet", "8xh100-sxm-80g", "--quiet")
@@ -183,7 +174,7 @@ def test_a_named_format_with_columns_is_a_usage_error_and_columns_format_is_acce
 
 
 def test_the_row_account_says_how_many_jobs_were_simulated_under_max_jobs(tmp_path):
-    trace = _slice(tmp_path, rows=400)
+    trace = philly_slice(tmp_path, rows=400)
     r = _sim("--trace", str(trace), "--max-jobs", "100", "--fleet", "8xh100-sxm-80g", "--quiet")
     assert r.exit_code == 0, r.output
     assert "rows read 400; simulated 100 (--max-jobs 100)" in r.output, r.output
