@@ -20,7 +20,13 @@ from aicc.scheduler import (
     schedule,
 )
 from aicc.scheduler.fairshare import fair_tree_factor, flat_fairshare_factor, pacing_factor
-from aicc.scheduler.lending import borrowed_rows, owed_factor, water_fill
+from aicc.scheduler.lending import (
+    borrowed_rows,
+    lent_out,
+    owed_factor,
+    sector_use,
+    water_fill,
+)
 from aicc.scheduler.snapshot import JobSpec, JobTable
 from scheduler.builders import World, fill, job
 
@@ -137,6 +143,35 @@ def test_borrowed_rows_named_lender_only_up_to_the_excess() -> None:
     used[0, 0] = 48
     got = borrowed_rows(snap.running, snap.tenancy.project_sector, ent, used)
     assert not got.any()
+
+
+def _lent(snap, lend_limit: dict[str, float]):
+    ten = snap.tenancy
+    type_cap = np.bincount(snap.fleet.type_idx, weights=snap.fleet.capacity,
+                           minlength=len(snap.fleet.catalog)).astype(np.float64)
+    cap = np.asarray(ten.entitlement) * type_cap[None, :]
+    used = sector_use(snap.running, ten.project_sector, *cap.shape)
+    limit = np.array([lend_limit.get(s, 1.0) for s in ten.sector_names])
+    return lent_out(snap.running, used, cap, type_cap, ten.project_sector, limit[:, None] * cap)
+
+
+def test_lent_out_charges_no_pool_that_does_not_exist() -> None:
+    # research runs 72 (20.8 above its 51.2) naming industry, which has 19.2 idle: the other
+    # 1.6 comes from public (entitled 25.6, lends at most 12.8), not from a pool (there is none)
+    w = World(lend_limit={"public": 0.5})
+    borrower = job("r").project("res").gpus(72).running(0.0, *range(4, 13), lender=0)
+    run = [*fill(0, 3, "ind"), borrower]
+    lent, pool_lent = _lent(w.snapshot([], run), {"public": 0.5})
+    assert lent[:, 0].tolist() == pytest.approx([19.2, 0.0, 1.6])
+    assert pool_lent[0] == 0.0
+
+
+def test_lent_out_without_lenders_keeps_to_lend_limits() -> None:
+    # industry runs 64 (12.8 above) with no lender column; public lends nothing: research lent it
+    w = World(lend_limit={"public": 0.0})
+    lent, pool_lent = _lent(w.snapshot([], fill(0, 7, "ind"), lenders=False), {"public": 0.0})
+    assert lent[:, 0].tolist() == pytest.approx([0.0, 12.8, 0.0])
+    assert pool_lent[0] == 0.0
 
 
 def test_fragmentation() -> None:

@@ -36,19 +36,23 @@ def sector_use(running: JobTable, project_sector: np.ndarray, n_sectors: int, n_
 
 
 def lent_out(running: JobTable, used: np.ndarray, cap: np.ndarray, type_cap: np.ndarray,
-             project_sector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+             project_sector: np.ndarray, lend_cap: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
     """Accelerators currently lent by each sector [S, T] and by the pool [T].
 
     What a sector borrows is its use above its entitlement (its *excess*), whatever its jobs
     were told when they started: a job that borrowed part of its accelerators, or whose sector
     has since come back under its entitlement, lends no more than that. With a ``lender``
-    column each borrowing sector's excess is split among the lenders its jobs name, in
-    proportion to their accelerators; without one, the excess is charged to the pool first,
-    then to sectors in proportion to their idle entitlement (rule 2)."""
+    column each borrowing sector's excess is first split among the lenders its jobs name, in
+    proportion to their accelerators. What no named lender explains (all of it without the
+    column) is charged to the pool, up to the pool's capacity, then to sectors in proportion
+    to what they may still lend: their idle entitlement, within ``lend_cap`` (their lend limit ×
+    entitlement, when given) (rule 2)."""
     n_s, n_t = cap.shape
     over = np.maximum(used - cap, 0.0)  # [S, T]
     excess = over.sum(axis=0)  # [T]
     idle = np.maximum(cap - used, 0.0)
+    lent = np.zeros((n_s, n_t))
     if len(running) and len(running.lender) == len(running):
         has = running.lender >= 0
         b = project_sector[running.project[has]].astype(np.int64)
@@ -59,13 +63,14 @@ def lent_out(running: JobTable, used: np.ndarray, cap: np.ndarray, type_cap: np.
         tot = named.sum(axis=1)  # [b, t]
         scale = np.divide(over, tot, out=np.ones_like(tot), where=tot > over)
         lent = np.minimum((named * scale[:, None, :]).sum(axis=0), idle)
-        return lent, np.maximum(excess - lent.sum(axis=0), 0.0)
-    pool_cap = np.maximum(type_cap - cap.sum(axis=0), 0.0)
-    from_pool = np.minimum(excess, pool_cap)
-    rest = excess - from_pool
-    idle_tot = idle.sum(axis=0)
-    frac = np.divide(idle, idle_tot, out=np.zeros_like(idle), where=idle_tot > 0)
-    return np.minimum(frac * rest, idle), from_pool
+    rest = np.maximum(excess - lent.sum(axis=0), 0.0)
+    from_pool = np.minimum(rest, np.maximum(type_cap - cap.sum(axis=0), 0.0))
+    rest = rest - from_pool
+    may = idle if lend_cap is None else np.minimum(idle, lend_cap)
+    room = np.maximum(may - lent, 0.0)
+    room_tot = room.sum(axis=0)
+    frac = np.divide(room, room_tot, out=np.zeros_like(room), where=room_tot > 0)
+    return lent + np.minimum(frac * rest, room), from_pool
 
 
 def water_fill(total: np.ndarray, weight: np.ndarray, demand: np.ndarray) -> np.ndarray:
@@ -116,9 +121,9 @@ def entitlements(tenancy: Tenancy, running: JobTable, type_cap: np.ndarray,
     used = sector_use(running, tenancy.project_sector, n_s, n_t)
     limit = (np.ones(n_s) if tenancy.lend_limit is None
              else np.clip(np.asarray(tenancy.lend_limit, dtype=np.float64), 0.0, 1.0))
-    lent, pool_lent = lent_out(running, used, cap, type_cap, tenancy.project_sector)
-    idle = np.maximum(cap - used, 0.0)
     lend_cap = limit[:, None] * cap
+    lent, pool_lent = lent_out(running, used, cap, type_cap, tenancy.project_sector, lend_cap)
+    idle = np.maximum(cap - used, 0.0)
     lendable = np.maximum(np.minimum(idle, lend_cap) - lent, 0.0)
     pool = np.maximum(np.maximum(type_cap - cap.sum(axis=0), 0.0) - pool_lent, 0.0)
     want = np.maximum(pending_demand - np.maximum(cap - used, 0.0), 0.0)
