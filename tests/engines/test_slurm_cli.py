@@ -66,16 +66,23 @@ def _free_port() -> int:
 COMMANDS = (["slurm", "nodes"], ["slurm", "sync-accounts"], ["slurm", "import-usage"])
 
 
-def test_a_missing_slurm_conf_is_named_at_once(tmp_path) -> None:
-    env = _conf_env(tmp_path, str(tmp_path / "nowhere" / "slurm.conf"))
+def _each_command_names_the_setting(env: dict[str, str], words: str) -> None:
+    """Every ``aicc slurm`` command exits 2 at once with one message naming
+    ``engine.slurm_conf`` and ``words``, never a traceback (the database upgraded first)."""
     cli = CliRunner()
     assert cli.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
     for cmd in COMMANDS:
         result = cli.invoke(app, cmd, env=env)
         assert result.exit_code == 2, (cmd, result.output)
         text = result.output.replace("\n", " ")
-        assert "engine.slurm_conf:" in text and "is not a file" in text, text
+        assert "engine.slurm_conf:" in text and words in text, text
         assert "Traceback" not in text
+
+
+def test_a_missing_slurm_conf_is_named_at_once(tmp_path) -> None:
+    _each_command_names_the_setting(_conf_env(tmp_path, str(tmp_path / "nowhere" / "slurm.conf")),
+                                    "is not a file")
+    cli = CliRunner()
     # SLURM_CONF from the environment is checked the same way when the key is not set.
     cfg = tmp_path / "unset.toml"
     cfg.write_text(f'database_url = "sqlite:///{tmp_path / "aicc.db"}"\n[engine]\nkind = "slurm"\n')
@@ -99,15 +106,8 @@ def test_an_unreachable_cluster_names_the_setting(tmp_path, slurm_conf: str) -> 
     text = re.sub(r"(?m)^AccountingStoragePort=.*$", f"AccountingStoragePort={_free_port()}",
                   text)
     (bad / "slurm.conf").write_text(text)
-    env = _conf_env(tmp_path, str(bad / "slurm.conf"))
-    cli = CliRunner()
-    assert cli.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
-    for cmd in COMMANDS:
-        result = cli.invoke(app, cmd, env=env)
-        assert result.exit_code == 2, (cmd, result.output)
-        out = result.output.replace("\n", " ")
-        assert "engine.slurm_conf:" in out and "cannot reach Slurm" in out, out
-        assert "Traceback" not in out
+    _each_command_names_the_setting(_conf_env(tmp_path, str(bad / "slurm.conf")),
+                                    "cannot reach Slurm")
 
 
 def test_a_partition_slurm_does_not_have_is_named(env: dict[str, str]) -> None:

@@ -250,12 +250,20 @@ def _check_started_this_cycle(at: float) -> Callable[[Decisions, dict[str, job]]
     return check
 
 
-def _gang_behind_estimated_start() -> tuple[Snapshot, dict[str, job]]:
-    # nodes 14 and 15 are free: "first" takes both, expected to run 1,000 s of its 7,200 s limit
-    busy = fill(0, 13, "pub", NOW - 100)
-    pending = [job("first").gpus(16).limit(7200).expected(1000).submitted(0),
-               job("gang").gpus(16).submitted(10)]
-    return world_snap(pending, busy)
+def _gang_behind_first(limit: float, expected: float
+                       ) -> Callable[[], tuple[Snapshot, dict[str, job]]]:
+    """Nodes 14 and 15 free: "first" takes both (``limit`` and ``expected`` runtime), a gang
+    of two nodes waits behind it."""
+    def build() -> tuple[Snapshot, dict[str, job]]:
+        busy = fill(0, 13, "pub", NOW - 100)
+        pending = [job("first").gpus(16).limit(limit).expected(expected).submitted(0),
+                   job("gang").gpus(16).submitted(10)]
+        return world_snap(pending, busy)
+    return build
+
+
+# "first" is expected to run 1,000 s of its 7,200 s limit
+_gang_behind_estimated_start = _gang_behind_first(7200, 1000)
 
 
 def _check_gang_behind_estimated_start(d: Decisions, jobs: dict[str, job]) -> None:
@@ -312,13 +320,9 @@ def _check_gang_reserves_pod_by_pod(d: Decisions, jobs: dict[str, job]) -> None:
     assert r.start == NOW + 300 and r.nodes == (6, 7, 8, 9, 10, 11, 12)
 
 
-def _estimate_past_the_limit() -> tuple[Snapshot, dict[str, job]]:
-    # nodes 14 and 15 are free; "first" takes them, limit 1,000 s but an estimate of 9,000 s
-    # (a job is stopped at its limit, whatever its estimate says)
-    busy = fill(0, 13, "pub", NOW - 100)
-    pending = [job("first").gpus(16).limit(1000).expected(9000).submitted(0),
-               job("gang").gpus(16).submitted(10)]
-    return world_snap(pending, busy)
+# "first" has a limit of 1,000 s but an estimate of 9,000 s (a job is stopped at its limit,
+# whatever its estimate says)
+_estimate_past_the_limit = _gang_behind_first(1000, 9000)
 
 
 def _check_estimate_past_the_limit(d: Decisions, jobs: dict[str, job]) -> None:
