@@ -228,10 +228,20 @@ class Simulator:
         has = np.bincount(fleet.type_idx, minlength=n_t) > 0
         self._by_type = (srt, bounds, has)
         self._submit_sorted = bool(n == 0 or (np.diff(jobs.submit) >= 0).all())
+        pol = self.policy
+        self._fifo = (pol.name == "fifo" and not pol.backfill and not pol.entitlements
+                      and not pol.require_grant and jobs.grant is None)
+        # every node of a type has one size: the screen's shape check is then _shape_ok's
+        cap_of = [self.cap[fleet.type_idx == t] for t in range(n_t)]
+        self._queue_depth = self._fifo and all(len(c) == 0 or (c == c[0]).all() for c in cap_of)
         self._ok_key: bytes | None = None
         self._ok: tuple[np.ndarray, np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0),
                                                                np.zeros(0, dtype=bool))
         self._head = 0  # see _first_kept
+        # FIFO on one type: the state generation at which the queue's head was found unable to
+        # start (see _may_start); every change of free capacity or of the head advances _gen
+        self._gen = 0
+        self._held_gen = -1
         self.heap: list[tuple] = []
         self.seq = 0
         self.ap = 0  # next arrival
@@ -315,6 +325,7 @@ class Simulator:
         if total != self.acc[j] and not forked:
             raise RuntimeError(f"job {j} placed on {total} accelerators, asked {self.acc[j]}")
         self.state[j] = ST_RUNNING
+        self._gen += 1
         self.n_pending -= 1
         self.n_running += 1
         self.start[j] = now
@@ -335,6 +346,7 @@ class Simulator:
             if self.fleet.state[node] == NODE_UP:
                 self.free[node] += cnt
         self.placement[j] = None
+        self._gen += 1
         self.running.remove(j)
         self.proj_busy[self.jobs.project[j]] -= self.acc[j]
         self.n_running -= 1
@@ -343,6 +355,7 @@ class Simulator:
 
     def _requeue(self, j: int) -> None:
         self.state[j] = ST_PENDING
+        self._gen += 1
         self._head = min(self._head, j)
         self.n_pending += 1
         self.pending_parts.append(np.array([j], dtype=np.int64))
@@ -397,6 +410,7 @@ class Simulator:
             victims = self.running.ids[rows].tolist()
             self.fleet.state[node] = NODE_DOWN
             self.free[node] = 0
+            self._gen += 1
             for j in victims:
                 self._interrupt(j, t, checkpointed=False)
                 self.interruptions[j] += 1
@@ -422,6 +436,7 @@ class Simulator:
     def _on_repair(self, t: float, node: int) -> None:
         self.fleet.state[node] = NODE_UP
         self.free[node] = self.cap[node]
+        self._gen += 1
         if self.n_pending:
             self.want_cycle = True
 
@@ -479,6 +494,10 @@ class Simulator:
             return
         w0 = time.perf_counter()
         self._advance_usage(now)
+        if self._held_gen == self._gen:  # FIFO's head still cannot start (see _may_start)
+            self.skipped += 1
+            self.cycle_wall += time.perf_counter() - w0
+            return
         pend = self._pending_ids()
         if not self._may_act(pend, now):
             # schedule() would return no start and no preemption (see _may_act): the call is
@@ -486,7 +505,7 @@ class Simulator:
             self.skipped += 1
             self.cycle_wall += time.perf_counter() - w0
             return
-        snap = self.snapshot(now, pend)
+        snap = self.snapshot(now, self._fifo_queue(pend) if self._queue_depth else pend)
         w1 = time.perf_counter()
         dec = schedule(snap, self.policy)
         self.sched_wall += time.perf_counter() - w1
@@ -532,15 +551,14 @@ class Simulator:
 
     def _may_start(self, pend: np.ndarray, up: np.ndarray) -> bool:
         """Necessary for a start (rules 6 and 10): see :meth:`_may_act`."""
-        pol, J = self.policy, self.jobs
+        J = self.jobs
         free = np.where(up, self.free, 0)
         srt, bounds, has = self._by_type
         n_t = len(has)
         maxfree = np.zeros(n_t, dtype=np.int64)
         maxfree[has] = np.maximum.reduceat(free[srt], bounds[has])
         whole = np.bincount(self.fleet.type_idx[up & (free == self.cap)], minlength=n_t)
-        if (pol.name == "fifo" and not pol.backfill and not pol.entitlements
-                and not pol.require_grant and J.grant is None):
+        if self._fifo:
             # the head of each type: earliest submit among jobs the screen keeps (rule 6 shape)
             maxcap, n_up, okj = self._shape_ok(up)
             if self._submit_sorted:  # rows in submit order: the head is the first row kept
@@ -556,7 +574,12 @@ class Simulator:
                     t = J.type_idx[pend].astype(np.int64)
                     fits = np.where(J.nodes[pend] == 1, J.per_node[pend] <= maxfree[t],
                                     J.nodes[pend] <= whole[t])
-                    return bool(fits.any())
+                    if fits.any():
+                        return True
+                    # until free capacity or the head changes, arrivals (all later in submit
+                    # order) leave the head where it is: their cycles start nothing either
+                    self._held_gen = self._gen
+                    return False
             t = J.type_idx[pend]
             n, k = J.nodes[pend], J.per_node[pend]
             ok = (n >= 1) & (k >= 1) & (k <= maxcap[t]) & (n <= n_up[t])
@@ -572,6 +595,52 @@ class Simulator:
         n, k = J.nodes[pend], J.per_node[pend]
         fits = np.where(n == 1, k <= maxfree[t], n <= whole[t])
         return bool(fits.any())
+
+    def _fifo_queue(self, pend: np.ndarray) -> np.ndarray:
+        """The part of the FIFO queue that decides the cycle: per type, as many of the first rows
+        the screen keeps as the type has free accelerators, in queue order (``pend`` itself
+        when that order is not the key's).
+
+        Without backfill, entitlements or grants (rule 10) a type's starts are its rows before
+        its first row that cannot start, and each takes at least one free accelerator of the
+        type: all of them lie among the type's first ``free`` kept rows, and later rows change
+        nothing. The decisions are those of the whole queue (Slurm's ``default_queue_depth``
+        bounds its main scheduler likewise, without that guarantee).
+        """
+        if not (self._submit_sorted and len(pend) > 1 and pend[-1] > pend[-2]
+                and (pend[1:] > pend[:-1]).all()):
+            return pend  # a requeued row waits out of submit order: the order is the key's
+        up = self.fleet.state == NODE_UP
+        okj = self._shape_ok(up)[2]
+        head = self._first_kept(okj)
+        if head < 0:
+            return pend[:0]
+        n_t = len(self.fleet.catalog)
+        need = np.bincount(self.fleet.type_idx[up], weights=self.free[up],
+                           minlength=n_t).astype(np.int64)
+        i = int(np.searchsorted(pend, head))  # rows before the head are all held
+        size = int(need.sum()) * 2 + 64
+        want = np.flatnonzero(need > 0).tolist()
+        while True:
+            seg = pend[i:i + size]
+            ok = okj[seg]
+            done = i + size >= len(pend)
+            if n_t == 1:
+                idx = np.flatnonzero(ok)
+                if done or len(idx) >= need[0]:
+                    return seg[idx[:need[0]]]
+            else:
+                t = self.jobs.type_idx[seg]
+                keep = np.zeros(len(seg), dtype=bool)
+                short = False
+                for ty in want:
+                    mine = ok & (t == ty)
+                    rank = np.cumsum(mine)
+                    keep |= mine & (rank <= need[ty])
+                    short |= len(rank) == 0 or rank[-1] < need[ty]
+                if done or not short:
+                    return seg[keep]
+            size *= 4
 
     def _shape_ok(self, up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Largest node and node count in service per type, and per job whether its shape fits
