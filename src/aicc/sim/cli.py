@@ -25,7 +25,7 @@ from aicc.fleet.phases import load_phases
 from aicc.scheduler.policy import POLICIES
 from aicc.sim.jobs import parse_substitutions
 from aicc.sim.loop import SimConfig, SimResult
-from aicc.sim.metrics import _counts, describe_rows, summarize
+from aicc.sim.metrics import row_account_lines, summarize
 from aicc.sim.report import COMPARISON_HEAD, _fmt_s, comparison_rows, write_report
 from aicc.sim.scenario import (
     Scenario,
@@ -222,8 +222,9 @@ def simulate(
     except OSError as exc:  # an input that could not be read, by whichever option it came
         _fail(f"{exc.filename or 'input'}: cannot read ({exc.strerror or exc})", 2)
     try:
-        summaries = (write_report(results, report) if report else
-                     {r.label: summarize(r) for r in results})
+        read = plan.workload.account.to_dict()  # reading the file, over every row read
+        summaries = (write_report(results, report, read=read) if report else
+                     {r.label: summarize(r, read) for r in results})
     except OSError as exc:  # the report folder became unwritable during the run
         _fail(f"--report {report}: cannot write the report ({exc.strerror or exc})", 2)
     _warn_never_started(results)
@@ -247,54 +248,21 @@ def simulate(
         st.add_row(pol, *[f"{_fmt_s(v['wait_s']['p50'])} / {_fmt_s(v['wait_s']['p90'])}"
                           for v in s["sectors"].values()])
     _print_table(st)
-    for line in _row_account_lines(summaries, plan.workload.account.to_dict()):
+    for line in _row_account_lines(summaries):
         out.print(line, highlight=False, markup=False, soft_wrap=True)
     if report:
         out.print(f"report: {report / 'report.html'}", highlight=False, soft_wrap=True)
 
 
-def row_account(rows: dict, read: dict) -> str:
-    """The row account of one run in words: :func:`describe_rows`, except when ``--max-jobs N``
-    cut the valid rows and mapping those N onto the fleet left some out (jobs larger than the
-    fleet are among the N, so fewer than N run) or changed some. The counts are then kept apart
-    by what they cover: reading the file (``read``: over every row read) first, then the jobs
-    simulated and what the mapping did among the first N valid rows::
-
-        rows read 82,247; invalid 3: zero GPUs 3; simulated 8 of the first 10 valid rows
-        (--max-jobs 10; among them invalid 2: larger than fleet 2)
-    """
-    cut = rows.get("max_jobs")
-    if not cut or rows.get("simulated") is None:
-        return describe_rows(rows)
-
-    def among(key: str) -> dict[str, int]:
-        before = read.get(key) or {}
-        diff = {k: int(v) - int(before.get(k, 0)) for k, v in (rows.get(key) or {}).items()}
-        return {k: v for k, v in diff.items() if v}
-
-    dropped, changed = among("invalid"), among("adjusted")
-    if not dropped and not changed:  # the first N all ran as read
-        return describe_rows(rows)
-    head = describe_rows({"rows_read": rows.get("rows_read", 0),
-                          "invalid": read.get("invalid"), "adjusted": read.get("adjusted")})
-    notes = [f"--max-jobs {int(cut):,}"]
-    if dropped:
-        notes.append(f"among them invalid {sum(dropped.values()):,}: {_counts(dropped)}")
-    if changed:
-        notes.append(f"among them adjusted {sum(changed.values()):,}: {_counts(changed)}")
-    return (f"{head}; simulated {int(rows['simulated']):,} of the first {int(cut):,} valid "
-            f"rows ({'; '.join(notes)})")
-
-
-def _row_account_lines(summaries: dict[str, dict], read: dict) -> list[str]:
-    """One row account line, or, when the runs' accounts differ (fleets that leave out
-    different jobs), one per group of runs with the same account, naming them."""
-    groups: dict[str, list[str]] = {}
-    for label, s in summaries.items():
-        groups.setdefault(row_account(s["rows"], read), []).append(label)
-    if len(groups) == 1:
-        return list(groups)
-    return [f"{', '.join(labels)}: {line}" for line, labels in groups.items()]
+def _row_account_lines(summaries: dict[str, dict]) -> list[str]:
+    """One row account line (with ``--max-jobs``, the counts over every row read, then those
+    among the first N, as in the summaries' ``rows`` and ``rows.first_n``), or, when the runs'
+    accounts differ (fleets that leave out different jobs), one per group of runs with the
+    same account, led by their labels."""
+    lines = row_account_lines(summaries)
+    if len(lines) == 1:
+        return [lines[0][1]]
+    return [f"{', '.join(labels)}: {line}" for labels, line in lines]
 
 
 def _warn_never_started(results: list[SimResult]) -> None:

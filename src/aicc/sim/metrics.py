@@ -102,8 +102,10 @@ def _pct(x: np.ndarray) -> dict[str, float | None]:
             "max": float(x.max())}
 
 
-def summarize(r: SimResult) -> dict[str, Any]:
-    """The JSON summary of one run."""
+def summarize(r: SimResult, read: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON summary of one run. ``read`` is the row account of reading the trace (the
+    workload's, before ``--max-jobs`` and the fleet mapping), so that ``rows`` can keep the
+    counts over every row read apart from those among the first N (:func:`split_rows`)."""
     f = job_frame(r)
     J = r.jobs
     ten = r.tenancy
@@ -187,7 +189,7 @@ def summarize(r: SimResult) -> dict[str, Any]:
             "min_cycle_s": r.config.min_cycle_s,
             "seed": r.config.seed,
         },
-        "rows": r.jobs.account.to_dict(),
+        "rows": split_rows(r.jobs.account.to_dict(), read),
         **({"extra": r.extra} if r.extra else {}),
     }
 
@@ -216,11 +218,58 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{_reason(k)} {v:,}" for k, v in sorted(counts.items()) if v)
 
 
+def split_rows(rows: dict[str, Any], read: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's row account (``rows``) with its two scopes apart.
+
+    The run's account adds what mapping the jobs onto the fleet did (``larger_than_fleet``,
+    ``gang_rounded_up_to_node_shape``) to the account of reading the file (``read``). Without a
+    ``--max-jobs`` cut both cover every row read, and the account is returned as it is, with
+    ``first_n`` None. With a cut the mapping covered only the first N valid rows: the top-level
+    counts (``invalid``, ``adjusted``, ``example_lines``) are then those of reading the file,
+    over every row read, and ``first_n`` holds the first N's: ``rows`` (N), ``simulated``, and
+    ``invalid``, ``invalid_total``, ``adjusted``, ``example_lines`` among them — the two parts
+    of the printed row account. Without ``read`` a cut run's counts cannot be told apart: they
+    are returned as they are, with ``first_n`` None."""
+    out = dict(rows)
+    out["first_n"] = None
+    cut = rows.get("max_jobs")
+    if not cut or read is None:
+        return out
+
+    def among(key: str) -> dict[str, int]:
+        before = read.get(key) or {}
+        diff = {k: int(v) - int(before.get(k, 0)) for k, v in (rows.get(key) or {}).items()}
+        return {k: v for k, v in sorted(diff.items()) if v}
+
+    invalid, adjusted = among("invalid"), among("adjusted")
+    seen = read.get("example_lines") or {}
+    examples = {k: [x for x in (rows.get("example_lines") or {}).get(k, [])
+                    if x not in seen.get(k, [])] for k in invalid}
+    out.update(invalid=dict(read.get("invalid") or {}),
+               invalid_total=sum(int(v) for v in (read.get("invalid") or {}).values()),
+               adjusted=dict(read.get("adjusted") or {}),
+               example_lines=dict(read.get("example_lines") or {}))
+    out["first_n"] = {"rows": int(cut), "simulated": rows.get("simulated"),
+                      "invalid": invalid, "invalid_total": sum(invalid.values()),
+                      "adjusted": adjusted,
+                      "example_lines": {k: v for k, v in examples.items() if v}}
+    return out
+
+
 def describe_rows(rows: dict[str, Any]) -> str:
     """The row account as a sentence for people: ``rows read 400; invalid 3: larger than
     fleet 1, zero GPUs 2; adjusted 5: …; simulated 397``; empty parts are left out, and
     ``simulated`` only when it differs from the rows read (``rows read 82,247; simulated 2,000
-    (--max-jobs 2,000)``), so the rows read are never taken for the jobs simulated."""
+    (--max-jobs 2,000)``), so the rows read are never taken for the jobs simulated.
+
+    When ``--max-jobs N`` cut the valid rows and mapping those N onto the fleet left some out
+    or changed some (``rows["first_n"]``, from :func:`split_rows`), the counts are kept apart
+    by what they cover: reading the file (over every row read) first, then the jobs simulated
+    and what the mapping did among the first N valid rows::
+
+        rows read 82,247; invalid 3: zero GPUs 3; simulated 8 of the first 10 valid rows
+        (--max-jobs 10; among them invalid 2: larger than fleet 2)
+    """
     read = int(rows.get("rows_read", 0))
     parts = [f"rows read {read:,}"]
     invalid = {k: int(v) for k, v in (rows.get("invalid") or {}).items() if v}
@@ -230,7 +279,28 @@ def describe_rows(rows: dict[str, Any]) -> str:
     if adjusted:
         parts.append(f"adjusted {sum(adjusted.values()):,}: {_counts(adjusted)}")
     simulated, cut = rows.get("simulated"), rows.get("max_jobs")
-    if simulated is not None and (int(simulated) != read or cut):
+    first = rows.get("first_n") or {}
+    dropped = {k: int(v) for k, v in (first.get("invalid") or {}).items() if v}
+    changed = {k: int(v) for k, v in (first.get("adjusted") or {}).items() if v}
+    if simulated is not None and cut and (dropped or changed):
+        notes = [f"--max-jobs {int(cut):,}"]
+        if dropped:
+            notes.append(f"among them invalid {sum(dropped.values()):,}: {_counts(dropped)}")
+        if changed:
+            notes.append(f"among them adjusted {sum(changed.values()):,}: {_counts(changed)}")
+        parts.append(f"simulated {int(simulated):,} of the first {int(cut):,} valid rows "
+                     f"({'; '.join(notes)})")
+    elif simulated is not None and (int(simulated) != read or cut):
         parts.append(f"simulated {int(simulated):,}"
                      + (f" (--max-jobs {int(cut):,})" if cut else ""))
     return "; ".join(parts)
+
+
+def row_account_lines(summaries: dict[str, dict[str, Any]]) -> list[tuple[list[str], str]]:
+    """The row account of the runs (:func:`describe_rows` of each summary's ``rows``): one
+    line for all when their accounts agree, else one per group of runs with the same account
+    (fleets that leave out different jobs); each with the labels of its runs."""
+    groups: dict[str, list[str]] = {}
+    for label, s in summaries.items():
+        groups.setdefault(describe_rows(s["rows"]), []).append(label)
+    return [(labels, line) for line, labels in groups.items()]
