@@ -738,19 +738,31 @@ class Simulator:
         s["pending"].append(self.n_pending)
         s["fragmentation"].append(float(free_up[part].sum()) / tot_free if tot_free else 0.0)
         n_sec = len(self.tenancy.sector_names)
+        n_t = len(self.fleet.catalog)
+        J = self.jobs
         self.sector_busy.append(np.bincount(self.project_sector, weights=self.proj_busy,
                                             minlength=n_sec))
+        # also per sector and type (bins s·n_t + t), for the fair share of each type
         if self.n_pending:
             pend = self._pending_ids()
-            self.sector_pending.append(np.bincount(
-                self.project_sector[self.jobs.project[pend]], weights=self.acc[pend],
-                minlength=n_sec))
+            sec = self.project_sector[J.project[pend]]
+            self.sector_pending.append(np.bincount(sec, weights=self.acc[pend],
+                                                   minlength=n_sec))
+            st_pend = np.bincount(sec.astype(np.int64) * n_t + J.type_idx[pend],
+                                  weights=self.acc[pend], minlength=n_sec * n_t)
         else:
             self.sector_pending.append(np.zeros(n_sec))
+            st_pend = np.zeros(n_sec * n_t)
         self.running.compact()
-        self.type_busy.append(np.bincount(self.jobs.type_idx[self.running.ids],
-                                          weights=self.acc[self.running.ids],
-                                          minlength=len(self.fleet.catalog)))
+        ids = self.running.ids
+        self.type_busy.append(np.bincount(J.type_idx[ids], weights=self.acc[ids],
+                                          minlength=n_t))
+        key = self.project_sector[J.project[ids]].astype(np.int64) * n_t + J.type_idx[ids]
+        s.setdefault("sector_type_busy", []).append(
+            np.bincount(key, weights=self.acc[ids], minlength=n_sec * n_t).reshape(n_sec, n_t))
+        s.setdefault("sector_type_pending", []).append(st_pend.reshape(n_sec, n_t))
+        s.setdefault("type_capacity_up", []).append(
+            np.bincount(self.fleet.type_idx[up], weights=self.cap[up], minlength=n_t))
 
     # --- main loop --------------------------------------------------------------------------
     def run(self) -> SimResult:
@@ -830,6 +842,9 @@ class Simulator:
         if self.progress is not None:
             self.progress(end_time, self.ap)
         self._sample(max(end_time, self.clock.now()))
+        # per sample: time, fleet totals; sector_busy and sector_pending [sample, sector];
+        # type_busy and type_capacity_up [sample, type]; sector_type_busy and
+        # sector_type_pending [sample, sector, type]
         series = {k: np.asarray(v) for k, v in self.samples.items()}
         series["sector_busy"] = np.array(self.sector_busy)
         series["sector_pending"] = np.array(self.sector_pending)

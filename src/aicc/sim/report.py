@@ -198,15 +198,36 @@ def _policy_section(r: SimResult, s: dict[str, Any]) -> str:
         w = sec["wait_s"]
         rows.append([n, str(sec["jobs"]), _fmt_s(w["mean"]), _fmt_s(w["p50"]), _fmt_s(w["p90"]),
                      _fmt_s(w["p99"]), f"{sec['delivered_share']:.1%}",
-                     f"{sec['entitlement_share']:.1%}"])
+                     f"{sec['entitlement_share']:.1%}",
+                     _fmt_index(sec["fair_share_delivered"])])
     parts.append(_table(["sector", "jobs", "mean wait", "p50", "p90", "p99", "delivered share",
-                         "entitlement"], rows))
+                         "entitlement", "fair share delivered"], rows))
+    parts.append(_fairness_by_type(s))
     f = s["failures"]
     parts.append(f"<p>Node failures: {f['node_failures']}; lost work "
                  f"{f['lost_acc_h']:.1f} accelerator-hours (not charged); charged "
                  f"{f['charged_acc_h']:.1f} accelerator-hours. Preemptions: "
                  f"{s['jobs_metrics']['preemptions']}.</p>")
     return "".join(parts)
+
+
+def _fairness_by_type(s: dict[str, Any]) -> str:
+    """On a fleet of several accelerator types: ``fair_share_delivered`` per sector and type,
+    and Jain's index of each type, beside the capacity-weighted figures (empty on one type,
+    where they are the same numbers)."""
+    jt = s["fairness"]["jain_sector_fair_share_by_type"]
+    if len(jt) < 2:
+        return ""
+    by_type = s["fleet"]["by_type"]
+    head = ["sector", *(f"{t} ({by_type.get(t, 0):,})" for t in jt), "weighted by capacity"]
+    rows = [[n, *(_fmt_index(sec["fair_share_delivered_by_type"][t]) for t in jt),
+             _fmt_index(sec["fair_share_delivered"])] for n, sec in s["sectors"].items()]
+    rows.append(["Jain (sectors)", *(_fmt_index(jt[t]) for t in jt),
+                 _fmt_index(s["fairness"]["jain_sector_fair_share"])])
+    return ("<p>Fair share delivered by accelerator type (held / demand-capped fair share of "
+            "that type; – where the sector never wanted the type). A sector's figure across "
+            "types is a capacity-weighted mean, in which more than its share of one type can "
+            "hide less than its share of another: read it by type.</p>" + _table(head, rows))
 
 
 def _rows_section(summaries: dict[str, dict[str, Any]]) -> str:
