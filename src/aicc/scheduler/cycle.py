@@ -840,11 +840,18 @@ def preempt(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: Fre
         if by_lender:
             later += failed
     if later:
-        # A sector below its entitlement whose own loans do not free room takes back any loan
-        # of the type: its share is then held by borrowers of other lenders' (or the pool's)
-        # capacity, e.g. where a sector within its entitlement started on capacity that was
-        # free while its own idle share was lent out. Victims and nodes already counted on
-        # above are left out.
+        # A sector below its entitlement whose own loans cannot hold the job takes back any
+        # loan of the type: its share is then held by borrowers of other lenders' (or the
+        # pool's) capacity, e.g. where a sector within its entitlement started on capacity that
+        # was free while its own idle share was lent out. A sector whose own borrowers (of any
+        # age) hold at least the job's size waits for them instead. Victims and nodes already
+        # counted on above are left out.
+        own = np.zeros((n_sec, len(snap.fleet.catalog)))
+        mine = np.flatnonzero(borrowed & (run.lender >= 0))
+        np.add.at(own, (run.lender[mine].astype(np.int64), run.type_idx[mine].astype(np.int64)),
+                  run.accelerators[mine])
+        later = [i for i in later if w_n[i] * w_k[i] > own[w_s[i], w_t[i]] + 1e-9]
+    if later:
         chosen = set().union(*(r.chosen for r in reclaim.values() if r is not None))
         claimed = set().union(*(r.claimed for r in reclaim.values() if r is not None))
         up_left = [u and nd not in claimed for nd, u in enumerate(up)] if claimed else up
