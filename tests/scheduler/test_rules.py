@@ -377,6 +377,15 @@ def _preempt_other_lender(own_loan: bool) -> Callable[[], tuple[Snapshot, dict[s
     return build
 
 
+def _own_young_loan() -> tuple[Snapshot, dict[str, job]]:
+    # research's own borrower is younger than the minimum runtime: research waits for it rather
+    # than taking back public's older loans
+    busy = [job(f"b{n}").project("ind").gpus(8).running(NOW - 5000, n, lender=2)
+            for n in range(15)]
+    busy.append(job("own").project("ind").gpus(8).running(NOW - 100, 15, lender=1))
+    return world_snap([job("res").project("res").gpus(8)], busy)
+
+
 def _share_held_through_another_loan() -> tuple[Snapshot, dict[str, job]]:
     # Public borrowed industry's idle share; industry then started within its entitlement on
     # capacity that research keeps back (lend limit 0). Research, below its entitlement, takes
@@ -538,6 +547,8 @@ CASES = [
          reasons={"res": H.PREEMPTING}, preempted={"own"}),
     Case("then any loan of the type", _preempt_other_lender(False),
          reasons={"res": H.PREEMPTING}, preempted={"young"}),
+    Case("a sector waits for its own young loan", _own_young_loan,
+         reasons={"res": H.RESOURCES}),
     Case("a share held through another sector's loan is taken back",
          _share_held_through_another_loan, started={"r0", "r1"},
          reasons={"r2": H.PREEMPTING}, preempted={"p7"}),
