@@ -236,7 +236,7 @@ def order_jobs(snap: Snapshot, policy: Policy, prep: Prepared, scr: Screened) ->
             | (p.time_limit_s > policy.interactive_max_time_s))
         cls = np.where(big_interactive, _BATCH, cls)
         key = cls * _TIER - score
-        if policy.entitlements:
+        if policy.lends:
             n_s, n_t = len(ten.sector_names), len(prep.type_cap)
             t = _clip(p.type_idx.astype(np.int64), 0, n_t - 1)
             demand = np.bincount((sec * n_t + t)[eligible], weights=acc[eligible],

@@ -208,18 +208,24 @@ def water_fill(total: np.ndarray, weight: np.ndarray, demand: np.ndarray) -> np.
     return np.array(out, dtype=np.float64).T.reshape(n_s, n_t)
 
 
+def entitled(tenancy: Tenancy, type_cap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Entitled accelerators per (sector, type) for ``type_cap`` in service (rule 1), and the
+    most each sector lends of them (its lend limit × entitlement, rule 2)."""
+    ent = np.asarray(tenancy.entitlement, dtype=np.float64)
+    cap = ent * type_cap[None, :]
+    limit = (np.ones(len(ent)) if tenancy.lend_limit is None
+             else np.clip(np.asarray(tenancy.lend_limit, dtype=np.float64), 0.0, 1.0))
+    return cap, limit[:, None] * cap
+
+
 def entitlements(tenancy: Tenancy, running: JobTable, type_cap: np.ndarray,
                  pending_demand: np.ndarray) -> Entitlements:
     """Rule 1 and 2: entitled capacity, use, what each sector may lend and borrow this cycle.
 
     ``pending_demand[s, t]`` is the accelerators asked by the sector's eligible pending jobs."""
-    ent = np.asarray(tenancy.entitlement, dtype=np.float64)
-    n_s, n_t = ent.shape
-    cap = ent * type_cap[None, :]
+    cap, lend_cap = entitled(tenancy, type_cap)
+    n_s, n_t = cap.shape
     used = sector_use(running, tenancy.project_sector, n_s, n_t)
-    limit = (np.ones(n_s) if tenancy.lend_limit is None
-             else np.clip(np.asarray(tenancy.lend_limit, dtype=np.float64), 0.0, 1.0))
-    lend_cap = limit[:, None] * cap
     named = named_loans(running, tenancy.project_sector, n_s, n_t)
     now = split_loans(None if named is None else named.tolist(), used.tolist(), cap.tolist(),
                       type_cap.tolist(), lend_cap.tolist())
@@ -278,10 +284,12 @@ def accumulate_lending(balance_s: np.ndarray | None, loans: np.ndarray | None,
     keep = float(decay_usage(1.0, elapsed_s, half_life_s))
     # ∫ 2^(−(elapsed − τ)/h) dτ over the interval: accelerator-seconds per accelerator lent
     gain = -math.expm1(-elapsed_s * math.log(2.0) / half_life_s) * half_life_s / math.log(2.0)
-    out = np.zeros(np.shape(loans)) if balance_s is None else np.asarray(
-        balance_s, dtype=np.float64) * keep
+    if balance_s is None:
+        return (np.zeros(np.shape(loans)) if loans is None
+                else np.asarray(loans, dtype=np.float64) * gain)
+    out = np.asarray(balance_s, dtype=np.float64) * keep
     if loans is not None:
-        out = out + np.asarray(loans, dtype=np.float64) * gain
+        out += np.asarray(loans, dtype=np.float64) * gain
     return out
 
 

@@ -20,6 +20,9 @@ Definitions (also in ``docs/simulation.md``):
   the time it wanted capacity; the share of all work delivered is no measure of fairness: once
   every job has run it is the demand mix, whatever the policy); and over projects of 1 / mean
   bounded slowdown. Accelerators of all types are counted together.
+* lending balance (rule 2, fair share only): accelerator-hours each sector lent to each other
+  one, decayed with the fair-share usage half-life, at the end of the run; per sector what it
+  lent, what it borrowed and the difference it is owed (negative: it owes).
 """
 
 from __future__ import annotations
@@ -121,6 +124,9 @@ def summarize(r: SimResult) -> dict[str, Any]:
     tot = delivered.sum()
     share = delivered / tot if tot else np.zeros(n_sec)
     fair = fair_share_delivered(r, ent_share)
+    bal = r.lending_balance_s
+    lent = bal.sum(axis=1) / 3600 if bal is not None else None
+    borrowed = bal.sum(axis=0) / 3600 if bal is not None else None
     sectors: dict[str, Any] = {}
     for k, name in enumerate(ten.sector_names):
         m = f["sector"] == k
@@ -134,6 +140,9 @@ def summarize(r: SimResult) -> dict[str, Any]:
             "fair_share_delivered": None if np.isnan(fair[k]) else float(fair[k]),
             "demand_acc_h": float((J.runtime[m] * J.accelerators[m]).sum() / 3600),
         }
+        if lent is not None and borrowed is not None:
+            sectors[name] |= {"lent_acc_h": float(lent[k]), "borrowed_acc_h": float(borrowed[k]),
+                              "owed_acc_h": float(lent[k] - borrowed[k])}
     # per-project mean slowdown for the project-level fairness index
     proj = f["project"]
     ok = np.isfinite(f["bounded_slowdown"])
@@ -168,6 +177,10 @@ def summarize(r: SimResult) -> dict[str, Any]:
             "interruptions": int(r.interruptions.sum()),
         },
         "sectors": sectors,
+        "lending": None if bal is None else [
+            {"lender": ten.sector_names[i], "borrower": ten.sector_names[j],
+             "acc_h": float(bal[i, j] / 3600)}
+            for i, j in zip(*np.nonzero(bal), strict=True)],
         "fairness": {
             "jain_sector_fair_share": jain(fair),
             "jain_project_inverse_slowdown": jain(1.0 / mean_bsld[np.isfinite(mean_bsld)]),
