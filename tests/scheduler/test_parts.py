@@ -22,9 +22,11 @@ from aicc.scheduler import (
 from aicc.scheduler.fairshare import fair_tree_factor, flat_fairshare_factor, pacing_factor
 from aicc.scheduler.lending import (
     borrowed_rows,
+    entitlements,
     lent_out,
     owed_factor,
     sector_use,
+    split_loans,
     water_fill,
 )
 from aicc.scheduler.snapshot import JobSpec, JobTable
@@ -96,21 +98,117 @@ def test_water_fill_proportional_and_capped() -> None:
     assert np.allclose(got[:, 0], [60.0, 30.0])
 
 
-def test_accumulate_lending_by_pair() -> None:
+HALF = 7 * 86400.0
+
+
+def test_accumulate_lending_adds_loans_and_decays_with_the_usage_half_life() -> None:
+    loans = np.zeros((3, 3))
+    loans[1, 0] = 8.0  # research lends 8 accelerators to industry
+    bal = accumulate_lending(None, loans, 10.0, HALF)
+    assert bal[1, 0] == pytest.approx(80.0, rel=1e-4)  # loans × elapsed over a short interval
+    assert bal.sum() == bal[1, 0]
+    # the loan ends: the balance halves every half-life, as fair-share usage does
+    later = accumulate_lending(bal, np.zeros((3, 3)), HALF, HALF)
+    assert later[1, 0] == pytest.approx(bal[1, 0] / 2, rel=1e-12)
+    assert bal[1, 0] == pytest.approx(80.0, rel=1e-4)  # a new array; the input is kept
+    # a loan held one half-life: each second weighs by its age, whatever the steps
+    once = accumulate_lending(None, loans, HALF, HALF)
+    assert once[1, 0] == pytest.approx(8.0 * HALF / (2 * np.log(2)), rel=1e-12)
+    steps = None
+    for _ in range(7):
+        steps = accumulate_lending(steps, loans, HALF / 7, HALF)
+    assert steps[1, 0] == pytest.approx(once[1, 0], rel=1e-12)
+    assert accumulate_lending(bal, loans, 0.0, HALF).tolist() == bal.tolist()
+    with pytest.raises(ValueError, match="elapsed_s"):
+        accumulate_lending(bal, loans, -1.0, HALF)
+    owed = owed_factor(steps, 3, 60.0)
+    assert owed[1] > 0 and owed[0] == 0.0 and owed[2] == 0.0
+
+
+def _loans_now(snap) -> np.ndarray:
+    """The loans a cycle on ``snap`` finds in force before its starts, [lender, borrower]."""
+    ten = snap.tenancy
+    type_cap = np.bincount(snap.fleet.type_idx, weights=snap.fleet.capacity,
+                           minlength=len(snap.fleet.catalog)).astype(np.float64)
+    return np.array(entitlements(ten, snap.running, type_cap,
+                                 np.zeros((3, len(type_cap)))).loans)
+
+
+def test_a_job_borrowing_part_of_its_size_is_a_loan_of_the_excess_only() -> None:
+    # industry (entitled to 51.2 H100) runs 48 and starts 8 more: 4.8 above its entitlement,
+    # lent by research (most idle; the H100 pool is empty), not the job's 8
     w = World()
-    running = [job("a").project("ind").gpus(8).running(0.0, 0, lender=1),
-               job("b").project("pub").gpus(4).running(0.0, 1, lender=0),
-               job("c").project("res").gpus(8).running(0.0, 2)]
-    snap = w.snapshot([], running)
-    bal = accumulate_lending(None, snap.running, snap.tenancy, 10.0)
+    snap = w.snapshot([job("more").project("ind").gpus(8)], fill(0, 5, "ind", start=0.0))
+    d = schedule(snap)
+    assert len(d.starts) == 1 and d.starts[0].borrowed and d.starts[0].lender == 1
     want = np.zeros((3, 3))
-    want[1, 0] = 80.0  # research lent 8 accelerators to industry for 10 s
-    want[0, 2] = 40.0
-    assert np.array_equal(bal, want)
-    again = accumulate_lending(bal, snap.running, snap.tenancy, 5.0)
-    assert again[1, 0] == 120.0 and bal[1, 0] == 80.0  # a new array; the input is kept
-    owed = owed_factor(again, 3, 60.0)
-    assert owed[1] > 0 and owed[2] == 0.0
+    want[1, 0] = 4.8
+    assert d.loans == pytest.approx(want)
+    # what the next cycle sees in the running table: the same loans
+    started = job("more").project("ind").gpus(8).running(10_000.0, 6, lender=1)
+    after = w.snapshot([], [*fill(0, 5, "ind", start=0.0), started])
+    assert _loans_now(after) == pytest.approx(want)
+    bal = accumulate_lending(None, d.loans, 3600.0, HALF)
+    assert bal[1, 0] == pytest.approx(4.8 * 3600.0, rel=1e-2)
+
+
+def test_loans_per_pair_named_lender_then_other_sectors_within_lend_limits() -> None:
+    # research runs 72 (20.8 above its 51.2) naming industry, which has 19.2 idle: the other
+    # 1.6 comes from public (within its lend limit); industry is owed 19.2, public 1.6
+    w = World(lend_limit={"public": 0.5})
+    borrower = job("r").project("res").gpus(72).running(0.0, *range(4, 13), lender=0)
+    got = _loans_now(w.snapshot([], [*fill(0, 3, "ind"), borrower]))
+    assert got[0, 1] == pytest.approx(19.2) and got[2, 1] == pytest.approx(1.6)
+    assert got.sum() == pytest.approx(20.8)
+
+
+def test_a_named_lender_lends_at_most_its_idle_entitlement() -> None:
+    # industry runs 64 (12.8 above its 51.2), its youngest two jobs naming research; research
+    # runs 48 (3.2 idle), public 16 (9.6 idle): research lends 3.2, public the other 9.6
+    w = World()
+    ind = [job(f"i{n}").project("ind").gpus(8).running(float(n), n, lender=1 if n >= 6 else -1)
+           for n in range(8)]
+    run = [*ind, *fill(8, 13, "res"), *fill(14, 15, "pub")]
+    got = _loans_now(w.snapshot([], run))
+    assert got[1, 0] == pytest.approx(3.2) and got[2, 0] == pytest.approx(9.6)
+    assert got.sum() == pytest.approx(12.8)
+
+
+def test_loans_from_the_pool_are_owed_to_no_sector() -> None:
+    # a fleet with a pool (entitlements add up to 0.8): industry runs 56, 17.6 above its 38.4;
+    # the pool (25.6) lends it all when its jobs name no sector, lender column or not
+    w = World(entitlement={"industry": 0.3, "research": 0.3, "public": 0.2})
+    assert not _loans_now(w.snapshot([], fill(0, 6, "ind"), lenders=False)).any()
+    assert not _loans_now(w.snapshot([], fill(0, 6, "ind"))).any()
+    # a sector its jobs name comes first
+    assert _loans_now(w.snapshot([], fill(0, 6, "ind", lender=1)))[1, 0] == pytest.approx(17.6)
+
+
+def test_loans_per_pair_add_up_to_what_each_sector_lends() -> None:
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        n_s, n_t = int(rng.integers(2, 5)), int(rng.integers(1, 4))
+        cap = rng.uniform(0, 100, (n_s, n_t)).round()
+        used = rng.uniform(0, 150, (n_s, n_t)).round()
+        named = None if trial % 3 == 0 else rng.uniform(0, 40, (n_s, n_s, n_t)).round()
+        type_cap = cap.sum(axis=0) + rng.uniform(-10, 40, n_t).round()
+        lend_cap = cap * rng.uniform(0, 1, (n_s, 1))
+        got = split_loans(None if named is None else named.tolist(), used.tolist(),
+                          cap.tolist(), type_cap.tolist(), lend_cap.tolist())
+        pairs, lent = np.array(got.pairs), np.array(got.lent)
+        over = np.maximum(used - cap, 0.0)
+        assert np.allclose(pairs.sum(axis=1), lent.sum(axis=1))  # each lender's loans
+        assert (pairs.sum(axis=0) <= over.sum(axis=1) + 1e-9).all()  # no more than borrowed
+        assert not np.diag(pairs).any() and (pairs >= 0).all()
+        assert np.allclose(pairs.sum() + np.sum(got.pool), np.minimum(
+            over.sum(), lent.sum() + np.sum(got.pool)))
+
+
+def test_baseline_policies_report_no_loans() -> None:
+    snap = World().snapshot([job("more").project("ind").gpus(8)], fill(0, 6, "ind"))
+    for pol in ("fifo", "multifactor"):
+        d = schedule(snap, pol)
+        assert d.loans.shape == (3, 3) and not d.loans.any()
 
 
 def test_borrowed_rows_derived_youngest_first() -> None:

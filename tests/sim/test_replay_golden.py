@@ -3,7 +3,7 @@ interruptions, hashed, for each policy.
 
 The expected values come from the reference implementation of the same rules at commit
 d40350c (before the scheduler and simulator were optimised for replay speed), re-pinned for
-changes of scheduling rule 7 and for machine-independent tie-breaking (see the notes above
+changes of scheduling rules 2 and 7 and for machine-independent tie-breaking (see the notes above
 PHILLY_GOLDEN and SECTORS_GOLDEN). An
 optimisation must leave every decision unchanged, so these must never be regenerated to make a
 change pass: a difference means a decision changed; only a deliberate rule change, explained
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aicc.scheduler import Policy
 from aicc.sim.loop import FailureModel, SimConfig
 from aicc.sim.scenario import Scenario, custom_fleet, parse_fleet, run_scenario
 from aicc.workload.readers import read_trace
@@ -101,11 +102,15 @@ def test_philly_replay_decisions_unchanged(philly, policy, failures):
 # Rule 7 re-pin (backfilling policies only): a gang reservation across leaves or pods takes one
 # leaf's (one pod's) nodes together, the one that frees first among equal counts.
 # Rule 8 re-pin (fairshare only): loans of other lenders are taken back after the sector's own.
+# Rule 2 re-pin (fairshare only): the simulator keeps the lending balance, so the balance owed to
+# a lender raises its jobs' priority; with weight_lending = 0 the replay is the one before
+# (SECTORS_NO_LENDING_WEIGHT). Philly's balances stay too small to reorder any job.
 SECTORS_GOLDEN = {
     "fifo": ("a40afa18bfd7cefa", 262014017.19198576, 0),
     "multifactor": ("70726113256f4c72", 203398071.19198576, 0),
-    "fairshare": ("5f0c48aa72085a25", 160047873.19198573, 134),
+    "fairshare": ("804144e423e94d9d", 160626365.19198573, 135),
 }
+SECTORS_NO_LENDING_WEIGHT = ("5f0c48aa72085a25", 160047873.19198573, 134)
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +129,16 @@ def test_sector_replay_decisions_unchanged(sectors, policy):
     assert int(r.preemptions.sum()) == preempted
     assert float(r.first_start.sum()) == pytest.approx(first_start_sum, rel=1e-12)
     assert _digest(r) == digest
+
+
+def test_sector_replay_without_the_lending_weight_is_the_one_before_the_balance(sectors):
+    """The fairshare re-pin above comes from the balance's priority (rule 2) alone."""
+    fleet, w = sectors
+    pol = Policy(weight_lending=0.0)
+    r = run_scenario(w, Scenario(fleet=fleet, config=SimConfig(policy=pol, min_cycle_s=600.0),
+                                 tenant_map=sector_mapping(w)))
+    digest, first_start_sum, preempted = SECTORS_NO_LENDING_WEIGHT
+    assert int(r.preemptions.sum()) == preempted
+    assert float(r.first_start.sum()) == pytest.approx(first_start_sum, rel=1e-12)
+    assert _digest(r) == digest
+    assert r.lending_balance_s is not None and r.lending_balance_s.sum() > 0

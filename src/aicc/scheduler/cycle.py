@@ -28,7 +28,13 @@ from aicc.scheduler.fairshare import (
     pacing_factor,
     sector_shares,
 )
-from aicc.scheduler.lending import Entitlements, borrowed_rows, entitlements, owed_factor
+from aicc.scheduler.lending import (
+    Entitlements,
+    borrowed_rows,
+    entitlements,
+    owed_factor,
+    split_loans,
+)
 from aicc.scheduler.placement import (
     INF,
     FleetStatic,
@@ -230,7 +236,7 @@ def order_jobs(snap: Snapshot, policy: Policy, prep: Prepared, scr: Screened) ->
             | (p.time_limit_s > policy.interactive_max_time_s))
         cls = np.where(big_interactive, _BATCH, cls)
         key = cls * _TIER - score
-        if policy.entitlements:
+        if policy.lends:
             n_s, n_t = len(ten.sector_names), len(prep.type_cap)
             t = _clip(p.type_idx.astype(np.int64), 0, n_t - 1)
             demand = np.bincount((sec * n_t + t)[eligible], weights=acc[eligible],
@@ -262,6 +268,8 @@ class Walked:
     demoted: list[int] = field(default_factory=list)
     power_w: float = 0.0
     used: np.ndarray | None = None  # [S, T] use after this cycle's starts (entitlements on)
+    lent_to: list[tuple[int, int, int, int]] = field(default_factory=list)  # (s, lender, t, a)
+    loans: np.ndarray | None = None  # [S, S] lender × borrower after this cycle's starts
 
 
 class _Walk:
@@ -533,6 +541,8 @@ class _Walk:
                     if borrow > 0:
                         lender = self._lend(s, t, borrow)
                         out.borrowed += 1
+                        if lender >= 0:
+                            out.lent_to.append((s, lender, t, a))
                     self._own_use(s, t)
                 out.starts.append(Start(int(self.snap.pending.id[j]), placement, borrow > 0,
                                         lender))
@@ -653,7 +663,26 @@ def walk(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: FreeSt
     w.out.power_w = prep.power_w + w.added_w
     if od.ent is not None:
         w.out.used = np.array(w.used)
+        w.out.loans = _loans_after(w, prep)
     return w.out
+
+
+def _loans_after(w: _Walk, prep: Prepared) -> np.ndarray:
+    """Rule 2: the loans in force once this cycle's starts run, [lender, borrower], for the
+    caller to integrate until the next cycle. The same split as at the start of the cycle, on
+    the use after the starts, with each borrowed start counted for the lender it names (its
+    whole size, as the running table will show it)."""
+    ent = w.ent
+    assert ent is not None
+    if not w.out.starts:
+        return np.array(ent.loans)
+    named = ent.named
+    if named is not None and w.out.lent_to:
+        named = [[row[:] for row in m] for m in named]
+        for s, lender, t, a in w.out.lent_to:
+            named[s][lender][t] += a
+    return np.array(split_loans(named, w.used, w.cap, prep.type_cap.tolist(),
+                                w.lend_cap).pairs)
 
 
 # 5. preempt ----------------------------------------------------------------------------------
@@ -889,7 +918,9 @@ def schedule(snapshot: Snapshot, policy: Policy | str = "fairshare") -> Decision
         "power_w_after": walked.power_w,
         "power_available_w": float(snap.power_available_w),
     }
+    n_s = len(snap.tenancy.sector_names)
+    loans = walked.loans if walked.loans is not None else np.zeros((n_s, n_s))
     return Decisions(starts=walked.starts, preempts=preempts, reason=reason,
                      considered=len(snap.pending), stats=stats,
-                     reservations=walked.reservations)
+                     reservations=walked.reservations, loans=loans)
 

@@ -53,6 +53,12 @@ class Policy(BaseModel):
     # rule 9: power cap
     power_cap: bool = True
 
+    @property
+    def lends(self) -> bool:
+        """Whether the cycle applies entitlements and lending (rules 1 and 2): the center's
+        ordering with entitlements on; the baselines of rule 10 do not."""
+        return self.name == "fairshare" and self.entitlements
+
     @classmethod
     def preset(cls, name: str) -> Policy:
         """The named preset; raises ConfigError naming the field for an unknown name."""

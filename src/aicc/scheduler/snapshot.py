@@ -227,7 +227,8 @@ class Snapshot:
     grants: Grants
     usage_decayed_s: np.ndarray  # float64 [n_projects]: accelerator-seconds with half-life decay
     power_available_w: float = float("inf")  # site power the fleet may draw now
-    # lender->borrower accelerator-seconds owed, [n_sectors, n_sectors]; None = nothing owed
+    # lender->borrower accelerator-seconds lent, decayed like usage ([n_sectors, n_sectors],
+    # from Decisions.loans through lending.accumulate_lending); None = nothing owed
     lending_balance_s: np.ndarray | None = None
 
 
@@ -267,6 +268,11 @@ class Decisions:
     considered: int = 0
     stats: dict[str, float] = field(default_factory=dict)
     reservations: list[Reservation] = field(default_factory=list)
+    # float64 [S, S]: accelerators sector l (row) lends to sector b (column) once this cycle's
+    # starts run, all types together (rule 2); what the pool lends is owed to no sector. Zero
+    # under the baselines (no entitlements). Callers integrate it until their next cycle
+    # (lending.accumulate_lending) and pass the balance back as Snapshot.lending_balance_s.
+    loans: np.ndarray | None = None
 
 
 def explain(reason: HoldReason, *, shape: str = "", type_name: str = "") -> str:

@@ -83,6 +83,7 @@ def _fork(snap: Snapshot) -> tuple[SimJobs, Fork, np.ndarray]:
         placement=placement, start=R.start_time.astype(np.float64), remaining=remaining,
         usage=snap.usage_decayed_s, grants=snap.grants,
         lender=R.lender if len(R.lender) == len(R) else None,
+        lending_balance_s=snap.lending_balance_s,
     )
     return jobs, fork, cat(P.id, R.id).astype(np.int64)
 

@@ -28,6 +28,8 @@ import numpy as np
 from aicc.clock import VirtualClock
 from aicc.fleet.arrays import NODE_DOWN, NODE_UP, FleetArrays
 from aicc.scheduler import Policy, decay_usage, schedule
+from aicc.scheduler.lending import accumulate_lending, entitled, split_loans
+from aicc.scheduler.placement import fleet_static
 from aicc.scheduler.policy import resolve
 from aicc.scheduler.snapshot import Grants, JobTable, Preempt, Snapshot, Start, Tenancy
 from aicc.sim.jobs import SimJobs
@@ -81,6 +83,7 @@ class Fork:
     usage: np.ndarray | None = None
     grants: Grants | None = None
     lender: np.ndarray | None = None  # lender sector per running row
+    lending_balance_s: np.ndarray | None = None  # the live lending balance (rule 2)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,9 @@ class SimResult:
     config: SimConfig
     cycles_skipped: int = 0  # cycles proven to start nothing (see Simulator._cycle)
     schedule_wall_s: float = 0.0  # wall time inside schedule() alone
+    # [lender, borrower] accelerator-seconds lent, decayed (rule 2), at end_time; None when the
+    # policy does not lend (the baselines)
+    lending_balance_s: np.ndarray | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -262,6 +268,7 @@ class Simulator:
         self.sector_pending: list[np.ndarray] = []
         self.type_busy: list[np.ndarray] = []
         self.grants = Grants.empty()
+        self._init_lending()
         self.stop_job = -1  # stop as soon as this job has started (the forecast)
         self.stopped = False
         self.arrival = jobs.submit
@@ -286,6 +293,10 @@ class Simulator:
             self.usage = fork.usage.astype(np.float64).copy()
         if fork.grants is not None:
             self.grants = fork.grants
+        self.lend_t = fork.now
+        if fork.lending_balance_s is not None and self.lends:
+            self.lending = np.array(fork.lending_balance_s, dtype=np.float64)
+            self._owed = bool(self.lending.any())
         self.free = np.where(self.fleet.state == NODE_UP, fork.free, 0).astype(np.int32)
         self._forked: list[int] = []
         for r, placement, st, rem in zip(fork.running.tolist(), fork.placement,
@@ -324,6 +335,8 @@ class Simulator:
             self.stopped = True
         if total != self.acc[j] and not forked:
             raise RuntimeError(f"job {j} placed on {total} accelerators, asked {self.acc[j]}")
+        if self.lends:
+            self._lend_use(j, s.lender, now, 1)
         self.state[j] = ST_RUNNING
         self._gen += 1
         self.n_pending -= 1
@@ -341,7 +354,9 @@ class Simulator:
         self.limited[j] = rem > limit
         self._push(now + min(rem, limit), P_END, j, int(self.run_seq[j]))
 
-    def _release(self, j: int) -> None:
+    def _release(self, j: int, now: float) -> None:
+        if self.lends:
+            self._lend_use(j, self.lender_of[j], now, -1)
         for node, cnt in self.placement[j] or ():
             if self.fleet.state[node] == NODE_UP:
                 self.free[node] += cnt
@@ -376,8 +391,112 @@ class Simulator:
         self.remaining[j] -= saved
         self.charged_s[j] += saved * self.acc[j]
         self.lost_s[j] += lost
-        self._release(j)
+        self._release(j, now)
         return lost
+
+    # --- the lending balance (rule 2) -------------------------------------------------------
+    def _init_lending(self) -> None:
+        """The lending balance (rule 2) is integrated piecewise, event by event. The loans
+        change only when the running table or the capacity in service does: at a cycle's
+        starts, and at ends, stops, failures and repairs; between two such events they are
+        constant. Before each such change :meth:`_lend_settle` brings the balance to the
+        event's time under the loans in force (a change within a type where no sector is above
+        its entitlement, before or after, changes no loan and settles nothing). After it the
+        loans are stale and are worked out again, with the scheduler's split on the
+        simulator's own use per sector, only once time has passed; while no sector is above
+        its entitlement they are zero. A cycle's decisions give the loans in force after its
+        starts (:attr:`Decisions.loans`). Cycles play no other part: a skipped one
+        (:meth:`_may_act`) changes nothing, and the snapshot settles the balance to its
+        time, so every interval is counted once whatever the cycles do."""
+        self.lends = self.policy.lends
+        n_s, n_t = len(self.tenancy.sector_names), len(self.fleet.catalog)
+        self.lending = np.zeros((n_s, n_s))  # [lender, borrower] accelerator-seconds, decayed
+        self.lend_t = 0.0  # the time self.lending is at
+        self._no_loans = np.zeros((n_s, n_s))
+        self._no_loans.flags.writeable = False
+        self.loans = self._no_loans  # in force since lend_t (unless stale); never written to
+        self._loans_stale = False
+        self._loans_zero = True
+        self._owed = False  # some balance not yet decayed to nothing
+        if not self.lends:
+            return
+        self.lender_of = [-1] * self.n
+        self._job_sector = self.project_sector[self.jobs.project].tolist()
+        self._job_type = self.jobs.type_idx.tolist()
+        self._use = [[0.0] * n_t for _ in range(n_s)]  # [s][t] accelerators in use
+        self._over = [0] * n_t  # per type: sectors using more than their entitlement of it
+        self._named = [[[0.0] * n_t for _ in range(n_s)] for _ in range(n_s)]  # [b][l][t]
+        self._lend_capacity()
+
+    def _lend_capacity(self) -> None:
+        """Entitled capacity from the nodes in service, as the scheduler computes it."""
+        type_cap = fleet_static(self.fleet).type_cap
+        cap, lend_cap = entitled(self.tenancy, type_cap)
+        self._type_cap, self._ent, self._lend_cap = (type_cap.tolist(), cap.tolist(),
+                                                     lend_cap.tolist())
+        self._over = [sum(self._use[s][t] > c[t] for s, c in enumerate(self._ent))
+                      for t in range(len(type_cap))]
+        self._lend_dirty()
+
+    def _lend_use(self, j: int, lender: int, now: float, sign: int) -> None:
+        """Job ``j`` starts (``sign`` 1) or stops (-1) at ``now``, borrowing from ``lender``.
+        While no sector is above its entitlement of the job's type, before or after, the
+        type lends nothing and the loans do not change: the balance need not be settled."""
+        a = float(self.acc[j]) * sign
+        s, t = self._job_sector[j], self._job_type[j]
+        row, c = self._use[s], self._ent[s][t]
+        was, after = row[t] > c, row[t] + a
+        moves = self._over[t] or after > c
+        if moves:
+            self._lend_settle(now)
+        row[t] = after
+        self._over[t] += (after > c) - was
+        if lender >= 0:
+            self._named[s][lender][t] += a
+        self.lender_of[j] = lender if sign > 0 else -1
+        if moves:
+            self._lend_dirty()
+
+    def _lend_dirty(self) -> None:
+        """After a change: the loans are zero while no sector is above its entitlement (the
+        split lends nothing then), else to be worked out again."""
+        if any(self._over):
+            self._loans_stale = True
+        else:
+            self._loans_stale, self._loans_zero = False, True
+            self.loans = self._no_loans
+
+    def _lend_split(self) -> np.ndarray:
+        """The loans of the current running table: the scheduler's split (rule 2)."""
+        return np.array(split_loans(self._named, self._use, self._ent, self._type_cap,
+                                    self._lend_cap).pairs)
+
+    def _lend_set(self, loans: np.ndarray) -> None:
+        """The loans in force from now on (the balance is at now: the cycle settled it)."""
+        self.loans = loans
+        self._loans_stale, self._loans_zero = False, not loans.any()
+
+    def _lend_settle(self, now: float) -> None:
+        """The balance at ``now``, under the loans in force since :attr:`lend_t`."""
+        dt = now - self.lend_t
+        if dt <= 0:
+            return
+        if self._loans_stale:
+            self._lend_set(self._lend_split())
+        if not self._loans_zero:
+            self.lending = accumulate_lending(self.lending, self.loans, dt,
+                                              self.policy.usage_half_life_s)
+            self._owed = True
+        elif self._owed:
+            self.lending *= decay_usage(1.0, dt, self.policy.usage_half_life_s)
+        self.lend_t = now
+
+    def lending_at(self, now: float) -> np.ndarray | None:
+        """The lending balance at ``now`` (a copy; None while nothing was ever lent)."""
+        if not self.lends:
+            return None
+        self._lend_settle(now)
+        return self.lending.copy() if self._owed else None
 
     # --- events -----------------------------------------------------------------------------
     def _on_end(self, t: float, j: int, seq: int) -> None:
@@ -387,7 +506,7 @@ class Simulator:
         self.charged_s[j] += ran * self.acc[j]
         timed_out = bool(self.limited[j])
         self.remaining[j] = max(0.0, self.remaining[j] - ran) if timed_out else 0.0
-        self._release(j)
+        self._release(j, t)
         self.state[j] = ST_TIMEOUT if timed_out else ST_DONE
         self.end[j] = t
         if self.n_pending:
@@ -404,6 +523,8 @@ class Simulator:
             if not scheduled:
                 node = int(up[self.rng.integers(len(up))])
             self.n_failures += 1
+            if self.lends:
+                self._lend_settle(t)
             self.running.compact()
             k = np.flatnonzero(self.running.node == node)
             rows = np.unique(np.searchsorted(self.running.ptr, k, side="right") - 1)
@@ -419,6 +540,8 @@ class Simulator:
                 else:
                     self.state[j] = ST_FAILED
                     self.end[j] = t
+            if self.lends:
+                self._lend_capacity()
             self._push(t + fm.repair_s, P_REPAIR, node)
         if not scheduled:
             self._schedule_failure(t)
@@ -434,9 +557,13 @@ class Simulator:
                    P_FAIL)
 
     def _on_repair(self, t: float, node: int) -> None:
+        if self.lends:
+            self._lend_settle(t)
         self.fleet.state[node] = NODE_UP
         self.free[node] = self.cap[node]
         self._gen += 1
+        if self.lends:
+            self._lend_capacity()
         if self.n_pending:
             self.want_cycle = True
 
@@ -493,7 +620,7 @@ class Simulator:
         if self.n_pending == 0:
             return
         w0 = time.perf_counter()
-        self._advance_usage(now)
+        self._advance_usage(now)  # (the lending balance is settled by events: _init_lending)
         if self._held_gen == self._gen:  # FIFO's head still cannot start (see _may_start)
             self.skipped += 1
             self.cycle_wall += time.perf_counter() - w0
@@ -514,6 +641,8 @@ class Simulator:
             self._preempt(p, now)
         for s in dec.starts:
             self._start(s, now)
+        if self.lends and dec.loans is not None:
+            self._lend_set(dec.loans)
         if dec.starts:  # keep only waiting jobs: a requeued job must never appear twice
             self.pending_parts = [pend[self.state[pend] == ST_PENDING]]
         self.cycle_wall += time.perf_counter() - w0
@@ -529,6 +658,7 @@ class Simulator:
             now=now, fleet=self.fleet, free=self.free.astype(np.int16),
             running=self._table(self.running.ids, True), pending=self._table(pend, False),
             tenancy=self.tenancy, grants=self.grants, usage_decayed_s=self.usage.copy(),
+            lending_balance_s=self.lending_at(now),
         )
 
     def _may_act(self, pend: np.ndarray, now: float) -> bool:
@@ -722,6 +852,9 @@ class Simulator:
             raise AssertionError("free + allocated != capacity on a node in service")
         if used[~up].any():
             raise AssertionError("allocation on a node out of service")
+        if self.lends and not self._loans_stale and not np.allclose(
+                self.loans, self._lend_split(), rtol=1e-9, atol=1e-9):
+            raise AssertionError("the loans in force differ from the running table's")
 
     # --- sampling ---------------------------------------------------------------------------
     def _sample(self, t: float) -> None:
@@ -841,6 +974,7 @@ class Simulator:
         end_time = min(t, until) if t != math.inf else float(self.clock.now())
         if self.progress is not None:
             self.progress(end_time, self.ap)
+        lending = self.lending_at(max(end_time, self.clock.now())) if self.lends else None
         self._sample(max(end_time, self.clock.now()))
         # per sample: time, fleet totals; sector_busy and sector_pending [sample, sector];
         # type_busy and type_capacity_up [sample, type]; sector_type_busy and
@@ -858,6 +992,8 @@ class Simulator:
             wall_s=time.perf_counter() - w0, failures=self.n_failures,
             cycle_wall_s=self.cycle_wall, config=self.cfg, cycles_skipped=self.skipped,
             schedule_wall_s=self.sched_wall,
+            lending_balance_s=(np.zeros((len(self.tenancy.sector_names),) * 2)
+                               if self.lends and lending is None else lending),
         )
 
 

@@ -24,6 +24,9 @@ Definitions (also in ``docs/simulation.md``):
   demand mix, whatever the policy); and over projects of 1 / mean bounded slowdown. Types are
   never added together: a sector holding another's share of one type while short of its own
   share of another is not fairly served (an NPU is no substitute for an H100 a job asked for).
+* lending balance (rule 2, fair share only): accelerator-hours each sector lent to each other
+  one, decayed with the fair-share usage half-life, at the end of the run; per sector what it
+  lent, what it borrowed and the difference it is owed (negative: it owes).
 """
 
 from __future__ import annotations
@@ -179,6 +182,9 @@ def summarize(r: SimResult, read: dict[str, Any] | None = None) -> dict[str, Any
     share = delivered / tot if tot else np.zeros(n_sec)
     fair, fair_by_type = fair_share_delivered(*fair_share_sums(s, ent_mat), type_cap)
     jain_fair, jain_fair_by_type = jain_by_type(fair_by_type, type_cap)
+    bal = r.lending_balance_s
+    lent = bal.sum(axis=1) / 3600 if bal is not None else None
+    borrowed = bal.sum(axis=0) / 3600 if bal is not None else None
     sectors: dict[str, Any] = {}
     for k, name in enumerate(ten.sector_names):
         m = f["sector"] == k
@@ -194,6 +200,9 @@ def summarize(r: SimResult, read: dict[str, Any] | None = None) -> dict[str, Any
                                              for n, t in zip(type_names, types, strict=True)},
             "demand_acc_h": float((J.runtime[m] * J.accelerators[m]).sum() / 3600),
         }
+        if lent is not None and borrowed is not None:
+            sectors[name] |= {"lent_acc_h": float(lent[k]), "borrowed_acc_h": float(borrowed[k]),
+                              "owed_acc_h": float(lent[k] - borrowed[k])}
     # per-project mean slowdown for the project-level fairness index
     proj = f["project"]
     ok = np.isfinite(f["bounded_slowdown"])
@@ -228,6 +237,10 @@ def summarize(r: SimResult, read: dict[str, Any] | None = None) -> dict[str, Any
             "interruptions": int(r.interruptions.sum()),
         },
         "sectors": sectors,
+        "lending": None if bal is None else [
+            {"lender": ten.sector_names[i], "borrower": ten.sector_names[j],
+             "acc_h": float(bal[i, j] / 3600)}
+            for i, j in zip(*np.nonzero(bal), strict=True)],
         "fairness": {
             "jain_sector_fair_share": jain_fair,
             "jain_sector_fair_share_by_type": {n: jain_fair_by_type[t]
