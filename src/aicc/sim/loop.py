@@ -261,6 +261,10 @@ class Simulator:
         self.sched_wall = 0.0
         self.cycle_wall = 0.0
         self.n_failures = 0
+        # the random failure chain: only the event carrying the current token is live (a change
+        # of the capacity in service draws the next failure anew: the process is memoryless)
+        self._fail_token = 0
+        self._fail_armed = False
         self.rng = np.random.default_rng(self.cfg.seed)
         self.samples: dict[str, list] = {k: [] for k in (
             "time", "busy", "capacity_up", "pending", "fragmentation")}
@@ -341,6 +345,8 @@ class Simulator:
         self._gen += 1
         self.n_pending -= 1
         self.n_running += 1
+        if not self._fail_armed and self.cfg.failures is not None:
+            self._schedule_failure(now)  # work resumed after a quiet spell
         self.start[j] = now
         if self.first_start[j] < 0:
             self.first_start[j] = now
@@ -512,12 +518,14 @@ class Simulator:
         if self.n_pending:
             self.want_cycle = True
 
-    def _on_fail(self, t: float, node: int = -1) -> None:
+    def _on_fail(self, t: float, node: int = -1, token: int = 0) -> None:
         fm = self.cfg.failures
         assert fm is not None
         up = np.flatnonzero(self.fleet.state == NODE_UP)
         scheduled = node >= 0
         if scheduled and self.fleet.state[node] != NODE_UP:
+            return
+        if not scheduled and not self._fail_live(token):
             return
         if len(up):
             if not scheduled:
@@ -543,18 +551,37 @@ class Simulator:
             if self.lends:
                 self._lend_capacity()
             self._push(t + fm.repair_s, P_REPAIR, node)
-        if not scheduled:
-            self._schedule_failure(t)
+        if not scheduled or len(up):
+            self._schedule_failure(t)  # at the rate of the capacity now in service
 
     def _schedule_failure(self, t: float) -> None:
+        """Draw the next random failure from ``t`` at the rate of the capacity in service, and
+        void any earlier draw. Failures are drawn while jobs run or are still to arrive; a start
+        after a quiet spell (nothing running, nothing left to arrive) or a repair after every
+        node went down draws again."""
         fm = self.cfg.failures
+        self._fail_token += 1
+        self._fail_armed = False
         if fm is None or fm.rate_per_accelerator_s <= 0 or not self._work_left():
             return
         up_acc = float(self.cap[self.fleet.state == NODE_UP].sum())
         if up_acc <= 0:
             return
+        self._fail_armed = True
         self._push(t + float(self.rng.exponential(1.0 / (fm.rate_per_accelerator_s * up_acc))),
-                   P_FAIL)
+                   P_FAIL, 0, self._fail_token)
+
+    def _fail_live(self, token: int) -> bool:
+        """Whether a random failure event still stands: its draw is the current one and work
+        remains (else the chain waits for the next start)."""
+        if token != self._fail_token:
+            return False
+        if not self._work_left():
+            self._fail_token += 1
+            self._fail_armed = False
+            return False
+        return True
+
 
     def _on_repair(self, t: float, node: int) -> None:
         if self.lends:
@@ -564,6 +591,8 @@ class Simulator:
         self._gen += 1
         if self.lends:
             self._lend_capacity()
+        if self.cfg.failures is not None:
+            self._schedule_failure(t)  # more capacity in service: a higher rate
         if self.n_pending:
             self.want_cycle = True
 
@@ -927,6 +956,9 @@ class Simulator:
         t = t0
         while True:
             t_arr = submit[self.ap] if self.ap < self.n_arrive else math.inf
+            while heap and heap[0][1] == P_FAIL and heap[0][3] == 0 and not self._fail_live(
+                    heap[0][4]):
+                pop(heap)  # a void failure draw must not move the clock
             t_evt = heap[0][0] if heap else math.inf
             t = t_arr if t_arr < t_evt else t_evt
             if t == math.inf or t > until or self.stopped:
@@ -939,7 +971,7 @@ class Simulator:
                 elif prio == P_REPAIR:
                     self._on_repair(t, a)
                 elif prio == P_FAIL:
-                    self._on_fail(t, a - 1)
+                    self._on_fail(t, a - 1, b)
                 else:
                     self._on_stop(t, a, b)
             if t_arr <= t:
