@@ -5,19 +5,24 @@ Registered in ``aicc/cli.py`` with one line; errors map to exit codes here, at t
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
 import tempfile
 import tomllib
+from collections.abc import Callable
+from copy import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn, get_args, get_origin
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.models import OptionInfo
 
 from aicc.errors import EXIT_CODE, AiccError, InvalidInput, InvalidTrace, lookup
 from aicc.fleet.arrays import FleetArrays
@@ -152,6 +157,60 @@ def _substitutions(text: str | None, fleets: list[tuple[str, FleetArrays]]) -> d
     return subs
 
 
+_REPEAT_HINTS = {"fleet": " (several fleets: one value, comma-separated)",
+                 "compare": " (several policies: one value, comma-separated)",
+                 "policy": " (several policies: --compare with a comma-separated list)",
+                 "substitute": " (several models: one value, comma-separated)"}
+_METAVARS = {str: "<str>", int: "<int>", float: "<float>", Path: "<path>"}
+
+
+def once_each(func: Callable[..., None]) -> Callable[..., None]:
+    """Refuse an option given more than once (``--policy fifo --policy fairshare``) instead of
+    letting the last one win, for every option of ``func`` that takes a value. Click keeps only
+    the last value of such an option and records nothing of the others (its parameter source
+    says "command line" either way), so each is declared to Typer as ``list[T]`` (Click's
+    ``multiple``, which keeps every occurrence) with its usual metavar, and unwrapped here:
+    ``func`` still sees one value, or its default. A repeated option exits 2 with one line
+    naming it. Flags (``--json``, ``--failures/--no-failures``) are left as they are."""
+    sig = inspect.signature(func, eval_str=True)
+    once: dict[str, tuple[str, Any]] = {}  # parameter -> (option as typed, default)
+    params = []
+    for p in sig.parameters.values():
+        info = next((m for m in get_args(p.annotation)[1:] if isinstance(m, OptionInfo)), None)
+        if get_origin(p.annotation) is not Annotated or info is None:
+            params.append(p)
+            continue
+        inner = [a for a in get_args(get_args(p.annotation)[0]) if a is not type(None)]
+        kind = inner[0] if inner else get_args(p.annotation)[0]
+        if kind is bool:
+            params.append(p)
+            continue
+        decl = info.default if info.default is not ... else (info.param_decls or ("",))[0]
+        info = copy(info)
+        info.metavar = info.metavar or _METAVARS.get(kind)
+        once[p.name] = (str(decl), p.default)
+        params.append(p.replace(
+            annotation=Annotated[list[kind] | None, info],  # type: ignore[valid-type]
+            default=None if p.default is None else [p.default]))
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> None:
+        for name, (option, default) in once.items():
+            values = kwargs.get(name)
+            if values is not None and len(values) > 1:
+                shown = ", ".join(_safe(str(v), 60) for v in values)
+                times = "twice" if len(values) == 2 else f"{len(values)} times"
+                _fail(f"{option} is given {times} ({shown}); give it once"
+                      + _REPEAT_HINTS.get(name, ""), 2)
+            kwargs[name] = values[0] if values else default
+        return func(**kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
+
+
+@once_each
 def simulate(
     trace: Annotated[str | None, typer.Option(
         "--trace", help="trace file, or 'philly' / 'alibaba' (found in ../shared/traces)")] = None,
