@@ -38,6 +38,7 @@ from aicc.sim.scenario import (
     check_number,
     failure_model,
     parse_fleet,
+    phases_file,
     run_scenario,
     with_policy,
 )
@@ -46,8 +47,9 @@ from aicc.workload.synthetic import generate, sector_mapping
 from aicc.workload.tenants import load_mapping_file, map_tenants
 from aicc.workload.trace import Workload
 
-out = Console()
-err = Console(stderr=True)
+# no emoji codes: a run label or a file name such as ``f.toml:a:`` must print as written
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 
 def _first_duplicate(names: list[str]) -> str | None:
@@ -97,8 +99,9 @@ def _parse_fleet(spec: str) -> FleetArrays:
     """:func:`parse_fleet`, every error naming ``--fleet`` and the spec (the file, for a
     phases TOML): a missing file is "file not found", not an unknown fleet."""
     where = f"--fleet {spec}"
-    p = Path(spec)
-    if p.suffix == ".toml" and spec not in load_phases():
+    named = phases_file(spec) if spec not in load_phases() else None
+    if named is not None:
+        p = named[0]
         if not p.exists():
             raise InvalidInput(f"{where}: file not found", field="fleet")
         if p.is_dir():
@@ -222,8 +225,9 @@ def simulate(
     synthetic_days: Annotated[float | None, typer.Option(
         "--synthetic-days", help="use the synthetic sector workload over this many days")] = None,
     fleet: Annotated[str, typer.Option(
-        "--fleet", help="phase (2028, 2030, lab), NxTYPE (64xh100-sxm-80g) or phases TOML; "
-        "several, comma-separated, to compare fleets")
+        "--fleet", help="phase (2028, 2030, lab), NxTYPE[@PER_NODE] (64xh100-sxm-80g) or a "
+        "phases TOML file (FILE.toml:PHASE when it has several); several, comma-separated, to "
+        "compare fleets")
     ] = "2028",
     policy: Annotated[str | None, typer.Option(
         "--policy", help="fifo, multifactor, fairshare (the default); not with --compare")
@@ -355,7 +359,7 @@ def _print_table(t: Table) -> None:
     if out.is_terminal:
         out.print(t)
     else:
-        Console(width=100_000).print(t)
+        Console(width=100_000, emoji=False).print(t)
 
 
 def _fail(message: str, code: int) -> NoReturn:
