@@ -982,7 +982,16 @@ class Simulator:
                 self.n_pending += hi - self.ap
                 self.ap = hi
                 self.want_cycle = True
-            while heap and heap[0][0] <= t:
+            # a cycle due now runs before the samples of this instant
+            if self.want_cycle and not self.cycle_pending:
+                if t >= self.last_cycle + self.cfg.min_cycle_s:
+                    self._cycle(t)
+                else:
+                    self._push(self.last_cycle + self.cfg.min_cycle_s, P_CYCLE)
+                    self.cycle_pending = True
+            # (events the cycle pushed for this instant, such as a stop with no grace, come
+            # first: the next turn of the loop takes them)
+            while heap and heap[0][0] <= t and heap[0][1] > P_ARRIVAL:
                 _, prio, _, a, b = pop(heap)
                 if prio == P_CYCLE:
                     self.cycle_pending = False
@@ -994,12 +1003,6 @@ class Simulator:
                     # remain (the fleet may be empty for an instant between an end and a start)
                     if self._work_left() or (self.n_pending and (heap or self.want_cycle)):
                         self._push(t + sample_s, P_SAMPLE)
-            if self.want_cycle and not self.cycle_pending:
-                if t >= self.last_cycle + self.cfg.min_cycle_s:
-                    self._cycle(t)
-                else:
-                    self._push(self.last_cycle + self.cfg.min_cycle_s, P_CYCLE)
-                    self.cycle_pending = True
             if self.progress is not None and t >= next_progress:
                 self.progress(t, self.ap)
                 next_progress = t + 86400.0
