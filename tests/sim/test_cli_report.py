@@ -186,12 +186,18 @@ def test_the_row_account_says_how_many_jobs_were_simulated_under_max_jobs(tmp_pa
 
 
 def test_a_short_synthetic_run_on_the_lab_fleet_offers_the_target_load():
-    # 2 days on 256 accelerators used to offer 0.138 for a 0.7 target (seed 0): the rate was
-    # solved over the submission horizon while the offered load counts the runtime tail, and
-    # gangs larger than the fleet's types were generated and then dropped
-    r = _sim("--synthetic-days", "2", "--fleet", "lab", "--target-load", "0.7", "--seed", "0",
-             "--quiet", "--json")
-    assert r.exit_code == 0, r.output
-    s = json.loads(r.output)["fairshare"]
-    assert s["extra"]["offered_load"] == pytest.approx(0.7, abs=0.1)  # ~50 jobs: one moves it
-    assert s["rows"]["invalid_total"] == 0  # no gang larger than the fleet
+    # the offered load is the work submitted over the 2 days, fitted to the target to one job;
+    # on 256 accelerators one job can be a large part of it (a 128-accelerator job of 2 days
+    # is a quarter), so only the median over seeds is close; gangs larger than the fleet's
+    # types used to be generated and then dropped
+    loads = []
+    for seed in ("0", "1", "2", "3", "4"):
+        r = _sim("--synthetic-days", "2", "--fleet", "lab", "--target-load", "0.7", "--seed",
+                 seed, "--policy", "fifo", "--quiet", "--json")
+        assert r.exit_code == 0, r.output
+        s = json.loads(r.output)["fifo"]
+        demand = sum(v["demand_acc_h"] for v in s["sectors"].values()) * 3600
+        assert s["extra"]["offered_load"] == pytest.approx(demand / (2 * 86400 * 256))
+        assert s["rows"]["invalid_total"] == 0  # no gang larger than the fleet
+        loads.append(s["extra"]["offered_load"])
+    assert sorted(loads)[2] == pytest.approx(0.7, abs=0.05)

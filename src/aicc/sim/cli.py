@@ -440,12 +440,12 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
     mapping = load_mapping_file(tenant_map) if tenant_map is not None else None
     if synthetic_days is not None:
         # one workload for every fleet: sized for the first (so larger fleets see less load);
-        # the target is the offered load over the run's window, runtime tail included (as for
-        # a trace), and no gang is larger than the smallest type's capacity (none is dropped)
+        # the target is the work submitted over the days (a higher target: the same jobs and
+        # more), and no gang is larger than the smallest type's capacity (none is dropped)
         by_type = np.bincount(fa.type_idx, weights=fa.capacity)
         w = generate(days=synthetic_days, accelerators=fa.n_accelerators,
                      load=target_load or 0.7, seed=seed,
-                     max_gpus=int(by_type[by_type > 0].min()), fit_window=True)
+                     max_gpus=int(by_type[by_type > 0].min()), fit_load=True)
         target_load = None
         mapping = mapping or sector_mapping(w)
     else:

@@ -6,16 +6,18 @@ a discrete distribution over power-of-two gangs; runtimes are log-normal (median
 The base rates are solved so that each sector's mean demand is ``load`` × its entitlement share
 × the fleet's accelerators.
 
-That rate is a demand per second of the submission horizon; the work is served over a longer
-window, though (runs go on past the last submission, up to the 7-day cap), and
-``Workload.offered_load`` — what ``--target-load`` means for traces and what the simulator
-reports — divides by that window. Over a short horizon the tail dominates (2 days on the lab
-fleet: a window of about 5 days, an offered load near 0.3 for a rate of 0.7), so
-``fit_window=True`` scales every sector's rate by one factor (shares hold) until the offered
-load over the window is ``load``; ``max_gpus`` clips gangs to what the fleet can hold, so that
-a small fleet is not offered work it must drop as larger than the fleet. Why these defaults:
-``docs/simulation.md`` (section "Synthetic workload") compares them with the Philly and Alibaba
-traces.
+The offered load of a generated workload is the rate of work submitted: its accelerator-seconds
+over the days it was generated over (``Workload.horizon_s``), as a fraction of the fleet. Jobs
+submitted near the end run on after it (up to the 7-day cap), so a short run's measured
+utilisation, which counts that tail, falls short of it. ``fit_load=True`` (what ``aicc
+simulate`` uses) makes the workload a function of the load that grows with it: candidate jobs
+are drawn in blocks of one unit of load (block ``k`` from the seed ``[seed, k]``), each with
+the load from which thinning keeps it, and the workload for ``load`` is the prefix in that
+order whose work is closest to ``load`` × accelerators × horizon (to one job). A higher load
+therefore gives the same jobs and more, never fewer or others. ``max_gpus`` clips gangs to what
+the fleet can hold, so that a small fleet is not offered work it must drop as larger than the
+fleet. Why these defaults: ``docs/simulation.md`` (section "Synthetic workload") compares them
+with the Philly and Alibaba traces.
 """
 
 from __future__ import annotations
@@ -96,12 +98,13 @@ def generate(
     shares: dict[str, float] | None = None,
     profiles: dict[str, SectorProfile] | None = None,
     max_gpus: int | None = None,
-    fit_window: bool = False,
+    fit_load: bool = False,
 ) -> Workload:
     """Jobs over ``days`` offering ``load`` × ``accelerators`` on average, split by ``shares``:
-    a mean demand rate over the horizon, or, with ``fit_window``, the offered load over the
-    workload's window (submissions plus the runtime tail), to one job. ``max_gpus`` clips each
-    sector's gang sizes (their probabilities merge into the largest size that fits)."""
+    a Poisson draw at that mean rate, or, with ``fit_load``, the nested workload whose work over
+    the days is ``load`` × ``accelerators`` × days to one job (see the module docstring).
+    ``max_gpus`` clips each sector's gang sizes (their probabilities merge into the largest
+    size that fits)."""
     # written so that NaN fails: it compares false with everything
     if not (np.isfinite(days) and 0 < days <= 3660) or accelerators <= 0 \
             or not (np.isfinite(load) and 0 < load <= 10):
@@ -111,25 +114,57 @@ def generate(
         raise InvalidInput("synthetic workload: max_gpus must be at least 1", field="synthetic")
     shares = shares or DEFAULT_SECTOR_SHARES
     profiles = {k: _clipped(v, max_gpus) for k, v in (profiles or DEFAULT_PROFILES).items()}
-    horizon = days * DAY
-    over = 1.0
-    if fit_window:
-        # Candidates at ``over`` times the rate, each with the rate multiple at which thinning
-        # keeps it: the workload at any multiple up to ``over`` is a prefix in that order, so
-        # the offered load is fitted on one draw (the same seed gives the same jobs).
-        cap = max(p.cap_s for p in profiles.values())
-        over = 2.0 * (horizon + cap) / horizon
-        while True:
-            w, keep_at = _draw(days, accelerators, load, seed, shares, profiles, over)
-            k = _fit(w, keep_at, load, accelerators)
-            if k is not None or over > 1e4:
-                break
-            over *= 2.0
-        w = w.take(np.argsort(keep_at, kind="stable")[: k or len(w)])
-        w.account = RowAccount(rows_read=len(w))
-        return w
-    w, _ = _draw(days, accelerators, load, seed, shares, profiles, over)
+    if fit_load:
+        w = _fitted(days, accelerators, load, seed, shares, profiles)
+    else:
+        w, _ = _draw(days, accelerators, load, seed, shares, profiles)
+    w.horizon_s = days * DAY
     return w
+
+
+# Blocks of one unit of load drawn at most for a fitted workload: a load of 10 needs about 10;
+# the margin covers a draw whose heavy tail fell short (then every job drawn is taken).
+MAX_BLOCKS = 64
+
+
+def _fitted(days: float, accelerators: int, load: float, seed: int,
+            shares: dict[str, float], profiles: dict[str, SectorProfile]) -> Workload:
+    """The prefix, in order of the load at which each job is kept, of candidate blocks of one
+    unit of load each, whose accelerator-seconds are closest to ``load`` × accelerators ×
+    days. Block ``k`` is drawn from ``[seed, k]`` whatever the load, so the workload for a
+    load is contained in the workload for any higher one."""
+    need = load * accelerators * days * DAY
+    blocks: list[tuple[Workload, np.ndarray]] = []
+    total = 0.0
+    while total < need and len(blocks) < MAX_BLOCKS:
+        k = len(blocks)
+        w, keep_at = _draw(days, accelerators, 1.0, [seed, k], shares, profiles)
+        blocks.append((w, k + keep_at))
+        total += w.gpu_seconds
+    keep_at = np.concatenate([k for _, k in blocks])
+    submit = np.concatenate([b.submit_s for b, _ in blocks])
+    order = np.argsort(submit, kind="stable")
+    w, keep_at = _concat([b for b, _ in blocks], order), keep_at[order]
+    by_load = np.argsort(keep_at, kind="stable")
+    work = np.cumsum(w.gpus[by_load].astype(np.float64) * w.runtime_s[by_load])
+    # work[n] is the first at or above the need (n = len: every job drawn falls short, and all
+    # are taken); n + 1 jobs reach it, unless n jobs come closer
+    n = int(np.searchsorted(work, need))
+    if n < len(work) and not (n > 0 and need - work[n - 1] < work[n] - need):
+        n += 1
+    w = w.take(by_load[:n])
+    w.account = RowAccount(rows_read=len(w))
+    return w
+
+
+def _concat(parts: list[Workload], order: np.ndarray) -> Workload:
+    """Generated workloads (the same tenants) as one, rows taken in ``order`` (submit order)."""
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts])[order]
+    return Workload(name=parts[0].name, submit_s=cat("submit_s"), runtime_s=cat("runtime_s"),
+                    gpus=cat("gpus"), tenant=cat("tenant"), tenants=parts[0].tenants,
+                    model=cat("model"), job_class=cat("job_class"),
+                    preemptible=cat("preemptible"))
 
 
 def _clipped(p: SectorProfile, max_gpus: int | None) -> SectorProfile:
@@ -142,27 +177,11 @@ def _clipped(p: SectorProfile, max_gpus: int | None) -> SectorProfile:
     return replace(p, sizes=tuple(merged), size_p=tuple(merged.values()))
 
 
-def _fit(w: Workload, keep_at: np.ndarray, load: float, accelerators: int) -> int | None:
-    """The fewest jobs, taken in ``keep_at`` order, whose offered load over their window
-    reaches ``load`` (None when all of them fall short)."""
-    if not len(w):
-        return None
-    order = np.argsort(keep_at, kind="stable")
-    sub, end = w.submit_s[order], w.submit_s[order] + w.runtime_s[order]
-    work = np.cumsum(w.gpus[order].astype(np.float64) * w.runtime_s[order])
-    window = np.maximum(np.maximum.accumulate(end) - np.minimum.accumulate(sub), 1.0)
-    offered = work / (window * accelerators)
-    hit = np.flatnonzero(offered >= load)
-    if not hit.size:
-        return None
-    k = int(hit[0])  # the first prefix at or above: take the one before if that is closer
-    return k if k > 0 and load - offered[k - 1] < offered[k] - load else k + 1
-
-
-def _draw(days: float, accelerators: int, load: float, seed: int, shares: dict[str, float],
-          profiles: dict[str, SectorProfile], over: float) -> tuple[Workload, np.ndarray]:
-    """The workload at ``over`` times the rates, and for each job the rate multiple from which
-    thinning keeps it (all below ``over``; at ``over`` = 1 exactly the jobs of rate ``load``)."""
+def _draw(days: float, accelerators: int, load: float, seed: int | list[int],
+          shares: dict[str, float], profiles: dict[str, SectorProfile]
+          ) -> tuple[Workload, np.ndarray]:
+    """The workload at rate ``load``, and for each job the multiple of that rate from which
+    thinning keeps it (in [0, 1): each job is kept at any rate at least that multiple)."""
     rng = np.random.default_rng(seed)
     horizon = days * DAY
     submit, runtime, gpus, tenant, klass, pre, keep = [], [], [], [], [], [], []
@@ -170,12 +189,12 @@ def _draw(days: float, accelerators: int, load: float, seed: int, shares: dict[s
     for name, share in shares.items():
         p = profiles[name]
         base = load * share * accelerators / p.mean_acc_s()  # jobs per second
-        peak = over * base * (1 + p.daily_amplitude) / ((5 + 2 * p.weekend_factor) / 7)
+        peak = base * (1 + p.daily_amplitude) / ((5 + 2 * p.weekend_factor) / 7)
         n_cand = rng.poisson(peak * horizon)
         t = np.sort(rng.uniform(0, horizon, n_cand))
         u = rng.uniform(0, 1, n_cand)
         ratio = _rate_shape(t, p) * base / peak
-        kept = u < over * ratio
+        kept = u < ratio
         t = t[kept]
         keep.append(u[kept] / ratio[kept])
         n = len(t)

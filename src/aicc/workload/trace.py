@@ -102,6 +102,10 @@ class Workload:
     # dropped later (``larger_than_fleet``) are reported with their lines like the others.
     source: str = ""
     lines: np.ndarray | None = None  # int64, file line of each job
+    # A generated workload's submission horizon: its jobs were submitted over [0, horizon_s)
+    # (the stated days), and its offered load is the work submitted over that horizon. None
+    # for a trace, whose offered load is over its window (``window_s``).
+    horizon_s: float | None = None
 
     def __len__(self) -> int:
         return len(self.submit_s)
@@ -133,10 +137,15 @@ class Workload:
             account=self.account,
             source=self.source,
             lines=None if self.lines is None else self.lines[idx],
+            horizon_s=self.horizon_s,
         )
 
     def head(self, n: int) -> Workload:
-        return self.take(np.arange(min(n, len(self))))
+        """The first ``n`` jobs; a generated workload's horizon ends at the last of them."""
+        w = self.take(np.arange(min(n, len(self))))
+        if w.horizon_s is not None and len(w) < len(self):
+            w.horizon_s = float(w.submit_s[-1]) if len(w) else 0.0
+        return w
 
     def compressed(self, factor: float) -> Workload:
         """Submissions ``factor`` times denser (runtimes unchanged): a higher offered load."""
@@ -144,6 +153,8 @@ class Workload:
             raise ValueError("load factor must be a positive finite number")
         w = self.take(np.arange(len(self)))
         w.submit_s = (self.submit_s - self.submit_s[0]) / factor
+        if w.horizon_s is not None and len(self):
+            w.horizon_s = (w.horizon_s - float(self.submit_s[0])) / factor
         return w
 
     def window_s(self, factor: float = 1.0) -> float:
@@ -154,10 +165,13 @@ class Workload:
         return float(np.max((self.submit_s - self.submit_s[0]) / factor + self.runtime_s))
 
     def offered_load(self, accelerators: int) -> float:
-        """GPU-seconds over (``window_s``: the submission span plus the runtime tail) as a
-        fraction of ``accelerators``. Dividing by the submission span alone overstates the
-        load whenever jobs run long past the last submission."""
-        return self.gpu_seconds / (max(self.window_s(), 1.0) * max(accelerators, 1))
+        """GPU-seconds as a fraction of ``accelerators`` over a time: for a trace its window
+        (``window_s``: the submission span plus the runtime tail; dividing by the submission
+        span alone overstates the load whenever jobs run long past the last submission), for
+        a generated workload its horizon (``horizon_s``: the days it was generated over, so
+        that the load is the rate of work submitted, whatever the tail of its longest job)."""
+        span = self.horizon_s if self.horizon_s is not None else self.window_s()
+        return self.gpu_seconds / (max(span, 1.0) * max(accelerators, 1))
 
 
 def build(
