@@ -205,6 +205,7 @@ def apply_knobs(w: Workload, sc: Scenario) -> tuple[Workload, float]:
         w = w.head(sc.max_jobs)
         w.account = w.account.copy()  # the full workload's account is shared: keep it intact
         w.account.max_jobs = sc.max_jobs
+        w.account.first_n_adjusted = w.read_adjustments()  # reading's, among the first N
     if len(w) == 0:
         raise InvalidInput(f"{w.source or w.name}: the workload has no valid jobs "
                            f"({describe_rows(w.account.to_dict())})", field="trace")

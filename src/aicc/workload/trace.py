@@ -26,6 +26,10 @@ MAX_ABS_SUBMIT_S = 253402300799.0  # 9999-12-31T23:59:59Z
 # comes near: the largest custom fleet holds 100,000 × 1,024).
 MAX_GPUS = float(2**31 - 1)
 EXAMPLE_LINES = 5
+# The changes reading a file makes to a row it keeps, each a bit of ``Workload.adjust_bits``, so
+# that those among the first N rows (``--max-jobs``) can be counted too.
+READ_ADJUSTMENTS = ("missing_tenant_as_default", "subsecond_runtime_raised_to_1s",
+                    "gpu_share_rounded_up_to_1")
 
 
 @dataclass
@@ -41,12 +45,16 @@ class RowAccount:
     # for the number of jobs simulated.
     simulated: int | None = None
     max_jobs: int | None = None
+    # Under a --max-jobs cut: the adjustments reading the file made among the first N valid
+    # rows (``adjusted`` counts them over every row read)
+    first_n_adjusted: Counter[str] | None = None
 
     def copy(self) -> RowAccount:
         """An independent copy (a workload's account is shared by its subsets)."""
         return RowAccount(self.rows_read, self.invalid.copy(), self.adjusted.copy(),
                           {k: list(v) for k, v in self.examples.items()}, self.simulated,
-                          self.max_jobs)
+                          self.max_jobs,
+                          None if self.first_n_adjusted is None else self.first_n_adjusted.copy())
 
     def reject(self, reason: str, mask: np.ndarray, lines: np.ndarray | None) -> None:
         """Count the rows in ``mask`` as invalid for ``reason`` (``lines`` are file lines; None
@@ -78,6 +86,8 @@ class RowAccount:
             "example_lines": {k: v for k, v in sorted(self.examples.items())},
             "simulated": self.simulated,
             "max_jobs": self.max_jobs,
+            **({} if self.first_n_adjusted is None else
+               {"first_n_adjusted": dict(sorted(self.first_n_adjusted.items()))}),
         }
 
 
@@ -106,6 +116,9 @@ class Workload:
     # (the stated days), and its offered load is the work submitted over that horizon. None
     # for a trace, whose offered load is over its window (``window_s``).
     horizon_s: float | None = None
+    # Per job, the READ_ADJUSTMENTS reading its row made (bit k: READ_ADJUSTMENTS[k]); None when
+    # none was made (a generated workload)
+    adjust_bits: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.submit_s)
@@ -138,7 +151,18 @@ class Workload:
             source=self.source,
             lines=None if self.lines is None else self.lines[idx],
             horizon_s=self.horizon_s,
+            adjust_bits=None if self.adjust_bits is None else self.adjust_bits[idx],
         )
+
+    def read_adjustments(self) -> Counter[str]:
+        """The adjustments reading the file made to these jobs' rows, by reason."""
+        out: Counter[str] = Counter()
+        if self.adjust_bits is not None:
+            for k, reason in enumerate(READ_ADJUSTMENTS):
+                n = int(((self.adjust_bits >> k) & 1).sum())
+                if n:
+                    out[reason] = n
+        return out
 
     def head(self, n: int) -> Workload:
         """The first ``n`` jobs; a generated workload's horizon ends at the last of them."""
@@ -224,11 +248,16 @@ def build(
     order = np.argsort(sub, kind="stable")
     idx = idx[order]
     run = runtime[idx].astype(np.float64)
-    account.adjust("subsecond_runtime_raised_to_1s", int((run < MIN_RUNTIME_S).sum()))
+    raised = run < MIN_RUNTIME_S
+    account.adjust("subsecond_runtime_raised_to_1s", int(raised.sum()))
     run = np.maximum(run, MIN_RUNTIME_S)
     g = gpus[idx]
-    account.adjust("gpu_share_rounded_up_to_1", int(((g > 0) & (g < 1)).sum()))
+    share = (g > 0) & (g < 1)
+    account.adjust("gpu_share_rounded_up_to_1", int(share.sum()))
     g = np.ceil(g).astype(np.int32)
+    bits = np.zeros(len(idx), dtype=np.uint8)
+    for k, mask in enumerate((missing_tenant[idx], raised, share)):
+        bits |= mask.astype(np.uint8) << k
     tenants, tenant_idx = np.unique(labels[idx].astype(str), return_inverse=True)
     if model_labels is not None:
         ml = np.asarray(model_labels, dtype=object)[idx].astype(str)
@@ -259,4 +288,5 @@ def build(
         account=account,
         source=source,
         lines=np.asarray(lines, dtype=np.int64)[idx],
+        adjust_bits=bits if bits.any() else None,
     )
