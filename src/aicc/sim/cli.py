@@ -31,7 +31,13 @@ from aicc.scheduler.policy import POLICIES
 from aicc.sim.jobs import parse_substitutions
 from aicc.sim.loop import SimConfig, SimResult
 from aicc.sim.metrics import row_account_lines, summarize
-from aicc.sim.report import COMPARISON_HEAD, _fmt_s, comparison_rows, write_report
+from aicc.sim.report import (
+    COMPARISON_HEAD,
+    COMPARISON_NOTE,
+    _fmt_s,
+    comparison_rows,
+    write_report,
+)
 from aicc.sim.scenario import (
     Scenario,
     apply_knobs,
@@ -295,22 +301,13 @@ def simulate(
         sys.stdout.write(json.dumps(summaries, indent=2, default=float) + "\n")
         return
     sizes = sorted({r.fleet.n_accelerators for r in results})
-    t = Table(title=f"simulation: {results[0].extra.get('workload')} on "
-                    f"{' and '.join(f'{n:,}' for n in sizes)} accelerators")
-    for c in COMPARISON_HEAD:
-        t.add_column(c, justify="right")
-    for row in comparison_rows(summaries):
-        t.add_row(*row)
-    _print_table(t)
+    _print_runs(f"simulation: {results[0].extra.get('workload')} on "
+                f"{' and '.join(f'{n:,}' for n in sizes)} accelerators",
+                COMPARISON_HEAD, comparison_rows(summaries), caption=COMPARISON_NOTE)
     s0 = next(iter(summaries.values()))
-    st = Table(title="wait by sector (p50 / p90)")
-    st.add_column("run")
-    for name in s0["sectors"]:
-        st.add_column(name, justify="right")
-    for pol, s in summaries.items():
-        st.add_row(pol, *[f"{_fmt_s(v['wait_s']['p50'])} / {_fmt_s(v['wait_s']['p90'])}"
-                          for v in s["sectors"].values()])
-    _print_table(st)
+    _print_runs("wait by sector (p50 / p90)", ["run", *s0["sectors"]],
+                [[pol, *[f"{_fmt_s(v['wait_s']['p50'])} / {_fmt_s(v['wait_s']['p90'])}"
+                         for v in s["sectors"].values()]] for pol, s in summaries.items()])
     for line in _row_account_lines(summaries):
         out.print(line, highlight=False, markup=False, soft_wrap=True)
     if report:
@@ -360,6 +357,57 @@ def _print_table(t: Table) -> None:
         out.print(t)
     else:
         Console(width=100_000, emoji=False).print(t)
+
+
+def _column_groups(head: list[str], rows: list[list[str]], width: int) -> list[list[int]]:
+    """The columns after the first (the run) in groups whose table fits ``width``: a column
+    takes its longest header word or cell, plus padding and a rule."""
+    need = [max([len(w) for w in h.split()] + [len(r[i]) for r in rows]) + 3
+            for i, h in enumerate(head)]
+    groups: list[list[int]] = [[]]
+    used = need[0] + 1
+    for i in range(1, len(head)):
+        if groups[-1] and used + need[i] > width:
+            groups.append([])
+            used = need[0] + 1
+        groups[-1].append(i)
+        used += need[i]
+    return groups
+
+
+def _print_runs(title: str, head: list[str], rows: list[list[str]], *,
+                caption: str | None = None) -> None:
+    """A table of one row per run. Piped or redirected it is as wide as its content (one line
+    per run, never cut); on a terminal too narrow for it (80 columns) its columns are split
+    into several tables, each led by the run, and a header wraps between its words, so no
+    label and no figure is cut."""
+    narrow = out.is_terminal
+    groups = _column_groups(head, rows, out.width) if narrow else [list(range(1, len(head)))]
+    for k, cols in enumerate(groups):
+        t = Table(title=title if k == 0 else None,
+                  caption=caption if k == len(groups) - 1 else None, caption_justify="left")
+        for i in (0, *cols):
+            justify = "left" if i == 0 else "right"
+            if not narrow:
+                t.add_column(head[i], justify=justify)
+                continue
+            widest = max([len(w) for w in head[i].split()] + [len(r[i]) for r in rows])
+            t.add_column(_wrap_words(head[i], widest), justify=justify, width=widest)
+        for r in rows:
+            t.add_row(*(r[i] for i in (0, *cols)))
+        _print_table(t)
+
+
+def _wrap_words(text: str, width: int) -> str:
+    """``text`` on as many lines as it takes to keep each within ``width`` (no word is cut:
+    ``width`` is at least its longest word)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return "\n".join(lines)
 
 
 def _fail(message: str, code: int) -> NoReturn:

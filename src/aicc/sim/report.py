@@ -141,12 +141,20 @@ def _fmt_index(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+def _fmt_share(x: float | None) -> str:
+    return "–" if x is None or not np.isfinite(x) else f"{x:.1%}"
+
+
 def comparison_rows(summaries: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """One row per run under :data:`COMPARISON_HEAD`. The utilisation is the exact figure
+    (accelerator-time used over installed accelerators × makespan), not the mean of the
+    samples over capacity in service (``fleet.utilisation_mean`` in the summary)."""
     rows = []
     for pol, s in summaries.items():
         jm = s["jobs_metrics"]
         rows.append([
-            pol, str(s["jobs"]), f"{s['fleet']['utilisation_mean']:.1%}",
+            pol, f"{s['jobs']:,}", _fmt_share((s.get("extra") or {}).get("offered_load")),
+            _fmt_share(s["fleet"]["utilisation_exact"]),
             _fmt_s(jm["wait_s"]["mean"]), _fmt_s(jm["wait_s"]["p90"]),
             f"{jm['bounded_slowdown']['mean']:.2f}" if jm["bounded_slowdown"]["mean"] else "–",
             _fmt_index(s["fairness"]["jain_sector_fair_share"]),
@@ -159,11 +167,19 @@ def comparison_rows(summaries: dict[str, dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
-# "not ended": jobs still pending or running (or not yet submitted) when the run stopped;
-# "failed jobs": ended failed or at their time limit; "node failures": injected (--failures)
-COMPARISON_HEAD = ["run", "jobs", "utilisation", "mean wait", "p90 wait", "mean bsld",
-                   "Jain (sectors)", "makespan", "not ended", "failed jobs", "node failures",
-                   "wall"]
+# "offered load": the workload's work over the fleet (a trace: over its window; a synthetic
+# workload: over its days); "utilisation": accelerator-time used (charged + lost) over installed
+# accelerators × makespan; "not ended": jobs still pending or running (or not yet submitted)
+# when the run stopped; "failed jobs": ended failed or at their time limit; "node failures":
+# injected (--failures)
+COMPARISON_HEAD = ["run", "jobs", "offered load", "utilisation", "mean wait", "p90 wait",
+                   "mean bsld", "Jain (sectors)", "makespan", "not ended", "failed jobs",
+                   "node failures", "wall"]
+# What the two load columns are, under the table (the command's and the report's)
+COMPARISON_NOTE = ("offered load: the workload's accelerator-time over the fleet's (a trace: "
+                   "over its window; a synthetic workload: over its days). utilisation: "
+                   "accelerator-time used (charged + lost) / (installed accelerators × "
+                   "makespan).")
 
 # The files a report writes per run (``<name>`` from the run's label); files of these patterns
 # left in the folder by an earlier run with other labels are removed, so that the folder only
@@ -255,6 +271,28 @@ def _rows_section(summaries: dict[str, dict[str, Any]]) -> str:
     return "".join(out)
 
 
+def _runs_header(results: list[SimResult]) -> str:
+    """The report's opening lines: jobs, load factor and offered load of the run, or, for
+    several runs (fleets differ in both), a table of them, one row per run; then the settings
+    every run shares."""
+    first = results[0]
+    shared = (f"minimum cycle interval {first.config.min_cycle_s:g} s; seed "
+              f"{first.config.seed}.")
+
+    def load(r: SimResult) -> tuple[str, str]:
+        return (f"{r.extra.get('load_factor', 1.0):.3g}",
+                _fmt_share(r.extra.get("offered_load")))
+
+    if len(results) == 1:
+        factor, offered = load(first)
+        return (f"<p>{len(first.jobs):,} jobs; load factor {factor} (offered load {offered}); "
+                f"{shared}</p>")
+    rows = [[r.label, f"{r.fleet.n_accelerators:,}", f"{len(r.jobs):,}", *load(r)]
+            for r in results]
+    return (_table(["run", "accelerators", "jobs", "load factor", "offered load"], rows)
+            + f"<p>Every run: {shared}</p>")
+
+
 def file_names(labels: list[str]) -> list[str]:
     """The ``<name>`` of each run's files: its label with characters other than letters,
     digits and ``@._-`` replaced by ``_``, and ``-2``, ``-3``… added where two labels would
@@ -320,12 +358,11 @@ def write_report(results: list[SimResult], out_dir: str | Path, *,
             f"{' and '.join(f'{n:,}' for n in sizes)} accelerators"
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
              f"</title><style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
-    parts.append(f"<p>{len(first.jobs):,} jobs; load factor {extra.get('load_factor', 1.0):.3g}"
-                 f" (offered load {extra.get('offered_load', float('nan')):.1%}); minimum cycle "
-                 f"interval {first.config.min_cycle_s:g} s; seed {first.config.seed}.</p>")
+    parts.append(_runs_header(results))
     parts.append(_rows_section(summaries))
     parts.append("<h2>Comparison</h2>")
     parts.append(_table(COMPARISON_HEAD, comparison_rows(summaries)))
+    parts.append(f"<p>{html.escape(COMPARISON_NOTE)}</p>")
     sectors = first.tenancy.sector_names
     parts.append(svg_bars(sectors, {p: [s["sectors"][n]["wait_s"]["p90"] or 0.0
                                         for n in sectors] for p, s in summaries.items()},
