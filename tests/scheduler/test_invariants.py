@@ -6,7 +6,7 @@ minimum runtime (docs/design/0001-scheduling.md)."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from aicc.fleet import build_fleet
@@ -155,19 +155,21 @@ def test_backfill_delays_no_reservation(case: tuple[Snapshot, str]) -> None:
 
 @SETTINGS
 @given(classes=st.lists(st.tuples(st.sampled_from(list(JobClass)), st.booleans(),
-                                  st.floats(0, 20_000)), min_size=16, max_size=16),
+                                  st.floats(0, 20_000), st.sampled_from([1, 2, -1])),
+                        min_size=16, max_size=16),
        wants=st.lists(st.integers(1, 8), min_size=1, max_size=4),
        lenders=st.booleans())
+@example(classes=[(JobClass.BATCH, False, 0.0, 2)] * 16, wants=[8], lenders=True)
 def test_tenant_below_entitlement_reclaims(classes: list, wants: list[int], lenders: bool
                                            ) -> None:
     """Industry holds every H100 node; research (entitled to 40%) waits: the first waiting
-    research job must be reclaiming capacity, and only from borrowed jobs past minimum
-    runtime."""
+    research job must be reclaiming capacity, whichever sector (or the pool) the loans name,
+    and only from borrowed jobs past minimum runtime."""
     pol = Policy()
     running = []
-    for n, (cls, pre, age) in enumerate(classes):
+    for n, (cls, pre, age, lender) in enumerate(classes):
         j = job(f"i{n}").project("ind").gpus(8).cls(cls.label).running(
-            NOW - pol.min_runtime_s - age, n, lender=1)
+            NOW - pol.min_runtime_s - age, n, lender=lender)
         if pre:
             j.preemptible()
         running.append(j)

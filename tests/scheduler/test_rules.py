@@ -365,10 +365,37 @@ def _preempt(lenders: bool, young_flex: bool) -> Callable[[], tuple[Snapshot, di
     return build
 
 
-def _preempt_other_lender() -> tuple[Snapshot, dict[str, job]]:
+def _preempt_other_lender(own_loan: bool) -> Callable[[], tuple[Snapshot, dict[str, job]]]:
+    # industry holds the whole type, on loans named from public (and one from research)
+    def build() -> tuple[Snapshot, dict[str, job]]:
+        busy = [job(f"b{n}").project("ind").gpus(8).running(NOW - 5000, n, lender=2)
+                for n in range(14)]
+        busy.append(job("own").project("ind").gpus(8)
+                    .running(NOW - 2000, 14, lender=1 if own_loan else 2))
+        busy.append(job("young").project("ind").gpus(8).running(NOW - 1000, 15, lender=2))
+        return world_snap([job("res").project("res").gpus(8)], busy)
+    return build
+
+
+def _own_young_loan() -> tuple[Snapshot, dict[str, job]]:
+    # research's own borrower is younger than the minimum runtime: research waits for it rather
+    # than taking back public's older loans
     busy = [job(f"b{n}").project("ind").gpus(8).running(NOW - 5000, n, lender=2)
-            for n in range(16)]
+            for n in range(15)]
+    busy.append(job("own").project("ind").gpus(8).running(NOW - 100, 15, lender=1))
     return world_snap([job("res").project("res").gpus(8)], busy)
+
+
+def _share_held_through_another_loan() -> tuple[Snapshot, dict[str, job]]:
+    # Public borrowed industry's idle share; industry then started within its entitlement on
+    # capacity that research keeps back (lend limit 0). Research, below its entitlement, takes
+    # its share back from public's loans although none of them names research.
+    w = World(lend_limit={"research": 0.0})
+    pub = [job(f"p{n}").project("pub").gpus(8).running(NOW - 5000 + n, n, lender=0)
+           for n in range(8)]
+    ind = [job(f"i{n}").project("ind").gpus(8).running(NOW - 3000, n) for n in range(8, 14)]
+    pending = [job(f"r{i}").project("res").gpus(8).submitted(i) for i in range(3)]
+    return world_snap(pending, [*pub, *ind], world=w)
 
 
 def _power(extra: float) -> Callable[[], tuple[Snapshot, dict[str, job]]]:
@@ -516,8 +543,15 @@ CASES = [
          reasons={"res": H.PREEMPTING}, preempted={"old_flex"}),
     Case("preempt by lender column", _preempt(True, False),
          reasons={"res": H.PREEMPTING}, preempted={"young_flex"}),
-    Case("no preemption of another lender's loan", _preempt_other_lender,
+    Case("own loans are taken back first", _preempt_other_lender(True),
+         reasons={"res": H.PREEMPTING}, preempted={"own"}),
+    Case("then any loan of the type", _preempt_other_lender(False),
+         reasons={"res": H.PREEMPTING}, preempted={"young"}),
+    Case("a sector waits for its own young loan", _own_young_loan,
          reasons={"res": H.RESOURCES}),
+    Case("a share held through another sector's loan is taken back",
+         _share_held_through_another_loan, started={"r0", "r1"},
+         reasons={"r2": H.PREEMPTING}, preempted={"p7"}),
     Case("no preemption in multifactor", _preempt(False, False), "multifactor",
          reasons={"res": H.RESOURCES}),
     Case("power cap admits one", _power(1.5), started={"first"},

@@ -169,3 +169,13 @@ def test_series_goes_on_while_jobs_wait_for_an_empty_fleet():
     assert r.end.max() == 7200.0
     assert np.all(np.diff(t[:-1]) == 60.0) and t[-2] >= 7140.0
     assert r.series["busy"][t == 3660.0].tolist() == [32]
+
+
+def test_the_cycle_of_an_instant_runs_before_its_sample():
+    # a job submitted at the first sample's time has started when that sample is taken
+    w = workload([0.0, 50.0], [100.0, 100.0], [1, 2])
+    jobs, fleet, tm = setup(w, nodes=1)
+    r = simulate(jobs, fleet, tm.tenancy, SimConfig(policy="fifo", sample_s=50.0, min_cycle_s=10.0))
+    assert r.series["time"][0] == 0.0
+    assert (r.series["busy"][0], r.series["pending"][0]) == (1, 0)
+    assert r.series["time"][1] == 50.0 and r.series["busy"][1] == 3

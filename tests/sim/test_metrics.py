@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 
 from aicc.sim.jobs import prepare
 from aicc.sim.loop import SimConfig, simulate
-from aicc.sim.metrics import fair_share_delivered, jain, summarize
+from aicc.sim.metrics import fair_share_delivered, fair_share_sums, jain, summarize
 from aicc.sim.scenario import custom_fleet
 from aicc.workload.tenants import map_tenants
 
@@ -27,10 +25,13 @@ def test_jain_bounds():
 def test_fair_share_is_demand_capped_and_split_by_entitlement():
     # 8 accelerators; sample 1: only industry wants (and holds) 8 → its fair share is 8.
     # sample 2: industry still holds 8, public waits for 8 → fair shares 8·0.3/0.8 = 3 and 5.
-    series = {"time": np.array([0.0, 60.0]), "capacity_up": np.array([8, 8]),
-              "sector_busy": np.array([[8.0, 0, 0], [8.0, 0, 0]]),
-              "sector_pending": np.array([[0.0, 0, 0], [0.0, 0, 8.0]])}
-    got = fair_share_delivered(SimpleNamespace(series=series), np.array([0.3, 0.2, 0.5]))
+    # (one accelerator type: the last axis of the per-type series has one column)
+    series = {"time": np.array([0.0, 60.0]), "type_capacity_up": np.array([[8], [8]]),
+              "sector_type_busy": np.array([[[8.0], [0], [0]], [[8.0], [0], [0]]]),
+              "sector_type_pending": np.array([[[0.0], [0], [0]], [[0.0], [0], [8.0]]])}
+    busy, fair = fair_share_sums(series, np.array([[0.3], [0.2], [0.5]]))
+    got, by_type = fair_share_delivered(busy, fair, np.array([8.0]))
+    np.testing.assert_array_equal(got, by_type[:, 0])  # one type: the same figure
     assert got[0] == pytest.approx(16 / 11)
     assert np.isnan(got[1])
     assert got[2] == 0.0

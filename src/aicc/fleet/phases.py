@@ -12,12 +12,18 @@ from aicc.catalog import Catalog, default_catalog
 from aicc.errors import ConfigError
 from aicc.fleet.arrays import FleetArrays, NodeInfo
 
+# The largest node group and node a phase (or a custom ``NxTYPE@N`` fleet) may have: far above
+# any real fleet (the 2030 phase has 6,250 nodes of 8), and within what the fleet arrays hold
+# (per-node counts are int16) and what a list of nodes can be built for.
+MAX_NODES_PER_GROUP = 100_000
+MAX_ACCELERATORS_PER_NODE = 1_024
+
 
 class NodeGroup(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: str
-    nodes: int = Field(gt=0)
-    accelerators_per_node: int = Field(8, gt=0, le=64)
+    nodes: int = Field(gt=0, le=MAX_NODES_PER_GROUP)
+    accelerators_per_node: int = Field(8, gt=0, le=MAX_ACCELERATORS_PER_NODE)
 
 
 class FleetPhase(BaseModel):

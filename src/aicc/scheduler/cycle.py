@@ -715,6 +715,7 @@ class _Reclaim:
         self.heap: list[tuple[int, int]] = []
         self.whole: list[int] = []
         self.chosen: set[int] = set()
+        self.claimed: set[int] = set()  # nodes on which a job of this step counts
 
     def _examine(self) -> bool:
         if self.ptr >= len(self.pool):
@@ -755,6 +756,7 @@ class _Reclaim:
             if not self._examine():
                 return []
         victims = self._take([nd])
+        self.claimed.add(nd)
         self.avail[nd] -= k
         heapq.heappush(self.heap, (-self.avail[nd], nd))
         return victims
@@ -767,6 +769,7 @@ class _Reclaim:
                 return []
         picked, self.whole = self.whole[:nodes], self.whole[nodes:]
         victims = self._take(picked)
+        self.claimed.update(picked)
         for nd in picked:
             self.avail[nd] = 0
         return victims
@@ -823,15 +826,14 @@ def preempt(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: Fre
     w_n = p.nodes[want].astype(np.int64)
     w_k = p.per_node[want].astype(np.int64)
     group = w_t * (n_sec + 1) + (w_s if by_lender else n_sec)
-    for key in np.unique(group).tolist():
-        t, lend = divmod(key, n_sec + 1)
-        rc = reclaimer(t, lend)
-        if rc is None:
-            continue
-        sel = np.flatnonzero(group == key)  # in priority order
+
+    def serve(sel: np.ndarray, rc: _Reclaim) -> list[int]:
+        """Victims from ``rc`` for the jobs at positions ``sel`` of ``want`` (priority order);
+        returns the positions it found none for."""
+        failed: list[int] = []
         while len(sel):
-            j, s, n_req, k = (int(want[sel[0]]), int(w_s[sel[0]]), int(w_n[sel[0]]),
-                              int(w_k[sel[0]]))
+            i = int(sel[0])
+            j, s, n_req, k, t = int(want[i]), int(w_s[i]), int(w_n[i]), int(w_k[i]), int(w_t[i])
             a = n_req * k
             if a > room[s][t] + 1e-9:  # no longer below entitlement for this job
                 rest = sel[1:]
@@ -844,6 +846,7 @@ def preempt(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: Fre
             if not victims:
                 # what failed fails for every larger shape: victims are only consumed
                 dead = (w_n[sel] == 1) & (w_k[sel] >= k) if n_req == 1 else (w_n[sel] >= n_req)
+                failed += [i, *sel[dead].tolist()]
                 sel = sel[~dead]
                 continue
             room[s][t] -= a
@@ -855,6 +858,37 @@ def preempt(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: Fre
                     f"preempted: capacity borrowed by {borrower} is returned to {names[s]} "
                     f"(rule 8); {policy.grace_s:.0f} s to checkpoint",
                     grace_s=policy.grace_s))
+        return failed
+
+    later: list[int] = []  # jobs that its own sector's loans cannot serve
+    for key in np.unique(group).tolist():
+        t, lend = divmod(key, n_sec + 1)
+        rc = reclaimer(t, lend)
+        sel = np.flatnonzero(group == key)  # in priority order
+        failed = serve(sel, rc) if rc is not None else sel.tolist()
+        if by_lender:
+            later += failed
+    if later:
+        # A sector below its entitlement whose own loans cannot hold the job takes back any
+        # loan of the type: its share is then held by borrowers of other lenders' (or the
+        # pool's) capacity, e.g. where a sector within its entitlement started on capacity that
+        # was free while its own idle share was lent out. A sector whose own borrowers (of any
+        # age) hold at least the job's size waits for them instead. Victims and nodes already
+        # counted on above are left out.
+        own = np.zeros((n_sec, len(snap.fleet.catalog)))
+        mine = np.flatnonzero(borrowed & (run.lender >= 0))
+        np.add.at(own, (run.lender[mine].astype(np.int64), run.type_idx[mine].astype(np.int64)),
+                  run.accelerators[mine])
+        later = [i for i in later if w_n[i] * w_k[i] > own[w_s[i], w_t[i]] + 1e-9]
+    if later:
+        chosen = set().union(*(r.chosen for r in reclaim.values() if r is not None))
+        claimed = set().union(*(r.claimed for r in reclaim.values() if r is not None))
+        up_left = [u and nd not in claimed for nd, u in enumerate(up)] if claimed else up
+        pos = np.array(sorted(later), dtype=np.int64)
+        for t in np.unique(w_t[pos]).tolist():
+            pool = [v for v in cand[run.type_idx[cand] == t].tolist() if v not in chosen]
+            if pool:
+                serve(pos[w_t[pos] == t], _Reclaim(pool, alloc, fs, up_left, cap))
     return out
 
 

@@ -5,19 +5,24 @@ Registered in ``aicc/cli.py`` with one line; errors map to exit codes here, at t
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
 import tempfile
 import tomllib
+from collections.abc import Callable
+from copy import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn, get_args, get_origin
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.models import OptionInfo
 
 from aicc.errors import EXIT_CODE, AiccError, InvalidInput, InvalidTrace, lookup
 from aicc.fleet.arrays import FleetArrays
@@ -25,7 +30,7 @@ from aicc.fleet.phases import load_phases
 from aicc.scheduler.policy import POLICIES
 from aicc.sim.jobs import parse_substitutions
 from aicc.sim.loop import SimConfig, SimResult
-from aicc.sim.metrics import _counts, describe_rows, summarize
+from aicc.sim.metrics import row_account_lines, summarize
 from aicc.sim.report import COMPARISON_HEAD, _fmt_s, comparison_rows, write_report
 from aicc.sim.scenario import (
     Scenario,
@@ -33,6 +38,7 @@ from aicc.sim.scenario import (
     check_number,
     failure_model,
     parse_fleet,
+    phases_file,
     run_scenario,
     with_policy,
 )
@@ -41,8 +47,9 @@ from aicc.workload.synthetic import generate, sector_mapping
 from aicc.workload.tenants import load_mapping_file, map_tenants
 from aicc.workload.trace import Workload
 
-out = Console()
-err = Console(stderr=True)
+# no emoji codes: a run label or a file name such as ``f.toml:a:`` must print as written
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 
 def _first_duplicate(names: list[str]) -> str | None:
@@ -92,8 +99,9 @@ def _parse_fleet(spec: str) -> FleetArrays:
     """:func:`parse_fleet`, every error naming ``--fleet`` and the spec (the file, for a
     phases TOML): a missing file is "file not found", not an unknown fleet."""
     where = f"--fleet {spec}"
-    p = Path(spec)
-    if p.suffix == ".toml" and spec not in load_phases():
+    named = phases_file(spec) if spec not in load_phases() else None
+    if named is not None:
+        p = named[0]
         if not p.exists():
             raise InvalidInput(f"{where}: file not found", field="fleet")
         if p.is_dir():
@@ -152,6 +160,60 @@ def _substitutions(text: str | None, fleets: list[tuple[str, FleetArrays]]) -> d
     return subs
 
 
+_REPEAT_HINTS = {"fleet": " (several fleets: one value, comma-separated)",
+                 "compare": " (several policies: one value, comma-separated)",
+                 "policy": " (several policies: --compare with a comma-separated list)",
+                 "substitute": " (several models: one value, comma-separated)"}
+_METAVARS = {str: "<str>", int: "<int>", float: "<float>", Path: "<path>"}
+
+
+def once_each(func: Callable[..., None]) -> Callable[..., None]:
+    """Refuse an option given more than once (``--policy fifo --policy fairshare``) instead of
+    letting the last one win, for every option of ``func`` that takes a value. Click keeps only
+    the last value of such an option and records nothing of the others (its parameter source
+    says "command line" either way), so each is declared to Typer as ``list[T]`` (Click's
+    ``multiple``, which keeps every occurrence) with its usual metavar, and unwrapped here:
+    ``func`` still sees one value, or its default. A repeated option exits 2 with one line
+    naming it. Flags (``--json``, ``--failures/--no-failures``) are left as they are."""
+    sig = inspect.signature(func, eval_str=True)
+    once: dict[str, tuple[str, Any]] = {}  # parameter -> (option as typed, default)
+    params = []
+    for p in sig.parameters.values():
+        info = next((m for m in get_args(p.annotation)[1:] if isinstance(m, OptionInfo)), None)
+        if get_origin(p.annotation) is not Annotated or info is None:
+            params.append(p)
+            continue
+        inner = [a for a in get_args(get_args(p.annotation)[0]) if a is not type(None)]
+        kind = inner[0] if inner else get_args(p.annotation)[0]
+        if kind is bool:
+            params.append(p)
+            continue
+        decl = info.default if info.default is not ... else (info.param_decls or ("",))[0]
+        info = copy(info)
+        info.metavar = info.metavar or _METAVARS.get(kind)
+        once[p.name] = (str(decl), p.default)
+        params.append(p.replace(
+            annotation=Annotated[list[kind] | None, info],  # type: ignore[valid-type]
+            default=None if p.default is None else [p.default]))
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> None:
+        for name, (option, default) in once.items():
+            values = kwargs.get(name)
+            if values is not None and len(values) > 1:
+                shown = ", ".join(_safe(str(v), 60) for v in values)
+                times = "twice" if len(values) == 2 else f"{len(values)} times"
+                _fail(f"{option} is given {times} ({shown}); give it once"
+                      + _REPEAT_HINTS.get(name, ""), 2)
+            kwargs[name] = values[0] if values else default
+        return func(**kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
+
+
+@once_each
 def simulate(
     trace: Annotated[str | None, typer.Option(
         "--trace", help="trace file, or 'philly' / 'alibaba' (found in ../shared/traces)")] = None,
@@ -163,8 +225,9 @@ def simulate(
     synthetic_days: Annotated[float | None, typer.Option(
         "--synthetic-days", help="use the synthetic sector workload over this many days")] = None,
     fleet: Annotated[str, typer.Option(
-        "--fleet", help="phase (2028, 2030, lab), NxTYPE (64xh100-sxm-80g) or phases TOML; "
-        "several, comma-separated, to compare fleets")
+        "--fleet", help="phase (2028, 2030, lab), NxTYPE[@PER_NODE] (64xh100-sxm-80g) or a "
+        "phases TOML file (FILE.toml:PHASE when it has several); several, comma-separated, to "
+        "compare fleets")
     ] = "2028",
     policy: Annotated[str | None, typer.Option(
         "--policy", help="fifo, multifactor, fairshare (the default); not with --compare")
@@ -222,8 +285,9 @@ def simulate(
     except OSError as exc:  # an input that could not be read, by whichever option it came
         _fail(f"{exc.filename or 'input'}: cannot read ({exc.strerror or exc})", 2)
     try:
-        summaries = (write_report(results, report) if report else
-                     {r.label: summarize(r) for r in results})
+        read = plan.workload.account.to_dict()  # reading the file, over every row read
+        summaries = (write_report(results, report, read=read) if report else
+                     {r.label: summarize(r, read) for r in results})
     except OSError as exc:  # the report folder became unwritable during the run
         _fail(f"--report {report}: cannot write the report ({exc.strerror or exc})", 2)
     _warn_never_started(results)
@@ -247,54 +311,21 @@ def simulate(
         st.add_row(pol, *[f"{_fmt_s(v['wait_s']['p50'])} / {_fmt_s(v['wait_s']['p90'])}"
                           for v in s["sectors"].values()])
     _print_table(st)
-    for line in _row_account_lines(summaries, plan.workload.account.to_dict()):
+    for line in _row_account_lines(summaries):
         out.print(line, highlight=False, markup=False, soft_wrap=True)
     if report:
         out.print(f"report: {report / 'report.html'}", highlight=False, soft_wrap=True)
 
 
-def row_account(rows: dict, read: dict) -> str:
-    """The row account of one run in words: :func:`describe_rows`, except when ``--max-jobs N``
-    cut the valid rows and mapping those N onto the fleet left some out (jobs larger than the
-    fleet are among the N, so fewer than N run) or changed some. The counts are then kept apart
-    by what they cover: reading the file (``read``: over every row read) first, then the jobs
-    simulated and what the mapping did among the first N valid rows::
-
-        rows read 82,247; invalid 3: zero GPUs 3; simulated 8 of the first 10 valid rows
-        (--max-jobs 10; among them invalid 2: larger than fleet 2)
-    """
-    cut = rows.get("max_jobs")
-    if not cut or rows.get("simulated") is None:
-        return describe_rows(rows)
-
-    def among(key: str) -> dict[str, int]:
-        before = read.get(key) or {}
-        diff = {k: int(v) - int(before.get(k, 0)) for k, v in (rows.get(key) or {}).items()}
-        return {k: v for k, v in diff.items() if v}
-
-    dropped, changed = among("invalid"), among("adjusted")
-    if not dropped and not changed:  # the first N all ran as read
-        return describe_rows(rows)
-    head = describe_rows({"rows_read": rows.get("rows_read", 0),
-                          "invalid": read.get("invalid"), "adjusted": read.get("adjusted")})
-    notes = [f"--max-jobs {int(cut):,}"]
-    if dropped:
-        notes.append(f"among them invalid {sum(dropped.values()):,}: {_counts(dropped)}")
-    if changed:
-        notes.append(f"among them adjusted {sum(changed.values()):,}: {_counts(changed)}")
-    return (f"{head}; simulated {int(rows['simulated']):,} of the first {int(cut):,} valid "
-            f"rows ({'; '.join(notes)})")
-
-
-def _row_account_lines(summaries: dict[str, dict], read: dict) -> list[str]:
-    """One row account line, or, when the runs' accounts differ (fleets that leave out
-    different jobs), one per group of runs with the same account, naming them."""
-    groups: dict[str, list[str]] = {}
-    for label, s in summaries.items():
-        groups.setdefault(row_account(s["rows"], read), []).append(label)
-    if len(groups) == 1:
-        return list(groups)
-    return [f"{', '.join(labels)}: {line}" for line, labels in groups.items()]
+def _row_account_lines(summaries: dict[str, dict]) -> list[str]:
+    """One row account line (with ``--max-jobs``, the counts over every row read, then those
+    among the first N, as in the summaries' ``rows`` and ``rows.first_n``), or, when the runs'
+    accounts differ (fleets that leave out different jobs), one per group of runs with the
+    same account, led by their labels."""
+    lines = row_account_lines(summaries)
+    if len(lines) == 1:
+        return [lines[0][1]]
+    return [f"{', '.join(labels)}: {line}" for labels, line in lines]
 
 
 def _warn_never_started(results: list[SimResult]) -> None:
@@ -328,7 +359,7 @@ def _print_table(t: Table) -> None:
     if out.is_terminal:
         out.print(t)
     else:
-        Console(width=100_000).print(t)
+        Console(width=100_000, emoji=False).print(t)
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -234,10 +234,20 @@ class Simulator:
         has = np.bincount(fleet.type_idx, minlength=n_t) > 0
         self._by_type = (srt, bounds, has)
         self._submit_sorted = bool(n == 0 or (np.diff(jobs.submit) >= 0).all())
+        pol = self.policy
+        self._fifo = (pol.name == "fifo" and not pol.backfill and not pol.entitlements
+                      and not pol.require_grant and jobs.grant is None)
+        # every node of a type has one size: the screen's shape check is then _shape_ok's
+        cap_of = [self.cap[fleet.type_idx == t] for t in range(n_t)]
+        self._queue_depth = self._fifo and all(len(c) == 0 or (c == c[0]).all() for c in cap_of)
         self._ok_key: bytes | None = None
         self._ok: tuple[np.ndarray, np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0),
                                                                np.zeros(0, dtype=bool))
         self._head = 0  # see _first_kept
+        # FIFO on one type: the state generation at which the queue's head was found unable to
+        # start (see _may_start); every change of free capacity or of the head advances _gen
+        self._gen = 0
+        self._held_gen = -1
         self.heap: list[tuple] = []
         self.seq = 0
         self.ap = 0  # next arrival
@@ -251,6 +261,10 @@ class Simulator:
         self.sched_wall = 0.0
         self.cycle_wall = 0.0
         self.n_failures = 0
+        # the random failure chain: only the event carrying the current token is live (a change
+        # of the capacity in service draws the next failure anew: the process is memoryless)
+        self._fail_token = 0
+        self._fail_armed = False
         self.rng = np.random.default_rng(self.cfg.seed)
         self.samples: dict[str, list] = {k: [] for k in (
             "time", "busy", "capacity_up", "pending", "fragmentation")}
@@ -328,8 +342,11 @@ class Simulator:
         if self.lends:
             self._lend_use(j, s.lender, now, 1)
         self.state[j] = ST_RUNNING
+        self._gen += 1
         self.n_pending -= 1
         self.n_running += 1
+        if not self._fail_armed and self.cfg.failures is not None:
+            self._schedule_failure(now)  # work resumed after a quiet spell
         self.start[j] = now
         if self.first_start[j] < 0:
             self.first_start[j] = now
@@ -350,6 +367,7 @@ class Simulator:
             if self.fleet.state[node] == NODE_UP:
                 self.free[node] += cnt
         self.placement[j] = None
+        self._gen += 1
         self.running.remove(j)
         self.proj_busy[self.jobs.project[j]] -= self.acc[j]
         self.n_running -= 1
@@ -358,6 +376,7 @@ class Simulator:
 
     def _requeue(self, j: int) -> None:
         self.state[j] = ST_PENDING
+        self._gen += 1
         self._head = min(self._head, j)
         self.n_pending += 1
         self.pending_parts.append(np.array([j], dtype=np.int64))
@@ -499,12 +518,14 @@ class Simulator:
         if self.n_pending:
             self.want_cycle = True
 
-    def _on_fail(self, t: float, node: int = -1) -> None:
+    def _on_fail(self, t: float, node: int = -1, token: int = 0) -> None:
         fm = self.cfg.failures
         assert fm is not None
         up = np.flatnonzero(self.fleet.state == NODE_UP)
         scheduled = node >= 0
         if scheduled and self.fleet.state[node] != NODE_UP:
+            return
+        if not scheduled and not self._fail_live(token):
             return
         if len(up):
             if not scheduled:
@@ -518,6 +539,7 @@ class Simulator:
             victims = self.running.ids[rows].tolist()
             self.fleet.state[node] = NODE_DOWN
             self.free[node] = 0
+            self._gen += 1
             for j in victims:
                 self._interrupt(j, t, checkpointed=False)
                 self.interruptions[j] += 1
@@ -529,26 +551,48 @@ class Simulator:
             if self.lends:
                 self._lend_capacity()
             self._push(t + fm.repair_s, P_REPAIR, node)
-        if not scheduled:
-            self._schedule_failure(t)
+        if not scheduled or len(up):
+            self._schedule_failure(t)  # at the rate of the capacity now in service
 
     def _schedule_failure(self, t: float) -> None:
+        """Draw the next random failure from ``t`` at the rate of the capacity in service, and
+        void any earlier draw. Failures are drawn while jobs run or are still to arrive; a start
+        after a quiet spell (nothing running, nothing left to arrive) or a repair after every
+        node went down draws again."""
         fm = self.cfg.failures
+        self._fail_token += 1
+        self._fail_armed = False
         if fm is None or fm.rate_per_accelerator_s <= 0 or not self._work_left():
             return
         up_acc = float(self.cap[self.fleet.state == NODE_UP].sum())
         if up_acc <= 0:
             return
+        self._fail_armed = True
         self._push(t + float(self.rng.exponential(1.0 / (fm.rate_per_accelerator_s * up_acc))),
-                   P_FAIL)
+                   P_FAIL, 0, self._fail_token)
+
+    def _fail_live(self, token: int) -> bool:
+        """Whether a random failure event still stands: its draw is the current one and work
+        remains (else the chain waits for the next start)."""
+        if token != self._fail_token:
+            return False
+        if not self._work_left():
+            self._fail_token += 1
+            self._fail_armed = False
+            return False
+        return True
+
 
     def _on_repair(self, t: float, node: int) -> None:
         if self.lends:
             self._lend_settle(t)
         self.fleet.state[node] = NODE_UP
         self.free[node] = self.cap[node]
+        self._gen += 1
         if self.lends:
             self._lend_capacity()
+        if self.cfg.failures is not None:
+            self._schedule_failure(t)  # more capacity in service: a higher rate
         if self.n_pending:
             self.want_cycle = True
 
@@ -606,6 +650,10 @@ class Simulator:
             return
         w0 = time.perf_counter()
         self._advance_usage(now)  # (the lending balance is settled by events: _init_lending)
+        if self._held_gen == self._gen:  # FIFO's head still cannot start (see _may_start)
+            self.skipped += 1
+            self.cycle_wall += time.perf_counter() - w0
+            return
         pend = self._pending_ids()
         if not self._may_act(pend, now):
             # schedule() would return no start and no preemption (see _may_act): the call is
@@ -613,7 +661,7 @@ class Simulator:
             self.skipped += 1
             self.cycle_wall += time.perf_counter() - w0
             return
-        snap = self.snapshot(now, pend)
+        snap = self.snapshot(now, self._fifo_queue(pend) if self._queue_depth else pend)
         w1 = time.perf_counter()
         dec = schedule(snap, self.policy)
         self.sched_wall += time.perf_counter() - w1
@@ -662,15 +710,14 @@ class Simulator:
 
     def _may_start(self, pend: np.ndarray, up: np.ndarray) -> bool:
         """Necessary for a start (rules 6 and 10): see :meth:`_may_act`."""
-        pol, J = self.policy, self.jobs
+        J = self.jobs
         free = np.where(up, self.free, 0)
         srt, bounds, has = self._by_type
         n_t = len(has)
         maxfree = np.zeros(n_t, dtype=np.int64)
         maxfree[has] = np.maximum.reduceat(free[srt], bounds[has])
         whole = np.bincount(self.fleet.type_idx[up & (free == self.cap)], minlength=n_t)
-        if (pol.name == "fifo" and not pol.backfill and not pol.entitlements
-                and not pol.require_grant and J.grant is None):
+        if self._fifo:
             # the head of each type: earliest submit among jobs the screen keeps (rule 6 shape)
             maxcap, n_up, okj = self._shape_ok(up)
             if self._submit_sorted:  # rows in submit order: the head is the first row kept
@@ -686,7 +733,12 @@ class Simulator:
                     t = J.type_idx[pend].astype(np.int64)
                     fits = np.where(J.nodes[pend] == 1, J.per_node[pend] <= maxfree[t],
                                     J.nodes[pend] <= whole[t])
-                    return bool(fits.any())
+                    if fits.any():
+                        return True
+                    # until free capacity or the head changes, arrivals (all later in submit
+                    # order) leave the head where it is: their cycles start nothing either
+                    self._held_gen = self._gen
+                    return False
             t = J.type_idx[pend]
             n, k = J.nodes[pend], J.per_node[pend]
             ok = (n >= 1) & (k >= 1) & (k <= maxcap[t]) & (n <= n_up[t])
@@ -702,6 +754,52 @@ class Simulator:
         n, k = J.nodes[pend], J.per_node[pend]
         fits = np.where(n == 1, k <= maxfree[t], n <= whole[t])
         return bool(fits.any())
+
+    def _fifo_queue(self, pend: np.ndarray) -> np.ndarray:
+        """The part of the FIFO queue that decides the cycle: per type, as many of the first rows
+        the screen keeps as the type has free accelerators, in queue order (``pend`` itself
+        when that order is not the key's).
+
+        Without backfill, entitlements or grants (rule 10) a type's starts are its rows before
+        its first row that cannot start, and each takes at least one free accelerator of the
+        type: all of them lie among the type's first ``free`` kept rows, and later rows change
+        nothing. The decisions are those of the whole queue (Slurm's ``default_queue_depth``
+        bounds its main scheduler likewise, without that guarantee).
+        """
+        if not (self._submit_sorted and len(pend) > 1 and pend[-1] > pend[-2]
+                and (pend[1:] > pend[:-1]).all()):
+            return pend  # a requeued row waits out of submit order: the order is the key's
+        up = self.fleet.state == NODE_UP
+        okj = self._shape_ok(up)[2]
+        head = self._first_kept(okj)
+        if head < 0:
+            return pend[:0]
+        n_t = len(self.fleet.catalog)
+        need = np.bincount(self.fleet.type_idx[up], weights=self.free[up],
+                           minlength=n_t).astype(np.int64)
+        i = int(np.searchsorted(pend, head))  # rows before the head are all held
+        size = int(need.sum()) * 2 + 64
+        want = np.flatnonzero(need > 0).tolist()
+        while True:
+            seg = pend[i:i + size]
+            ok = okj[seg]
+            done = i + size >= len(pend)
+            if n_t == 1:
+                idx = np.flatnonzero(ok)
+                if done or len(idx) >= need[0]:
+                    return seg[idx[:need[0]]]
+            else:
+                t = self.jobs.type_idx[seg]
+                keep = np.zeros(len(seg), dtype=bool)
+                short = False
+                for ty in want:
+                    mine = ok & (t == ty)
+                    rank = np.cumsum(mine)
+                    keep |= mine & (rank <= need[ty])
+                    short |= len(rank) == 0 or rank[-1] < need[ty]
+                if done or not short:
+                    return seg[keep]
+            size *= 4
 
     def _shape_ok(self, up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Largest node and node count in service per type, and per job whether its shape fits
@@ -802,19 +900,31 @@ class Simulator:
         s["pending"].append(self.n_pending)
         s["fragmentation"].append(float(free_up[part].sum()) / tot_free if tot_free else 0.0)
         n_sec = len(self.tenancy.sector_names)
+        n_t = len(self.fleet.catalog)
+        J = self.jobs
         self.sector_busy.append(np.bincount(self.project_sector, weights=self.proj_busy,
                                             minlength=n_sec))
+        # also per sector and type (bins s·n_t + t), for the fair share of each type
         if self.n_pending:
             pend = self._pending_ids()
-            self.sector_pending.append(np.bincount(
-                self.project_sector[self.jobs.project[pend]], weights=self.acc[pend],
-                minlength=n_sec))
+            sec = self.project_sector[J.project[pend]]
+            self.sector_pending.append(np.bincount(sec, weights=self.acc[pend],
+                                                   minlength=n_sec))
+            st_pend = np.bincount(sec.astype(np.int64) * n_t + J.type_idx[pend],
+                                  weights=self.acc[pend], minlength=n_sec * n_t)
         else:
             self.sector_pending.append(np.zeros(n_sec))
+            st_pend = np.zeros(n_sec * n_t)
         self.running.compact()
-        self.type_busy.append(np.bincount(self.jobs.type_idx[self.running.ids],
-                                          weights=self.acc[self.running.ids],
-                                          minlength=len(self.fleet.catalog)))
+        ids = self.running.ids
+        self.type_busy.append(np.bincount(J.type_idx[ids], weights=self.acc[ids],
+                                          minlength=n_t))
+        key = self.project_sector[J.project[ids]].astype(np.int64) * n_t + J.type_idx[ids]
+        s.setdefault("sector_type_busy", []).append(
+            np.bincount(key, weights=self.acc[ids], minlength=n_sec * n_t).reshape(n_sec, n_t))
+        s.setdefault("sector_type_pending", []).append(st_pend.reshape(n_sec, n_t))
+        s.setdefault("type_capacity_up", []).append(
+            np.bincount(self.fleet.type_idx[up], weights=self.cap[up], minlength=n_t))
 
     # --- main loop --------------------------------------------------------------------------
     def run(self) -> SimResult:
@@ -846,6 +956,9 @@ class Simulator:
         t = t0
         while True:
             t_arr = submit[self.ap] if self.ap < self.n_arrive else math.inf
+            while heap and heap[0][1] == P_FAIL and heap[0][3] == 0 and not self._fail_live(
+                    heap[0][4]):
+                pop(heap)  # a void failure draw must not move the clock
             t_evt = heap[0][0] if heap else math.inf
             t = t_arr if t_arr < t_evt else t_evt
             if t == math.inf or t > until or self.stopped:
@@ -858,7 +971,7 @@ class Simulator:
                 elif prio == P_REPAIR:
                     self._on_repair(t, a)
                 elif prio == P_FAIL:
-                    self._on_fail(t, a - 1)
+                    self._on_fail(t, a - 1, b)
                 else:
                     self._on_stop(t, a, b)
             if t_arr <= t:
@@ -869,7 +982,16 @@ class Simulator:
                 self.n_pending += hi - self.ap
                 self.ap = hi
                 self.want_cycle = True
-            while heap and heap[0][0] <= t:
+            # a cycle due now runs before the samples of this instant
+            if self.want_cycle and not self.cycle_pending:
+                if t >= self.last_cycle + self.cfg.min_cycle_s:
+                    self._cycle(t)
+                else:
+                    self._push(self.last_cycle + self.cfg.min_cycle_s, P_CYCLE)
+                    self.cycle_pending = True
+            # (events the cycle pushed for this instant, such as a stop with no grace, come
+            # first: the next turn of the loop takes them)
+            while heap and heap[0][0] <= t and heap[0][1] > P_ARRIVAL:
                 _, prio, _, a, b = pop(heap)
                 if prio == P_CYCLE:
                     self.cycle_pending = False
@@ -881,12 +1003,6 @@ class Simulator:
                     # remain (the fleet may be empty for an instant between an end and a start)
                     if self._work_left() or (self.n_pending and (heap or self.want_cycle)):
                         self._push(t + sample_s, P_SAMPLE)
-            if self.want_cycle and not self.cycle_pending:
-                if t >= self.last_cycle + self.cfg.min_cycle_s:
-                    self._cycle(t)
-                else:
-                    self._push(self.last_cycle + self.cfg.min_cycle_s, P_CYCLE)
-                    self.cycle_pending = True
             if self.progress is not None and t >= next_progress:
                 self.progress(t, self.ap)
                 next_progress = t + 86400.0
@@ -895,6 +1011,9 @@ class Simulator:
             self.progress(end_time, self.ap)
         lending = self.lending_at(max(end_time, self.clock.now())) if self.lends else None
         self._sample(max(end_time, self.clock.now()))
+        # per sample: time, fleet totals; sector_busy and sector_pending [sample, sector];
+        # type_busy and type_capacity_up [sample, type]; sector_type_busy and
+        # sector_type_pending [sample, sector, type]
         series = {k: np.asarray(v) for k, v in self.samples.items()}
         series["sector_busy"] = np.array(self.sector_busy)
         series["sector_pending"] = np.array(self.sector_pending)

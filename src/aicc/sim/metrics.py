@@ -12,14 +12,18 @@ Definitions (also in ``docs/simulation.md``):
   beside it.
 * fragmentation = free accelerators on partly used nodes / all free accelerators in service
   (free capacity that a whole-node gang cannot use).
-* fair share of a sector at a sample = the capacity in service divided among sectors in
-  proportion to their entitlement, each capped by its demand then (busy + pending accelerators),
-  what a capped sector leaves going to the others (water filling, rule 2 of the scheduler);
-  ``fair_share_delivered`` = Σ busy / Σ fair share over the samples.
-* Jain's index over sectors of ``fair_share_delivered`` (1 = every sector got its fair share of
-  the time it wanted capacity; the share of all work delivered is no measure of fairness: once
-  every job has run it is the demand mix, whatever the policy); and over projects of 1 / mean
-  bounded slowdown. Accelerators of all types are counted together.
+* fair share of a sector at a sample, type by type = the type's capacity in service divided
+  among sectors in proportion to their entitlement of that type, each capped by its demand of
+  that type then (busy + pending accelerators), what a capped sector leaves going to the others
+  (water filling, rule 2 of the scheduler); ``fair_share_delivered`` of a sector and type = Σ
+  busy / Σ fair share over the samples. A sector's ``fair_share_delivered`` is the mean of its
+  types' values weighted by the fleet's capacity of each type (over the types it wanted).
+* Jain's index over sectors of ``fair_share_delivered``, type by type, and its mean weighted
+  by capacity (1 = every sector got its fair share of every type whenever it wanted it; the
+  share of all work delivered is no measure of fairness: once every job has run it is the
+  demand mix, whatever the policy); and over projects of 1 / mean bounded slowdown. Types are
+  never added together: a sector holding another's share of one type while short of its own
+  share of another is not fairly served (an NPU is no substitute for an H100 a job asked for).
 * lending balance (rule 2, fair share only): accelerator-hours each sector lent to each other
   one, decayed with the fair-share usage half-life, at the end of the run; per sector what it
   lent, what it borrowed and the difference it is owed (negative: it owes).
@@ -78,22 +82,65 @@ def job_frame(r: SimResult) -> dict[str, np.ndarray]:
     }
 
 
-def fair_share_delivered(r: SimResult, ent_share: np.ndarray) -> np.ndarray:
-    """Per sector: accelerators it held over those its demand-capped fair share gave it, summed
-    over the samples (NaN for a sector that never wanted capacity)."""
-    s = r.series
-    n_sec = len(ent_share)
-    if not len(s["time"]) or not len(s["sector_busy"]):
-        return np.full(n_sec, np.nan)
-    busy = np.asarray(s["sector_busy"], dtype=np.float64)
-    want = busy + np.asarray(s["sector_pending"], dtype=np.float64)
-    cap = np.asarray(s["capacity_up"], dtype=np.float64)
-    weight = ent_share.reshape(n_sec, 1)
-    fair = np.array([water_fill(cap[i:i + 1], weight, want[i].reshape(n_sec, 1))[:, 0]
-                     for i in range(len(cap))])
-    tot_fair = fair.sum(axis=0)
-    return np.divide(busy.sum(axis=0), tot_fair, out=np.full(n_sec, np.nan),
-                     where=tot_fair > 0)
+def fair_share_sums(series: dict[str, np.ndarray], entitlement: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Accelerators held and fair shares, per sector and type, summed over the samples.
+
+    At each sample, each type's capacity in service is divided among the sectors in proportion
+    to their entitlement of that type, each capped by its demand of that type then (busy +
+    pending accelerators), what a capped sector leaves going to the others (water filling,
+    rule 2 of the scheduler). Returns ``(busy, fair)``, both ``[sector, type]``."""
+    ent = np.asarray(entitlement, dtype=np.float64)
+    n_s, n_t = ent.shape
+    busy = np.zeros((n_s, n_t))
+    fair = np.zeros((n_s, n_t))
+    held = np.asarray(series.get("sector_type_busy", np.zeros(0)), dtype=np.float64)
+    if not len(series["time"]) or not len(held):
+        return busy, fair
+    want = held + np.asarray(series["sector_type_pending"], dtype=np.float64)
+    cap = np.asarray(series["type_capacity_up"], dtype=np.float64)
+    cols = np.flatnonzero(cap.any(axis=0))  # the fleet's types (the others have no share)
+    w = ent[:, cols]
+    for i in range(len(cap)):
+        fair[:, cols] += water_fill(cap[i, cols], w, want[i][:, cols])
+    busy[:, cols] = held[:, :, cols].sum(axis=0)
+    return busy, fair
+
+
+def fair_share_delivered(busy: np.ndarray, fair: np.ndarray, type_weight: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """``fair_share_delivered`` from :func:`fair_share_sums`: per sector and type, Σ busy / Σ
+    fair share (NaN where the sector never wanted that type), and per sector the mean of its
+    types' values weighted by ``type_weight`` (the fleet's capacity of each type) over the
+    types it wanted (NaN if none). With one type, the two are the same number."""
+    n_s, n_t = busy.shape
+    by_type = np.divide(busy, fair, out=np.full((n_s, n_t), np.nan), where=fair > 0)
+    ok = np.isfinite(by_type)
+    wt = np.where(ok, np.asarray(type_weight, dtype=np.float64)[None, :], 0.0)
+    tot = wt.sum(axis=1, keepdims=True)
+    # weights normalised first, so that one type's weight is exactly 1 (its value unchanged)
+    wn = np.divide(wt, tot, out=np.zeros_like(wt), where=tot > 0)
+    agg = np.where(tot[:, 0] > 0, np.where(ok, by_type * wn, 0.0).sum(axis=1), np.nan)
+    return agg, by_type
+
+
+def jain_by_type(by_type: np.ndarray, type_weight: np.ndarray
+                 ) -> tuple[float | None, list[float | None]]:
+    """Jain's index over sectors of ``fair_share_delivered``, type by type (sectors that never
+    wanted a type left out of its index), and their mean weighted by ``type_weight`` (the
+    fleet's capacity of each type) over the types where it is defined; None when undefined."""
+    per = [jain(by_type[:, t]) for t in range(by_type.shape[1])]
+    wt = np.asarray(type_weight, dtype=np.float64)
+    den = sum(float(wt[t]) for t, v in enumerate(per) if v is not None and wt[t] > 0)
+    if not den > 0:
+        return None, per
+    # weights normalised first, so that one type's weight is exactly 1 (its index unchanged)
+    return sum(float(wt[t]) / den * v for t, v in enumerate(per)
+               if v is not None and wt[t] > 0), per
+
+
+def _num(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
 
 
 def _pct(x: np.ndarray) -> dict[str, float | None]:
@@ -105,8 +152,10 @@ def _pct(x: np.ndarray) -> dict[str, float | None]:
             "max": float(x.max())}
 
 
-def summarize(r: SimResult) -> dict[str, Any]:
-    """The JSON summary of one run."""
+def summarize(r: SimResult, read: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON summary of one run. ``read`` is the row account of reading the trace (the
+    workload's, before ``--max-jobs`` and the fleet mapping), so that ``rows`` can keep the
+    counts over every row read apart from those among the first N (:func:`split_rows`)."""
     f = job_frame(r)
     J = r.jobs
     ten = r.tenancy
@@ -118,12 +167,21 @@ def summarize(r: SimResult) -> dict[str, Any]:
     makespan = float(ends.max() - t0) if len(ends) else 0.0
     charged = f["charged_acc_s"]
     lost = f["lost_acc_s"]
-    ent = ten.entitlement.mean(axis=1)
+    # the fleet's capacity of each type: the weight of a type in every across-types figure
+    type_cap = np.bincount(r.fleet.type_idx, weights=r.fleet.capacity,
+                           minlength=len(r.fleet.catalog)).astype(np.float64)
+    types = np.flatnonzero(type_cap > 0)
+    all_names = r.fleet.catalog.names
+    type_names = [all_names[t] for t in types]
+    ent_mat = np.asarray(ten.entitlement, dtype=np.float64)
+    ent = ent_mat[:, types] @ (type_cap[types] / type_cap[types].sum()) if len(types) else (
+        ent_mat.mean(axis=1))
     ent_share = ent / ent.sum() if ent.sum() else np.full(n_sec, 1.0 / n_sec)
     delivered = np.bincount(f["sector"], weights=charged, minlength=n_sec)
     tot = delivered.sum()
     share = delivered / tot if tot else np.zeros(n_sec)
-    fair = fair_share_delivered(r, ent_share)
+    fair, fair_by_type = fair_share_delivered(*fair_share_sums(s, ent_mat), type_cap)
+    jain_fair, jain_fair_by_type = jain_by_type(fair_by_type, type_cap)
     bal = r.lending_balance_s
     lent = bal.sum(axis=1) / 3600 if bal is not None else None
     borrowed = bal.sum(axis=0) / 3600 if bal is not None else None
@@ -137,7 +195,9 @@ def summarize(r: SimResult) -> dict[str, Any]:
             "delivered_acc_h": float(delivered[k] / 3600),
             "delivered_share": float(share[k]),
             "entitlement_share": float(ent_share[k]),
-            "fair_share_delivered": None if np.isnan(fair[k]) else float(fair[k]),
+            "fair_share_delivered": _num(fair[k]),
+            "fair_share_delivered_by_type": {n: _num(fair_by_type[k, t])
+                                             for n, t in zip(type_names, types, strict=True)},
             "demand_acc_h": float((J.runtime[m] * J.accelerators[m]).sum() / 3600),
         }
         if lent is not None and borrowed is not None:
@@ -182,7 +242,9 @@ def summarize(r: SimResult) -> dict[str, Any]:
              "acc_h": float(bal[i, j] / 3600)}
             for i, j in zip(*np.nonzero(bal), strict=True)],
         "fairness": {
-            "jain_sector_fair_share": jain(fair),
+            "jain_sector_fair_share": jain_fair,
+            "jain_sector_fair_share_by_type": {n: jain_fair_by_type[t]
+                                               for n, t in zip(type_names, types, strict=True)},
             "jain_project_inverse_slowdown": jain(1.0 / mean_bsld[np.isfinite(mean_bsld)]),
         },
         "failures": {
@@ -200,13 +262,16 @@ def summarize(r: SimResult) -> dict[str, Any]:
             "min_cycle_s": r.config.min_cycle_s,
             "seed": r.config.seed,
         },
-        "rows": r.jobs.account.to_dict(),
+        "rows": split_rows(r.jobs.account.to_dict(), read),
         **({"extra": r.extra} if r.extra else {}),
     }
 
 
 def series_frame(r: SimResult) -> dict[str, np.ndarray]:
-    """Time series columns: fleet totals, then busy and pending accelerators per sector."""
+    """Time series columns: fleet totals, then busy and pending accelerators per sector; on a
+    fleet of several accelerator types also, per type, the capacity in service
+    (``capacity_up_<type>``) and each sector's busy and pending accelerators
+    (``busy_<sector>_<type>``, ``pending_acc_<sector>_<type>``)."""
     s = r.series
     out = {k: s[k] for k in ("time", "busy", "capacity_up", "pending", "fragmentation")}
     busy = s["busy"].astype(np.float64)
@@ -216,6 +281,15 @@ def series_frame(r: SimResult) -> dict[str, np.ndarray]:
         out[f"share_{name}"] = np.divide(sb, busy, out=np.zeros_like(busy), where=busy > 0)
         out[f"pending_acc_{name}"] = (s["sector_pending"][:, k] if len(s["sector_pending"])
                                       else np.zeros(0))
+    types = np.flatnonzero(np.bincount(r.fleet.type_idx, minlength=len(r.fleet.catalog)))
+    if len(types) > 1 and len(s.get("sector_type_busy", ())):
+        names = r.fleet.catalog.names
+        for t in types:
+            out[f"capacity_up_{names[t]}"] = s["type_capacity_up"][:, t]
+        for k, name in enumerate(r.tenancy.sector_names):
+            for t in types:
+                out[f"busy_{name}_{names[t]}"] = s["sector_type_busy"][:, k, t]
+                out[f"pending_acc_{name}_{names[t]}"] = s["sector_type_pending"][:, k, t]
     return out
 
 
@@ -229,11 +303,58 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{_reason(k)} {v:,}" for k, v in sorted(counts.items()) if v)
 
 
+def split_rows(rows: dict[str, Any], read: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's row account (``rows``) with its two scopes apart.
+
+    The run's account adds what mapping the jobs onto the fleet did (``larger_than_fleet``,
+    ``gang_rounded_up_to_node_shape``) to the account of reading the file (``read``). Without a
+    ``--max-jobs`` cut both cover every row read, and the account is returned as it is, with
+    ``first_n`` None. With a cut the mapping covered only the first N valid rows: the top-level
+    counts (``invalid``, ``adjusted``, ``example_lines``) are then those of reading the file,
+    over every row read, and ``first_n`` holds the first N's: ``rows`` (N), ``simulated``, and
+    ``invalid``, ``invalid_total``, ``adjusted``, ``example_lines`` among them — the two parts
+    of the printed row account. Without ``read`` a cut run's counts cannot be told apart: they
+    are returned as they are, with ``first_n`` None."""
+    out = dict(rows)
+    out["first_n"] = None
+    cut = rows.get("max_jobs")
+    if not cut or read is None:
+        return out
+
+    def among(key: str) -> dict[str, int]:
+        before = read.get(key) or {}
+        diff = {k: int(v) - int(before.get(k, 0)) for k, v in (rows.get(key) or {}).items()}
+        return {k: v for k, v in sorted(diff.items()) if v}
+
+    invalid, adjusted = among("invalid"), among("adjusted")
+    seen = read.get("example_lines") or {}
+    examples = {k: [x for x in (rows.get("example_lines") or {}).get(k, [])
+                    if x not in seen.get(k, [])] for k in invalid}
+    out.update(invalid=dict(read.get("invalid") or {}),
+               invalid_total=sum(int(v) for v in (read.get("invalid") or {}).values()),
+               adjusted=dict(read.get("adjusted") or {}),
+               example_lines=dict(read.get("example_lines") or {}))
+    out["first_n"] = {"rows": int(cut), "simulated": rows.get("simulated"),
+                      "invalid": invalid, "invalid_total": sum(invalid.values()),
+                      "adjusted": adjusted,
+                      "example_lines": {k: v for k, v in examples.items() if v}}
+    return out
+
+
 def describe_rows(rows: dict[str, Any]) -> str:
     """The row account as a sentence for people: ``rows read 400; invalid 3: larger than
     fleet 1, zero GPUs 2; adjusted 5: …; simulated 397``; empty parts are left out, and
     ``simulated`` only when it differs from the rows read (``rows read 82,247; simulated 2,000
-    (--max-jobs 2,000)``), so the rows read are never taken for the jobs simulated."""
+    (--max-jobs 2,000)``), so the rows read are never taken for the jobs simulated.
+
+    When ``--max-jobs N`` cut the valid rows and mapping those N onto the fleet left some out
+    or changed some (``rows["first_n"]``, from :func:`split_rows`), the counts are kept apart
+    by what they cover: reading the file (over every row read) first, then the jobs simulated
+    and what the mapping did among the first N valid rows::
+
+        rows read 82,247; invalid 3: zero GPUs 3; simulated 8 of the first 10 valid rows
+        (--max-jobs 10; among them invalid 2: larger than fleet 2)
+    """
     read = int(rows.get("rows_read", 0))
     parts = [f"rows read {read:,}"]
     invalid = {k: int(v) for k, v in (rows.get("invalid") or {}).items() if v}
@@ -243,7 +364,28 @@ def describe_rows(rows: dict[str, Any]) -> str:
     if adjusted:
         parts.append(f"adjusted {sum(adjusted.values()):,}: {_counts(adjusted)}")
     simulated, cut = rows.get("simulated"), rows.get("max_jobs")
-    if simulated is not None and (int(simulated) != read or cut):
+    first = rows.get("first_n") or {}
+    dropped = {k: int(v) for k, v in (first.get("invalid") or {}).items() if v}
+    changed = {k: int(v) for k, v in (first.get("adjusted") or {}).items() if v}
+    if simulated is not None and cut and (dropped or changed):
+        notes = [f"--max-jobs {int(cut):,}"]
+        if dropped:
+            notes.append(f"among them invalid {sum(dropped.values()):,}: {_counts(dropped)}")
+        if changed:
+            notes.append(f"among them adjusted {sum(changed.values()):,}: {_counts(changed)}")
+        parts.append(f"simulated {int(simulated):,} of the first {int(cut):,} valid rows "
+                     f"({'; '.join(notes)})")
+    elif simulated is not None and (int(simulated) != read or cut):
         parts.append(f"simulated {int(simulated):,}"
                      + (f" (--max-jobs {int(cut):,})" if cut else ""))
     return "; ".join(parts)
+
+
+def row_account_lines(summaries: dict[str, dict[str, Any]]) -> list[tuple[list[str], str]]:
+    """The row account of the runs (:func:`describe_rows` of each summary's ``rows``): one
+    line for all when their accounts agree, else one per group of runs with the same account
+    (fleets that leave out different jobs); each with the labels of its runs."""
+    groups: dict[str, list[str]] = {}
+    for label, s in summaries.items():
+        groups.setdefault(describe_rows(s["rows"]), []).append(label)
+    return [(labels, line) for line, labels in groups.items()]

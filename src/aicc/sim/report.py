@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aicc.sim.loop import STATE_NAMES, SimResult
-from aicc.sim.metrics import describe_rows, job_frame, series_frame, summarize
+from aicc.sim.metrics import _reason, job_frame, row_account_lines, series_frame, summarize
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
 
@@ -198,15 +198,61 @@ def _policy_section(r: SimResult, s: dict[str, Any]) -> str:
         w = sec["wait_s"]
         rows.append([n, str(sec["jobs"]), _fmt_s(w["mean"]), _fmt_s(w["p50"]), _fmt_s(w["p90"]),
                      _fmt_s(w["p99"]), f"{sec['delivered_share']:.1%}",
-                     f"{sec['entitlement_share']:.1%}"])
+                     f"{sec['entitlement_share']:.1%}",
+                     _fmt_index(sec["fair_share_delivered"])])
     parts.append(_table(["sector", "jobs", "mean wait", "p50", "p90", "p99", "delivered share",
-                         "entitlement"], rows))
+                         "entitlement", "fair share delivered"], rows))
+    parts.append(_fairness_by_type(s))
     f = s["failures"]
     parts.append(f"<p>Node failures: {f['node_failures']}; lost work "
                  f"{f['lost_acc_h']:.1f} accelerator-hours (not charged); charged "
                  f"{f['charged_acc_h']:.1f} accelerator-hours. Preemptions: "
                  f"{s['jobs_metrics']['preemptions']}.</p>")
     return "".join(parts)
+
+
+def _fairness_by_type(s: dict[str, Any]) -> str:
+    """On a fleet of several accelerator types: ``fair_share_delivered`` per sector and type,
+    and Jain's index of each type, beside the capacity-weighted figures (empty on one type,
+    where they are the same numbers)."""
+    jt = s["fairness"]["jain_sector_fair_share_by_type"]
+    if len(jt) < 2:
+        return ""
+    by_type = s["fleet"]["by_type"]
+    head = ["sector", *(f"{t} ({by_type.get(t, 0):,})" for t in jt), "weighted by capacity"]
+    rows = [[n, *(_fmt_index(sec["fair_share_delivered_by_type"][t]) for t in jt),
+             _fmt_index(sec["fair_share_delivered"])] for n, sec in s["sectors"].items()]
+    rows.append(["Jain (sectors)", *(_fmt_index(jt[t]) for t in jt),
+                 _fmt_index(s["fairness"]["jain_sector_fair_share"])])
+    return ("<p>Fair share delivered by accelerator type (held / demand-capped fair share of "
+            "that type; – where the sector never wanted the type). A sector's figure across "
+            "types is a capacity-weighted mean, in which more than its share of one type can "
+            "hide less than its share of another: read it by type.</p>" + _table(head, rows))
+
+
+def _rows_section(summaries: dict[str, dict[str, Any]]) -> str:
+    """The row account as in the command's output, one sentence per group of runs with the
+    same account; with ``--max-jobs``, also a table of its two scopes: every row read, and
+    the first N valid rows."""
+    out = []
+    lines = row_account_lines(summaries)
+    for labels, line in lines:
+        text = f"{', '.join(labels)}: {line}" if len(lines) > 1 else line[:1].upper() + line[1:]
+        out.append(f"<p>{html.escape(text)}.</p>")
+        rows = summaries[labels[0]]["rows"]
+        first = rows.get("first_n")
+        if not first:
+            continue
+        n = f"first {first['rows']:,} valid rows (--max-jobs)"
+        table = [["rows", f"{rows['rows_read']:,}", f"{first['rows']:,}"]]
+        for key, word in (("invalid", "invalid"), ("adjusted", "adjusted")):
+            for k in sorted(set(rows.get(key) or {}) | set(first.get(key) or {})):
+                a, b = (rows.get(key) or {}).get(k, 0), (first.get(key) or {}).get(k, 0)
+                table.append([f"{word}: {_reason(k)}", f"{a:,}" if a else "–",
+                              f"{b:,}" if b else "–"])
+        table.append(["simulated", "–", f"{first['simulated']:,}"])
+        out.append(_table(["", "every row read (file)", n], table))
+    return "".join(out)
 
 
 def file_names(labels: list[str]) -> list[str]:
@@ -247,18 +293,20 @@ def remove_stale_run_files(out: Path, keep: set[str]) -> list[Path]:
     return removed
 
 
-def write_report(results: list[SimResult], out_dir: str | Path) -> dict[str, dict[str, Any]]:
+def write_report(results: list[SimResult], out_dir: str | Path, *,
+                 read: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Write ``jobs-<run>.parquet``, ``series-<run>.parquet``, ``summary.json`` and
     ``report.html`` under ``out_dir`` (``<run>`` from :func:`file_names`); returns the
-    summaries by run label. Run files of an earlier report in the same folder that this one
-    does not overwrite are removed (:func:`remove_stale_run_files`)."""
+    summaries by run label. ``read`` is the row account of reading the trace (see
+    :func:`~aicc.sim.metrics.summarize`). Run files of an earlier report in the same folder
+    that this one does not overwrite are removed (:func:`remove_stale_run_files`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summaries: dict[str, dict[str, Any]] = {}
     names = file_names([r.label for r in results])
     remove_stale_run_files(out, {p.format(n) for n in names for p in RUN_FILES})
     for r, name in zip(results, names, strict=True):
-        s = summarize(r)
+        s = summarize(r, read)
         summaries[r.label] = s
         pq.write_table(jobs_table(r), out / RUN_FILES[0].format(name))
         pq.write_table(pa.table(series_frame(r)), out / RUN_FILES[1].format(name))
@@ -275,8 +323,7 @@ def write_report(results: list[SimResult], out_dir: str | Path) -> dict[str, dic
     parts.append(f"<p>{len(first.jobs):,} jobs; load factor {extra.get('load_factor', 1.0):.3g}"
                  f" (offered load {extra.get('offered_load', float('nan')):.1%}); minimum cycle "
                  f"interval {first.config.min_cycle_s:g} s; seed {first.config.seed}.</p>")
-    rows = describe_rows(first.jobs.account.to_dict())
-    parts.append(f"<p>{html.escape(rows[:1].upper() + rows[1:])}.</p>")
+    parts.append(_rows_section(summaries))
     parts.append("<h2>Comparison</h2>")
     parts.append(_table(COMPARISON_HEAD, comparison_rows(summaries)))
     sectors = first.tenancy.sector_names

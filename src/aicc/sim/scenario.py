@@ -13,7 +13,13 @@ import numpy as np
 from aicc.catalog import default_catalog
 from aicc.errors import InvalidInput
 from aicc.fleet.arrays import FleetArrays, NodeInfo
-from aicc.fleet.phases import build_fleet, load_phases, parse_phases
+from aicc.fleet.phases import (
+    MAX_ACCELERATORS_PER_NODE,
+    MAX_NODES_PER_GROUP,
+    build_fleet,
+    load_phases,
+    parse_phases,
+)
 from aicc.sim.jobs import prepare
 from aicc.sim.loop import FailureModel, SimConfig, SimResult, Simulator
 from aicc.sim.metrics import describe_rows
@@ -21,10 +27,9 @@ from aicc.workload.tenants import TenantMapping, load_mapping_file, map_tenants
 from aicc.workload.trace import Workload
 
 _CUSTOM = re.compile(r"^(\d+)x([a-z0-9-]+)(?:@(\d+))?$")
-# Bounds of ``NxTYPE@PER_NODE``: far above any real fleet (the 2030 phase has 6,250 nodes of 8),
-# and below what the fleet arrays hold (per-node counts are int16) or a list can be built for.
-MAX_CUSTOM_NODES = 100_000
-MAX_CUSTOM_PER_NODE = 1_024
+# Bounds of ``NxTYPE@PER_NODE``: those of a phases file's node group (``aicc.fleet.phases``).
+MAX_CUSTOM_NODES = MAX_NODES_PER_GROUP
+MAX_CUSTOM_PER_NODE = MAX_ACCELERATORS_PER_NODE
 
 
 def custom_fleet(nodes: int, type_name: str, per_node: int = 8, *,
@@ -46,23 +51,49 @@ def custom_fleet(nodes: int, type_name: str, per_node: int = 8, *,
     return FleetArrays.from_nodes(cat, infos)
 
 
+def phases_file(spec: str) -> tuple[Path, str | None] | None:
+    """``file.toml`` → (the file, None); ``file.toml:PHASE`` → (the file, ``PHASE``); None for
+    any other spec (a built-in phase, ``NxTYPE``)."""
+    head, sep, name = spec.rpartition(":")
+    if sep and head.endswith(".toml"):
+        return Path(head), name.strip()
+    return (Path(spec), None) if spec.endswith(".toml") else None
+
+
 def parse_fleet(spec: str) -> FleetArrays:
     """A phase name (``2028``, ``2030``, ``lab``), ``NxTYPE[@PER_NODE]`` (e.g.
-    ``64xh100-sxm-80g``), or a TOML file with ``[phase.NAME]`` tables (the first is used)."""
+    ``64xh100-sxm-80g``), or a TOML file with ``[phase.NAME]`` tables: ``file.toml`` when it
+    has one phase, ``file.toml:NAME`` for one of several (a file of several phases without a
+    name is refused, listing them, rather than its first one being used)."""
     spec = spec.strip()
     if spec in load_phases():
         return build_fleet(spec)
     m = _CUSTOM.match(spec)
     if m:
         return custom_fleet(int(m.group(1)), m.group(2), int(m.group(3) or 8))
-    p = Path(spec)
-    if p.suffix == ".toml" and p.exists():
+    named = phases_file(spec)
+    if named is not None and named[0].exists():
+        p, chosen = named
+        if chosen == "":
+            raise InvalidInput(f"{spec}: no phase named after ':'; give {p}:PHASE or {p}",
+                               field="fleet")
         phases = parse_phases(p.read_text())
         if not phases:
-            raise InvalidInput(f"{p}: no [phase.NAME] table", field="fleet")
-        return build_fleet(next(iter(phases.values())))
+            raise InvalidInput(f"{spec}: no [phase.NAME] table", field="fleet")
+        if chosen is None:
+            if len(phases) > 1:
+                first = next(iter(phases))
+                raise InvalidInput(
+                    f"{spec}: the file has {len(phases)} phases ({', '.join(phases)}); choose "
+                    f"one: --fleet {p}:{first}", field="fleet")
+            return build_fleet(next(iter(phases.values())))
+        if chosen not in phases:
+            raise InvalidInput(f"{spec}: no phase {chosen!r} in {p}; its phases: "
+                               f"{', '.join(phases)}", field="fleet")
+        return build_fleet(phases[chosen])
     raise InvalidInput(f"unknown fleet {spec!r}: give a phase ({', '.join(load_phases())}), "
-                       "NxTYPE such as 64xh100-sxm-80g, or a phases TOML file", field="fleet")
+                       "NxTYPE such as 64xh100-sxm-80g, or a phases TOML file "
+                       "(FILE.toml, or FILE.toml:PHASE for one of its phases)", field="fleet")
 
 
 def check_number(option: str, value: float, *, low: float | None = None,
