@@ -379,10 +379,11 @@ app.add_typer(token_app, name="token")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(projects_app, name="projects")
 app.add_typer(grants_app, name="grants")
-from aicc.cli_center import fleet_app, usage  # noqa: E402  (uses the helpers above)
+from aicc.cli_center import fleet_app, lending, usage  # noqa: E402  (uses the helpers above)
 
 app.add_typer(fleet_app, name="fleet")
 app.command("usage")(usage)
+app.command("lending")(lending)
 from aicc.sim.cli import jobs_forecast, simulate  # noqa: E402
 
 app.command("simulate")(simulate)

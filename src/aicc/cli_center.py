@@ -1,5 +1,6 @@
 """CLI commands that show the center: ``aicc fleet show`` (a capacity phase, read from the
-package data, no server needed) and ``aicc usage`` (ledger totals, through the API)."""
+package data, no server needed), ``aicc usage`` (ledger totals, through the API) and ``aicc
+lending`` (what sectors lent each other, through the API)."""
 
 from __future__ import annotations
 
@@ -151,4 +152,30 @@ def usage(
     t.add_section()
     t.add_row("total", *([] if by_sector else [""]), _amount(data["total_accelerator_hours"], 1),
               "", "", "", "", style="bold")
+    _print_table(t)
+
+
+def lending(url: UrlOpt = DEFAULT_URL, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Accelerator-hours each sector lent each other one (decayed), and what each is owed."""
+    data = Client(url, token).call("GET", "/v1/lending")
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    caption = (f"at {data['at']}; balances decay with a half-life of "
+               f"{data['half_life_s'] / 86400:g} days")
+    t = Table(title="lending between sectors", caption=caption)
+    for col in ("lender", "borrower", "accelerator-hours", "lent now"):
+        t.add_column(col, justify="left" if col in ("lender", "borrower") else "right")
+    for p in data["pairs"]:
+        t.add_row(p["lender"], p["borrower"], _amount(p["accelerator_hours"], 1),
+                  _amount(p["accelerators_now"], 1))
+    _print_table(t)
+    t = Table(title="per sector")
+    for col in ("sector", "lent", "borrowed", "owed to it", "lent now", "borrowed now"):
+        t.add_column(col, justify="left" if col == "sector" else "right")
+    for r in data["sectors"]:
+        t.add_row(r["sector"], _amount(r["lent_accelerator_hours"], 1),
+                  _amount(r["borrowed_accelerator_hours"], 1),
+                  _amount(r["owed_accelerator_hours"], 1), _amount(r["lent_now"], 1),
+                  _amount(r["borrowed_now"], 1))
     _print_table(t)

@@ -146,3 +146,41 @@ def test_a_failed_sqlite_migration_leaves_the_database_as_it_was(tmp_path) -> No
         assert "borrowed" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
     finally:
         engine.dispose()
+
+
+def test_a_populated_database_gains_an_empty_lending_balance(unmigrated_url: str) -> None:
+    """0005 adds the lending balance between sectors: a center with sectors and running jobs
+    keeps them and starts from no balance; a pair of known, distinct sectors is taken, one
+    pointing at no sector or at itself is refused."""
+    engine = make_engine(unmigrated_url)
+    try:
+        t = _at_revision(engine, "0004")
+        with engine.begin() as conn:
+            add = _adder(conn, t)
+            industry = add("sectors", name="industry", description="", lend_limit=1.0)
+            research = add("sectors", name="research", description="", lend_limit=0.5)
+            org = add("organizations", name="lab", sector_id=research, region="",
+                      weight=1.0, created_at=T)
+            project = add("projects", name="llm", title="", organization_id=org, weight=1.0,
+                          created_at=T)
+            add("jobs", name="", project_id=project, accelerator_type="h100-sxm-80g", nodes=1,
+                per_node=8, time_limit_s=3600.0, job_class="batch", preemptible=False,
+                state="running", reason="", submitted_at=T, started_at=T, attempts=1,
+                borrowed=True, lender_sector_id=industry)
+        upgrade(engine)
+        tables = MetaData()
+        tables.reflect(engine)
+        lending = tables.tables["lending_balances"]
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM lending_balances")).scalar_one() == 0
+            assert conn.execute(text("SELECT lender_sector_id FROM jobs")).scalar_one() == industry
+        with engine.begin() as conn:
+            conn.execute(insert(lending), {"lender_sector_id": industry,
+                                           "borrower_sector_id": research, "balance_s": 3600.0,
+                                           "loan": 8.0, "at": T})
+        for bad in ({"lender_sector_id": 999_999, "borrower_sector_id": research},
+                    {"lender_sector_id": research, "borrower_sector_id": research}):
+            with pytest.raises(IntegrityError), engine.begin() as conn:
+                conn.execute(insert(lending), {**bad, "balance_s": 0.0, "loan": 0.0, "at": T})
+    finally:
+        engine.dispose()

@@ -1,4 +1,5 @@
-"""``aicc fleet show`` and ``aicc usage`` (the latter against a real server on a free port)."""
+"""``aicc fleet show``, ``aicc usage`` and ``aicc lending`` (the last two against a real server on
+a free port)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,31 @@ def test_usage_command_through_the_api(server, center) -> None:
     bad = runner.invoke(app, ["usage", "--url", server, "--token", ADMIN_TOKEN,
                               "--start", "2028-03-02T00:00:00Z", "--end", "2028-03-01T00:00:00Z"])
     assert bad.exit_code == 2 and "end must be after start" in bad.output
+
+
+def test_lending_command_through_the_api(server, center) -> None:
+    from sqlalchemy import select
+
+    from aicc.store.db import transaction
+    from aicc.store.models import LendingBalance, Sector
+
+    with transaction(center.factory) as s:
+        ids = dict(s.execute(select(Sector.name, Sector.id)).all())
+        s.add(LendingBalance(lender_sector_id=ids["industry"], borrower_sector_id=ids["research"],
+                             balance_s=7200.0, loan=4.0, at=center.now))
+    direct = center.call("GET", "/v1/lending", ADMIN_TOKEN).json()
+    [pair] = direct["pairs"]
+    assert (pair["lender"], pair["borrower"], pair["accelerator_hours"],
+            pair["accelerators_now"]) == ("industry", "research", 2.0, 4.0)
+    r = runner.invoke(app, ["lending", "--json", "--url", server, "--token", ADMIN_TOKEN])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == direct
+    table = runner.invoke(app, ["lending", "--url", server, "--token", ADMIN_TOKEN])
+    assert table.exit_code == 0, table.output
+    for text in ("industry", "research", "owed to it", "2.0", "-2.0"):
+        assert text in table.stdout, table.stdout
+    assert runner.invoke(app, ["lending", "--url", server, "--token", "wrong-token-x"]
+                         ).exit_code == 4
 
 
 def test_usage_table_shows_small_amounts() -> None:

@@ -124,12 +124,13 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
     # --- further routers: one include_router line each -------------------------------------
     # (Middleware added with app.add_middleware does not see POST /v1/jobs, which AiccApp
     # answers first; build with submit_fast_path=False where a middleware must.)
-    # (usage, forecast, /metrics, the portal at /)
-    from aicc.api import usage
+    # (usage, lending, forecast, /metrics, the portal at /)
+    from aicc.api import lending, usage
     from aicc.web import docs as web_docs
     from aicc.web import routes as web_routes
 
     app.include_router(usage.router)
+    app.include_router(lending.router)
     app.include_router(web_routes.router)
     app.include_router(web_docs.router)
     from aicc.api.routes import forecast

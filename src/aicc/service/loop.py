@@ -8,7 +8,8 @@ One cycle (:meth:`ControlPlane.run_cycle`):
    charged to the job's grant; time lost to a node failure recorded, never charged);
 3. build a snapshot from the store (:mod:`aicc.service.snapshot`) and call the pure scheduler;
 4. record the decisions durably — a started job is ``running`` with its placement and start time
-   *before* the engine hears of it, so a crash cannot lose it — then tell the engine;
+   *before* the engine hears of it, so a crash cannot lose it; the loans in force after the
+   starts, when they changed, in the same transaction — then tell the engine;
 5. keep the engine honest: a job the engine runs that the store no longer calls running (the
    API cancelled it) is stopped.
 
@@ -27,7 +28,10 @@ time by the same rule as a ``started`` event (one missed in the crash). Ledger e
 deterministic and written with insert-or-ignore, so replaying events after a crash never charges
 twice. The scheduling state of a running attempt — the sector it borrows from, a preemption
 notice's deadline — is written with the start or the notice and read back with every snapshot,
-so a restarted control plane keeps lenders and original deadlines.
+so a restarted control plane keeps lenders and original deadlines. So is the lending balance
+between sectors (scheduler rule 2): the loans in force after a cycle's starts are written with
+those starts, with the balance at that time, whenever they differ from the stored ones, and every
+snapshot reads the balance back, brought to its time.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from aicc.scheduler import HoldReason, Policy, schedule
 from aicc.scheduler.policy import resolve
 from aicc.scheduler.snapshot import Preempt, explain
 from aicc.service.batch import Batch, JobRow, load_rows
-from aicc.service.snapshot import SnapshotBuilder, StoreSnapshot, dt, ts
+from aicc.service.snapshot import SnapshotBuilder, StoreSnapshot, dt, ts, write_lending
 from aicc.store.db import transaction
 from aicc.store.models import (
     AcceleratorTypeRow,
@@ -210,7 +214,7 @@ class ControlPlane:
             t1 = time.perf_counter()
             decisions = schedule(built.snapshot, self.policy)
             t2 = time.perf_counter()
-            orders = self._record_starts(built, decisions.starts, now)
+            orders = self._record_starts(built, decisions.starts, now, decisions.loans)
             self._record_reasons(built, decisions.reason)
             if orders:
                 self._start(orders, now)
@@ -370,13 +374,21 @@ class ControlPlane:
 
     # --- decisions -> store, then engine ------------------------------------------------------
 
-    def _record_starts(self, built: StoreSnapshot, starts: Sequence, now: float
-                       ) -> list[StartOrder]:
-        if not starts:
+    def _record_starts(self, built: StoreSnapshot, starts: Sequence, now: float,
+                       loans: np.ndarray | None = None) -> list[StartOrder]:
+        """Record the cycle's starts and, when they changed, the loans in force after them
+        with the lending balance at ``now`` (rule 2), in one transaction."""
+        lend = loans is not None and lending_changed(built.loans, loans)
+        if not starts and not lend:
             return []
         names = built.fleet.names
         orders: list[StartOrder] = []
         with transaction(self.session_factory) as session:
+            if lend:
+                assert loans is not None
+                bal = built.snapshot.lending_balance_s
+                write_lending(session, built.sector_ids,
+                              np.zeros_like(loans) if bal is None else bal, loans, now)
             jobs = load_rows(session, (s.job_id for s in starts))
             batch = Batch()
             at = dt(now)
@@ -627,6 +639,17 @@ class ControlPlane:
         with self._stats_lock:
             self._stats = stats
         return stats
+
+
+# --- the lending balance -----------------------------------------------------------------------
+
+
+def lending_changed(stored: np.ndarray | None, loans: np.ndarray) -> bool:
+    """Whether the loans after a cycle differ from those the store holds (rule 2): the balance
+    is rewritten only then, since the stored pairs give it at any later time."""
+    if stored is None or stored.shape != loans.shape:
+        return bool(loans.any())
+    return not np.allclose(stored, loans, rtol=0.0, atol=1e-9)
 
 
 # --- node repairs --------------------------------------------------------------------------------

@@ -4,9 +4,10 @@ The live loop and the start-time forecast both build snapshots here. :class:`Sna
 keeps what rarely changes (the fleet's shape) and what only grows (decayed usage, folded in from
 new ledger rows by id) between cycles; everything else (node states, pending and running jobs,
 tenancy, grant balances) is read per cycle with a handful of column queries, no ORM objects per
-job. That includes the scheduling state the loop keeps in the jobs table so that it survives a
-restart: each running job's lender (the running table's ``lender`` column) and preemption
-notices (:attr:`StoreSnapshot.notices`).
+job. That includes the scheduling state the loop keeps in the store so that it survives a
+restart: each running job's lender (the running table's ``lender`` column), preemption
+notices (:attr:`StoreSnapshot.notices`) and the lending balance between sectors
+(:func:`read_lending`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from aicc.catalog import Catalog, default_catalog
 from aicc.fleet.arrays import NODE_STATE_NAMES, NODE_UP, FleetArrays, NodeInfo
 from aicc.ledger.usage import USAGE, used_seconds_by_grant
 from aicc.scheduler.fairshare import decay_usage
+from aicc.scheduler.lending import accumulate_lending
 from aicc.scheduler.snapshot import Grants, JobClass, JobTable, Snapshot, Tenancy
 from aicc.store.models import (
     Grant,
@@ -30,6 +32,7 @@ from aicc.store.models import (
     JobState,
     Leaf,
     LedgerEntry,
+    LendingBalance,
     Node,
     NodeState,
     Organization,
@@ -86,6 +89,8 @@ class StoreSnapshot:
     sector_ids: np.ndarray  # int64: index -> sectors.id
     # running job id -> (stop time, message) of the preemption notice it was given
     notices: dict[int, tuple[float, str]] = field(default_factory=dict)
+    # [lender, borrower] accelerators the store says are lent now (rule 2; see read_lending)
+    loans: np.ndarray | None = None
 
     @property
     def fleet(self) -> FleetArrays:
@@ -125,6 +130,54 @@ def _lenders(rows: list, sector_ids: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int16)
     ids = np.array([-1 if r[-1] is None else r[-1] for r in rows], dtype=np.int64)
     return np.where(ids >= 0, _index_of(sector_ids, ids), -1).astype(np.int16)
+
+
+@dataclass(frozen=True)
+class Lending:
+    """The stored lending balance brought to a time (rule 2), indexed like ``sector_ids``."""
+
+    balance_s: np.ndarray  # [lender, borrower] accelerator-seconds lent, decayed, at ``now``
+    loans: np.ndarray  # [lender, borrower] accelerators lent from the last write on
+    rows: int  # stored pairs
+
+
+def read_lending(session: Session, sector_ids: np.ndarray, now: float, half_life_s: float
+                 ) -> Lending:
+    """The lending balance at ``now``: each stored pair's balance at its ``at``, decayed, plus
+    its loan integrated from ``at`` to ``now`` (``accumulate_lending``, the simulator's rule).
+    The control plane writes the pairs only when the loans change, so the time since is one
+    stretch of constant loans; after a restart that includes the time the control plane was
+    down, during which the jobs that held the loans are taken to have run on. Pairs of sectors
+    no longer in ``sector_ids`` are left out."""
+    n = len(sector_ids)
+    bal, loans = np.zeros((n, n)), np.zeros((n, n))
+    rows = session.execute(select(LendingBalance.lender_sector_id,
+                                  LendingBalance.borrower_sector_id, LendingBalance.balance_s,
+                                  LendingBalance.loan, LendingBalance.at)).all()
+    for lender, borrower, balance_s, loan, at in rows:
+        i, j = _index_of(sector_ids, np.array([lender, borrower], dtype=np.int64)).tolist()
+        if i < 0 or j < 0:
+            continue
+        bal[i, j] = float(accumulate_lending(np.float64(balance_s), np.float64(loan),
+                                             max(0.0, now - ts(at)), half_life_s))
+        loans[i, j] = loan
+    return Lending(balance_s=bal, loans=loans, rows=len(rows))
+
+
+def write_lending(session: Session, sector_ids: np.ndarray, balance_s: np.ndarray,
+                  loans: np.ndarray, now: float) -> None:
+    """Store the balance at ``now`` and the loans from ``now`` on (the caller's transaction:
+    the cycle's). Every pair is rewritten at once, so they all share ``at``; a pair with
+    nothing lent and less than an accelerator-second left is dropped."""
+    session.execute(delete(LendingBalance))
+    at = dt(now)
+    rows = [{"lender_sector_id": int(sector_ids[i]), "borrower_sector_id": int(sector_ids[j]),
+             "balance_s": max(0.0, float(balance_s[i, j])), "loan": max(0.0, float(loans[i, j])),
+             "at": at}
+            for i, j in zip(*np.nonzero((balance_s >= 1.0) | (loans > 0)), strict=True)
+            if i != j]
+    if rows:
+        session.execute(insert(LendingBalance), rows)
 
 
 def attach_live_grants(pending: JobTable, grants: Grants, now: float) -> int:
@@ -309,11 +362,13 @@ class SnapshotBuilder:
             np.subtract.at(free, running.alloc_node, running.alloc_count)
         free = np.where(fleet.state == NODE_UP, np.maximum(free, 0), 0).astype(np.int16)
 
+        lending = read_lending(session, sector_ids, now, self.half_life_s)
         snap = Snapshot(now=now, fleet=fleet, free=free, running=running, pending=pending,
                         tenancy=tenancy, grants=grant_arrays, usage_decayed_s=usage_arr,
-                        power_available_w=self.power_available_w)
+                        power_available_w=self.power_available_w,
+                        lending_balance_s=lending.balance_s if lending.rows else None)
         return StoreSnapshot(snap, project_ids, grant_ids, self._node_ids.copy(), sector_ids,
-                             notices)
+                             notices, lending.loans)
 
     def _table(self, rows: list, project_ids: np.ndarray, grant_ids: np.ndarray, *,
                with_alloc: bool) -> JobTable:

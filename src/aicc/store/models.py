@@ -222,6 +222,27 @@ class SectorEntitlement(Base):
     __table_args__ = (CheckConstraint("share >= 0 AND share <= 1", name="share_range"),)
 
 
+class LendingBalance(Base):
+    """What one sector has lent another (rule 2 of docs/design/0001-scheduling.md): the
+    balance in accelerator-seconds, decayed with the fair-share usage half-life, as of ``at``,
+    and the accelerators lent from ``at`` on. The balance at a later time follows from these
+    alone (``aicc.scheduler.lending.accumulate_lending``), so the control plane writes a row
+    only when the loans change, in the transaction of the cycle's decisions. A pair never lent
+    between has no row."""
+
+    __tablename__ = "lending_balances"
+    lender_sector_id: Mapped[int] = mapped_column(ForeignKey("sectors.id"), primary_key=True)
+    borrower_sector_id: Mapped[int] = mapped_column(ForeignKey("sectors.id"), primary_key=True)
+    balance_s: Mapped[float] = mapped_column(Float, default=0.0)
+    loan: Mapped[float] = mapped_column(Float, default=0.0)
+    at: Mapped[datetime] = mapped_column()
+    __table_args__ = (
+        CheckConstraint("balance_s >= 0", name="balance_nonnegative"),
+        CheckConstraint("loan >= 0", name="loan_nonnegative"),
+        CheckConstraint("lender_sector_id <> borrower_sector_id", name="two_sectors"),
+    )
+
+
 class Organization(Base):
     __tablename__ = "organizations"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
