@@ -99,7 +99,7 @@ def test_failure_options_need_failures(opts):
     r = _sim("--synthetic-days", "1", "--fleet", "lab", "--quiet", *opts)
     assert r.exit_code == 2 and opts[0] in r.output
     if opts[1] != "zz":
-        assert "only apply with --failures" in r.output
+        assert "applies only with --failures" in r.output
 
 
 def test_bare_simulate_asks_for_a_workload_with_examples():

@@ -104,8 +104,9 @@ def test_missing_column_and_unknown_header(tmp_path):
         read_trace(tmp_path / "absent.csv")
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    with pytest.raises(InvalidTrace, match="line 1"):
-        read_trace(empty, columns="submit=a,duration=b,gpus=c")
+    for columns in ("submit=a,duration=b,gpus=c", None):
+        with pytest.raises(InvalidTrace, match=r": the file is empty$"):
+            read_trace(empty, columns=columns)
 
 
 def test_column_mapping_csv_with_timestamps_and_parquet_with_seconds(tmp_path):

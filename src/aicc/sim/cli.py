@@ -283,6 +283,8 @@ def simulate(
         plan = _plan(**opts)  # every input checked, the workload read: nothing simulated yet
         if report is not None:
             _prepare_report_dir(report)
+        for line in plan.warnings:
+            err.print(_safe(line), highlight=False, markup=False, soft_wrap=True)
         results = _execute(plan, quiet=quiet)
     except AiccError as exc:
         _fail(exc.message, lookup(EXIT_CODE, exc))
@@ -436,6 +438,7 @@ class _Plan:
     workload: Workload
     runs: list[tuple[str, Scenario]]  # (label, scenario), fleets outer, policies inner
     max_jobs: int | None
+    warnings: list[str]  # printed on stderr before the first run
 
 
 def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_factor,
@@ -481,8 +484,11 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
                        on_failure=on_failure or "requeue", checkpoint_min=checkpoint_min)
     orphans = [k for k, v in given.items() if v is not None]
     if not failures and orphans:
-        raise InvalidInput(f"{', '.join(orphans)} only apply with --failures; add --failures "
-                           "or drop them", field=orphans[0].lstrip("-").replace("-", "_"))
+        them = "them" if len(orphans) > 1 else "it"
+        raise InvalidInput(f"{' and '.join(orphans)} "
+                           f"{'apply' if len(orphans) > 1 else 'applies'} only with --failures; "
+                           f"add --failures or drop {them}",
+                           field=orphans[0].lstrip("-").replace("-", "_"))
     subs = _substitutions(substitute, fleets)
     # the file replaces the synthetic sector mapping too; read and checked before the workload
     mapping = load_mapping_file(tenant_map) if tenant_map is not None else None
@@ -512,11 +518,42 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
                 raise
             raise InvalidInput(f"fleet {spec}: {exc.message}", field="target_load") from None
         if k == 0:  # the tenants are the same for every fleet: map them once
-            map_tenants(knobbed.tenants, len(f.catalog), mapping=mapping)
+            try:
+                map_tenants(knobbed.tenants, len(f.catalog), mapping=mapping)
+            except AiccError as exc:
+                if tenant_map is None:
+                    raise
+                raise type(exc)(f"--tenant-map {tenant_map}: "
+                                f"{exc.message.removeprefix('tenant mapping: ')}",
+                                field="tenant_map") from None
         for name in names:
             label = name if len(fleets) == 1 else f"{name}@{spec}"
             runs.append((label, with_policy(sc, name)))
-    return _Plan(workload=w, runs=runs, max_jobs=max_jobs)
+    return _Plan(workload=w, runs=runs, max_jobs=max_jobs,
+                 warnings=_unmatched_substitutions(subs, w))
+
+
+def _unmatched_substitutions(subs: dict[str, str], w: Workload) -> list[str]:
+    """``--substitute`` models that no job of the workload has: refused when it names no model
+    at all (no model column, a synthetic workload: only ``*=TYPE`` applies), else one warning
+    each, naming the model and the workload's models (a case mismatch, ``v100`` for
+    ``V100``, would otherwise substitute nothing, silently)."""
+    named = [m for m in subs if m != "*"]
+    if named and not w.models:
+        what = "a synthetic workload" if w.source == "" else "the trace has no GPU model column"
+        raise InvalidInput(f"--substitute {named[0]}={subs[named[0]]}: the workload names no GPU "
+                           f"model ({what}); only *=TYPE applies to it", field="substitute")
+    known = {m.lower(): m for m in w.models}
+    out = []
+    for m in named:
+        if m in w.models:
+            continue
+        near = known.get(m.lower())
+        hint = (f"did you mean {near}?" if near else
+                f"its models: {', '.join(w.models[:10])}{' …' if len(w.models) > 10 else ''}")
+        out.append(f"warning: --substitute {m}={subs[m]}: no job of the workload has model "
+                   f"{m!r}, so it substitutes nothing ({hint})")
+    return out
 
 
 def _naming_trace(exc: InvalidInput, trace: str, path: str | Path | None = None

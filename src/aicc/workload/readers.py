@@ -98,6 +98,10 @@ def parse_columns(text: str) -> dict[str, str]:
                                "KEY=COLUMN pairs with single commas", field="columns")
         key, sep, col = part.partition("=")
         key, col = key.strip(), col.strip()
+        if re.search(r"\s\w+=", col) or re.search(r"\s", key):
+            raise InvalidTrace(f"--columns: {excerpt(part)} holds several KEY=COLUMN pairs; "
+                               "separate them with commas, not spaces (submit=ts,gpus=n)",
+                               field="columns")
         if not sep or not key or not col:
             raise InvalidTrace(f"--columns: expected KEY=COLUMN, got {excerpt(part)}",
                                field="columns")
@@ -112,6 +116,11 @@ def parse_columns(text: str) -> dict[str, str]:
         raise InvalidTrace("--columns needs at least submit= and gpus=", field="columns")
     if "duration" not in out and "end" not in out:
         raise InvalidTrace("--columns needs duration= or end= (with start= or submit)",
+                           field="columns")
+    if "duration" in out and ("end" in out or "start" in out):
+        other = "end" if "end" in out else "start"
+        raise InvalidTrace(f"--columns: duration= and {other}= both give the runtime; give "
+                           "duration=, or end= (with start=, else from submit)",
                            field="columns")
     return out
 
@@ -192,6 +201,9 @@ def read_table(path: Path) -> TableRead:
         data = _csv_bytes(path)
     except (pa.ArrowException, OSError) as exc:
         raise InvalidTrace(f"{path}: cannot read ({exc})", field="trace", line=None) from None
+    if not data.strip():
+        raise InvalidTrace(f"{path}: the file is empty", field="trace", line=None)
+    _check_quotes(path, data)
     phys = physical_lines(data)
 
     def file_line(row: int) -> int:  # Arrow's row (1-based, the header is row 1)
@@ -219,12 +231,56 @@ def read_table(path: Path) -> TableRead:
     return TableRead(table, phys[1:n + 1].astype(np.int64), int(phys[0]) if len(phys) else 1)
 
 
-def _require(read: TableRead, path: Path, cols: tuple[str, ...] | list[str]) -> None:
+def _unclosed_quote(line: str) -> bool:
+    """Whether a field of ``line`` opens a quote (a ``"`` at its start) that the line does not
+    close (``""`` inside it is an escaped quote). A quote inside an unquoted field is text."""
+    i, n = 0, len(line)
+    while True:
+        if line.startswith('"', i):
+            j = i + 1
+            while True:
+                j = line.find('"', j)
+                if j < 0:
+                    return True
+                if line.startswith('""', j):
+                    j += 2
+                    continue
+                break
+            i = j + 1
+        i = line.find(",", i)
+        if i < 0:
+            return False
+        i += 1
+        if i > n:
+            return False
+
+
+def _check_quotes(path: Path, data: bytes) -> None:
+    """Refuse a quoted value left open at the end of its line: values may not hold line breaks
+    here, and Arrow would otherwise read on to the next closing quote, or to the end of the file
+    (a tenant ``'vc1\n'``, or several rows taken for one value)."""
+    if b'"' not in data:
+        return
+    for no, raw in enumerate(data.splitlines(), 1):
+        if b'"' in raw:
+            line = raw.decode("utf-8", "replace")
+            if _unclosed_quote(line):
+                raise InvalidTrace(f"{path}, line {no}: a quoted value is not closed on its "
+                                   f"line (unterminated quote): {excerpt(line)}",
+                                   field="trace", line=no)
+
+
+def _require(read: TableRead, path: Path, cols: tuple[str, ...] | list[str],
+             mapping: dict[str, str] | None = None) -> None:
+    """Every column of ``cols`` is in the file, else :class:`InvalidTrace` naming the missing
+    ones (with the ``--columns`` key that named each, when they came from ``mapping``)."""
     table, line = read.table, read.header_line
     missing = [c for c in cols if c not in table.column_names]
     if missing:
+        keys = {col: key for key, col in (mapping or {}).items()}
+        named = [f"{c} (--columns {keys[c]}={c})" if c in keys else c for c in missing]
         raise InvalidTrace(
-            f"{path}, line {line}: missing column(s) {', '.join(missing)}; "
+            f"{path}, line {line}: missing column(s) {', '.join(named)}; "
             f"found: {excerpt(', '.join(table.column_names), 200)}", field="trace", line=line)
 
 
@@ -393,7 +449,7 @@ def read_alibaba(path: Path) -> Workload:
 def read_columns(path: Path, mapping: dict[str, str]) -> Workload:
     """Any CSV or Parquet with ``mapping`` (see :func:`parse_columns`) naming its columns."""
     read = read_table(path)
-    _require(read, path, list(mapping.values()))
+    _require(read, path, list(dict.fromkeys(mapping.values())), mapping)
     return _assemble(path.stem, path, read, **mapping)
 
 
@@ -418,6 +474,14 @@ def _assemble(name: str, path: Path, read: TableRead, *, submit: str, gpus: str,
             _reject_unparseable(account, "start", table[start], s, lines, counted)
         else:
             s = sub
+        # an empty end or start is missing_end / missing_start, not a missing runtime (after
+        # a missing submit, which build() counts first)
+        has_submit = np.isfinite(sub)
+        for name, v in (("end", e), ("start", s if start is not None else None)):
+            if v is not None:
+                gone = ~np.isfinite(v) & ~counted & has_submit
+                account.reject(f"missing_{name}", gone, lines)
+                counted |= gone
         run = (e) - (s)
     g = to_float(table[gpus])
     _reject_unparseable(account, "gpus", table[gpus], g, lines, counted)
@@ -472,6 +536,8 @@ def read_trace(spec: str | Path, fmt: str = "auto", columns: str | dict[str, str
                     if header or not raw:
                         break
                 header = header.strip()
+            if not header:
+                raise InvalidTrace(f"{path}: the file is empty", field="trace")
             names = [c.strip().strip('"') for c in header.split(",")]
         fmt = detect_format(names)
         if fmt == "unknown":

@@ -139,15 +139,24 @@ def map_tenants(
     project_names: list[str] = []
     project_org: list[int] = []
     org_index: dict[str, int] = {}
+    org_tenant: list[str] = []  # the first tenant that put each organization in its sector
     project_index: dict[str, int] = {}
-    for _name, (sector, org, project) in table.items():
+    for name, (sector, org, project) in table.items():
         if org not in org_index:
             org_index[org] = len(org_names)
             org_names.append(org)
             org_sector.append(sectors.index(sector))
+            org_tenant.append(name)
         elif org_sector[org_index[org]] != sectors.index(sector):
-            raise ConfigError(f"tenant mapping: organization {org!r} is put in two sectors",
-                              field="tenant_map")
+            first = org_tenant[org_index[org]]
+
+            def entry(t: str) -> str:
+                return f"tenant.{t}" if t in listed else f"tenant {t} (not listed: by default)"
+
+            raise ConfigError(
+                f"tenant mapping: {entry(name)}: organization {org!r} is put in sector "
+                f"{sector}, but {entry(first)} puts it in {sectors[org_sector[org_index[org]]]}"
+                "; an organization belongs to one sector", field=f"tenant.{name}")
         if project not in project_index:
             project_index[project] = len(project_names)
             project_names.append(project)
