@@ -222,7 +222,8 @@ def once_each(func: Callable[..., None]) -> Callable[..., None]:
 @once_each
 def simulate(
     trace: Annotated[str | None, typer.Option(
-        "--trace", help="trace file, or 'philly' / 'alibaba' (found in ../shared/traces)")] = None,
+        "--trace", help="trace file, or 'philly' / 'alibaba' (found under $AICC_TRACE_DIR, "
+        "else shared/traces beside the repository root)")] = None,
     fmt: Annotated[str | None, typer.Option(
         "--format", help="auto (the default), philly, alibaba, helios, columns (the --columns "
         "mapping); a trace only")] = None,
@@ -245,7 +246,9 @@ def simulate(
     load_factor: Annotated[float | None, typer.Option(
         "--load-factor", help="compress submission times by this factor")] = None,
     target_load: Annotated[float | None, typer.Option(
-        "--target-load", help="compress time so the offered load is this fraction")] = None,
+        "--target-load", help="a trace: compress time so the offered load is this fraction; "
+        "--synthetic-days: submit this fraction of the fleet's capacity over the days "
+        "(default 0.7)")] = None,
     substitute: Annotated[str | None, typer.Option(
         "--substitute", help="accelerator substitution: MODEL=TYPE,…,*=TYPE")] = None,
     tenant_map: Annotated[Path | None, typer.Option(
@@ -272,7 +275,8 @@ def simulate(
         "--checkpoint-min", help="jobs checkpoint every N minutes (default: never; needs "
         "--failures)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", help="no progress bar (shown on stderr, on a terminal only)")] = False,
 ) -> None:
     """Simulate the scheduler on a workload; print a summary and optionally write a report.
 
