@@ -10,8 +10,10 @@ Each run's wall time is split into the scheduler calls (``schedule()``, the pure
 baseline measured in the same process) and the simulator around them; ``sim_overhead`` is
 simulator time over scheduler time.
 
-``--forecast-jobs N`` also measures the start-time forecast's error on the first N jobs
-(``RESULT forecast=philly policy=P …``; the figures in docs/simulation.md use N = 10,000).
+``--forecast-jobs N`` also measures the start-time forecast's error on the first N jobs, for
+both arrival models (nothing arrives; the window's history repeats) on the same probes
+(``RESULT forecast=philly policy=P arrivals=M …``; the figures in docs/simulation.md use
+N = 10,000).
 
 Prints ``RESULT trace=philly policy=P jobs=N wall_s=… jobs_per_s=…`` per policy and
 ``RESULT scenario=year-2030 jobs=N wall_s=…``, each followed by its cycle count and split.
@@ -40,22 +42,42 @@ def _split(r) -> str:
             f"sim_s={own:.2f} sim_overhead={own / max(sched, 1e-9):.3f}")
 
 
-def _forecast(w, args) -> None:
-    """Forecast error on a replay (docs/simulation.md): fleet sized to the same load."""
+def _forecast(full, args) -> None:
+    """Forecast error on a replay (docs/simulation.md): probes over the first N jobs, on a
+    fleet sized to their load; the replay keeps the jobs of ``--forecast-tail-days`` after
+    them, so that the truth has the submissions that really followed; both arrival models on
+    the same probes."""
+    w = full.head(args.forecast_jobs)
     nodes = max(1, math.ceil(w.gpu_seconds / max(w.span_s, 1.0) / args.philly_load / 8))
     fleet = custom_fleet(nodes, "h100-sxm-80g")
-    tm = map_tenants(w.tenants, len(fleet.catalog))
-    jobs = prepare(w, fleet, tm.tenant_project)
+    last = float(w.submit_s.max())
+    n = int((full.submit_s <= last + args.forecast_tail_days * 86400.0).sum())
+    wt = full.head(max(n, len(w)))
+    tm = map_tenants(wt.tenants, len(fleet.catalog))
+    jobs = prepare(wt, fleet, tm.tenant_project)
+    print(f"forecast: {len(w):,} jobs probed, {len(jobs):,} replayed "
+          f"(tail {args.forecast_tail_days:g} days), {nodes} nodes × 8")
     for pol in filter(None, args.policies.split(",")):
         t = time.perf_counter()
-        e = measure_error(jobs, fleet, tm.tenancy, pol, probes=args.forecast_probes)
-        print(f"RESULT forecast={args.trace} policy={pol} jobs={len(jobs)} "
-              f"forecasts={e['forecasts']} median_abs_error_s={e.get('median_abs_error_s', 0):.0f} "
-              f"p90_abs_error_s={e.get('p90_abs_error_s', 0):.0f} "
-              f"mean_error_s={e.get('mean_error_s', 0):.0f} "
-              f"median_rel_error={e.get('median_relative_error', 0):.2f} "
-              f"within_25pct={e.get('within_25pct_of_wait', 0):.2f} "
-              f"wall_s={time.perf_counter() - t:.1f}")
+        out = measure_error(jobs, fleet, tm.tenancy, pol, probes=args.forecast_probes,
+                            samples=args.forecast_samples,
+                            window_s=args.forecast_window_days * 86400.0, probe_until=last)
+        wall = time.perf_counter() - t
+        for model, e in out["models"].items():
+            print(f"RESULT forecast={args.trace} policy={pol} arrivals={model} jobs={len(jobs)} "
+                  f"samples={out['samples'] if model != 'none' else 1} "
+                  f"forecasts={e['forecasts']} beyond_horizon={e['beyond_horizon']} "
+                  f"median_abs_error_s={e.get('median_abs_error_s', 0):.0f} "
+                  f"p90_abs_error_s={e.get('p90_abs_error_s', 0):.0f} "
+                  f"mean_error_s={e.get('mean_error_s', 0):.0f} "
+                  f"median_rel_error={e.get('median_relative_error', 0):.2f} "
+                  f"within_25pct={e.get('within_25pct_of_wait', 0):.2f} "
+                  f"within_range={e.get('within_range', 0):.2f} "
+                  f"median_range_s={e.get('median_range_width_s', 0):.0f} "
+                  f"forecast_s={e['wall_s']:.1f} "
+                  f"latency_median_s={e.get('latency_median_s', 0):.3f} "
+                  f"latency_max_s={e.get('latency_max_s', 0):.3f}")
+        print(f"  policy={pol} wall_s={wall:.1f}")
 
 
 def main() -> None:
@@ -71,10 +93,17 @@ def main() -> None:
     ap.add_argument("--forecast-jobs", type=int, default=0,
                     help="also measure the start-time forecast's error on the first N jobs")
     ap.add_argument("--forecast-probes", type=int, default=20)
+    ap.add_argument("--forecast-samples", type=int, default=5,
+                    help="arrival samples of the history model")
+    ap.add_argument("--forecast-window-days", type=float, default=7.0,
+                    help="the history model's window")
+    ap.add_argument("--forecast-tail-days", type=float, default=30.0,
+                    help="days of the trace after the probed jobs that the replay keeps "
+                         "(0: the truth stops arriving with the last probed job)")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    w = read_trace(args.trace)
+    w = full = read_trace(args.trace)
     if args.max_jobs:
         w = w.head(args.max_jobs)
     print(f"read {len(w):,} jobs in {time.perf_counter() - t0:.2f} s")
@@ -94,7 +123,7 @@ def main() -> None:
         print(f"  {_split(r)} util={s['fleet']['utilisation_mean']:.3f} "
               f"mean_wait_s={s['jobs_metrics']['wait_s']['mean']:.0f}")
     if args.forecast_jobs:
-        _forecast(w.head(args.forecast_jobs), args)
+        _forecast(full, args)
     if args.skip_year:
         return
     f30 = parse_fleet("2030")

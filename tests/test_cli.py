@@ -195,3 +195,24 @@ def test_errors_are_one_line_whatever_the_width(capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.endswith("end\n")
     assert "[bold]field[/bold]" in err and "bad value for" in err
+
+
+def test_forecast_arrival_options_reach_the_route(served: tuple[str, World]) -> None:
+    url, w = served
+    tok = w.tokens["member_a1"]
+    code, out = _run(["jobs", "submit", "-p", "acme-llm", "-t", "h100-sxm-80g", "-g", "8",
+                      "--time-limit", "600", "--json"], url, tok)
+    assert code == 0, out
+    job = json.loads(out)["id"]
+    code, out = _run(["jobs", "forecast", str(job), "--arrivals", "none", "--json"], url, tok)
+    assert code == 0, out
+    body = json.loads(out)
+    assert body["arrivals"] == "none" and body["samples"] == 1
+    code, out = _run(["jobs", "forecast", str(job), "--arrivals", "history", "--samples", "3",
+                      "--window-days", "2", "--json"], url, tok)
+    assert code == 0, out
+    body = json.loads(out)
+    assert body["arrivals"] == "history" and body["samples"] == 3
+    assert body["window_s"] == 2 * 86400.0
+    code, out = _run(["jobs", "forecast", str(job), "--arrivals", "poisson"], url, tok)
+    assert code == 2 and "arrivals" in out, out

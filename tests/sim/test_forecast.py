@@ -5,8 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aicc.errors import InvalidInput
 from aicc.scheduler.snapshot import Grants, JobSpec, JobTable, Snapshot
-from aicc.sim.forecast import forecast_all, forecast_start, measure_error
+from aicc.sim.forecast import (
+    Arrivals,
+    History,
+    _fork,
+    forecast_all,
+    forecast_start,
+    measure_error,
+    replay_history,
+)
+from aicc.sim.loop import SimConfig, Simulator, simulate
 from aicc.sim.scenario import custom_fleet
 from aicc.workload.tenants import map_tenants
 
@@ -52,7 +62,8 @@ def test_forecast_is_exact_when_limits_are_runtimes_and_nothing_arrives():
     runtime = rng.integers(1, 5, n) * 3600.0  # whole hours: the limit equals the runtime
     w = workload(np.zeros(n), runtime, rng.choice([1, 2, 4, 8], n))
     jobs, fleet, tm = setup(w, nodes=2)
-    err = measure_error(jobs, fleet, tm.tenancy, "fifo", probes=3, min_cycle_s=0.0)
+    err = measure_error(jobs, fleet, tm.tenancy, "fifo", probes=3, min_cycle_s=0.0,
+                        models=("none",))["models"]["none"]
     assert err["forecasts"] > 0
     assert err["median_abs_error_s"] == 0.0 and err["p90_abs_error_s"] == 0.0
 
@@ -62,7 +73,131 @@ def test_forecast_error_on_a_replay_is_measured():
     n = 200
     w = workload(np.sort(rng.uniform(0, 40_000, n)), rng.lognormal(7, 1.2, n),
                  rng.choice([1, 2, 4, 8], n), [f"vc{k}" for k in rng.integers(0, 3, n)])
-    jobs, fleet, tm = setup(w, nodes=2)
-    err = measure_error(jobs, fleet, tm.tenancy, "fairshare", probes=3)
-    assert err["forecasts"] > 0
-    assert np.isfinite(err["median_abs_error_s"]) and 0 <= err["within_1h"] <= 1
+    jobs, fleet, tm = setup(w, nodes=6)
+    out = measure_error(jobs, fleet, tm.tenancy, "fairshare", probes=3, samples=3)
+    none, hist = out["models"]["none"], out["models"]["history"]
+    # the same probes and the same jobs for both models
+    assert none["forecasts"] + none["beyond_horizon"] == hist["forecasts"] + hist["beyond_horizon"]
+    for err in (none, hist):
+        assert err["forecasts"] > 0
+        assert np.isfinite(err["median_abs_error_s"]) and 0 <= err["within_1h"] <= 1
+        assert 0 <= err["within_range"] <= 1 and err["latency_median_s"] > 0
+
+
+# --- future arrivals: the window's history submitted again ----------------------------------
+
+H = 3600.0
+
+
+def _stream_replay(days: int = 10, burst_at: float = 7 * 86400 + 0.5 * H):
+    """One node; a light tenant and a heavy one each submit a one-hour, whole-node job every
+    four hours (two hours apart), so the heavy one has used more when its burst of six
+    two-hour jobs arrives at ``burst_at``: under fair share the light tenant's later jobs
+    overtake the burst. Runtimes are whole hours, so limits are runtimes."""
+    sub, rt, ten = [], [], []
+    for k in range(days * 6):
+        sub += [k * 4 * H, k * 4 * H + 2 * H]
+        rt += [H, H]
+        ten += ["light", "heavy"]
+    for i in range(6):
+        sub.append(burst_at + i)
+        rt.append(2 * H)
+        ten.append("heavy")
+    o = np.argsort(sub, kind="stable")
+    w = workload(np.asarray(sub)[o], np.asarray(rt)[o], np.full(len(sub), 8),
+                 [ten[i] for i in o])
+    jobs, fleet, tm = setup(w, nodes=1)
+    at = burst_at + 60.0
+    sim = Simulator(jobs, fleet, tm.tenancy, SimConfig(policy="fairshare", until_s=at))
+    sim.run()
+    return jobs, fleet, tm, sim, at
+
+
+def test_history_arrivals_overtake_and_match_the_replay():
+    jobs, fleet, tm, sim, at = _stream_replay()
+    truth = simulate(jobs, fleet, tm.tenancy, SimConfig(policy="fairshare"))
+    snap = sim.snapshot(at)
+    hist = replay_history(jobs, sim, at)
+    none, _ = forecast_all(snap, "fairshare")
+    past, st = forecast_all(snap, "fairshare", arrivals=Arrivals("history", hist, samples=3))
+    assert len(none) == 6 and st.future_jobs > 0
+    real = {j: float(truth.first_start[j]) for j in none}
+    # the light tenant's later jobs pass the burst: nothing arriving is early, history is not
+    later = [j for j in none if past[j] > none[j]]
+    assert later and all(past[j] >= none[j] for j in none)
+    err_none = sum(abs(none[j] - real[j]) for j in none)
+    err_hist = sum(abs(past[j] - real[j]) for j in none)
+    assert err_hist < err_none
+    assert err_hist == 0.0  # the stream really continues as it was, hour for hour
+
+
+def test_range_contains_the_median_and_same_seed_same_forecast():
+    jobs, _, _, sim, at = _stream_replay()
+    snap = sim.snapshot(at)
+    hist = replay_history(jobs, sim, at)
+    job = int(snap.pending.id[-1])
+    arr = Arrivals("history", hist, samples=5, seed=7)
+    a = forecast_start(snap, job, "fairshare", arrivals=arr)
+    b = forecast_start(snap, job, "fairshare", arrivals=arr)
+    assert (a.predicted_start, a.start_low, a.start_high) == (
+        b.predicted_start, b.start_low, b.start_high)
+    assert a.start_low <= a.predicted_start <= a.start_high
+    assert a.samples == 5 and a.arrivals == "history" and a.future_jobs > 0
+    _, st = forecast_all(snap, "fairshare", arrivals=arr)
+    assert (st.low <= st.median).all() and (st.median <= st.high).all()
+    # the samples are what the generator draws: the same seed, the same futures
+    for k in range(5):
+        f1, f2 = arr.future(k, at, 86400.0 * 30), arr.future(k, at, 86400.0 * 30)
+        assert np.array_equal(f1.submit, f2.submit) and np.array_equal(f1.project, f2.project)
+
+
+def test_history_samples_replay_the_window_and_draw_whole_days():
+    rng = np.random.default_rng(5)
+    n = 400
+    submit = np.sort(rng.uniform(0, 14 * 86400, n))
+    now, horizon = 14 * 86400.0, 10 * 86400.0
+    hist = History(submit, np.full(n, 600.0), rng.integers(0, 3, n).astype(np.int32),
+                   np.zeros(n, dtype=np.int16), np.ones(n, dtype=np.int32),
+                   np.full(n, 8, dtype=np.int32), np.full(n, 3600.0), np.zeros(n, dtype=np.int8),
+                   np.zeros(n, dtype=bool), np.full(n, -1.0), np.full(n, -1, dtype=np.int32),
+                   since=0.0)
+    arr = Arrivals("history", hist, window_s=7 * 86400.0, samples=4, seed=1)
+    f0 = arr.future(0, now, horizon)
+    win = submit[submit >= now - 7 * 86400]
+    # sample 0: the window shifted by one window, then by two (cut at the horizon)
+    expect = np.concatenate((win + 7 * 86400, win + 14 * 86400))
+    assert np.allclose(f0.submit, np.sort(expect[expect <= now + horizon]))
+    for k in (1, 2, 3):
+        f = arr.future(k, now, horizon)
+        assert (np.diff(f.submit) >= 0).all()
+        assert f.submit.min() >= now and f.submit.max() <= now + horizon
+        # whole days: every job keeps its time of day (relative to now)
+        src = np.mod(win - now, 86400.0)
+        assert np.isin(np.round(np.mod(f.submit - now, 86400.0), 6), np.round(src, 6)).all()
+    assert not np.array_equal(arr.future(1, now, horizon).submit,
+                              arr.future(2, now, horizon).submit)
+    # a source younger than an hour: no arrivals; "none": no arrivals
+    young = Arrivals("history", History(**{**hist.__dict__, "since": now - 600.0}))
+    assert len(young.future(0, now, horizon)) == 0
+    assert len(Arrivals("none", hist).future(0, now, horizon)) == 0
+
+
+@pytest.mark.parametrize(("kw", "field"), [
+    ({"model": "poisson"}, "arrivals"), ({"samples": 0}, "samples"),
+    ({"samples": 10_000}, "samples"), ({"window_s": 0.0}, "window"),
+    ({"window_s": float("nan")}, "window")])
+def test_bad_arrival_parameters_name_their_field(kw, field):
+    with pytest.raises(InvalidInput) as exc:
+        Arrivals(**kw)
+    assert exc.value.field == field
+
+
+def test_fork_rows_out_of_order_are_refused():
+    snap = _snapshot()
+    fut = History(np.array([5000.0, 2000.0]), np.full(2, 60.0), np.zeros(2, dtype=np.int32),
+                  np.zeros(2, dtype=np.int16), np.ones(2, dtype=np.int32),
+                  np.full(2, 8, dtype=np.int32), np.full(2, 60.0), np.zeros(2, dtype=np.int8),
+                  np.zeros(2, dtype=bool), np.full(2, -1.0), np.full(2, -1, dtype=np.int32))
+    jobs, fork, _ = _fork(snap, fut)
+    with pytest.raises(ValueError, match="by submit time"):
+        Simulator(jobs, snap.fleet, snap.tenancy, SimConfig(policy="fifo"), fork=fork)

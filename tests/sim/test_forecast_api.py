@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from aicc.fleet import build_fleet
 from aicc.store.db import session_factory, transaction
+from aicc.store.models import Job
 from aicc.workload.jobs import transition
 from api.conftest import World, build_world  # the API tests' small center
 
@@ -60,3 +61,77 @@ def test_forecast_of_a_queued_job_and_scoping(world: World) -> None:
     world.client.post(f"/v1/jobs/{second}/cancel", headers=world.h("member_a1"), json={})
     r = world.client.get(f"/v1/jobs/{second}/forecast", headers=world.h("member_a1"))
     assert r.status_code == 409
+
+
+def _age(world: World, job: int, submitted: datetime, ran: tuple[datetime, datetime] | None,
+         placement: list[str]) -> None:
+    """Move a job's submission into the past and, with ``ran``, let it run then and finish."""
+    with transaction(session_factory(world.engine)) as s:
+        s.execute(update(Job).where(Job.id == job).values(submitted_at=submitted))
+        if ran is not None:
+            transition(session=s, job=job, to="running", at=ran[0], placement=placement)
+            transition(session=s, job=job, to="finished", at=ran[1])
+
+
+def test_forecast_with_the_history_of_arrivals(world: World) -> None:
+    fleet = build_fleet("lab")
+    t = fleet.catalog.index("h100-sxm-80g")
+    h100 = [n for n, ti in zip(fleet.names, fleet.type_idx.tolist(), strict=True) if ti == t]
+    now = datetime.now(UTC)
+    # yesterday the research tenant submitted a whole-H100 job every 20 minutes, each ran 25
+    # minutes; one job two days ago makes the store older than the one-day window
+    old = _submit(world, "member_b1", "p_b1", len(h100), 1800)
+    _age(world, old, now - timedelta(days=2), (now - timedelta(days=2),
+                                               now - timedelta(days=2) + timedelta(minutes=25)),
+         h100)
+    for k in range(1, 70):
+        sub = now - timedelta(days=1) + timedelta(minutes=20 * k)
+        if sub >= now - timedelta(hours=1):
+            break
+        j = _submit(world, "member_b1", "p_b1", len(h100), 1800)
+        _age(world, j, sub, (sub, sub + timedelta(minutes=25)) if k % 2 == 0 else None, h100)
+        if k % 2:  # every other one: cancelled in the queue, which used no capacity
+            world.client.post(f"/v1/jobs/{j}/cancel", headers=world.h("member_b1"), json={})
+    first = _submit(world, "member_a1", "p_a1", len(h100), 3600)
+    second = _submit(world, "member_a1", "p_a1", len(h100), 1800)
+    started = now - timedelta(minutes=10)
+    with transaction(session_factory(world.engine)) as s:
+        transition(session=s, job=first, to="running", at=started, placement=h100)
+    url = f"/v1/jobs/{second}/forecast"
+    r = world.client.get(url + "?arrivals=none", headers=world.h("member_a1"))
+    assert r.status_code == 200, r.text
+    none = r.json()
+    assert none["arrivals"] == "none" and none["samples"] == 1 and none["future_jobs"] == 0
+    assert none["predicted_start_low"] == none["predicted_start"] == none["predicted_start_high"]
+    r = world.client.get(url + "?arrivals=history&window_days=1&samples=3&seed=4",
+                         headers=world.h("member_a1"))
+    assert r.status_code == 200, r.text
+    hist = r.json()
+    assert hist["arrivals"] == "history" and hist["samples"] == 3
+    assert hist["window_s"] == 86400.0 and hist["future_jobs"] > 0
+    # the research tenant's stream, lighter and within its sector's share, goes first
+    p_none = datetime.fromisoformat(none["predicted_start"])
+    p_hist = datetime.fromisoformat(hist["predicted_start"])
+    lo, hi = (datetime.fromisoformat(hist[k]) for k in ("predicted_start_low",
+                                                        "predicted_start_high"))
+    assert p_hist > p_none and lo <= p_hist <= hi
+    # the same request, the same answer
+    again = world.client.get(url + "?arrivals=history&window_days=1&samples=3&seed=4",
+                             headers=world.h("member_a1")).json()
+    assert again["predicted_start"] == hist["predicted_start"]
+    # the default lets nothing arrive; the history's default window is a week
+    dflt = world.client.get(url, headers=world.h("member_a1")).json()
+    assert dflt["arrivals"] == "none" and dflt["predicted_start"] == none["predicted_start"]
+    week = world.client.get(url + "?arrivals=history", headers=world.h("member_a1")).json()
+    assert week["window_s"] == 7 * 86400.0 and week["samples"] == 5
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("arrivals=poisson", "arrivals"), ("samples=0", "samples"), ("samples=51", "samples"),
+    ("window_days=0", "window_days"), ("window_days=nan", "window_days"),
+    ("seed=-1", "seed")])
+def test_forecast_parameters_are_checked(world: World, query: str, field: str) -> None:
+    job = _submit(world, "member_a1", "p_a1", 1, 600)
+    r = world.client.get(f"/v1/jobs/{job}/forecast?{query}", headers=world.h("member_a1"))
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field

@@ -25,6 +25,7 @@ from aicc.ledger.usage import USAGE, used_seconds_by_grant
 from aicc.scheduler.fairshare import decay_usage
 from aicc.scheduler.lending import accumulate_lending
 from aicc.scheduler.snapshot import Grants, JobClass, JobTable, Snapshot, Tenancy
+from aicc.sim.forecast import History
 from aicc.store.models import (
     Grant,
     GrantState,
@@ -369,6 +370,31 @@ class SnapshotBuilder:
                         lending_balance_s=lending.balance_s if lending.rows else None)
         return StoreSnapshot(snap, project_ids, grant_ids, self._node_ids.copy(), sector_ids,
                              notices, lending.loans)
+
+    def history(self, session: Session, built: StoreSnapshot, now: float,
+                window_s: float) -> History:
+        """Jobs submitted in ``[now - window_s, now)``, the start-time forecast's model of what
+        will arrive (``aicc.sim.forecast``), indexed like ``built``. A job that ran and ended
+        counts with the time it ran; one still pending or running with its limit; one that
+        ended without starting (cancelled in the queue) is left out, as it used no capacity.
+        ``since`` is the store's first submission, so a young center is not taken for an idle
+        one."""
+        cond = (Job.submitted_at >= dt(now - window_s), Job.submitted_at < dt(now))
+        rows = session.connection().execute(
+            select(*_COLS[:11], Job.ended_at, Job.state).where(*cond).order_by(Job.id)).all()
+        first = session.execute(select(func.min(Job.submitted_at))).scalar()
+        live = (JobState.PENDING, JobState.RUNNING)
+        rows = [r for r in rows if r[-1] in live or r[10] is not None]
+        t = self._table([(*r[:11], None) for r in rows], built.project_ids, built.grant_ids,
+                        with_alloc=False)
+        attach_live_grants(t, built.snapshot.grants, now)
+        ended = np.array([r[-1] not in live for r in rows], dtype=bool)
+        ran = np.array([ts(r[11]) for r in rows], dtype=np.float64) - t.start_time
+        runtime = np.where(ended, np.maximum(ran, 1.0), t.time_limit_s)
+        return History(t.submit_time, runtime, t.project.astype(np.int32), t.type_idx,
+                       t.nodes, t.per_node, t.time_limit_s, t.job_class, t.preemptible,
+                       t.expected_runtime_s, t.grant.astype(np.int32),
+                       since=ts(first) if first is not None else now)
 
     def _table(self, rows: list, project_ids: np.ndarray, grant_ids: np.ndarray, *,
                with_alloc: bool) -> JobTable:

@@ -619,6 +619,14 @@ def jobs_forecast(
     job_id: Annotated[int, typer.Argument(min=1)],
     horizon_hours: Annotated[float, typer.Option("--horizon-hours", min=0.01, max=8760)
                              ] = 720.0,
+    arrivals: Annotated[str, typer.Option(
+        "--arrivals", help="future submissions: none (the default) or history (the last "
+                           "--window-days of jobs again)")] = "none",
+    samples: Annotated[int, typer.Option("--samples", min=1, max=50,
+                                         help="arrival samples (history)")] = 5,
+    window_days: Annotated[float, typer.Option("--window-days", min=0.01, max=90,
+                                               help="the history's window")] = 7.0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="the samples' generator")] = 0,
     url: Annotated[str, typer.Option("--url", envvar="AICC_URL", help="API base URL")
                    ] = "http://127.0.0.1:8000",
     token: Annotated[str | None, typer.Option("--token", envvar="AICC_TOKEN",
@@ -626,12 +634,15 @@ def jobs_forecast(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")
                        ] = False,
 ) -> None:
-    """Predicted start time of a pending job (a simulation of the live queue)."""
+    """Predicted start time of a pending job (a simulation of the live queue), with the range
+    over the arrival samples."""
     from aicc.cli import Client, _emit  # the API client of the command line
 
     client = Client(url, token)
     data = client.call("GET", f"/v1/jobs/{job_id}/forecast",
-                       params={"horizon_hours": horizon_hours})
+                       params={"horizon_hours": horizon_hours, "arrivals": arrivals,
+                               "samples": samples, "window_days": window_days, "seed": seed},
+                       timeout=300.0)  # history samples of a long wait take a while
     if not as_json and data.get("predicted_wait_s") is not None:
         data = data | {"predicted_wait": _fmt_s(float(data["predicted_wait_s"]))}
     _emit(data, as_json, [], title=f"forecast for job {job_id}")

@@ -3,41 +3,172 @@
 Running jobs keep their nodes and end at their start plus their known runtime estimate, else
 their time limit (users' limits are upper bounds, so forecasts lean late). Pending jobs keep
 their submit times, priorities and grants, and run for their estimate or limit once started.
-Nothing new arrives in the fork: later submissions that would overtake the job (higher
-priority, backfill) are unknown, which makes forecasts lean early. The scheduler is the same
-:func:`aicc.scheduler.schedule` the service calls, so ordering, reservations, backfill and
-preemption are the live ones. :func:`measure_error` replays a trace and compares forecasts made
-at probe times with the starts that really happened (``docs/simulation.md`` has the figures).
+
+What arrives after ``now`` is the arrival model's (:class:`Arrivals`):
+
+* ``none``: nothing arrives. Later submissions that would overtake the job (higher priority,
+  backfill) are unknown, which makes forecasts lean early wherever the policy lets them pass.
+* ``history``: the center's own recent past is its future. The jobs submitted in the last
+  ``window_s`` seconds (a whole number of weeks keeps the weekly cycle) are submitted again,
+  shifted by the window and repeated up to the horizon, with their projects, types, shapes,
+  limits and, for jobs that ended, the runtimes they really had. Sample 0 is that plain
+  replay; samples 1, 2, … are a block bootstrap of whole days of the window (seeded), so that
+  the spread of the predicted starts over the samples says how much the answer depends on
+  which past repeats. The forecast is the median over the samples, with a p10–p90 range.
+
+The scheduler is the same :func:`aicc.scheduler.schedule` the service calls, so ordering,
+reservations, backfill and preemption are the live ones. :func:`measure_error` replays a trace
+and compares forecasts made at probe times with the starts that really happened, for each
+arrival model on the same probes (``docs/simulation.md`` has the figures).
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from aicc.errors import InvalidInput
 from aicc.fleet.arrays import FleetArrays
 from aicc.scheduler.policy import Policy, resolve
 from aicc.scheduler.snapshot import Snapshot, Tenancy
 from aicc.sim.jobs import SimJobs
-from aicc.sim.loop import Fork, SimConfig, Simulator, simulate
+from aicc.sim.loop import ST_DONE, ST_TIMEOUT, Fork, SimConfig, Simulator, simulate
 from aicc.workload.trace import RowAccount
 
 DEFAULT_HORIZON_S = 30 * 86400.0
+ARRIVAL_MODELS = ("none", "history")
+DEFAULT_WINDOW_S = 7 * 86400.0
+DEFAULT_SAMPLES = 5
+MAX_SAMPLES = 50
+BLOCK_S = 86400.0  # the bootstrap's block: whole days keep the daily cycle
+MIN_SPAN_S = 3600.0  # less history than this is no model of the future (no arrivals)
+RANGE_Q = (0.1, 0.9)
+
+
+@dataclass(frozen=True)
+class History:
+    """Jobs submitted before the fork's time, the arrival model's material (any order).
+
+    ``runtime`` is what a job ran for when it has ended, else its estimate, else its limit:
+    what the live service knows. ``grant`` indexes the snapshot's grants (-1: none).
+    ``since`` is the earliest submission the source holds: a center (or a replay) younger than
+    the window replays the span it has rather than taking the missing days for idle ones."""
+
+    submit: np.ndarray  # float64
+    runtime: np.ndarray  # float64
+    project: np.ndarray  # int32
+    type_idx: np.ndarray  # int16
+    nodes: np.ndarray  # int32
+    per_node: np.ndarray  # int32
+    time_limit: np.ndarray  # float64
+    job_class: np.ndarray  # int8
+    preemptible: np.ndarray  # bool
+    expected_runtime: np.ndarray  # float64, -1 = unknown
+    grant: np.ndarray  # int32
+    since: float = -math.inf
+
+    def __len__(self) -> int:
+        return len(self.submit)
+
+    @classmethod
+    def empty(cls) -> History:
+        f, i = np.zeros(0), np.zeros(0, dtype=np.int32)
+        return cls(f, f, i, i.astype(np.int16), i, i, f, i.astype(np.int8), i.astype(bool), f, i)
+
+    def take(self, rows: np.ndarray, submit: np.ndarray) -> History:
+        """Rows ``rows`` submitted at ``submit`` instead."""
+        return History(submit.astype(np.float64), self.runtime[rows], self.project[rows],
+                       self.type_idx[rows], self.nodes[rows], self.per_node[rows],
+                       self.time_limit[rows], self.job_class[rows], self.preemptible[rows],
+                       self.expected_runtime[rows], self.grant[rows], self.since)
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """The model of submissions after the fork's time (see the module docstring)."""
+
+    model: str = "none"
+    history: History | None = None
+    window_s: float = DEFAULT_WINDOW_S
+    samples: int = DEFAULT_SAMPLES
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.model not in ARRIVAL_MODELS:
+            raise InvalidInput(f"arrivals: expected one of {', '.join(ARRIVAL_MODELS)}, got "
+                               f"{self.model!r}", field="arrivals")
+        if not (math.isfinite(self.window_s) and self.window_s > 0):
+            raise InvalidInput("window: must be a positive number of seconds", field="window")
+        if not 1 <= self.samples <= MAX_SAMPLES:
+            raise InvalidInput(f"samples: must be between 1 and {MAX_SAMPLES}", field="samples")
+
+    @property
+    def n_samples(self) -> int:
+        """Nothing arriving is one future: one run."""
+        return 1 if self.model == "none" else self.samples
+
+    def future(self, k: int, now: float, horizon_s: float) -> History:
+        """Sample ``k``'s submissions in ``[now, now + horizon_s]``, by submit time."""
+        h = self.history
+        if self.model == "none" or h is None or not len(h):
+            return History.empty()
+        span = min(self.window_s, now - h.since)
+        if span < MIN_SPAN_S:  # too little past to stand for the future
+            return History.empty()
+        win = np.flatnonzero((h.submit >= now - span) & (h.submit < now))
+        if not len(win):
+            return History.empty()
+        end = now + horizon_s
+        if k == 0:  # the window again and again
+            reps = math.ceil(horizon_s / span)
+            rows = np.tile(win, reps)
+            t = (h.submit[win][None, :] + span * np.arange(1, reps + 1)[:, None]).ravel()
+        else:  # whole blocks of the window, drawn with replacement, time of day kept
+            block = min(BLOCK_S, span)
+            n_src = max(1, int(span // block))
+            age = ((now - h.submit[win]) // block).astype(np.int64)  # 0: the last block
+            keep = age < n_src
+            win, age = win[keep], age[keep]
+            order = np.argsort(age, kind="stable")
+            win, age = win[order], age[order]
+            bounds = np.searchsorted(age, np.arange(n_src + 1))
+            rng = np.random.default_rng([self.seed, k])
+            src = rng.integers(0, n_src, math.ceil(horizon_s / block))
+            parts = [win[bounds[a]:bounds[a + 1]] for a in src.tolist()]
+            shift = [np.full(len(p), (i + a + 1) * block) for i, (p, a) in
+                     enumerate(zip(parts, src.tolist(), strict=True))]
+            rows = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+            t = h.submit[rows] + (np.concatenate(shift) if shift else 0.0)
+        ok = t <= end
+        rows, t = rows[ok], t[ok]
+        order = np.argsort(t, kind="stable")
+        return h.take(rows[order], t[order])
+
+
+NO_ARRIVALS = Arrivals()
 
 
 @dataclass(frozen=True)
 class Forecast:
     job_id: int
     now: float
-    predicted_start: float | None  # None: not within the horizon
+    predicted_start: float | None  # median over the samples; None: not within the horizon
     horizon_s: float
     running: int
     pending: int
     cycles: int
     wall_s: float
+    arrivals: str = "none"
+    samples: int = 1
+    start_low: float | None = None  # p10 over the samples (None: beyond the horizon)
+    start_high: float | None = None  # p90
+    window_s: float | None = None  # the history's window (arrivals "history")
+    future_jobs: int = 0  # submissions sample 0 adds within the horizon
 
     @property
     def wait_s(self) -> float | None:
@@ -45,97 +176,240 @@ class Forecast:
 
     def to_dict(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "now": self.now, "predicted_start": self.predicted_start,
-                "predicted_wait_s": self.wait_s, "horizon_s": self.horizon_s,
-                "running_jobs": self.running, "pending_jobs": self.pending,
-                "simulated_cycles": self.cycles, "wall_s": self.wall_s}
+                "predicted_wait_s": self.wait_s, "predicted_start_low": self.start_low,
+                "predicted_start_high": self.start_high, "horizon_s": self.horizon_s,
+                "arrivals": self.arrivals, "samples": self.samples, "window_s": self.window_s,
+                "future_jobs": self.future_jobs, "running_jobs": self.running,
+                "pending_jobs": self.pending, "simulated_cycles": self.cycles,
+                "wall_s": self.wall_s}
 
 
-def _fork(snap: Snapshot) -> tuple[SimJobs, Fork, np.ndarray]:
-    """The snapshot as simulator rows: pending jobs first, then running ones; returns the rows'
-    job ids too."""
+@dataclass(frozen=True)
+class Starts:
+    """Predicted starts of a snapshot's pending jobs, one row per arrival sample (``inf``: not
+    within the horizon)."""
+
+    ids: np.ndarray  # the pending jobs' ids
+    samples: np.ndarray  # [n_samples, n_pending]
+    cycles: int
+    future_jobs: int  # submissions sample 0 adds within the horizon
+    wall_s: float = 0.0
+
+    def quantile(self, q: float) -> np.ndarray:
+        """Per job, a start some sample predicted (no interpolation: ``inf`` stays itself),
+        so the median lies within the p10–p90 range by construction."""
+        return np.quantile(self.samples, q, axis=0, method="inverted_cdf")
+
+    @property
+    def median(self) -> np.ndarray:
+        return self.quantile(0.5)
+
+    @property
+    def low(self) -> np.ndarray:
+        return self.quantile(RANGE_Q[0])
+
+    @property
+    def high(self) -> np.ndarray:
+        return self.quantile(RANGE_Q[1])
+
+
+def _opt(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _fork(snap: Snapshot, future: History | None = None
+          ) -> tuple[SimJobs, Fork, np.ndarray]:
+    """The snapshot as simulator rows: pending jobs first, then the future submissions (by
+    submit time), then running ones, the order ``Simulator._load_fork`` requires; returns the
+    rows' job ids too (-1 for future rows)."""
     P, R = snap.pending, snap.running
+    F = future if future is not None else History.empty()
     now = snap.now
 
-    def cat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.concatenate((a, b))
+    def cat(a: np.ndarray, f: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.concatenate((a, f, b))
 
     est_p = np.where(P.expected_runtime_s >= 0, P.expected_runtime_s, P.time_limit_s)
     est_r = np.where(R.expected_runtime_s >= 0, R.expected_runtime_s, R.time_limit_s)
     remaining = np.maximum(1.0, R.start_time + est_r - now)
+    n_pf = len(P) + len(F)
     jobs = SimJobs(
-        submit=cat(P.submit_time, R.submit_time).astype(np.float64),
-        runtime=cat(np.maximum(est_p, 1.0), remaining),
-        project=cat(P.project, R.project).astype(np.int32),
-        type_idx=cat(P.type_idx, R.type_idx).astype(np.int16),
-        nodes=cat(P.nodes, R.nodes).astype(np.int32),
-        per_node=cat(P.per_node, R.per_node).astype(np.int32),
-        time_limit=cat(P.time_limit_s, R.time_limit_s).astype(np.float64),
-        job_class=cat(P.job_class, R.job_class).astype(np.int8),
-        preemptible=cat(P.preemptible, R.preemptible).astype(bool),
-        gpus_requested=cat(P.accelerators, R.accelerators).astype(np.int32),
-        expected_runtime=cat(P.expected_runtime_s, R.expected_runtime_s).astype(np.float64),
-        account=RowAccount(rows_read=len(P) + len(R)),
-        grant=cat(P.grant, R.grant).astype(np.int32),
+        submit=cat(P.submit_time, F.submit, R.submit_time).astype(np.float64),
+        runtime=cat(np.maximum(est_p, 1.0), np.maximum(F.runtime, 1.0), remaining),
+        project=cat(P.project, F.project, R.project).astype(np.int32),
+        type_idx=cat(P.type_idx, F.type_idx, R.type_idx).astype(np.int16),
+        nodes=cat(P.nodes, F.nodes, R.nodes).astype(np.int32),
+        per_node=cat(P.per_node, F.per_node, R.per_node).astype(np.int32),
+        time_limit=cat(P.time_limit_s, F.time_limit, R.time_limit_s).astype(np.float64),
+        job_class=cat(P.job_class, F.job_class, R.job_class).astype(np.int8),
+        preemptible=cat(P.preemptible, F.preemptible, R.preemptible).astype(bool),
+        gpus_requested=cat(P.accelerators, F.nodes.astype(np.int64) * F.per_node,
+                           R.accelerators).astype(np.int32),
+        expected_runtime=cat(P.expected_runtime_s, F.expected_runtime,
+                             R.expected_runtime_s).astype(np.float64),
+        account=RowAccount(rows_read=n_pf + len(R)),
+        grant=cat(P.grant, F.grant, R.grant).astype(np.int32),
     )
     placement = [tuple(R.allocation(r)) for r in range(len(R))]
     fork = Fork(
-        now=now, free=snap.free.astype(np.int32), running=np.arange(len(P), len(P) + len(R)),
+        now=now, free=snap.free.astype(np.int32), running=np.arange(n_pf, n_pf + len(R)),
         placement=placement, start=R.start_time.astype(np.float64), remaining=remaining,
         usage=snap.usage_decayed_s, grants=snap.grants,
         lender=R.lender if len(R.lender) == len(R) else None,
         lending_balance_s=snap.lending_balance_s,
     )
-    return jobs, fork, cat(P.id, R.id).astype(np.int64)
+    ids = cat(P.id, np.full(len(F), -1), R.id).astype(np.int64)
+    return jobs, fork, ids
+
+
+def forecast_starts(snap: Snapshot, policy: Policy | str = "fairshare", *,
+                    arrivals: Arrivals = NO_ARRIVALS, min_cycle_s: float = 60.0,
+                    horizon_s: float = DEFAULT_HORIZON_S, job_id: int | None = None) -> Starts:
+    """One fork per arrival sample, each run until the pending jobs have started (only
+    ``job_id`` when given: the other columns are then partial) or the horizon."""
+    w0 = time.perf_counter()
+    pol = resolve(policy)
+    n_p = len(snap.pending)
+    out = np.full((arrivals.n_samples, n_p), np.inf)
+    cycles = future_jobs = 0
+    for k in range(arrivals.n_samples):
+        future = arrivals.future(k, snap.now, horizon_s)
+        if k == 0:
+            future_jobs = len(future)
+        jobs, fork, ids = _fork(snap, future)
+        cfg = SimConfig(policy=pol, min_cycle_s=min_cycle_s, until_s=snap.now + horizon_s,
+                        sample_s=horizon_s)
+        sim = Simulator(jobs, snap.fleet, snap.tenancy, cfg, fork=fork)
+        sim.stop_when_started(np.arange(n_p) if job_id is None
+                              else np.flatnonzero(ids[:n_p] == job_id))
+        sim.run()
+        started = sim.first_start[:n_p]
+        out[k] = np.where(started >= 0, started, np.inf)
+        cycles += sim.cycles
+    return Starts(snap.pending.id.astype(np.int64), out, cycles, future_jobs,
+                  time.perf_counter() - w0)
 
 
 def forecast_all(snap: Snapshot, policy: Policy | str = "fairshare", *,
-                 min_cycle_s: float = 60.0, horizon_s: float = DEFAULT_HORIZON_S,
-                 stop_at_job: int | None = None) -> tuple[dict[int, float | None], Simulator]:
-    """Predicted start of every pending job of ``snap`` (None beyond the horizon)."""
-    jobs, fork, ids = _fork(snap)
-    cfg = SimConfig(policy=resolve(policy), min_cycle_s=min_cycle_s,
-                    until_s=snap.now + horizon_s, sample_s=horizon_s)
-    sim = Simulator(jobs, snap.fleet, snap.tenancy, cfg, fork=fork)
-    if stop_at_job is not None:
-        rows = np.flatnonzero(ids == stop_at_job)
-        sim.stop_job = int(rows[0]) if len(rows) else -1
-    sim.run()
-    n_p = len(snap.pending)
-    starts = sim.first_start[:n_p]
-    return ({int(i): (float(s) if s >= 0 else None) for i, s in zip(ids[:n_p], starts,
-                                                                   strict=True)}, sim)
+                 arrivals: Arrivals = NO_ARRIVALS, min_cycle_s: float = 60.0,
+                 horizon_s: float = DEFAULT_HORIZON_S) -> tuple[dict[int, float | None], Starts]:
+    """Predicted start (median over the arrival samples) of every pending job of ``snap``
+    (None beyond the horizon), with the samples themselves."""
+    st = forecast_starts(snap, policy, arrivals=arrivals, min_cycle_s=min_cycle_s,
+                         horizon_s=horizon_s)
+    return {int(i): _opt(s) for i, s in zip(st.ids.tolist(), st.median.tolist(),
+                                            strict=True)}, st
 
 
 def forecast_start(snap: Snapshot, job_id: int, policy: Policy | str = "fairshare", *,
-                   min_cycle_s: float = 60.0, horizon_s: float = DEFAULT_HORIZON_S) -> Forecast:
+                   arrivals: Arrivals = NO_ARRIVALS, min_cycle_s: float = 60.0,
+                   horizon_s: float = DEFAULT_HORIZON_S) -> Forecast:
     """When ``job_id`` (pending in ``snap``) is predicted to start. A running job's forecast
     is its real start."""
     w0 = time.perf_counter()
+    window = arrivals.window_s if arrivals.model != "none" else None
     run_rows = np.flatnonzero(snap.running.id == job_id)
     if len(run_rows):
         st = float(snap.running.start_time[run_rows[0]])
         return Forecast(job_id, snap.now, st, horizon_s, len(snap.running), len(snap.pending),
-                        0, time.perf_counter() - w0)
-    if not (snap.pending.id == job_id).any():
+                        0, time.perf_counter() - w0, arrivals.model, 0, st, st, window)
+    col = np.flatnonzero(snap.pending.id == job_id)
+    if not len(col):
         raise KeyError(job_id)
-    starts, sim = forecast_all(snap, policy, min_cycle_s=min_cycle_s, horizon_s=horizon_s,
-                               stop_at_job=job_id)
-    return Forecast(job_id, snap.now, starts[job_id], horizon_s, len(snap.running),
-                    len(snap.pending), sim.cycles, time.perf_counter() - w0)
+    s = forecast_starts(snap, policy, arrivals=arrivals, min_cycle_s=min_cycle_s,
+                        horizon_s=horizon_s, job_id=job_id)
+    c = int(col[0])
+    return Forecast(job_id, snap.now, _opt(s.median[c]), horizon_s, len(snap.running),
+                    len(snap.pending), s.cycles, time.perf_counter() - w0, arrivals.model,
+                    arrivals.n_samples, _opt(s.low[c]), _opt(s.high[c]), window,
+                    s.future_jobs)
+
+
+def replay_history(jobs: SimJobs, sim: Simulator, at: float,
+                   window_s: float = DEFAULT_WINDOW_S) -> History:
+    """What the live service would know at ``at`` of a replay's jobs submitted in the window
+    before it: jobs that finished ran their real runtime, timed-out ones their limit, the
+    others are taken at their estimate or limit."""
+    lo = int(np.searchsorted(jobs.submit, at - window_s, side="left"))
+    hi = int(np.searchsorted(jobs.submit, at, side="left"))
+    rows = np.arange(lo, hi)
+    st = sim.state[rows]
+    guess = np.where(jobs.expected_runtime[rows] >= 0, jobs.expected_runtime[rows],
+                     jobs.time_limit[rows])
+    runtime = np.where(st == ST_DONE, jobs.runtime[rows],
+                       np.where(st == ST_TIMEOUT, jobs.time_limit[rows], guess))
+    grant = jobs.grant[rows] if jobs.grant is not None else np.full(len(rows), -1)
+    return History(jobs.submit[rows].astype(np.float64), runtime.astype(np.float64),
+                   jobs.project[rows], jobs.type_idx[rows], jobs.nodes[rows],
+                   jobs.per_node[rows], jobs.time_limit[rows], jobs.job_class[rows],
+                   jobs.preemptible[rows], jobs.expected_runtime[rows],
+                   grant.astype(np.int32), since=float(jobs.submit[0]) if len(jobs) else at)
+
+
+@dataclass
+class _Tally:
+    """One arrival model's forecasts against the truth, over all probes."""
+
+    errors: list[np.ndarray] = field(default_factory=list)
+    waits: list[np.ndarray] = field(default_factory=list)
+    inside: list[np.ndarray] = field(default_factory=list)
+    width: list[np.ndarray] = field(default_factory=list)
+    beyond: int = 0
+    wall_s: float = 0.0
+    latency_s: list[float] = field(default_factory=list)
+
+    def add(self, st: Starts, real: np.ndarray, at: float) -> None:
+        med, lo, hi = st.median, st.low, st.high
+        ok = np.isfinite(med)
+        self.beyond += int((~ok).sum())
+        self.errors.append(med[ok] - real[ok])
+        self.waits.append(real[ok] - at)
+        self.inside.append((lo[ok] <= real[ok]) & (real[ok] <= hi[ok]))
+        self.width.append(hi[ok] - lo[ok])
+
+    def stats(self) -> dict[str, Any]:
+        e = np.concatenate(self.errors) if self.errors else np.zeros(0)
+        out: dict[str, Any] = {"forecasts": len(e), "beyond_horizon": self.beyond,
+                               "wall_s": self.wall_s}
+        if self.latency_s:
+            out["latency_median_s"] = float(np.median(self.latency_s))
+            out["latency_max_s"] = float(np.max(self.latency_s))
+        if not len(e):
+            return out
+        w = np.maximum(np.concatenate(self.waits), 60.0)
+        a = np.abs(e)
+        return out | {
+            "median_abs_error_s": float(np.median(a)),
+            "p90_abs_error_s": float(np.percentile(a, 90)),
+            "mean_error_s": float(e.mean()),
+            "median_relative_error": float(np.median(a / w)),
+            "within_1h": float((a <= 3600).mean()),
+            "within_25pct_of_wait": float((a <= 0.25 * w).mean()),
+            "within_range": float(np.concatenate(self.inside).mean()),
+            "median_range_width_s": float(np.median(np.concatenate(self.width))),
+        }
 
 
 def measure_error(jobs: SimJobs, fleet: FleetArrays, tenancy: Tenancy,
                   policy: Policy | str = "fairshare", *, probes: int = 10,
-                  min_cycle_s: float = 60.0, seed: int = 0) -> dict[str, Any]:
+                  min_cycle_s: float = 60.0, seed: int = 0,
+                  models: Sequence[str] = ARRIVAL_MODELS, samples: int = DEFAULT_SAMPLES,
+                  window_s: float = DEFAULT_WINDOW_S, latency: bool = True,
+                  probe_until: float | None = None) -> dict[str, Any]:
     """Replay ``jobs`` (the truth, with real runtimes); at ``probes`` times spread over the
-    submission span, fork the replay's state as the live service would see it (limits, not
-    runtimes) and forecast every pending job; compare with the replay's real starts."""
+    submission span (up to ``probe_until`` when given), fork the replay's state as the live
+    service would see it (limits, not runtimes; the window's history) and forecast every
+    pending job under each arrival model in ``models``; compare with the replay's real
+    starts. The models see the same probes and the same jobs. With ``probe_until`` the jobs
+    submitted after it still run in the truth: a waiting job's real competitors keep
+    arriving, as they do in a center, instead of stopping where the probed span ends. With
+    ``latency``, each model also times one :func:`forecast_start` per probe, for the pending
+    job submitted last (the one most jobs may overtake)."""
     cfg = SimConfig(policy=policy, min_cycle_s=min_cycle_s, seed=seed)
     truth = simulate(jobs, fleet, tenancy, cfg)
-    t0, t1 = float(jobs.submit[0]), float(jobs.submit[-1])
-    errors: list[float] = []
-    waits: list[float] = []
-    beyond = 0
+    t0 = float(jobs.submit[0])
+    t1 = float(jobs.submit[-1]) if probe_until is None else probe_until
+    tallies = {m: _Tally() for m in models}
     for k in range(probes):
         at = t0 + (t1 - t0) * (k + 1) / (probes + 1)
         sim = Simulator(jobs, fleet, tenancy, SimConfig(policy=policy, min_cycle_s=min_cycle_s,
@@ -144,27 +418,16 @@ def measure_error(jobs: SimJobs, fleet: FleetArrays, tenancy: Tenancy,
         snap = sim.snapshot(at)
         if len(snap.pending) == 0:
             continue
-        # the live service does not know runtimes: running jobs end at their limits
-        predicted, _ = forecast_all(snap, policy, min_cycle_s=min_cycle_s)
-        for j, p in predicted.items():
-            real = float(truth.first_start[j])
-            if p is None:
-                beyond += 1
-                continue
-            errors.append(p - real)
-            waits.append(real - at)
-    e = np.asarray(errors)
-    w = np.maximum(np.asarray(waits), 60.0)
-    if len(e) == 0:
-        return {"probes": probes, "forecasts": 0}
-    return {
-        "probes": probes,
-        "forecasts": len(e),
-        "beyond_horizon": beyond,
-        "median_abs_error_s": float(np.median(np.abs(e))),
-        "p90_abs_error_s": float(np.percentile(np.abs(e), 90)),
-        "mean_error_s": float(e.mean()),
-        "median_relative_error": float(np.median(np.abs(e) / w)),
-        "within_1h": float((np.abs(e) <= 3600).mean()),
-        "within_25pct_of_wait": float((np.abs(e) <= 0.25 * w).mean()),
-    }
+        hist = replay_history(jobs, sim, at, window_s)
+        last = int(snap.pending.id[np.argmax(snap.pending.submit_time)])
+        for m, tally in tallies.items():
+            # the live service does not know runtimes: running jobs end at their limits
+            arr = Arrivals(m, hist, window_s, samples, seed)
+            st = forecast_starts(snap, policy, arrivals=arr, min_cycle_s=min_cycle_s)
+            tally.wall_s += st.wall_s
+            tally.add(st, truth.first_start[st.ids], at)
+            if latency:
+                tally.latency_s.append(forecast_start(snap, last, policy, arrivals=arr,
+                                                      min_cycle_s=min_cycle_s).wall_s)
+    return {"probes": probes, "policy": resolve(policy).name, "samples": samples,
+            "window_s": window_s, "models": {m: t.stats() for m, t in tallies.items()}}

@@ -72,7 +72,8 @@ class FailureModel:
 
 @dataclass(frozen=True)
 class Fork:
-    """Live state to continue from (the start-time forecast); see ``Simulator._load_fork``."""
+    """Live state to continue from (the start-time forecast); see ``Simulator._load_fork`` for
+    the order of the rows (pending, future submissions by submit time, running)."""
 
     now: float
     free: np.ndarray  # free accelerators per node at ``now``
@@ -273,12 +274,23 @@ class Simulator:
         self.type_busy: list[np.ndarray] = []
         self.grants = Grants.empty()
         self._init_lending()
-        self.stop_job = -1  # stop as soon as this job has started (the forecast)
+        self._watch: np.ndarray | None = None  # see stop_when_started
+        self._watch_left = 0
         self.stopped = False
         self.arrival = jobs.submit
         self.t_start: float | None = None
         if fork is not None:
             self._load_fork(fork)
+
+    def stop_when_started(self, rows: np.ndarray) -> None:
+        """End the run once every one of ``rows`` has started (at the end of the cycle that
+        starts the last): the start-time forecast needs nothing later, and with future arrivals
+        in the fork the run would otherwise go on to the horizon."""
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        self._watch = np.zeros(self.n, dtype=bool)
+        self._watch[rows] = True
+        self._watch_left = int((self.first_start[rows] < 0).sum())
+        self.stopped = self._watch_left == 0
 
     # --- heap -------------------------------------------------------------------------------
     def _push(self, t: float, prio: int, a: int = 0, b: int = 0) -> None:
@@ -289,7 +301,10 @@ class Simulator:
     def _load_fork(self, fork: Fork) -> None:
         """Live state at ``fork.now``: rows ``fork.running`` already run (since ``fork.start``,
         on ``fork.placement``) with ``fork.remaining`` seconds left; all other rows are pending
-        jobs, present from ``fork.now`` on (their submit times are kept for the scheduler)."""
+        jobs, present from ``fork.now`` on (their submit times are kept for the scheduler), or
+        future submissions (submit after ``fork.now``) that arrive at their submit times. Rows:
+        pending ones first, then future ones by submit time, running ones last, so that the
+        arrival pointer walks a sorted prefix."""
         self.t_start = fork.now
         self.clock = VirtualClock(fork.now)
         self.last_usage_t = fork.now
@@ -316,8 +331,10 @@ class Simulator:
         arrival = np.maximum(self.jobs.submit, fork.now)
         arrival[fork.running] = np.inf  # already here: never arrive again
         self.n_arrive = int(np.isfinite(arrival).sum())
-        if not np.isfinite(arrival[: self.n_arrive]).all():
-            raise ValueError("a fork lists its pending rows first, then its running rows")
+        head = arrival[: self.n_arrive]
+        if not np.isfinite(head).all() or (np.diff(head) < 0).any():
+            raise ValueError("a fork lists its pending rows first, then future ones by submit "
+                             "time, then its running rows")
         self.arrival = arrival
 
     def _start(self, s: Start, now: float, forked: bool = False) -> None:
@@ -335,8 +352,9 @@ class Simulator:
             free[node] -= cnt
             if free[node] < 0:
                 raise RuntimeError(f"node {node} over capacity after starting job {j}")
-        if j == self.stop_job:
-            self.stopped = True
+        if self._watch is not None and self._watch[j] and self.first_start[j] < 0:
+            self._watch_left -= 1
+            self.stopped = self._watch_left <= 0
         if total != self.acc[j] and not forked:
             raise RuntimeError(f"job {j} placed on {total} accelerators, asked {self.acc[j]}")
         if self.lends:

@@ -2,14 +2,17 @@
 
 The live state (store → :class:`~aicc.service.snapshot.SnapshotBuilder`, the same snapshot the
 control plane schedules from) is forked into the simulator (``aicc.sim.forecast``), which runs
-the live policy on a virtual clock until the job starts. Scoped like the jobs routes: a job the
-caller cannot see is 404.
+the live policy on a virtual clock until the job starts. What arrives meanwhile is the
+``arrivals`` model's: ``none`` (the default) lets nothing arrive; ``history`` submits the jobs
+of the last ``window_days`` again, shifted by the window, in ``samples`` variants (the answer
+is their median, with a p10–p90 range). Scoped like the jobs routes: a job the caller
+cannot see is 404.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
@@ -18,7 +21,7 @@ from aicc.api.deps import path_id, tx
 from aicc.errors import Conflict
 from aicc.scheduler.policy import resolve
 from aicc.service.snapshot import SnapshotBuilder, dt, ts
-from aicc.sim.forecast import forecast_start
+from aicc.sim.forecast import DEFAULT_SAMPLES, MAX_SAMPLES, Arrivals, forecast_start
 from aicc.store.models import JobState
 from aicc.workload import jobs as service
 from aicc.workload.jobs import iso_time
@@ -28,6 +31,11 @@ router = APIRouter(prefix="/v1", tags=["jobs"])
 # Forecast cycles are at least this far apart (simulated time): coarser than the live loop's
 # interval, which moves a prediction by less than this and keeps the answer fast.
 MIN_FORECAST_CYCLE_S = 30.0
+# "none" stays the default: on the Philly replay the history model did not make fair-share
+# forecasts more accurate and costs seconds per request (docs/simulation.md)
+DEFAULT_ARRIVALS = "none"
+
+ArrivalModel = Literal["none", "history"]
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -39,7 +47,19 @@ def job_forecast(request: Request, principal: CurrentPrincipal, job_id: int = pa
                  horizon_hours: Annotated[float, Query(gt=0, le=8760,
                                                        allow_inf_nan=False,
                                                        description="how far to look ahead")
-                                          ] = 720.0) -> dict:
+                                          ] = 720.0,
+                 arrivals: Annotated[ArrivalModel, Query(
+                     description="future submissions: none, or history (the window's "
+                                 "jobs again)")] = DEFAULT_ARRIVALS,
+                 samples: Annotated[int, Query(ge=1, le=MAX_SAMPLES,
+                                               description="arrival samples (history)")
+                                    ] = DEFAULT_SAMPLES,
+                 window_days: Annotated[float, Query(gt=0, le=90, allow_inf_nan=False,
+                                                     description="the history's window")
+                                        ] = 7.0,
+                 seed: Annotated[int, Query(ge=0, le=2**31 - 1,
+                                            description="the samples' generator")] = 0,
+                 ) -> dict:
     """Predicted start of a pending job (a running job answers with its real start)."""
     settings = request.app.state.settings
     cp = request.app.state.control_plane
@@ -53,24 +73,40 @@ def job_forecast(request: Request, principal: CurrentPrincipal, job_id: int = pa
         if state == JobState.RUNNING:
             start = ts(job.started_at)
             return base | {"predicted_start": _iso(start), "predicted_wait_s": 0.0,
-                           "basis": "running"}
+                           "predicted_start_low": _iso(start),
+                           "predicted_start_high": _iso(start), "basis": "running"}
         if state != JobState.PENDING:
             raise Conflict(f"job {job_id} is {state.value}; only pending and running jobs "
                            "have a start-time forecast", field="job_id")
-        built = SnapshotBuilder(half_life_s=policy.usage_half_life_s).build(s, now)
+        builder = SnapshotBuilder(half_life_s=policy.usage_half_life_s)
+        built = builder.build(s, now)
+        window_s = window_days * 86400.0
+        history = (builder.history(s, built, now, window_s) if arrivals == "history"
+                   else None)
+    model = Arrivals(arrivals, history, window_s, samples, seed)
     try:
-        f = forecast_start(built.snapshot, job_id, policy,
+        f = forecast_start(built.snapshot, job_id, policy, arrivals=model,
                            min_cycle_s=max(settings.scheduler.cycle_interval_s,
                                            MIN_FORECAST_CYCLE_S),
                            horizon_s=horizon_hours * 3600.0)
     except KeyError:
         raise Conflict(f"job {job_id} left the queue while the forecast was made",
                        field="job_id") from None
+    arrived = ("nothing new arrives" if arrivals == "none" else
+               f"the last {window_days:g} days' submissions arrive again ({f.samples} samples)")
     return base | {
         "predicted_start": _iso(f.predicted_start),
         "predicted_wait_s": f.wait_s,
+        "predicted_start_low": _iso(f.start_low),
+        "predicted_start_high": _iso(f.start_high),
         "horizon_s": f.horizon_s,
+        "arrivals": f.arrivals,
+        "samples": f.samples,
+        "window_s": f.window_s,
+        "future_jobs": f.future_jobs,
         "running_jobs": f.running,
         "pending_jobs": f.pending,
-        "basis": "simulation of the live queue; running jobs end at their time limits",
+        "wall_s": round(f.wall_s, 3),
+        "basis": f"simulation of the live queue; running jobs end at their time limits; "
+                 f"{arrived}",
     }
