@@ -617,15 +617,15 @@ def _execute(plan: _Plan, *, quiet: bool) -> list[SimResult]:
 
 def jobs_forecast(
     job_id: Annotated[int, typer.Argument(min=1)],
-    horizon_hours: Annotated[float, typer.Option("--horizon-hours", min=0.01, max=8760)
-                             ] = 720.0,
+    horizon_hours: Annotated[float, typer.Option(
+        "--horizon-hours", help="how far to look ahead (0 < h ≤ 8760)")] = 720.0,
     arrivals: Annotated[str, typer.Option(
         "--arrivals", help="future submissions: none (the default) or history (the last "
                            "--window-days of jobs again)")] = "none",
     samples: Annotated[int, typer.Option("--samples", min=1, max=50,
                                          help="arrival samples (history)")] = 5,
-    window_days: Annotated[float, typer.Option("--window-days", min=0.01, max=90,
-                                               help="the history's window")] = 7.0,
+    window_days: Annotated[float, typer.Option("--window-days",
+                                               help="the history's window (0 < d ≤ 90)")] = 7.0,
     seed: Annotated[int, typer.Option("--seed", min=0, help="the samples' generator")] = 0,
     url: Annotated[str, typer.Option("--url", envvar="AICC_URL", help="API base URL")
                    ] = "http://127.0.0.1:8000",
@@ -638,6 +638,14 @@ def jobs_forecast(
     over the arrival samples."""
     from aicc.cli import Client, _emit  # the API client of the command line
 
+    try:  # the route's own bounds, checked here so that NaN is named as such
+        check_number("--horizon-hours", horizon_hours, low=0.0, high=8760.0)
+        check_number("--window-days", window_days, low=0.0, high=90.0)
+        if arrivals not in ("none", "history"):
+            raise InvalidInput(f"--arrivals: {arrivals!r} is not a model; give none or history",
+                               field="arrivals")
+    except InvalidInput as exc:
+        _fail(exc.message, 2)
     client = Client(url, token)
     data = client.call("GET", f"/v1/jobs/{job_id}/forecast",
                        params={"horizon_hours": horizon_hours, "arrivals": arrivals,
