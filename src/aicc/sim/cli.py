@@ -597,18 +597,18 @@ def _execute(plan: _Plan, *, quiet: bool) -> list[SimResult]:
     w = plan.workload
     results = []
     for label, scn in plan.runs:
-        if quiet:
+        if quiet or not err.is_terminal:  # (a bar off a terminal leaves blank lines)
             results.append(run_scenario(w, scn))
             results[-1].extra["label"] = label
             continue
         with Progress(TextColumn(f"[bold]{label}[/bold]"), BarColumn(),
-                      TextColumn("{task.completed:,.0f}/{task.total:,.0f} jobs submitted"),
+                      TextColumn("{task.completed:,.0f}/{task.total:,.0f} jobs ended"),
                       TextColumn("day {task.fields[day]:.0f}"), TimeElapsedColumn(),
                       console=err, transient=True) as bar:
             task = bar.add_task(label, total=min(len(w), plan.max_jobs or len(w)), day=0)
 
-            def tick(t: float, submitted: int, task=task, bar=bar) -> None:
-                bar.update(task, completed=submitted, day=t / 86400.0)
+            def tick(t: float, ended: int, task=task, bar=bar) -> None:
+                bar.update(task, completed=ended, day=t / 86400.0)
 
             results.append(run_scenario(w, scn, progress=tick))
             results[-1].extra["label"] = label

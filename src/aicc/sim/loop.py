@@ -621,6 +621,10 @@ class Simulator:
         self.preemptions[j] += 1
         self._requeue(j)
 
+    def n_ended(self) -> int:
+        """Jobs that have ended (finished, failed or timed out): the run's progress."""
+        return int(np.count_nonzero(self.state >= ST_DONE))
+
     def _work_left(self) -> bool:
         return self.ap < self.n_arrive or self.n_running > 0
 
@@ -1022,11 +1026,11 @@ class Simulator:
                     if self._work_left() or (self.n_pending and (heap or self.want_cycle)):
                         self._push(t + sample_s, P_SAMPLE)
             if self.progress is not None and t >= next_progress:
-                self.progress(t, self.ap)
+                self.progress(t, self.n_ended())
                 next_progress = t + 86400.0
         end_time = min(t, until) if t != math.inf else float(self.clock.now())
         if self.progress is not None:
-            self.progress(end_time, self.ap)
+            self.progress(end_time, self.n_ended())
         lending = self.lending_at(max(end_time, self.clock.now())) if self.lends else None
         self._sample(max(end_time, self.clock.now()))
         # per sample: time, fleet totals; sector_busy and sector_pending [sample, sector];
