@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,11 @@ def _fmt_s(x: float | None) -> str:
     if x < 172800:
         return f"{x / 3600:.1f} h"
     return f"{x / 86400:.1f} d"
+
+
+def _tick(v: float) -> str:
+    """An axis label: whole numbers with thousands separators from 1,000 on (no 1.32e+03)."""
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
 def svg_lines(x: np.ndarray, series: dict[str, np.ndarray], *, title: str, ylabel: str,
@@ -70,7 +76,7 @@ def svg_lines(x: np.ndarray, series: dict[str, np.ndarray], *, title: str, ylabe
         yy = py(yv)
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{yy:.1f}" y2="{yy:.1f}" '
                    'stroke="#eee"/>')
-        out.append(f'<text x="{left - 4}" y="{yy + 4:.1f}" text-anchor="end">{yv:.3g}</text>')
+        out.append(f'<text x="{left - 4}" y="{yy + 4:.1f}" text-anchor="end">{_tick(yv)}</text>')
         xv = x0 + (x1 - x0) * k / 4
         out.append(f'<text x="{px(np.array(xv)):.1f}" y="{top + ph + 14}" '
                    f'text-anchor="middle">{xv:.1f}</text>')
@@ -97,8 +103,10 @@ def svg_lines(x: np.ndarray, series: dict[str, np.ndarray], *, title: str, ylabe
 
 
 def svg_bars(groups: list[str], series: dict[str, list[float]], *, title: str, ylabel: str,
-             width: int = 760, height: int = 260) -> str:
-    """Grouped bars (one group per label in ``groups``, one bar per key of ``series``)."""
+             width: int = 760, height: int = 260,
+             fmt: Callable[[float], str] = _tick) -> str:
+    """Grouped bars (one group per label in ``groups``, one bar per key of ``series``), on a
+    scale labelled with ``fmt``."""
     left, right, top, bottom = 56, 150, 26, 34
     pw, ph = width - left - right, height - top - bottom
     allv = [v for vs in series.values() for v in vs if v is not None and np.isfinite(v)]
@@ -109,6 +117,13 @@ def svg_bars(groups: list[str], series: dict[str, list[float]], *, title: str, y
            f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" '
            f'text-anchor="middle">{html.escape(ylabel)}</text>',
            f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#999"/>']
+    for k in range(1, 5):
+        yv = y1 * k / 4
+        yy = top + ph - ph * k / 4
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{yy:.1f}" y2="{yy:.1f}" '
+                   'stroke="#eee"/>')
+        out.append(f'<text x="{left - 4}" y="{yy + 4:.1f}" text-anchor="end">'
+                   f'{html.escape(fmt(yv))}</text>')
     gw = pw / max(len(groups), 1)
     bw = gw * 0.8 / max(len(series), 1)
     for g, label in enumerate(groups):
@@ -120,7 +135,7 @@ def svg_bars(groups: list[str], series: dict[str, list[float]], *, title: str, y
             xx = left + gw * g + gw * 0.1 + bw * i
             out.append(f'<rect x="{xx:.1f}" y="{top + ph - h:.1f}" width="{bw:.1f}" '
                        f'height="{h:.1f}" fill="{PALETTE[i % len(PALETTE)]}">'
-                       f'<title>{v:.4g}</title></rect>')
+                       f'<title>{html.escape(fmt(v))}</title></rect>')
     for i, name in enumerate(series):
         ly = top + 12 + 16 * i
         out.append(f'<rect x="{left + pw + 10}" y="{ly - 9}" width="12" height="10" '
@@ -366,7 +381,7 @@ def write_report(results: list[SimResult], out_dir: str | Path, *,
     sectors = first.tenancy.sector_names
     parts.append(svg_bars(sectors, {p: [s["sectors"][n]["wait_s"]["p90"] or 0.0
                                         for n in sectors] for p, s in summaries.items()},
-                          title="p90 wait by sector and policy", ylabel="seconds"))
+                          title="p90 wait by sector and policy", ylabel="wait", fmt=_fmt_s))
     for r in results:
         parts.append(_policy_section(r, summaries[r.label]))
     parts.append("</body></html>")
