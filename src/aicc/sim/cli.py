@@ -440,7 +440,7 @@ class _Plan:
     """What :func:`_plan` checked and prepared: the workload and one scenario per run."""
 
     workload: Workload
-    runs: list[tuple[str, Scenario]]  # (label, scenario), fleets outer, policies inner
+    runs: list[tuple[str, str, Scenario]]  # (label, fleet, scenario): fleets outer
     max_jobs: int | None
     warnings: list[str]  # printed on stderr before the first run
 
@@ -509,7 +509,7 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
     else:
         w = _read_trace(trace, fmt, parse_columns(columns) if columns is not None else None)
     config = SimConfig(min_cycle_s=min_cycle, seed=seed, failures=fm if failures else None)
-    runs: list[tuple[str, Scenario]] = []
+    runs: list[tuple[str, str, Scenario]] = []
     for k, (spec, f) in enumerate(fleets):
         sc = Scenario(fleet=f, config=config, load_factor=load_factor, target_load=target_load,
                       substitute=subs, tenant_map=mapping, max_jobs=max_jobs)
@@ -532,7 +532,7 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
                                 field="tenant_map") from None
         for name in names:
             label = name if len(fleets) == 1 else f"{name}@{spec}"
-            runs.append((label, with_policy(sc, name)))
+            runs.append((label, spec, with_policy(sc, name)))
     return _Plan(workload=w, runs=runs, max_jobs=max_jobs,
                  warnings=_unmatched_substitutions(subs, w))
 
@@ -596,10 +596,10 @@ def _read_trace(trace: str, fmt: str, columns: dict[str, str] | None) -> Workloa
 def _execute(plan: _Plan, *, quiet: bool) -> list[SimResult]:
     w = plan.workload
     results = []
-    for label, scn in plan.runs:
+    for label, spec, scn in plan.runs:
         if quiet or not err.is_terminal:  # (a bar off a terminal leaves blank lines)
             results.append(run_scenario(w, scn))
-            results[-1].extra["label"] = label
+            results[-1].extra |= {"label": label, "fleet": spec}
             continue
         with Progress(TextColumn(f"[bold]{label}[/bold]"), BarColumn(),
                       TextColumn("{task.completed:,.0f}/{task.total:,.0f} jobs ended"),
@@ -611,7 +611,7 @@ def _execute(plan: _Plan, *, quiet: bool) -> list[SimResult]:
                 bar.update(task, completed=ended, day=t / 86400.0)
 
             results.append(run_scenario(w, scn, progress=tick))
-            results[-1].extra["label"] = label
+            results[-1].extra |= {"label": label, "fleet": spec}
     return results
 
 

@@ -360,6 +360,7 @@ def write_report(results: list[SimResult], out_dir: str | Path, *,
     remove_stale_run_files(out, {p.format(n) for n in names for p in RUN_FILES})
     for r, name in zip(results, names, strict=True):
         s = summarize(r, read)
+        s["files"] = {"jobs": RUN_FILES[0].format(name), "series": RUN_FILES[1].format(name)}
         summaries[r.label] = s
         pq.write_table(jobs_table(r), out / RUN_FILES[0].format(name))
         pq.write_table(pa.table(series_frame(r)), out / RUN_FILES[1].format(name))
