@@ -7,9 +7,10 @@ Definitions (also in ``docs/simulation.md``):
   jobs of a few seconds do not dominate the mean).
 * delivered share of a sector = its charged accelerator-seconds / all charged
   accelerator-seconds; compared with its entitlement share.
-* utilisation = busy accelerators / accelerators in service, averaged over samples; the exact
-  figure from job records (charged + lost accelerator-seconds over capacity × makespan) is given
-  beside it.
+* utilisation (``utilisation_exact``, the summary table's column) = charged + lost
+  accelerator-seconds over installed capacity × makespan, from the job records;
+  ``utilisation_mean`` = busy accelerators / accelerators in service, averaged over the samples
+  (it leaves out capacity under repair, and a sample can miss a short job).
 * fragmentation = free accelerators on partly used nodes / all free accelerators in service
   (free capacity that a whole-node gang cannot use).
 * fair share of a sector at a sample, type by type = the type's capacity in service divided
