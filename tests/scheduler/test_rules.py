@@ -377,6 +377,18 @@ def _preempt_other_lender(own_loan: bool) -> Callable[[], tuple[Snapshot, dict[s
     return build
 
 
+def _own_loan_taken_by_the_first() -> tuple[Snapshot, dict[str, job]]:
+    # research's one own loan goes to its first job; the second takes back another loan rather
+    # than wait for the borrower already under notice
+    busy = [job(f"b{n}").project("ind").gpus(8).running(NOW - 5000, n, lender=2)
+            for n in range(14)]
+    busy.append(job("b14").project("ind").gpus(8).running(NOW - 3000, 14, lender=2))
+    busy.append(job("own").project("ind").gpus(8).running(NOW - 2000, 15, lender=1))
+    pending = [job("r0").project("res").gpus(8).submitted(0),
+               job("r1").project("res").gpus(8).submitted(1)]
+    return world_snap(pending, busy)
+
+
 def _own_young_loan() -> tuple[Snapshot, dict[str, job]]:
     # research's own borrower is younger than the minimum runtime: research waits for it rather
     # than taking back public's older loans
@@ -547,6 +559,8 @@ CASES = [
          reasons={"res": H.PREEMPTING}, preempted={"own"}),
     Case("then any loan of the type", _preempt_other_lender(False),
          reasons={"res": H.PREEMPTING}, preempted={"young"}),
+    Case("a loan already taken back holds no later job", _own_loan_taken_by_the_first,
+         reasons={"r0": H.PREEMPTING, "r1": H.PREEMPTING}, preempted={"own", "b14"}),
     Case("a sector waits for its own young loan", _own_young_loan,
          reasons={"res": H.RESOURCES}),
     Case("a share held through another sector's loan is taken back",

@@ -707,8 +707,9 @@ class _Reclaim:
     minus what earlier jobs of this step already claimed; each victim is examined once."""
 
     def __init__(self, pool: list[int], alloc: _Allocs, fs: FreeState, up: list[bool],
-                 cap: list[int]) -> None:
+                 cap: list[int], skip: set[int] | None = None) -> None:
         self.pool, self.ptr = pool, 0
+        self.skip = skip or set()  # nodes another step already counts on
         self.alloc, self.fs, self.up, self.cap = alloc, fs, up, cap
         self.avail: dict[int, int] = {}
         self.waiting: dict[int, list[int]] = {}
@@ -726,7 +727,7 @@ class _Reclaim:
         freel = self.fs.freel
         for i in range(ptr[v], ptr[v + 1]):
             nd = node[i]
-            if not self.up[nd]:
+            if not self.up[nd] or nd in self.skip:
                 continue
             a = self.avail.get(nd, freel[nd]) + count[i]
             self.avail[nd] = a
@@ -873,22 +874,22 @@ def preempt(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: Fre
         # loan of the type: its share is then held by borrowers of other lenders' (or the
         # pool's) capacity, e.g. where a sector within its entitlement started on capacity that
         # was free while its own idle share was lent out. A sector whose own borrowers (of any
-        # age) hold at least the job's size waits for them instead. Victims and nodes already
-        # counted on above are left out.
-        own = np.zeros((n_sec, len(snap.fleet.catalog)))
-        mine = np.flatnonzero(borrowed & (run.lender >= 0))
-        np.add.at(own, (run.lender[mine].astype(np.int64), run.type_idx[mine].astype(np.int64)),
-                  run.accelerators[mine])
-        later = [i for i in later if w_n[i] * w_k[i] > own[w_s[i], w_t[i]] + 1e-9]
-    if later:
+        # age, not already being taken back) hold at least the job's size waits for them
+        # instead. Victims and nodes already counted on above are left out.
         chosen = set().union(*(r.chosen for r in reclaim.values() if r is not None))
         claimed = set().union(*(r.claimed for r in reclaim.values() if r is not None))
-        up_left = [u and nd not in claimed for nd, u in enumerate(up)] if claimed else up
-        pos = np.array(sorted(later), dtype=np.int64)
+        own = np.zeros((n_sec, len(snap.fleet.catalog)))
+        mine = np.flatnonzero(borrowed & (run.lender >= 0))
+        if chosen:
+            mine = mine[~np.isin(mine, list(chosen))]
+        np.add.at(own, (run.lender[mine].astype(np.int64), run.type_idx[mine].astype(np.int64)),
+                  run.accelerators[mine])
+        pos = np.array([i for i in sorted(later)  # in priority order
+                        if w_n[i] * w_k[i] > own[w_s[i], w_t[i]] + 1e-9], dtype=np.int64)
         for t in np.unique(w_t[pos]).tolist():
             pool = [v for v in cand[run.type_idx[cand] == t].tolist() if v not in chosen]
             if pool:
-                serve(pos[w_t[pos] == t], _Reclaim(pool, alloc, fs, up_left, cap))
+                serve(pos[w_t[pos] == t], _Reclaim(pool, alloc, fs, up, cap, skip=claimed))
     return out
 
 
