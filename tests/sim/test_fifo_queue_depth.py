@@ -76,3 +76,16 @@ def test_whole_queue_where_the_screen_needs_node_sizes():
     assert Simulator(prepare(w, custom_fleet(4, "h100-sxm-80g"), tm.tenant_project),
                      custom_fleet(4, "h100-sxm-80g"), tm.tenancy,
                      SimConfig(policy="fifo"))._queue_depth
+
+
+def test_a_fifo_policy_keeps_its_fast_paths_whatever_its_entitlements_flag():
+    # entitlements act only under fair share (Policy.lends): FIFO with the flag left on is FIFO
+    from aicc.scheduler import Policy
+
+    w = read_trace(PHILLY)
+    fleet = custom_fleet(4, "h100-sxm-80g")
+    tm = map_tenants(w.tenants, len(fleet.catalog))
+    jobs = prepare(w, fleet, tm.tenant_project)
+    sim = Simulator(jobs, fleet, tm.tenancy,
+                    SimConfig(policy=Policy(name="fifo", backfill=False, preemption=False)))
+    assert sim._fifo and sim._queue_depth

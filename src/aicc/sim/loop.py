@@ -236,8 +236,9 @@ class Simulator:
         self._by_type = (srt, bounds, has)
         self._submit_sorted = bool(n == 0 or (np.diff(jobs.submit) >= 0).all())
         pol = self.policy
-        self._fifo = (pol.name == "fifo" and not pol.backfill and not pol.entitlements
-                      and not pol.require_grant and jobs.grant is None)
+        # FIFO order without backfill (entitlements act only under fair share: Policy.lends)
+        self._fifo = (pol.name == "fifo" and not pol.backfill and not pol.require_grant
+                      and jobs.grant is None)
         # every node of a type has one size: the screen's shape check is then _shape_ok's
         cap_of = [self.cap[fleet.type_idx == t] for t in range(n_t)]
         self._queue_depth = self._fifo and all(len(c) == 0 or (c == c[0]).all() for c in cap_of)
@@ -728,7 +729,7 @@ class Simulator:
         up = self.fleet.state == NODE_UP
         # the start test first: it is the cheaper one, and usually true where preemption is on
         return self._may_start(pend, up) or bool(
-            pol.preemption and pol.entitlements and self._may_preempt(pend, now, up))
+            pol.preemption and pol.lends and self._may_preempt(pend, now, up))
 
     def _may_start(self, pend: np.ndarray, up: np.ndarray) -> bool:
         """Necessary for a start (rules 6 and 10): see :meth:`_may_act`."""
