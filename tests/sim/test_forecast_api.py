@@ -128,7 +128,8 @@ def test_forecast_with_the_history_of_arrivals(world: World) -> None:
 
 @pytest.mark.parametrize(("query", "field"), [
     ("arrivals=poisson", "arrivals"), ("samples=0", "samples"), ("samples=51", "samples"),
-    ("window_days=0", "window_days"), ("window_days=nan", "window_days"),
+    ("window_days=0", "window_days"), ("window_days=0.5", "window_days"),
+    ("window_days=nan", "window_days"),
     ("seed=-1", "seed")])
 def test_forecast_parameters_are_checked(world: World, query: str, field: str) -> None:
     job = _submit(world, "member_a1", "p_a1", 1, 600)

@@ -17,6 +17,7 @@ from .cli_helpers import one_line_error
     (["--horizon-hours", "9000"], "--horizon-hours must be at most 8760"),
     (["--window-days", "inf"], "--window-days must be a finite number"),
     (["--window-days", "91"], "--window-days must be at most 90"),
+    (["--window-days", "0.5"], "--window-days must be at least 1"),
     (["--arrivals", "future"], "--arrivals: 'future' is not a model"),
 ])
 def test_bad_options_are_named_before_any_request(args, says):

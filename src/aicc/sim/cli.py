@@ -28,6 +28,14 @@ from aicc.errors import EXIT_CODE, AiccError, InvalidInput, InvalidTrace, lookup
 from aicc.fleet.arrays import FleetArrays
 from aicc.fleet.phases import load_phases
 from aicc.scheduler.policy import POLICIES
+from aicc.sim.forecast import (
+    ARRIVAL_MODELS,
+    DEFAULT_SAMPLES,
+    MAX_HORIZON_H,
+    MAX_SAMPLES,
+    MAX_WINDOW_DAYS,
+    MIN_WINDOW_DAYS,
+)
 from aicc.sim.jobs import parse_substitutions
 from aicc.sim.loop import SimConfig, SimResult
 from aicc.sim.metrics import row_account_lines, summarize
@@ -622,10 +630,10 @@ def jobs_forecast(
     arrivals: Annotated[str, typer.Option(
         "--arrivals", help="future submissions: none (the default) or history (the last "
                            "--window-days of jobs again)")] = "none",
-    samples: Annotated[int, typer.Option("--samples", min=1, max=50,
-                                         help="arrival samples (history)")] = 5,
+    samples: Annotated[int, typer.Option("--samples", min=1, max=MAX_SAMPLES,
+                                         help="arrival samples (history)")] = DEFAULT_SAMPLES,
     window_days: Annotated[float, typer.Option("--window-days",
-                                               help="the history's window (0 < d ≤ 90)")] = 7.0,
+                                               help="the history's window (1 ≤ d ≤ 90)")] = 7.0,
     seed: Annotated[int, typer.Option("--seed", min=0, help="the samples' generator")] = 0,
     url: Annotated[str, typer.Option("--url", envvar="AICC_URL", help="API base URL")
                    ] = "http://127.0.0.1:8000",
@@ -639,11 +647,12 @@ def jobs_forecast(
     from aicc.cli import Client, _emit  # the API client of the command line
 
     try:  # the route's own bounds, checked here so that NaN is named as such
-        check_number("--horizon-hours", horizon_hours, low=0.0, high=8760.0)
-        check_number("--window-days", window_days, low=0.0, high=90.0)
-        if arrivals not in ("none", "history"):
-            raise InvalidInput(f"--arrivals: {arrivals!r} is not a model; give none or history",
-                               field="arrivals")
+        check_number("--horizon-hours", horizon_hours, low=0.0, high=MAX_HORIZON_H)
+        check_number("--window-days", window_days, low=MIN_WINDOW_DAYS, low_open=False,
+                     high=MAX_WINDOW_DAYS)
+        if arrivals not in ARRIVAL_MODELS:
+            raise InvalidInput(f"--arrivals: {arrivals!r} is not a model; give "
+                               f"{' or '.join(ARRIVAL_MODELS)}", field="arrivals")
     except InvalidInput as exc:
         _fail(exc.message, 2)
     client = Client(url, token)

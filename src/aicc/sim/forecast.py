@@ -47,6 +47,12 @@ DEFAULT_SAMPLES = 5
 MAX_SAMPLES = 50
 BLOCK_S = 86400.0  # the bootstrap's block: whole days keep the daily cycle
 MIN_SPAN_S = 3600.0  # less history than this is no model of the future (no arrivals)
+# the bounds of a request (the API route and the command line check the same)
+MAX_HORIZON_H = 8760.0
+MIN_WINDOW_DAYS, MAX_WINDOW_DAYS = 1.0, 90.0
+# the most future submissions one forecast may generate over all its samples: a short window
+# repeated over a long horizon would otherwise make millions of jobs to simulate per request
+MAX_FUTURE_JOBS = 250_000
 RANGE_Q = (0.1, 0.9)
 
 
@@ -111,6 +117,23 @@ class Arrivals:
     def n_samples(self) -> int:
         """Nothing arriving is one future: one run."""
         return 1 if self.model == "none" else self.samples
+
+    def budget_check(self, now: float, horizon_s: float) -> None:
+        """Refuse a request whose samples would generate more than :data:`MAX_FUTURE_JOBS`
+        submissions in all (estimated from the window's rate), naming what to lower."""
+        h = self.history
+        if self.model == "none" or h is None or not len(h):
+            return
+        span = min(self.window_s, now - h.since)
+        if span < MIN_SPAN_S:
+            return
+        per_sample = int(np.count_nonzero((h.submit >= now - span) & (h.submit < now))
+                         * math.ceil(horizon_s / span))
+        if per_sample * self.samples > MAX_FUTURE_JOBS:
+            raise InvalidInput(
+                f"samples: the history model would submit about {per_sample:,} jobs per sample "
+                f"over the horizon, {per_sample * self.samples:,} in all (at most "
+                f"{MAX_FUTURE_JOBS:,}); lower horizon_hours or samples", field="samples")
 
     def future(self, k: int, now: float, horizon_s: float) -> History:
         """Sample ``k``'s submissions in ``[now, now + horizon_s]``, by submit time."""
@@ -270,6 +293,7 @@ def forecast_starts(snap: Snapshot, policy: Policy | str = "fairshare", *,
     w0 = time.perf_counter()
     pol = resolve(policy)
     n_p = len(snap.pending)
+    arrivals.budget_check(snap.now, horizon_s)
     out = np.full((arrivals.n_samples, n_p), np.inf)
     cycles = future_jobs = 0
     for k in range(arrivals.n_samples):

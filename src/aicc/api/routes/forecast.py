@@ -21,7 +21,15 @@ from aicc.api.deps import path_id, tx
 from aicc.errors import Conflict
 from aicc.scheduler.policy import resolve
 from aicc.service.snapshot import SnapshotBuilder, dt, ts
-from aicc.sim.forecast import DEFAULT_SAMPLES, MAX_SAMPLES, Arrivals, forecast_start
+from aicc.sim.forecast import (
+    DEFAULT_SAMPLES,
+    MAX_HORIZON_H,
+    MAX_SAMPLES,
+    MAX_WINDOW_DAYS,
+    MIN_WINDOW_DAYS,
+    Arrivals,
+    forecast_start,
+)
 from aicc.store.models import JobState
 from aicc.workload import jobs as service
 from aicc.workload.jobs import iso_time
@@ -44,7 +52,7 @@ def _iso(seconds: float | None) -> str | None:
 
 @router.get("/jobs/{job_id}/forecast")
 def job_forecast(request: Request, principal: CurrentPrincipal, job_id: int = path_id(),
-                 horizon_hours: Annotated[float, Query(gt=0, le=8760,
+                 horizon_hours: Annotated[float, Query(gt=0, le=MAX_HORIZON_H,
                                                        allow_inf_nan=False,
                                                        description="how far to look ahead")
                                           ] = 720.0,
@@ -54,7 +62,8 @@ def job_forecast(request: Request, principal: CurrentPrincipal, job_id: int = pa
                  samples: Annotated[int, Query(ge=1, le=MAX_SAMPLES,
                                                description="arrival samples (history)")
                                     ] = DEFAULT_SAMPLES,
-                 window_days: Annotated[float, Query(gt=0, le=90, allow_inf_nan=False,
+                 window_days: Annotated[float, Query(ge=MIN_WINDOW_DAYS, le=MAX_WINDOW_DAYS,
+                                                     allow_inf_nan=False,
                                                      description="the history's window")
                                         ] = 7.0,
                  seed: Annotated[int, Query(ge=0, le=2**31 - 1,

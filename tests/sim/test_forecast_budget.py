@@ -1,0 +1,36 @@
+"""A history forecast that would generate more future submissions than a request may simulate
+is refused up front, naming what to lower; within the budget it runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aicc.errors import InvalidInput
+from aicc.sim.forecast import MAX_FUTURE_JOBS, Arrivals, History
+
+
+def _history(n: int, now: float, window_s: float) -> History:
+    one = History(np.zeros(1), np.full(1, 600.0), np.zeros(1, dtype=np.int32),
+                   np.zeros(1, dtype=np.int16), np.ones(1, dtype=np.int32),
+                   np.ones(1, dtype=np.int32), np.full(1, 3600.0), np.ones(1, dtype=np.int8),
+                   np.zeros(1, dtype=bool), np.full(1, -1.0), np.full(1, -1, dtype=np.int32))
+    return one.take(np.zeros(n, dtype=np.int64), now - window_s + np.linspace(0, window_s - 1, n))
+
+
+def test_a_request_over_the_budget_is_refused():
+    now, day = 100 * 86400.0, 86400.0
+    hist = _history(200, now, day)  # 200 jobs a day, one day's window
+    year = 365 * day
+    arr = Arrivals("history", hist, window_s=day, samples=50)
+    with pytest.raises(InvalidInput) as e:
+        arr.budget_check(now, year)
+    assert e.value.field == "samples" and "horizon_hours" in e.value.message
+    assert MAX_FUTURE_JOBS < 200 * 365 * 50
+
+
+def test_a_request_within_the_budget_runs():
+    now, day = 100 * 86400.0, 86400.0
+    arr = Arrivals("history", _history(200, now, day), window_s=day, samples=5)
+    arr.budget_check(now, 30 * day)  # 200 × 30 × 5 = 30,000
+    assert len(arr.future(0, now, 30 * day)) == 200 * 30
