@@ -502,6 +502,7 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
                            f"add --failures or drop {them}",
                            field=orphans[0].lstrip("-").replace("-", "_"))
     subs = _substitutions(substitute, fleets)
+    notes: list[str] = []  # warnings for stderr
     # the file replaces the synthetic sector mapping too; read and checked before the workload
     mapping = load_mapping_file(tenant_map) if tenant_map is not None else None
     if synthetic_days is not None:
@@ -512,6 +513,11 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
         w = generate(days=synthetic_days, accelerators=fa.n_accelerators,
                      load=target_load or 0.7, seed=seed,
                      max_gpus=int(by_type[by_type > 0].min()), fit_load=True)
+        want, got = target_load or 0.7, w.offered_load(fa.n_accelerators)
+        if abs(got - want) > 0.1 * want:  # a few large jobs make the load coarse
+            notes.append(f"warning: --target-load {want:g}: the synthetic workload offers "
+                         f"{got:.3g} on {fa.n_accelerators:,} accelerators (whole jobs; a long "
+                         "run or another --seed comes closer)")
         target_load = None
         mapping = mapping or sector_mapping(w)
     else:
@@ -542,7 +548,7 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
             label = name if len(fleets) == 1 else f"{name}@{spec}"
             runs.append((label, spec, with_policy(sc, name)))
     return _Plan(workload=w, runs=runs, max_jobs=max_jobs,
-                 warnings=_unmatched_substitutions(subs, w))
+                 warnings=notes + _unmatched_substitutions(subs, w))
 
 
 def _unmatched_substitutions(subs: dict[str, str], w: Workload) -> list[str]:
