@@ -7,7 +7,7 @@ import re
 import numpy as np
 from sqlalchemy import func, select
 
-from aicc.store.models import Job, JobState, LedgerEntry, Node, Organization, Project
+from aicc.store.models import Job, JobState, LedgerEntry, Node, NodeState, Organization, Project
 from aicc.web.portal import _step_count, portal_data
 from web.conftest import ADMIN_TOKEN
 
@@ -114,3 +114,34 @@ def test_a_token_adds_the_callers_projects_in_full(center) -> None:
     assert len(admin["your_projects"]) >= len(public)
     assert center.call("GET", "/portal/summary.json", "not-a-valid-token-at-all").status_code \
         == 401
+
+
+def test_capacity_is_what_is_in_service(center) -> None:
+    """A drained node leaves the capacity but for what its running jobs still hold, and a node
+    down leaves it whole; both are counted as out of service."""
+    with center.factory() as s:
+        job = s.scalars(select(Job).where(Job.state == JobState.RUNNING)
+                        .order_by(Job.id)).first()
+        assert job is not None
+        nodes = s.scalars(select(Node).where(Node.accelerator_type == job.accelerator_type)
+                          .order_by(Node.id)).all()
+        assert len(nodes) >= job.nodes + 2
+        job.placement = [n.name for n in nodes[:job.nodes]]
+        s.flush()
+        before = portal_data(s, now=center.now)
+        assert before.out_of_service == 0
+        held, idle, down = nodes[0], nodes[job.nodes], nodes[job.nodes + 1]
+        held.drained = True
+        idle.drained = True
+        down.state = NodeState.DOWN
+        s.flush()
+        after = portal_data(s, now=center.now)
+        out = held.accelerators + idle.accelerators + down.accelerators
+        gone, typ = out - job.per_node, job.accelerator_type
+        s.rollback()
+    assert after.capacity == before.capacity - gone
+    assert after.capacity_by_type[typ] == before.capacity_by_type[typ] - gone
+    assert after.out_of_service == out
+    assert after.busy_now == before.busy_now
+    d = center.call("GET", "/portal/summary.json").json()
+    assert d["out_of_service"] == 0 and d["capacity"] == before.capacity

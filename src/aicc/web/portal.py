@@ -64,8 +64,9 @@ class PublicProject:
 @dataclass
 class PortalData:
     now: datetime
-    capacity: int
+    capacity: int  # accelerators in service (see portal_data)
     capacity_by_type: dict[str, int]
+    out_of_service: int  # accelerators on nodes down or drained
     times: np.ndarray  # clock seconds
     busy: dict[str, np.ndarray]  # sector -> accelerators busy at each time
     queue: dict[str, np.ndarray]  # sector -> pending jobs at each time
@@ -88,6 +89,7 @@ class PortalData:
             "now": self.now.isoformat(),
             "capacity": self.capacity,
             "capacity_by_type": self.capacity_by_type,
+            "out_of_service": self.out_of_service,
             "busy": self.busy_now,
             "busy_by_type": self.busy_by_type,
             "utilisation": round(self.utilisation, 4),
@@ -158,13 +160,23 @@ def portal_data(session: Session, *, now: datetime, window_h: float = WINDOW_H,
     t0 = max(t_now - window_h * 3600.0, min(since, t_now - MIN_WINDOW_H * 3600.0))
     times = np.linspace(t0, t_now, points)
     sectors = list(session.scalars(select(Sector.name).order_by(Sector.id)))
+    # Capacity is what is in service: healthy nodes not drained, and on drained nodes only the
+    # accelerators their running jobs still hold (a drain stops new work, not running jobs).
     capacity_by_type = {t: int(n) for t, n in session.execute(
         select(Node.accelerator_type, func.sum(Node.accelerators))
-        .where(Node.state != NodeState.DOWN).group_by(Node.accelerator_type)).all()}
+        .where(Node.state != NodeState.DOWN, Node.drained.is_(False))
+        .group_by(Node.accelerator_type)).all()}
+    drained = {name: t for name, t in session.execute(
+        select(Node.name, Node.accelerator_type)
+        .where(Node.state != NodeState.DOWN, Node.drained.is_(True))).all()}
+    out_of_service = int(session.scalar(
+        select(func.coalesce(func.sum(Node.accelerators), 0))
+        .where(or_(Node.state == NodeState.DOWN, Node.drained.is_(True)))) or 0)
     start_dt = datetime.fromtimestamp(t0, UTC)
     rows = session.execute(
         select(Sector.name, Job.state, Job.nodes * Job.per_node, Job.submitted_at,
-               Job.started_at, Job.ended_at, Job.accelerator_type)
+               Job.started_at, Job.ended_at, Job.accelerator_type, Job.per_node,
+               Job.placement)
         .join(Project, Job.project_id == Project.id)
         .join(Organization, Project.organization_id == Organization.id)
         .join(Sector, Organization.sector_id == Sector.id)
@@ -198,6 +210,10 @@ def portal_data(session: Session, *, now: datetime, window_h: float = WINDOW_H,
                 s.running += 1
                 s.busy += r[2]
                 busy_by_type[r[6]] = busy_by_type.get(r[6], 0) + r[2]
+                if drained and r[8]:
+                    for node in r[8]:
+                        if node in drained:
+                            capacity_by_type[r[6]] = capacity_by_type.get(r[6], 0) + r[7]
             elif r[1] == JobState.PENDING:
                 s.pending += 1
                 s.pending_accelerators += r[2]
@@ -209,7 +225,8 @@ def portal_data(session: Session, *, now: datetime, window_h: float = WINDOW_H,
             s.recent_wait_s = max(0.0, float(np.mean(st[recent] - sub[recent])))
     day = (now - timedelta(hours=24), now + timedelta(seconds=1))
     data = PortalData(now=now, capacity=sum(capacity_by_type.values()),
-                      capacity_by_type=capacity_by_type, times=times, busy=busy, queue=queue,
+                      capacity_by_type=capacity_by_type, out_of_service=out_of_service,
+                      times=times, busy=busy, queue=queue,
                       sectors=[now_by[k] for k in now_by],
                       top_projects=top_projects(session, start=day[0], end=day[1], limit=top),
                       busy_by_type=busy_by_type)
