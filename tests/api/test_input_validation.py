@@ -244,6 +244,13 @@ QUERY_FIELDS = [
     ("/v1/usage?accelerator_type=zz", "accelerator_type"),
     ("/v1/usage?start=yesterday", "start"),
     ("/v1/jobs/0", "job_id"),
+    # ids as filters are bounded as in paths: beyond 64 bits the database would refuse them
+    ("/v1/organizations?sector_id=9223372036854775808", "sector_id"),
+    ("/v1/projects?organization_id=0", "organization_id"),
+    ("/v1/memberships?user_id=-1", "user_id"),
+    ("/v1/memberships?project_id=2147483648", "project_id"),
+    ("/v1/grants?project_id=9223372036854775808", "project_id"),
+    ("/v1/jobs?project_id=99999999999999999999", "project_id"),
 ]
 
 
@@ -259,3 +266,26 @@ def test_grant_time_at_the_edge_of_the_calendar_is_422(sqlite_world: World) -> N
     err = _error(w.client.patch(f"/v1/grants/{w.ids['grant_p_a1']}", headers=w.h("admin"),
                                 json={"start": "0001-01-01T00:00:00+01:00"}))
     assert err["field"] == "start" and "out of range" in err["message"]
+
+
+@pytest.mark.parametrize("raw", ['{"note": "x",}', '{"note": ', "[1, 2", "nope"])
+def test_malformed_json_names_the_body(sqlite_world: World, raw: str) -> None:
+    w = sqlite_world
+    err = _error(w.client.patch(f"/v1/grants/{w.ids['grant_p_a1']}", headers=w.h("admin") | JSON,
+                                content=raw))
+    assert err["field"] == "body"
+    assert err["message"].startswith("body: malformed JSON at character ")
+
+
+@pytest.mark.parametrize("ref", ["\u00b2", "\u2460", "\u0663"], ids=["superscript-2",
+                                                                  "circled-1", "arabic-3"])
+def test_a_node_reference_of_non_ascii_digits_is_a_name(sqlite_world: World, ref: str) -> None:
+    """``str.isdigit`` holds for these, but they are not ids: an unknown node (404), never a
+    server error nor the node whose id the digit stands for."""
+    w = sqlite_world
+    for method, path in (("GET", f"/v1/nodes/{ref}"), ("POST", f"/v1/nodes/{ref}/drain")):
+        r = w.client.request(method, path, headers=w.h("admin"),
+                             json={} if method == "POST" else None)
+        assert r.status_code == 404, r.text
+        assert r.json()["error"]["field"] == "node"
+    assert w.client.get("/v1/nodes/3", headers=w.h("admin")).json()["drained"] is False

@@ -28,6 +28,9 @@ def path_id() -> Any:
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
 After = Annotated[int, Query(ge=0, le=2**31 - 1, description="return ids after this one")]
+# A filter by id: a positive 32-bit integer, as in a path (0, a negative or a huge id is invalid
+# input naming the parameter, never an empty page nor a database error).
+FilterId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="only rows of this id")]
 
 
 def center_now(request: Request) -> datetime:

@@ -83,10 +83,19 @@ async def _aicc_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _problem(e: Any) -> dict[str, str]:
+    if e.get("type") == "json_invalid":  # loc is ("body", offset): the field is the body
+        at = e.get("loc", ("body", "?"))[-1]
+        why = (e.get("ctx") or {}).get("error", "")
+        return {"field": "body", "message": f"malformed JSON at character {at}: {why}".rstrip(": "),
+                "type": "json_invalid"}
+    return {"field": _loc_to_field(e.get("loc", ())), "message": str(e.get("msg", "")),
+            "type": str(e.get("type", ""))}
+
+
 def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
     """The error body for pydantic's (or FastAPI's) list of validation errors."""
-    problems = [{"field": _loc_to_field(e.get("loc", ())), "message": str(e.get("msg", "")),
-                 "type": str(e.get("type", ""))} for e in errors]
+    problems = [_problem(e) for e in errors]
     first = problems[0] if problems else {"field": "body", "message": "invalid request"}
     return error_body("invalid_input", f"{first['field']}: {first['message']}", first["field"],
                       problems=problems)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, status
 
 from aicc.allocation import grants as service
 from aicc.api.auth import CurrentPrincipal
-from aicc.api.deps import After, Limit, known_accelerator_type, path_id, tx
+from aicc.api.deps import After, FilterId, Limit, known_accelerator_type, path_id, tx
 from aicc.api.schemas import GrantIn, GrantOut, GrantPatch, Page, page
 from aicc.errors import UnknownGrant
 from aicc.store.models import GrantState
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["grants"])
 
 @router.get("/grants", response_model=Page[GrantOut])
 def list_grants(request: Request, principal: CurrentPrincipal, limit: Limit = 100,
-                after: After = 0, project_id: int | None = None,
+                after: After = 0, project_id: FilterId = None,
                 accelerator_type: str | None = None, state: GrantState | None = None) -> dict:
     if project_id is not None:
         require_project(principal, project_id)

@@ -8,7 +8,15 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from aicc.api.auth import CurrentPrincipal
-from aicc.api.deps import After, Limit, center_now, known_accelerator_type, path_id, tx
+from aicc.api.deps import (
+    After,
+    FilterId,
+    Limit,
+    center_now,
+    known_accelerator_type,
+    path_id,
+    tx,
+)
 from aicc.api.schemas import CancelIn, JobOut, Page
 from aicc.api.submitter import GroupCommitter
 from aicc.store.models import JobClassName, JobState
@@ -40,7 +48,7 @@ async def submit_job(request: Request, principal: CurrentPrincipal, body: JobSub
 
 @router.get("/jobs", response_model=Page[JobOut])
 def list_jobs(request: Request, principal: CurrentPrincipal, limit: Limit = 100,
-              after: After = 0, project_id: int | None = None, state: JobState | None = None,
+              after: After = 0, project_id: FilterId = None, state: JobState | None = None,
               accelerator_type: str | None = None, job_class: JobClassName | None = None
               ) -> dict:
     with tx(request) as s:

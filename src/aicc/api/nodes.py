@@ -32,9 +32,9 @@ def node_to_dict(node: Node) -> dict[str, Any]:
 
 
 def _find(session: Session, ref: str) -> Node:
-    """A node by id (digits) or by name."""
+    """A node by id (ASCII digits: ``isdigit`` alone admits "²" or "٣") or by name."""
     node = None
-    if ref.isdigit() and len(ref) < 10:
+    if ref.isascii() and ref.isdigit() and len(ref) < 10:
         node = session.get(Node, int(ref))
     if node is None:
         node = session.scalar(select(Node).where(Node.name == ref[:128]))

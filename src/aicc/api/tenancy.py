@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aicc.api.auth import CurrentPrincipal, invalidate
-from aicc.api.deps import After, Limit, path_id, tx
+from aicc.api.deps import After, FilterId, Limit, path_id, tx
 from aicc.api.schemas import (
     MembershipIn,
     MembershipOut,
@@ -92,7 +92,7 @@ def update_sector(request: Request, principal: CurrentPrincipal, body: SectorPat
 
 @router.get("/organizations", response_model=Page[OrganizationOut])
 def list_organizations(request: Request, principal: CurrentPrincipal, limit: Limit = 100,
-                       after: After = 0, sector_id: int | None = None) -> dict:
+                       after: After = 0, sector_id: FilterId = None) -> dict:
     with tx(request) as s:
         items = service.list_organizations(session=s, organization_ids=visible_org_ids(principal),
                                            sector_id=sector_id, limit=limit, after_id=after)
@@ -140,7 +140,7 @@ def update_organization(request: Request, principal: CurrentPrincipal, body: Org
 
 @router.get("/projects", response_model=Page[ProjectOut])
 def list_projects(request: Request, principal: CurrentPrincipal, limit: Limit = 100,
-                  after: After = 0, organization_id: int | None = None) -> dict:
+                  after: After = 0, organization_id: FilterId = None) -> dict:
     with tx(request) as s:
         items = service.list_projects(session=s, project_ids=visible_project_ids(principal),
                                       organization_id=organization_id, limit=limit,
@@ -264,8 +264,8 @@ def _user_of_org(session: Session, principal: Principal, user_id: int,
 
 @router.get("/memberships", response_model=Page[MembershipOut])
 def list_memberships(request: Request, principal: CurrentPrincipal, limit: Limit = 100,
-                     after: After = 0, user_id: int | None = None,
-                     project_id: int | None = None) -> dict:
+                     after: After = 0, user_id: FilterId = None,
+                     project_id: FilterId = None) -> dict:
     with tx(request) as s:
         if principal.is_admin:
             pids, oids = None, None
