@@ -4,6 +4,8 @@ empty file are each reported for what they are."""
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from aicc.errors import InvalidTrace
@@ -72,3 +74,45 @@ def test_an_empty_file_says_so(tmp_path, body):
     for kw in ({}, {"columns": "submit=a,duration=b,gpus=c"}, {"fmt": "philly"}):
         with pytest.raises(InvalidTrace, match=r"e\.csv: the file is empty$"):
             read_trace(p, **kw)
+
+
+PHILLY_HEADER = b"timestamp,duration,num_gpus,gpu_time,cluster"
+
+
+def test_a_column_named_twice_is_refused_at_the_header(tmp_path):
+    p = tmp_path / "dup.csv"
+    p.write_bytes(b"\n" + PHILLY_HEADER + b",cluster\n2017-09-04 10:30:41,100,1,100,a,b\n")
+    with pytest.raises(InvalidTrace, match=r"line 2: column\(s\) 'cluster' appear more than once"):
+        read_trace(p)
+
+
+def test_a_label_that_is_not_utf8_is_refused_at_its_line(tmp_path):
+    p = tmp_path / "latin1.csv"
+    p.write_bytes(PHILLY_HEADER + b"\n2017-09-04 10:30:41,100,1,100,a\n"
+                  b"2017-09-04 10:30:42,100,1,100,\xe9t\xe9\n")
+    with pytest.raises(InvalidTrace, match=r"line 3: column cluster: the text is not UTF-8"):
+        read_trace(p)
+
+
+def test_one_bad_byte_in_a_time_spoils_its_row_only(tmp_path):
+    p = tmp_path / "ts.csv"
+    p.write_bytes(PHILLY_HEADER + b"\n2017-09-04 10:30:41,100,1,100,a\n"
+                  b"2017-09-04 10:30:4\xff,100,1,100,a\n2017-09-04 10:31:00,50,2,100,a\n")
+    w = read_trace(p)
+    assert len(w) == 2 and w.account.invalid == {"unparseable_submit": 1}
+    assert w.account.examples["unparseable_submit"] == [3]
+
+
+def test_parquet_columns_of_categories_are_read_and_of_lists_refused(tmp_path):
+    ts = ["2017-09-04 10:30:41", "2017-09-04 10:30:41", "2017-09-04 11:00:00"]
+    base = {"duration": [100, 200, 300], "num_gpus": [1, 2, 4], "gpu_time": [1, 1, 1]}
+    cat = tmp_path / "cat.parquet"
+    pq.write_table(pa.table({"timestamp": pa.array(ts).dictionary_encode(), **base,
+                             "cluster": pa.array(["a", "b", "a"]).dictionary_encode()}), cat)
+    w = read_trace(cat)
+    assert len(w) == 3 and sorted(w.tenants) == ["a", "b"]
+    assert w.submit_s.tolist() == [0.0, 0.0, 1759.0]  # 29 min 19 s later
+    nested = tmp_path / "nested.parquet"
+    pq.write_table(pa.table({"timestamp": ts, **base, "cluster": [[1], [2], [3]]}), nested)
+    with pytest.raises(InvalidTrace, match=r"column cluster holds list<element: int64>, not text"):
+        read_trace(nested)

@@ -226,6 +226,12 @@ def read_table(path: Path) -> TableRead:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidTrace(f"{path}: cannot read ({exc})", field="trace", line=None) from None
     n = table.num_rows
+    header = int(phys[0]) if phys is not None and len(phys) else 1
+    dup = sorted({c for c in table.column_names if table.column_names.count(c) > 1})
+    if dup:  # which of them a reader would take is a guess: refused
+        raise InvalidTrace(f"{path}, line {header}: column(s) {excerpt(', '.join(dup))} appear "
+                           "more than once in the header; rename them", field="trace",
+                           line=header)
     if phys is None:
         return TableRead(table, np.arange(n, dtype=np.int64) + 2, 1)
     return TableRead(table, phys[1:n + 1].astype(np.int64), int(phys[0]) if len(phys) else 1)
@@ -284,8 +290,44 @@ def _require(read: TableRead, path: Path, cols: tuple[str, ...] | list[str],
             f"found: {excerpt(', '.join(table.column_names), 200)}", field="trace", line=line)
 
 
-def _as_str(col: pa.ChunkedArray) -> np.ndarray:
-    return np.asarray(col.cast(pa.string()).to_pylist(), dtype=object)
+def _plain(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A dictionary-encoded column (a pandas ``category``) as its values, and bytes (what a
+    CSV column holding text that is not UTF-8 reads as) as text, each value decoded on its own
+    so that one bad byte spoils its row only (the replacement character makes it unparseable)."""
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col = col.cast(t.value_type)
+        t = col.type
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        col = pa.chunked_array([pa.array(
+            [None if v is None else v.decode("utf-8", "replace") for v in col.to_pylist()],
+            pa.string())])
+    return col
+
+
+def _as_str(read: TableRead, path: Path, name: str) -> np.ndarray:
+    """Column ``name`` as text (labels: tenants, models, phases). Text that is not UTF-8 is
+    refused at its line (decoding it one way or another could merge distinct labels), and so
+    is a column of lists or structs."""
+    col = read.table[name]
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    t = col.type
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        for i, v in enumerate(col.to_pylist()):
+            try:
+                if v is not None:
+                    v.decode("utf-8")
+            except UnicodeDecodeError:
+                line = int(read.lines[i])
+                raise InvalidTrace(f"{path}, line {line}: column {name}: the text is not UTF-8 "
+                                   "(save the file as UTF-8)", field="trace", line=line) from None
+        col = _plain(col)
+    try:
+        return np.asarray(col.cast(pa.string()).to_pylist(), dtype=object)
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid):
+        raise InvalidTrace(f"{path}: column {name} holds {t}, not text", field="trace",
+                           line=None) from None
 
 
 def _float_fallback(values: list[object], parse) -> np.ndarray:
@@ -314,6 +356,7 @@ def to_float(col: pa.ChunkedArray) -> np.ndarray:
     """Numbers as float64; nulls and unparseable text become NaN (counted by the caller). An
     Arrow duration (a Parquet ``INTERVAL``/duration column, e.g. from pandas' timedelta) is
     converted to seconds."""
+    col = _plain(col)
     t = col.type
     if pa.types.is_duration(t):
         return _in_seconds(col)
@@ -340,6 +383,7 @@ def _iso_seconds(v: object) -> float:
 
 def to_seconds(col: pa.ChunkedArray) -> np.ndarray:
     """Seconds (float64) from numbers (already seconds) or timestamps (naive = UTC)."""
+    col = _plain(col)
     t = col.type
     if pa.types.is_timestamp(t):
         return _in_seconds(col)
@@ -425,8 +469,8 @@ def read_alibaba(path: Path) -> Workload:
                                             "num_gpu", "gpu_milli")}
     for k, v in cols.items():
         _reject_unparseable(account, k, table[k], v, lines, counted)
-    phase = _as_str(table["pod_phase"])
-    qos = _as_str(table["qos"])
+    phase = _as_str(read, path, "pod_phase")
+    qos = _as_str(read, path, "qos")
     never = phase == "Pending"
     submit = (cols["creation_time"])
     runtime = (cols["deletion_time"]) - (cols["scheduled_time"])
@@ -435,7 +479,7 @@ def read_alibaba(path: Path) -> Workload:
     milli = (cols["gpu_milli"])
     gpus = np.where((num == 1) & (milli < 1000), milli / 1000.0, num)
     gpus = np.where((num == 1) & (milli <= 0), 0.0, gpus)
-    model = _as_str(table["gpu_spec"]) if "gpu_spec" in table.column_names else None
+    model = _as_str(read, path, "gpu_spec") if "gpu_spec" in table.column_names else None
     if model is not None:
         model = np.array([(m or "").split("|")[0] for m in model], dtype=object)
     be = qos == "BE"
@@ -485,8 +529,8 @@ def _assemble(name: str, path: Path, read: TableRead, *, submit: str, gpus: str,
         run = (e) - (s)
     g = to_float(table[gpus])
     _reject_unparseable(account, "gpus", table[gpus], g, lines, counted)
-    labels = _as_str(table[tenant]) if tenant else np.full(n, "default", dtype=object)
-    models = _as_str(table[model]) if model else None
+    labels = _as_str(read, path, tenant) if tenant else np.full(n, "default", dtype=object)
+    models = _as_str(read, path, model) if model else None
     return build(name, submit=(sub), runtime=(run), gpus=(g),
                  tenant_labels=labels, lines=lines, account=account, model_labels=models,
                  excluded=counted, source=str(path))
