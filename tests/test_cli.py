@@ -216,3 +216,54 @@ def test_forecast_arrival_options_reach_the_route(served: tuple[str, World]) -> 
     assert body["window_s"] == 2 * 86400.0
     code, out = _run(["jobs", "forecast", str(job), "--arrivals", "poisson"], url, tok)
     assert code == 2 and "arrivals" in out, out
+
+
+def test_token_create_on_a_database_never_upgraded_says_so(tmp_path: Path) -> None:
+    env = {"AICC_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}", "AICC_CONFIG": "",
+           "COLUMNS": "200"}
+    r = runner.invoke(app, ["token", "create", "--user", "ops", "--create-user"], env=env)
+    assert r.exit_code == 2, r.output
+    assert "has no aicc schema; run `aicc db upgrade` first" in r.output
+
+
+@pytest.mark.parametrize(("option", "value", "problem"), [
+    ("--token", "tok\u00e9n-0123456789abcdef", "holds '\u00e9'"),
+    ("--token", "a\r\nb", "holds '\\r'"),
+    ("--idempotency-key", "k\u00e9", "holds '\u00e9'"),
+    ("--idempotency-key", "", "is empty"),
+])
+def test_header_values_are_printable_ascii(served: tuple[str, World], option: str, value: str,
+                                           problem: str) -> None:
+    """A token or key the HTTP client could not send is a usage error naming the option, not
+    a traceback nor an unreachable server; nothing is submitted."""
+    url, w = served
+    token = value if option == "--token" else w.tokens["member_a1"]
+    args = ["jobs", "submit", "-p", str(w.ids["p_a1"]), "-t", "h100-sxm-80g", "-g", "1",
+            "--time-limit", "60"]
+    if option == "--idempotency-key":
+        args += [option, value]
+    r = runner.invoke(app, args, env={"AICC_URL": url, "AICC_TOKEN": token, "COLUMNS": "200"})
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"error: {option}: {problem}"), r.output
+    with session_factory(w.engine)() as s:
+        assert s.scalars(select(Job)).all() == []
+
+
+@pytest.mark.parametrize("limit", ["nan", "inf", "-inf"])
+def test_a_time_limit_that_is_not_finite_is_a_usage_error(served: tuple[str, World],
+                                                          limit: str) -> None:
+    url, w = served
+    code, out = _run(["jobs", "submit", "-p", str(w.ids["p_a1"]), "-t", "h100-sxm-80g", "-g",
+                      "1", "--time-limit", limit], url, w.tokens["member_a1"])
+    assert code == 2 and out.startswith("error: --time-limit: expected a finite number"), out
+
+
+def test_control_characters_of_stored_text_are_escaped_in_tables(
+        served: tuple[str, World]) -> None:
+    url, w = served
+    tok = w.tokens["member_a1"]
+    code, out = _run(["jobs", "submit", "-p", str(w.ids["p_a1"]), "-t", "h100-sxm-80g", "-g",
+                      "1", "--time-limit", "60", "--name", "a\x1b[31mred"], url, tok)
+    assert code == 0, out
+    code, out = _run(["jobs", "list"], url, tok)
+    assert code == 0 and "\x1b" not in out and "a\\x1b[31mred" in out, out

@@ -10,9 +10,10 @@ Exit codes (errors are mapped here, at the edge, and nowhere else):
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -21,6 +22,9 @@ from rich.table import Table
 
 from aicc.config import Settings, load_settings
 from aicc.errors import EXIT_CODE, AiccError, lookup
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="aicc: operations platform of a national AI computing center.")
@@ -92,6 +96,27 @@ def db_upgrade(
         engine.dispose()
 
 
+def open_store(url: str) -> Engine:
+    """The database at the schema this code reads, else one line naming ``database_url`` and
+    exit 2 (an unreachable server, or a database ``aicc db upgrade`` has not prepared)."""
+    from alembic.script import ScriptDirectory
+
+    from aicc.store.db import open_database
+    from aicc.store.migrate import alembic_config, current
+
+    try:
+        db = open_database(url)
+    except AiccError as exc:
+        _fail(exc.message, lookup(EXIT_CODE, exc))
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    at = current(db)
+    if at != head:
+        db.dispose()
+        state = "has no aicc schema" if at is None else f"is at schema {at}, not {head}"
+        _fail(f"database_url: the database {state}; run `aicc db upgrade` first", 2)
+    return db
+
+
 @token_app.command("create")
 def token_create(
     user: Annotated[str, typer.Option("--user", help="user name")],
@@ -111,11 +136,10 @@ def token_create(
         UserIn(name=user, is_admin=admin)
     except ValidationError as exc:
         _fail(f"--user: {exc.errors()[0]['msg']}", 2)
-    from aicc.store.db import make_engine, session_factory, transaction
+    from aicc.store.db import session_factory, transaction
     from aicc.tenancy import service
 
-    settings = _settings()
-    engine = make_engine(settings.database_url)
+    engine = open_store(_settings().database_url)
     try:
         with transaction(session_factory(engine)) as session:
             try:
@@ -177,9 +201,10 @@ class Client:
     def __init__(self, url: str, token: str | None) -> None:
         if not token:
             _fail("no API token: pass --token or set AICC_TOKEN", 2)
+        _header_value("--token", token)
         try:
             parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError) as exc:
+        except (httpx.InvalidURL, TypeError, UnicodeError) as exc:
             _fail(f"--url: not a URL ({exc})", 2)
         if parsed.scheme not in ("http", "https") or not parsed.host:
             _fail(f"--url: {url!r} is not an http(s) URL such as {DEFAULT_URL}", 2)
@@ -242,20 +267,34 @@ def _get(row: dict, column: str) -> Any:
     return row.get(column)
 
 
+def _header_value(option: str, value: str) -> None:
+    """A value sent in an HTTP header (a token, an idempotency key) is printable ASCII: any
+    other character is refused naming the option (a token pasted with a line break or an
+    accent), rather than failing in the HTTP client or passing for an unreachable server."""
+    bad = [c for c in value if not (c.isascii() and c.isprintable())]
+    if bad or not value.strip():
+        what = f"holds {bad[0]!r}" if bad else "is empty"
+        _fail(f"{option}: {what}; only printable ASCII characters are allowed", 2)
+
+
 def _cell(v: Any) -> str:
+    """A table cell: control characters of stored text (a job's name, a reason) are escaped,
+    so that one user's text cannot drive another user's terminal."""
     if v is None:
         return "-"
     if isinstance(v, dict):
-        return ", ".join(f"{k}={x}" for k, x in v.items())
-    if isinstance(v, list):
-        return ", ".join(str(x) for x in v)
-    return str(v)
+        text = ", ".join(f"{k}={x}" for k, x in v.items())
+    elif isinstance(v, list):
+        text = ", ".join(str(x) for x in v)
+    else:
+        text = str(v)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _project_id(client: Client, ref: str) -> int:
     """A project by id, or by name among the projects the caller can see."""
-    if ref.isdigit():
-        return int(ref)
+    if ref.isascii() and ref.isdigit():
+        return int(ref)  # (an id out of range is refused by the API, naming the parameter)
     after = 0
     while True:
         data = client.call("GET", "/v1/projects", params={"limit": 1000, "after": after})
@@ -291,6 +330,10 @@ def jobs_submit(
     url: UrlOpt = DEFAULT_URL, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Submit a job; it is stored as pending before this returns."""
+    if not math.isfinite(time_limit):
+        _fail(f"--time-limit: expected a finite number of seconds, got {time_limit}", 2)
+    if idempotency_key is not None:
+        _header_value("--idempotency-key", idempotency_key)
     client = Client(url, token)
     body: dict[str, Any] = {
         "project_id": _project_id(client, project), "accelerator_type": accelerator_type,
@@ -301,7 +344,7 @@ def jobs_submit(
         body["grant_id"] = grant
     if script is not None:
         body["script"] = script
-    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
     job = client.call("POST", "/v1/jobs", json=body, headers=headers)
     _emit(job, as_json, JOB_COLUMNS, title=f"job {job['id']}")
 

@@ -9,17 +9,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from aicc.cli import JsonOpt, _fail, _print_table, _settings, out
+from aicc.cli import JsonOpt, _fail, _print_table, _settings, open_store, out
 from aicc.errors import EXIT_CODE, AiccError, lookup
 from aicc.fleet.arrays import NODE_STATE_NAMES
-
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
 
 slurm_app = typer.Typer(no_args_is_help=True, help="The Slurm engine: nodes, accounts, usage.")
 
@@ -67,7 +64,7 @@ def sync_accounts(
 
     settings = _settings()
     cfg = settings.engine
-    db = _open_store(settings.database_url)
+    db = open_store(settings.database_url)
     try:
         with session_factory(db)() as session:
             tree = tree_from_store(session)
@@ -96,7 +93,7 @@ def import_usage_cmd(
 
     settings = _settings()
     cfg = settings.engine
-    db = _open_store(settings.database_url)
+    db = open_store(settings.database_url)
     try:
         runner = SlurmRunner(cfg.slurm_conf, bin_dir=cfg.slurm_bin_dir,
                              timeout_s=cfg.slurm_command_timeout_s)
@@ -109,27 +106,6 @@ def import_usage_cmd(
     finally:
         db.dispose()
     out.print(f"{len(runs)} ended runs in sacct; {new} new ledger entries")
-
-
-def _open_store(url: str) -> Engine:
-    """The database at the schema this code reads, else one line naming ``database_url`` and
-    exit 2 (an unreachable server, or a database ``aicc db upgrade`` has not prepared)."""
-    from alembic.script import ScriptDirectory
-
-    from aicc.store.db import open_database
-    from aicc.store.migrate import alembic_config, current
-
-    try:
-        db = open_database(url)
-    except AiccError as exc:
-        _fail(exc.message, lookup(EXIT_CODE, exc))
-    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-    at = current(db)
-    if at != head:
-        db.dispose()
-        state = "has no aicc schema" if at is None else f"is at schema {at}, not {head}"
-        _fail(f"database_url: the database {state}; run `aicc db upgrade` first", 2)
-    return db
 
 
 def _catalog():
