@@ -49,7 +49,9 @@ from aicc.sim.report import (
 from aicc.sim.scenario import (
     Scenario,
     apply_knobs,
+    check_load_factor,
     check_number,
+    check_target_load,
     failure_model,
     parse_fleet,
     phases_file,
@@ -468,9 +470,9 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
     fa = fleets[0][1]
     check_number("--min-cycle", min_cycle, low=0.0, low_open=False, high=86400.0)
     if load_factor is not None:
-        check_number("--load-factor", load_factor, low=0.0, high=1e9)
+        check_load_factor(load_factor)
     if target_load is not None:
-        check_number("--target-load", target_load, low=0.0, high=10.0)
+        check_target_load(target_load)
     if load_factor is not None and target_load is not None:
         raise InvalidInput("give --load-factor or --target-load, not both", field="load_factor")
     if seed < 0:
@@ -532,6 +534,8 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
         except InvalidInput as exc:
             if exc.field == "trace" and trace is not None:  # a trace with no valid row
                 raise _naming_trace(exc, trace, w.source) from None
+            if exc.field == "fleet":  # no job fits it
+                raise InvalidInput(f"--fleet {spec}: {exc.message}", field="fleet") from None
             if len(fleets) == 1 or exc.field != "target_load":
                 raise
             raise InvalidInput(f"fleet {spec}: {exc.message}", field="target_load") from None

@@ -77,7 +77,48 @@ def prepare(
     seed: int = 0,
 ) -> SimJobs:
     """Map a workload onto ``fleet`` (see the module docstring)."""
-    substitute = substitute or {}
+    type_idx, nodes, per_node, too_big = _shapes(w, fleet, substitute or {}, seed)
+    g = w.gpus.astype(np.int64)
+    account = w.account.copy()
+    account.adjust("gang_rounded_up_to_node_shape", int((nodes * per_node != g).sum()))
+    keep = ~too_big
+    # through the account's reject, so these rows get example lines like every other reason
+    account.reject("larger_than_fleet", too_big, w.lines)
+    n = len(w)
+    runtime = w.runtime_s
+    limit = np.ceil(runtime / LIMIT_ROUND_S) * LIMIT_ROUND_S
+    job_class = (w.job_class if w.job_class is not None
+                 else np.full(n, int(JobClass.BATCH), dtype=np.int8))
+    preemptible = w.preemptible if w.preemptible is not None else np.zeros(n, dtype=bool)
+    k = np.flatnonzero(keep)
+    account.simulated = len(k)
+    return SimJobs(
+        submit=w.submit_s[k].astype(np.float64),
+        runtime=runtime[k].astype(np.float64),
+        project=tenant_project[w.tenant[k]].astype(np.int32),
+        type_idx=type_idx[k],
+        nodes=nodes[k],
+        per_node=per_node[k],
+        time_limit=limit[k],
+        job_class=job_class[k].astype(np.int8),
+        preemptible=preemptible[k].astype(bool),
+        gpus_requested=w.gpus[k].astype(np.int32),
+        expected_runtime=np.full(len(k), -1.0),
+        account=account,
+    )
+
+
+def fits(w: Workload, fleet: FleetArrays, *, substitute: dict[str, str] | None = None,
+         seed: int = 0) -> np.ndarray:
+    """Bool per job: whether :func:`prepare` keeps it (not ``larger_than_fleet``); the same
+    types are drawn, so the load of the jobs that will run is known before the run."""
+    return ~_shapes(w, fleet, substitute or {}, seed)[3]
+
+
+def _shapes(w: Workload, fleet: FleetArrays, substitute: dict[str, str], seed: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per job: accelerator type, nodes, accelerators per node, and whether it is larger than
+    the fleet's nodes of its type (see the module docstring)."""
     cat = fleet.catalog
     n = len(w)
     cap_by_type = np.bincount(fleet.type_idx, weights=fleet.capacity, minlength=len(cat))
@@ -110,33 +151,8 @@ def prepare(
     g = w.gpus.astype(np.int64)
     nodes = np.maximum(1, -(-g // c)).astype(np.int32)
     per_node = (-(-g // nodes)).astype(np.int32)
-    account = w.account.copy()
-    account.adjust("gang_rounded_up_to_node_shape", int((nodes * per_node != g).sum()))
     # a gang larger than the nodes of its type that hold its per-node share (all of them, but
     # for a type with nodes of several sizes)
     keys, base = size_keys(fleet.type_idx, fleet.capacity)
     too_big = nodes > nodes_at_least(keys, base, type_idx, per_node)
-    keep = ~too_big
-    # through the account's reject, so these rows get example lines like every other reason
-    account.reject("larger_than_fleet", too_big, w.lines)
-    runtime = w.runtime_s
-    limit = np.ceil(runtime / LIMIT_ROUND_S) * LIMIT_ROUND_S
-    job_class = (w.job_class if w.job_class is not None
-                 else np.full(n, int(JobClass.BATCH), dtype=np.int8))
-    preemptible = w.preemptible if w.preemptible is not None else np.zeros(n, dtype=bool)
-    k = np.flatnonzero(keep)
-    account.simulated = len(k)
-    return SimJobs(
-        submit=w.submit_s[k].astype(np.float64),
-        runtime=runtime[k].astype(np.float64),
-        project=tenant_project[w.tenant[k]].astype(np.int32),
-        type_idx=type_idx[k],
-        nodes=nodes[k],
-        per_node=per_node[k],
-        time_limit=limit[k],
-        job_class=job_class[k].astype(np.int8),
-        preemptible=preemptible[k].astype(bool),
-        gpus_requested=w.gpus[k].astype(np.int32),
-        expected_runtime=np.full(len(k), -1.0),
-        account=account,
-    )
+    return type_idx, nodes, per_node, too_big

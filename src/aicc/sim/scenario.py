@@ -20,7 +20,7 @@ from aicc.fleet.phases import (
     load_phases,
     parse_phases,
 )
-from aicc.sim.jobs import prepare
+from aicc.sim.jobs import fits, prepare
 from aicc.sim.loop import FailureModel, SimConfig, SimResult, Simulator
 from aicc.sim.metrics import describe_rows
 from aicc.workload.tenants import TenantMapping, load_mapping_file, map_tenants
@@ -96,6 +96,21 @@ def parse_fleet(spec: str) -> FleetArrays:
                        "(FILE.toml, or FILE.toml:PHASE for one of its phases)", field="fleet")
 
 
+# The smallest load factor and target load taken: submissions a million times sparser are
+# already beyond any study (and far below it a submission plus its runtime rounds back to the
+# submission in float64, so every job would end where it starts).
+MIN_LOAD_FACTOR = 1e-6
+MIN_TARGET_LOAD = 1e-3
+
+
+def check_load_factor(value: float) -> float:
+    return check_number("--load-factor", value, low=MIN_LOAD_FACTOR, low_open=False, high=1e9)
+
+
+def check_target_load(value: float) -> float:
+    return check_number("--target-load", value, low=MIN_TARGET_LOAD, low_open=False, high=10.0)
+
+
 def check_number(option: str, value: float, *, low: float | None = None,
                  high: float | None = None, low_open: bool = True) -> float:
     """``value`` as a finite float within the bounds, else :class:`InvalidInput` naming the
@@ -148,9 +163,9 @@ class Scenario:
     def __post_init__(self) -> None:
         """Reject what would make a run meaningless or endless, whoever built the scenario."""
         if self.load_factor is not None:
-            check_number("--load-factor", self.load_factor, low=0.0, high=1e9)
+            check_load_factor(self.load_factor)
         if self.target_load is not None:
-            check_number("--target-load", self.target_load, low=0.0, high=10.0)
+            check_target_load(self.target_load)
         if self.max_jobs is not None and self.max_jobs < 1:
             raise InvalidInput(f"--max-jobs must be at least 1, got {self.max_jobs}",
                                field="max_jobs")
@@ -171,7 +186,7 @@ def load_factor_for(w: Workload, accelerators: int, target: float) -> float:
     first submission to the last end with no waiting: ``max(submit / F + runtime)``. It shrinks
     as F grows but never below the longest runtime, so the load a workload can offer a fleet is
     bounded; a target at or above that bound is refused rather than silently missed."""
-    target = check_number("--target-load", target, low=0.0, high=10.0)
+    target = check_target_load(target)
     if len(w) == 0 or w.gpu_seconds <= 0:
         raise InvalidInput("the workload offers no load", field="trace")
     need = w.gpu_seconds / (target * max(accelerators, 1))  # the window that gives the target
@@ -197,10 +212,19 @@ def load_factor_for(w: Workload, accelerators: int, target: float) -> float:
             hi = mid
         if hi / lo - 1 < 1e-12:
             break
+    if hi < MIN_LOAD_FACTOR:
+        raise InvalidInput(
+            f"--target-load {target:g} is out of reach: {len(w):,} jobs on {accelerators:,} "
+            f"accelerators would need their submissions {1 / hi:.3g} times sparser (at most "
+            f"{1 / MIN_LOAD_FACTOR:g}); use a higher target or a larger fleet",
+            field="target_load")
     return hi
 
 
 def apply_knobs(w: Workload, sc: Scenario) -> tuple[Workload, float]:
+    """The workload as it will be replayed on ``sc``'s fleet: cut to ``--max-jobs`` and
+    compressed by the load factor, which a target load solves over the jobs that fit the fleet
+    (those ``larger_than_fleet`` never run, so they offer it nothing)."""
     if sc.max_jobs is not None and len(w) > sc.max_jobs:
         w = w.head(sc.max_jobs)
         w.account = w.account.copy()  # the full workload's account is shared: keep it intact
@@ -209,14 +233,29 @@ def apply_knobs(w: Workload, sc: Scenario) -> tuple[Workload, float]:
     if len(w) == 0:
         raise InvalidInput(f"{w.source or w.name}: the workload has no valid jobs "
                            f"({describe_rows(w.account.to_dict())})", field="trace")
+    fitting(w, sc)  # refuses a fleet that no job fits
     factor = 1.0
     if sc.target_load is not None:
-        factor = load_factor_for(w, sc.fleet.n_accelerators, sc.target_load)
+        factor = load_factor_for(fitting(w, sc), sc.fleet.n_accelerators, sc.target_load)
     elif sc.load_factor is not None:
-        factor = check_number("--load-factor", sc.load_factor, low=0.0, high=1e9)
+        factor = check_load_factor(sc.load_factor)
     if factor != 1.0:
         w = w.compressed(factor)
     return w, factor
+
+
+def fitting(w: Workload, sc: Scenario) -> Workload:
+    """The jobs of ``w`` that fit ``sc``'s fleet (``w`` itself when all do); none is an input
+    error naming the fleet."""
+    keep = fits(w, sc.fleet, substitute=sc.substitute, seed=sc.config.seed)
+    if keep.all():
+        return w
+    if not keep.any():
+        raise InvalidInput(
+            f"no job of the workload fits the fleet ({sc.fleet.n_accelerators:,} accelerators, "
+            f"nodes of at most {int(sc.fleet.capacity.max(initial=0))}): the smallest asks "
+            f"{int(w.gpus.min()):,} accelerators", field="fleet")
+    return w.take(np.flatnonzero(keep))
 
 
 def run_scenario(w: Workload, sc: Scenario, *,
@@ -226,14 +265,12 @@ def run_scenario(w: Workload, sc: Scenario, *,
                else load_mapping_file(sc.tenant_map))
     tm: TenantMapping = map_tenants(w.tenants, len(sc.fleet.catalog), mapping=mapping)
     jobs = prepare(w, sc.fleet, tm.tenant_project, substitute=sc.substitute, seed=sc.config.seed)
-    if len(jobs) == 0:
-        raise InvalidInput("no job of the workload fits the fleet", field="fleet")
     sim = Simulator(jobs, sc.fleet, tm.tenancy, sc.config, progress=progress)
     r = sim.run()
     r.extra.update({
         "workload": w.name,
         "load_factor": factor,
-        "offered_load": float(w.offered_load(sc.fleet.n_accelerators)),
+        "offered_load": float(fitting(w, sc).offered_load(sc.fleet.n_accelerators)),
         "substitute": dict(sc.substitute or {}),
         "tenants": {t: list(v) for t, v in tm.table.items()},
     })
