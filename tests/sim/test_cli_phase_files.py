@@ -76,3 +76,31 @@ def test_phase_node_limits_are_those_of_a_custom_fleet():
     for body in ("nodes = 2, accelerators_per_node = 1025", "nodes = 100001"):
         with pytest.raises(Exception, match="less than or equal"):
             parse_phases(f'[phase.x]\ngroups = [{{ type = "h100-sxm-80g", {body} }}]\n')
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[phase.a]\ngroups = []\n", "phase.a.groups: Tuple should have at least 1 item"),
+    ('[phase.a]\ngroups = [{ type = "h100-sxm-80g", nodes = true }]\n',
+     "phase.a.groups.0.nodes: Input should be a valid integer"),
+    ('[phase.a]\ngroups = [{ type = "h100-sxm-80g", nodes = "2" }]\n',
+     "phase.a.groups.0.nodes: Input should be a valid integer"),
+    ('[other]\n[phase.a]\ngroups = [{ type = "h100-sxm-80g", nodes = 2 }]\n',
+     "other: unknown table or key"),
+    ('[phase.a]\nname = "z"\ngroups = [{ type = "h100-sxm-80g", nodes = 2 }]\n',
+     "phase.a: a phase is named by its table"),
+])
+def test_a_phase_file_is_read_strictly_before_any_run(tmp_path, runs, text, message):
+    """No nodes, a count given as a flag or as text, a table the file does not define and a
+    second name are refused naming --fleet and the file, before the first fleet runs."""
+    p = tmp_path / "f.toml"
+    p.write_text(text)
+    line = one_line_error(sim("--synthetic-days", "0.2", "--quiet", "--fleet",
+                              f"8xh100-sxm-80g,{p}"))
+    assert line.startswith(f"error: --fleet {p}: {message}"), line
+    assert runs == []
+
+
+def test_synthetic_days_that_generate_no_job_are_named(runs):
+    line = one_line_error(sim("--synthetic-days", "1e-9", "--fleet", "lab", "--quiet"))
+    assert line.startswith("error: --synthetic-days 1e-09: no job was generated"), line
+    assert runs == []

@@ -20,20 +20,21 @@ MAX_ACCELERATORS_PER_NODE = 1_024
 
 
 class NodeGroup(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: ``nodes = true`` or ``nodes = "2"`` in a file is a mistake, not 1 or 2 nodes
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     type: str
     nodes: int = Field(gt=0, le=MAX_NODES_PER_GROUP)
     accelerators_per_node: int = Field(8, gt=0, le=MAX_ACCELERATORS_PER_NODE)
 
 
 class FleetPhase(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     name: str
     description: str = ""
     site: str = "main-campus"
     nodes_per_leaf: int = Field(32, gt=0)
     leaves_per_pod: int = Field(8, gt=0)
-    groups: tuple[NodeGroup, ...]
+    groups: tuple[NodeGroup, ...] = Field(min_length=1)  # a phase without nodes is no fleet
 
     @property
     def n_accelerators(self) -> int:
@@ -42,11 +43,22 @@ class FleetPhase(BaseModel):
 
 def parse_phases(text: str, catalog: Catalog | None = None) -> dict[str, FleetPhase]:
     catalog = catalog or default_catalog()
-    raw = tomllib.loads(text).get("phase", {})
+    doc = tomllib.loads(text)
+    for key in doc:
+        if key != "phase":
+            raise ConfigError(f"{key}: unknown table or key; a fleet file holds [phase.NAME] "
+                              "tables", field=key)
+    raw = doc.get("phase", {})
     out: dict[str, FleetPhase] = {}
     for name, body in raw.items():
+        if not isinstance(body, dict) or "name" in body:
+            what = "a table" if not isinstance(body, dict) else "named by its table, not by name ="
+            raise ConfigError(f"phase.{name}: a phase is {what}", field=f"phase.{name}")
+        body = {**body, "name": name}
+        if isinstance(body.get("groups"), list):  # a TOML array: the strict model takes tuples
+            body["groups"] = tuple(body["groups"])
         try:
-            ph = FleetPhase.model_validate({"name": name, **body})
+            ph = FleetPhase.model_validate(body)
         except ValidationError as exc:
             err = exc.errors()[0]
             key = ".".join(str(p) for p in err["loc"])

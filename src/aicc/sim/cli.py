@@ -515,6 +515,11 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
         w = generate(days=synthetic_days, accelerators=fa.n_accelerators,
                      load=target_load or 0.7, seed=seed,
                      max_gpus=int(by_type[by_type > 0].min()), fit_load=True)
+        if len(w) == 0:
+            raise InvalidInput(f"--synthetic-days {synthetic_days:g}: no job was generated at "
+                               f"--target-load {target_load or 0.7:g} on {fa.n_accelerators:,} "
+                               "accelerators; give more days or a higher target",
+                               field="synthetic_days")
         want, got = target_load or 0.7, w.offered_load(fa.n_accelerators)
         if abs(got - want) > 0.1 * want:  # a few large jobs make the load coarse
             notes.append(f"warning: --target-load {want:g}: the synthetic workload offers "
