@@ -267,3 +267,19 @@ def test_control_characters_of_stored_text_are_escaped_in_tables(
     assert code == 0, out
     code, out = _run(["jobs", "list"], url, tok)
     assert code == 0 and "\x1b" not in out and "a\\x1b[31mred" in out, out
+
+
+def test_admin_without_create_user_is_refused(tmp_path: Path) -> None:
+    """--admin makes a created user an admin: given for an existing user it would be ignored,
+    so it is refused and the user keeps its role."""
+    env = {"AICC_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "AICC_CONFIG": "",
+           "COLUMNS": "200"}
+    assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
+    assert runner.invoke(app, ["token", "create", "--user", "bob", "--create-user"],
+                         env=env).exit_code == 0
+    r = runner.invoke(app, ["token", "create", "--user", "bob", "--admin"], env=env)
+    assert r.exit_code == 2 and "--admin applies only with --create-user" in r.output, r.output
+    engine = make_engine(env["AICC_DATABASE_URL"])
+    with session_factory(engine)() as s:
+        assert s.scalar(select(User.is_admin).where(User.name == "bob")) is False
+    engine.dispose()

@@ -132,6 +132,9 @@ def token_create(
     from aicc.api.schemas import UserIn
     from aicc.api.tokens import create_token
 
+    if admin and not create_user:
+        _fail("--admin applies only with --create-user (it makes a created user a center "
+              "admin; an existing user keeps its role): add --create-user or drop --admin", 2)
     try:  # the user name rule of POST /v1/users
         UserIn(name=user, is_admin=admin)
     except ValidationError as exc:

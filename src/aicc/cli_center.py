@@ -76,7 +76,9 @@ def fleet_show(
     try:
         ph = phase(name)
     except AiccError as exc:
-        _fail(exc.message.replace("fleet_phase", "--phase"), lookup(EXIT_CODE, exc))
+        # a --phase given names the option; the configured one names its setting
+        where = "--phase" if phase_name is not None else "engine.fleet_phase"
+        _fail(f"{where}: {exc.message}", lookup(EXIT_CODE, exc))
     lines = phase_summary(ph)
     all_nodes = node_infos(ph)
     totals = {
