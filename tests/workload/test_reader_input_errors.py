@@ -1,15 +1,19 @@
 """Trace reading: conflicting ``--columns`` keys, pairs separated by spaces, a column named by
-``--columns`` that the file lacks, an empty start or end cell, an unterminated quote and an
-empty file are each reported for what they are."""
+``--columns`` that the file lacks, an empty start or end cell, an unterminated quote, an
+empty file and a model column with too many values are each reported for what they are; the
+format is found in any file the reader reads; a Parquet null is no model."""
 
 from __future__ import annotations
+
+import gzip
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from aicc.errors import InvalidTrace
-from aicc.workload.readers import parse_columns, read_trace
+from aicc.workload.readers import parse_columns, read_table, read_trace
+from aicc.workload.trace import MAX_MODELS
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -116,3 +120,57 @@ def test_parquet_columns_of_categories_are_read_and_of_lists_refused(tmp_path):
     pq.write_table(pa.table({"timestamp": ts, **base, "cluster": [[1], [2], [3]]}), nested)
     with pytest.raises(InvalidTrace, match=r"column cluster holds list<element: int64>, not text"):
         read_trace(nested)
+
+
+PHILLY_ROWS = b"2017-09-04 10:30:41,100,1,100,a\n2017-09-04 10:31:00,50,2,100,b\n"
+
+
+@pytest.mark.parametrize(("name", "body", "header"), [
+    ("bom.csv", b"\xef\xbb\xbf" + PHILLY_HEADER + b"\n" + PHILLY_ROWS, 1),
+    ("bom_blank.csv", b"\xef\xbb\xbf\n\n" + PHILLY_HEADER + b"\n" + PHILLY_ROWS, 3),
+    ("p.csv.gz", gzip.compress(PHILLY_HEADER + b"\n" + PHILLY_ROWS), 1),
+    ("cr.csv", (PHILLY_HEADER + b"\n" + PHILLY_ROWS).replace(b"\n", b"\r"), 1),
+    ("crlf.csv", (PHILLY_HEADER + b"\n" + PHILLY_ROWS).replace(b"\n", b"\r\n"), 1),
+    ("blanks.csv", b"\n" * 1001 + b"\r\n" * 500 + PHILLY_HEADER + b"\n" + PHILLY_ROWS, 1502),
+])
+def test_the_format_is_found_in_any_file_the_reader_reads(tmp_path, name, body, header):
+    """Auto-detection reads the header as the reader does: decompressed, without a byte-order
+    mark, after any number of empty lines, whatever the line ends."""
+    p = tmp_path / name
+    p.write_bytes(body)
+    for fmt in ("auto", "philly"):
+        w = read_trace(p, fmt)
+        assert w.name == "philly" and len(w) == 2 and w.tenants == ["a", "b"]
+        assert w.lines.tolist() == [header + 1, header + 2]
+    assert read_table(p).table.column_names[0] == "timestamp"  # no \ufeff kept
+    assert read_table(p).header_line == header
+
+
+def test_an_unrecognised_header_is_named_at_its_line(tmp_path):
+    p = tmp_path / "x.csv.gz"
+    p.write_bytes(gzip.compress(b"\xef\xbb\xbf\r\r\ra,b\r1,2\r"))
+    with pytest.raises(InvalidTrace, match=r"x\.csv\.gz, line 4: unrecognised columns 'a, b'"):
+        read_trace(p)
+
+
+def test_more_models_than_an_index_holds_are_refused_naming_the_column(tmp_path):
+    n = MAX_MODELS + 1
+    p = tmp_path / "m.csv"
+    p.write_text("ts,run,n,host\n" + "".join(f"{i},10,1,h{i:05d}\n" for i in range(n)))
+    with pytest.raises(InvalidTrace, match=rf"m\.csv: column host \(--columns model=host\) has "
+                                           rf"{n:,} distinct values, at most {MAX_MODELS:,}"):
+        read_trace(p, columns="submit=ts,duration=run,gpus=n,model=host")
+    # one model fewer (and empty cells, no model) is read, each job with its own model
+    p.write_text("ts,run,n,host\n0,10,1,\n" + "".join(f"{i},10,1,h{i:05d}\n"
+                                                     for i in range(1, n)))
+    w = read_trace(p, columns="submit=ts,duration=run,gpus=n,model=host")
+    assert len(w.models) == MAX_MODELS and w.model[0] == -1
+    assert [w.models[k] for k in w.model[1:]] == [f"h{i:05d}" for i in range(1, n)]
+
+
+def test_a_null_model_in_parquet_is_no_model(tmp_path):
+    p = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"ts": [1, 2, 3], "run": [10.0, 10.0, 10.0], "n": [1, 1, 1],
+                             "gpu": pa.array(["V100", None, "V100"], pa.string())}), p)
+    w = read_trace(p, columns="submit=ts,duration=run,gpus=n,model=gpu")
+    assert w.models == ["V100"] and w.model.tolist() == [0, -1, 0]

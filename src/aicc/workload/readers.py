@@ -9,6 +9,7 @@ and reported; nothing is dropped silently. See ``docs/simulation.md`` for each r
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from datetime import datetime
@@ -161,10 +162,15 @@ class TableRead(NamedTuple):
     header_line: int
 
 
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark
+
+
 def physical_lines(data: bytes) -> np.ndarray | None:
     """The (1-based) file line of each non-empty line of ``data``, or None when no line is
     empty (the k-th non-empty line is then line k). Arrow's CSV reader skips empty lines, so
-    its row k is the k-th non-empty line; line ends are LF, CRLF or CR, as for Arrow."""
+    its row k is the k-th non-empty line; line ends are LF, CRLF or CR, as for Arrow. A UTF-8
+    byte-order mark at the start is no content (Arrow drops it): a line holding only it is empty."""
+    data = data.removeprefix(BOM)
     if not (data[:1] in (b"\n", b"\r") or b"\n\n" in data or b"\r\r" in data
             or b"\n\r" in data):
         return None  # the fast path: no empty line anywhere
@@ -487,7 +493,7 @@ def read_alibaba(path: Path) -> Workload:
     return build("alibaba-gpu-2023", submit=submit, runtime=runtime, gpus=gpus,
                  tenant_labels=qos, lines=lines, account=account, model_labels=model,
                  job_class=job_class, preemptible=be, excluded=never | counted,
-                 source=str(path))
+                 source=str(path), model_column="gpu_spec")
 
 
 def read_columns(path: Path, mapping: dict[str, str]) -> Workload:
@@ -533,7 +539,8 @@ def _assemble(name: str, path: Path, read: TableRead, *, submit: str, gpus: str,
     models = _as_str(read, path, model) if model else None
     return build(name, submit=(sub), runtime=(run), gpus=(g),
                  tenant_labels=labels, lines=lines, account=account, model_labels=models,
-                 excluded=counted, source=str(path))
+                 excluded=counted, source=str(path),
+                 model_column=f"{model} (--columns model={model})" if model else "model")
 
 
 def detect_format(table_columns: list[str]) -> str:
@@ -545,6 +552,28 @@ def detect_format(table_columns: list[str]) -> str:
     if {"vc", "gpu_num", "submit_time", "duration"} <= cols:
         return "helios"
     return "unknown"
+
+
+# The longest header line looked at to tell a file's format (a binary file may have no line end)
+HEADER_LIMIT = 1 << 20
+
+
+def _csv_header(path: Path) -> tuple[str, int]:
+    """A CSV file's header line and its line number, found as the reader finds it (Arrow's):
+    decompressed by the suffix, without a UTF-8 byte-order mark, after any number of empty lines,
+    whatever the line ends (LF, CRLF or CR). ``("", 0)`` when the file holds no line but empty
+    ones. Only the start of the file is read."""
+    try:
+        with io.TextIOWrapper(pa.input_stream(str(path), compression="detect"),
+                              encoding="utf-8-sig", errors="replace", newline=None) as text:
+            line = 0
+            while raw := text.readline(HEADER_LIMIT):
+                line += 1
+                if raw != "\n":
+                    return raw.removesuffix("\n"), line
+    except (pa.ArrowException, OSError) as exc:
+        raise InvalidTrace(f"{path}: cannot read ({exc})", field="trace", line=None) from None
+    return "", 0
 
 
 def read_trace(spec: str | Path, fmt: str = "auto", columns: str | dict[str, str] | None = None
@@ -566,29 +595,23 @@ def read_trace(spec: str | Path, fmt: str = "auto", columns: str | dict[str, str
         return read_columns(path, mapping)
     if fmt == "auto":
         if path.suffix.lower() in (".parquet", ".pq"):
+            line = 1
             try:
                 names = pq.read_schema(path).names
             except (pa.ArrowException, OSError) as exc:
                 raise InvalidTrace(f"{path}: not a readable Parquet file ({exc})",
                                    field="trace") from None
         else:
-            with path.open("rb") as fh:
-                header = ""
-                for _ in range(1000):  # Arrow skips blank lines before the header too
-                    raw = fh.readline(65536)
-                    header = raw.decode("utf-8", "replace").strip("\r\n")
-                    if header or not raw:
-                        break
-                header = header.strip()
-            if not header:
-                raise InvalidTrace(f"{path}: the file is empty", field="trace")
+            header, line = _csv_header(path)
+            if not header.strip():  # no header at all: the reader says why (empty, …)
+                line = read_table(path).header_line
             names = [c.strip().strip('"') for c in header.split(",")]
         fmt = detect_format(names)
         if fmt == "unknown":
             raise InvalidTrace(
-                f"{path}, line 1: unrecognised columns {excerpt(', '.join(names))}; "
+                f"{path}, line {line}: unrecognised columns {excerpt(', '.join(names))}; "
                 "give --format or --columns submit=…,duration=…,gpus=…,tenant=…",
-                field="trace", line=1)
+                field="trace", line=line)
     if fmt == "columns":
         raise InvalidTrace("--format columns needs --columns", field="columns")
     reader = {"philly": read_philly, "alibaba": read_alibaba, "helios": read_helios}[fmt]

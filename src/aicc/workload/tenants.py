@@ -91,6 +91,10 @@ def load_mapping_file(path: str | Path, sectors: Iterable[str] | None = None
         if extra:
             raise ConfigError(f"{where}: {label}: unknown key(s) {', '.join(sorted(extra))}; "
                               f"known: {', '.join(allowed)}", field=f"tenant_map.{label}")
+        wrong = next((k for k in allowed if k in entry and not isinstance(entry[k], str)), None)
+        if wrong is not None:
+            raise ConfigError(f"{where}: {label}: {wrong} must be a name in quotes, got "
+                              f"{entry[wrong]!r}", field=f"tenant_map.{label}.{wrong}")
         sector = entry.get("sector")
         if sector is not None and sector not in known:
             raise UnknownSectorInMapping(
@@ -116,6 +120,9 @@ def map_tenants(
         raise ConfigError("tenant mapping: [defaults] and [tenant.NAME] must be tables",
                           field="tenant_map")
     default_sector = defaults.get("sector")
+    if default_sector is not None and not isinstance(default_sector, str):
+        raise ConfigError(f"tenant mapping: defaults: sector must be a name in quotes, got "
+                          f"{default_sector!r}", field="defaults.sector")
     table: dict[str, tuple[str, str, str]] = {}
     for i, name in enumerate(sorted(tenants)):
         entry = listed.get(name, {})
@@ -126,6 +133,11 @@ def map_tenants(
         if extra:
             raise ConfigError(f"tenant mapping: tenant.{name}: unknown key(s) "
                               f"{', '.join(sorted(extra))}", field=f"tenant.{name}")
+        wrong = next((k for k in MAPPING_KEYS if k in entry and not isinstance(entry[k], str)),
+                     None)
+        if wrong is not None:  # a number or a list would be stringified into a new name
+            raise ConfigError(f"tenant mapping: tenant.{name}: {wrong} must be a name in "
+                              f"quotes, got {entry[wrong]!r}", field=f"tenant.{name}.{wrong}")
         sector = entry.get("sector") or default_sector or sectors[i % len(sectors)]
         if sector not in shares:
             raise UnknownSectorInMapping(
@@ -141,6 +153,11 @@ def map_tenants(
     org_index: dict[str, int] = {}
     org_tenant: list[str] = []  # the first tenant that put each organization in its sector
     project_index: dict[str, int] = {}
+    project_tenant: list[str] = []  # the first tenant that put each project in its organization
+
+    def entry(t: str) -> str:
+        return f"tenant.{t}" if t in listed else f"tenant {t} (not listed: by default)"
+
     for name, (sector, org, project) in table.items():
         if org not in org_index:
             org_index[org] = len(org_names)
@@ -149,10 +166,6 @@ def map_tenants(
             org_tenant.append(name)
         elif org_sector[org_index[org]] != sectors.index(sector):
             first = org_tenant[org_index[org]]
-
-            def entry(t: str) -> str:
-                return f"tenant.{t}" if t in listed else f"tenant {t} (not listed: by default)"
-
             raise ConfigError(
                 f"tenant mapping: {entry(name)}: organization {org!r} is put in sector "
                 f"{sector}, but {entry(first)} puts it in {sectors[org_sector[org_index[org]]]}"
@@ -161,6 +174,16 @@ def map_tenants(
             project_index[project] = len(project_names)
             project_names.append(project)
             project_org.append(org_index[org])
+            project_tenant.append(name)
+        elif project_org[project_index[project]] != org_index[org]:
+            # merged, the jobs of one would run and be charged as the other's
+            first = project_tenant[project_index[project]]
+            other = project_org[project_index[project]]
+            raise ConfigError(
+                f"tenant mapping: {entry(name)}: project {project!r} is put in organization "
+                f"{org!r} ({sector}), but {entry(first)} puts it in {org_names[other]!r} "
+                f"({sectors[org_sector[other]]}); a project belongs to one organization",
+                field=f"tenant.{name}")
     entitlement = np.repeat(np.array([shares[s] for s in sectors], dtype=np.float64)[:, None],
                             n_types, axis=1)
     tenancy = Tenancy(

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aicc.errors import InvalidTrace
+
 # The shortest runtime a job is given: a scheduler needs a non-zero interval between a start
 # and a finish, and real launchers take about a second to start a process anyway.
 MIN_RUNTIME_S = 1.0
@@ -26,6 +28,9 @@ MAX_ABS_SUBMIT_S = 253402300799.0  # 9999-12-31T23:59:59Z
 # comes near: the largest custom fleet holds 100,000 × 1,024).
 MAX_GPUS = float(2**31 - 1)
 EXAMPLE_LINES = 5
+# The most distinct GPU models a workload may name: a job's model is an int16 index. More is
+# no model column (a job or host id given as ``model=``), refused rather than wrapped.
+MAX_MODELS = 2**15 - 1
 # The changes reading a file makes to a row it keeps, each a bit of ``Workload.adjust_bits``, so
 # that those among the first N rows (``--max-jobs``) can be counted too.
 READ_ADJUSTMENTS = ("missing_tenant_as_default", "subsecond_runtime_raised_to_1s",
@@ -212,11 +217,13 @@ def build(
     preemptible: np.ndarray | None = None,
     excluded: np.ndarray | None = None,
     source: str = "",
+    model_column: str = "model",
 ) -> Workload:
     """Validate parsed columns row by row (NaN = missing or unparseable), count what is dropped
     and adjusted, and return the surviving jobs sorted by submission. ``excluded`` rows were
     already counted by the reader (e.g. an unparseable value) and are left out uncounted.
-    ``source`` names the file (for messages)."""
+    ``source`` names the file and ``model_column`` the column of ``model_labels`` (for
+    messages)."""
     account.rows_read = len(submit)
     keep = np.ones(len(submit), dtype=bool) if excluded is None else ~excluded
 
@@ -260,14 +267,19 @@ def build(
         bits |= mask.astype(np.uint8) << k
     tenants, tenant_idx = np.unique(labels[idx].astype(str), return_inverse=True)
     if model_labels is not None:
-        ml = np.asarray(model_labels, dtype=object)[idx].astype(str)
+        # a null (a Parquet null cell) is no model, as an empty CSV cell is, not "None"
+        ml = np.array(["" if m is None else str(m)
+                       for m in np.asarray(model_labels, dtype=object)[idx]], dtype=str)
         models, model_idx = np.unique(ml, return_inverse=True)
-        model_idx = model_idx.astype(np.int16)
         names = [str(m) for m in models]
         if "" in names:
             blank = names.index("")
             model_idx = np.where(model_idx == blank, -1, model_idx - (model_idx > blank))
             names.remove("")
+        if len(names) > MAX_MODELS:  # an index past int16 would wrap to another model's
+            raise InvalidTrace(
+                f"{source}: column {model_column} has {len(names):,} distinct values, at most "
+                f"{MAX_MODELS:,} GPU models; is it a model column?", field="trace", line=None)
         model_arr = model_idx.astype(np.int16)
     else:
         names = []
