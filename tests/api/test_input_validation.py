@@ -289,3 +289,16 @@ def test_a_node_reference_of_non_ascii_digits_is_a_name(sqlite_world: World, ref
         assert r.status_code == 404, r.text
         assert r.json()["error"]["field"] == "node"
     assert w.client.get("/v1/nodes/3", headers=w.h("admin")).json()["drained"] is False
+
+
+@pytest.mark.parametrize("who", ["admin", "member_a1"])
+@pytest.mark.parametrize("route", ["/v1/jobs", "/v1/grants"])
+def test_a_filter_by_a_project_nobody_has_is_404_for_everyone(sqlite_world: World, who: str,
+                                                              route: str) -> None:
+    """An admin sees every project id: one that does not exist is not found, as it is for a
+    member, rather than an empty page that reads as "no jobs yet"."""
+    w = sqlite_world
+    r = w.client.get(f"{route}?project_id=999999", headers=w.h(who))
+    assert r.status_code == 404, r.text
+    assert r.json()["error"]["field"] == "project_id"
+    assert w.client.get(f"{route}?project_id={w.ids['p_a1']}", headers=w.h(who)).status_code == 200

@@ -11,7 +11,12 @@ from aicc.api.deps import After, FilterId, Limit, known_accelerator_type, path_i
 from aicc.api.schemas import GrantIn, GrantOut, GrantPatch, Page, page
 from aicc.errors import UnknownGrant
 from aicc.store.models import GrantState
-from aicc.tenancy.access import require_admin, require_project, visible_project_ids
+from aicc.tenancy.access import (
+    require_admin,
+    require_known_project,
+    require_project,
+    visible_project_ids,
+)
 
 router = APIRouter(prefix="/v1", tags=["grants"])
 
@@ -20,9 +25,9 @@ router = APIRouter(prefix="/v1", tags=["grants"])
 def list_grants(request: Request, principal: CurrentPrincipal, limit: Limit = 100,
                 after: After = 0, project_id: FilterId = None,
                 accelerator_type: str | None = None, state: GrantState | None = None) -> dict:
-    if project_id is not None:
-        require_project(principal, project_id)
     with tx(request) as s:
+        if project_id is not None:
+            require_known_project(s, principal, project_id)
         known_accelerator_type(s, accelerator_type)
         items = service.list_grants(session=s, project_ids=visible_project_ids(principal),
                                     project_id=project_id, accelerator_type=accelerator_type,

@@ -63,6 +63,15 @@ def require_project(principal: Principal, project_id: int, *, field: str = "proj
         raise UnknownProject(f"no project with id {project_id}", field=field)
 
 
+def require_known_project(session: Session, principal: Principal, project_id: int, *,
+                          field: str = "project_id") -> None:
+    """:func:`require_project`, and the project exists: a filter by a project id nobody has
+    is 404, as one the principal may not see, never an empty page (an admin sees every id)."""
+    require_project(principal, project_id, field=field)
+    if principal.is_admin and session.get(Project, project_id) is None:
+        raise UnknownProject(f"no project with id {project_id}", field=field)
+
+
 def require_org(principal: Principal, organization_id: int, *,
                 field: str = "organization_id") -> None:
     if principal.is_admin or organization_id in principal.visible_org_ids:

@@ -54,7 +54,12 @@ from aicc.store.models import (
     Project,
     utcnow,
 )
-from aicc.tenancy.access import Principal, require_project, visible_project_ids
+from aicc.tenancy.access import (
+    Principal,
+    require_known_project,
+    require_project,
+    visible_project_ids,
+)
 
 MAX_TIME_LIMIT_S = 30 * 86400.0
 MAX_IDEMPOTENCY_KEY = 128
@@ -505,7 +510,7 @@ def list_jobs(*, session: Session, principal: Principal, project_id: int | None 
     if ids is not None:
         q = q.where(Job.project_id.in_(ids))
     if project_id is not None:
-        require_project(principal, project_id)
+        require_known_project(session, principal, project_id)
         q = q.where(Job.project_id == project_id)
     if state is not None:
         q = q.where(Job.state == JobState(state))
