@@ -84,11 +84,14 @@ async def _aicc_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _problem(e: Any) -> dict[str, str]:
-    if e.get("type") == "json_invalid":  # loc is ("body", offset): the field is the body
-        at = e.get("loc", ("body", "?"))[-1]
+    if e.get("type") == "json_invalid":  # the field is the body, whatever the loc holds
+        loc = tuple(e.get("loc") or ())
         why = (e.get("ctx") or {}).get("error", "")
-        return {"field": "body", "message": f"malformed JSON at character {at}: {why}".rstrip(": "),
-                "type": "json_invalid"}
+        if loc and isinstance(loc[-1], int):  # FastAPI: ("body", offset)
+            message = f"malformed JSON at character {loc[-1]}: {why}".rstrip(": ")
+        else:  # pydantic's own parser: the position is in its message
+            message = str(e.get("msg", "malformed JSON"))
+        return {"field": "body", "message": message, "type": "json_invalid"}
     return {"field": _loc_to_field(e.get("loc", ())), "message": str(e.get("msg", "")),
             "type": str(e.get("type", ""))}
 
