@@ -302,3 +302,17 @@ def test_a_filter_by_a_project_nobody_has_is_404_for_everyone(sqlite_world: Worl
     assert r.status_code == 404, r.text
     assert r.json()["error"]["field"] == "project_id"
     assert w.client.get(f"{route}?project_id={w.ids['p_a1']}", headers=w.h(who)).status_code == 200
+
+
+def test_an_error_answer_is_bounded_whatever_the_request_sent(sqlite_world: World) -> None:
+    w = sqlite_world
+    many = "&".join(f"p{k}=1" for k in range(3000))
+    r = w.client.get(f"/v1/jobs?{many}", headers=w.h("admin"))
+    err = _error(r)
+    assert len(err["problems"]) == 20 and err["problems_total"] == 3000
+    assert len(r.content) < 20_000
+    long = "x" * 60_000
+    for url, status in ((f"/v1/jobs?accelerator_type={long}", 422), (f"/v1/nodes/{long}", 404)):
+        r = w.client.get(url, headers=w.h("admin"))
+        assert r.status_code == status, r.text
+        assert len(r.content) < 2_000 and "60,0" in r.json()["error"]["message"]

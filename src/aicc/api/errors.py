@@ -56,9 +56,21 @@ def is_json_media(content_type: str | bytes | None) -> bool:
 UNSUPPORTED_MEDIA = ("a request body must be JSON sent with Content-Type: application/json")
 
 
+# An error answers in bounded size whatever the request sent: messages that quote a value
+# are cut, and so is the list of problems (a request with thousands of unknown parameters).
+MAX_MESSAGE = 500
+MAX_PROBLEMS = 20
+
+
+def _cut(message: str) -> str:
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return f"{message[:MAX_MESSAGE]}… ({len(message):,} characters in all)"
+
+
 def error_body(code: str, message: str, field: str | None = None, **extra: Any
                ) -> dict[str, Any]:
-    err: dict[str, Any] = {"code": code, "message": message, "field": field}
+    err: dict[str, Any] = {"code": code, "message": _cut(message), "field": field}
     err.update(extra)
     return {"error": err}
 
@@ -92,20 +104,23 @@ def _problem(e: Any) -> dict[str, str]:
         else:  # pydantic's own parser: the position is in its message
             message = str(e.get("msg", "malformed JSON"))
         return {"field": "body", "message": message, "type": "json_invalid"}
-    return {"field": _loc_to_field(e.get("loc", ())), "message": str(e.get("msg", "")),
+    return {"field": _cut(_loc_to_field(e.get("loc", ()))), "message": str(e.get("msg", "")),
             "type": str(e.get("type", ""))}
 
 
 def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
     """The error body for pydantic's (or FastAPI's) list of validation errors."""
-    problems = [_problem(e) for e in errors]
+    problems = [_problem(e) for e in errors[:MAX_PROBLEMS]]
+    for p in problems:
+        p["message"] = _cut(p["message"])
     first = problems[0] if problems else {"field": "body", "message": "invalid request"}
+    extra = {"problems_total": len(errors)} if len(errors) > MAX_PROBLEMS else {}
     return error_body("invalid_input", f"{first['field']}: {first['message']}", first["field"],
-                      problems=problems)
+                      problems=problems, **extra)
 
 
 def aicc_error_body(exc: AiccError) -> tuple[int, dict[str, Any]]:
-    return lookup(HTTP_STATUS, exc), {"error": {"code": exc.code, "message": exc.message,
+    return lookup(HTTP_STATUS, exc), {"error": {"code": exc.code, "message": _cut(exc.message),
                                                 "field": exc.field}}
 
 
