@@ -34,3 +34,14 @@ def test_a_request_within_the_budget_runs():
     arr = Arrivals("history", _history(200, now, day), window_s=day, samples=3)
     arr.budget_check(now, 30 * day)  # 200 × 30 × 3 = 18,000
     assert len(arr.future(0, now, 30 * day)) == 200 * 30
+
+
+def test_a_short_horizon_is_counted_at_the_window_rate_not_a_whole_window():
+    now, day = 100 * 86400.0, 86400.0
+    week = 7 * day
+    arr = Arrivals("history", _history(1400, now, week), window_s=week, samples=50)
+    arr.budget_check(now, day / 2)  # 200 a day × half a day × 50 samples = 5,000
+    with pytest.raises(InvalidInput) as e:
+        arr.budget_check(now, 3 * day)  # 600 × 50 = 30,000
+    # the largest horizon that fits: 20,000 / (200 a day × 50) = 2 days
+    assert "at most about 48 with 50 samples" in e.value.message

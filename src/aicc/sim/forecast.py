@@ -130,13 +130,16 @@ class Arrivals:
         span = min(self.window_s, now - h.since)
         if span < MIN_SPAN_S:
             return
-        per_sample = int(np.count_nonzero((h.submit >= now - span) & (h.submit < now))
-                         * math.ceil(horizon_s / span))
+        # the window's rate over the horizon (the bootstrap draws whole days of the window)
+        rate = np.count_nonzero((h.submit >= now - span) & (h.submit < now)) / span
+        per_sample = math.ceil(rate * horizon_s)
         if per_sample * self.samples > limit:
+            fits_h = limit / (rate * self.samples) / 3600.0
             raise InvalidInput(
                 f"samples: the history model would submit about {per_sample:,} jobs per sample "
                 f"over the horizon, {per_sample * self.samples:,} in all (at most "
-                f"{limit:,}); lower horizon_hours or samples", field="samples")
+                f"{limit:,}); lower horizon_hours (at most about {fits_h:.3g} with "
+                f"{self.samples} samples) or samples", field="samples")
 
     def future(self, k: int, now: float, horizon_s: float) -> History:
         """Sample ``k``'s submissions in ``[now, now + horizon_s]``, by submit time."""
