@@ -223,7 +223,15 @@ def test_token_create_on_a_database_never_upgraded_says_so(tmp_path: Path) -> No
            "COLUMNS": "200"}
     r = runner.invoke(app, ["token", "create", "--user", "ops", "--create-user"], env=env)
     assert r.exit_code == 2, r.output
-    assert "has no aicc schema; run `aicc db upgrade` first" in r.output
+    assert f"no database at {tmp_path / 'new.db'}; run `aicc db upgrade` first" in r.output
+    assert not (tmp_path / "new.db").exists()  # no empty database left behind
+    (tmp_path / "empty.db").touch()  # a file that holds no schema
+    env["AICC_DATABASE_URL"] = f"sqlite:///{tmp_path / 'empty.db'}"
+    r = runner.invoke(app, ["token", "create", "--user", "ops", "--create-user"], env=env)
+    assert r.exit_code == 2 and "has no aicc schema; run `aicc db upgrade` first" in r.output
+    env["AICC_DATABASE_URL"] = "sqlite://"
+    r = runner.invoke(app, ["db", "upgrade"], env=env)
+    assert r.exit_code == 2 and "in-memory SQLite database is gone" in r.output, r.output
 
 
 @pytest.mark.parametrize(("option", "value", "problem"), [

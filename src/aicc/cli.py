@@ -13,6 +13,7 @@ import json
 import math
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import httpx
@@ -81,6 +82,9 @@ def db_upgrade(
     from aicc.store.seed import seed_catalog, seed_default_sectors
 
     settings = _settings()
+    if _sqlite_file(settings.database_url) == "":
+        _fail("database_url: an in-memory SQLite database is gone when this command ends; give "
+              "a file (sqlite:///var/aicc.db) or a server", 2)
     try:
         engine = open_database(settings.database_url)
     except AiccError as exc:
@@ -96,6 +100,20 @@ def db_upgrade(
         engine.dispose()
 
 
+def _sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL ("" for an in-memory database), None for another database."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return None  # (open_database names the problem)
+    if u.get_backend_name() != "sqlite":
+        return None
+    return "" if u.database in (None, "", ":memory:") else u.database
+
+
 def open_store(url: str) -> Engine:
     """The database at the schema this code reads, else one line naming ``database_url`` and
     exit 2 (an unreachable server, or a database ``aicc db upgrade`` has not prepared)."""
@@ -104,6 +122,11 @@ def open_store(url: str) -> Engine:
     from aicc.store.db import open_database
     from aicc.store.migrate import alembic_config, current
 
+    path = _sqlite_file(url)
+    if path is not None and (path == "" or not Path(path).exists()):
+        # (connecting would create an empty file, or a database gone at exit)
+        where = "an in-memory database" if path == "" else f"no database at {path}"
+        _fail(f"database_url: {where}; run `aicc db upgrade` first", 2)
     try:
         db = open_database(url)
     except AiccError as exc:

@@ -126,10 +126,10 @@ def test_a_database_not_upgraded_or_unreachable_is_named(env: dict[str, str]) ->
     cli = CliRunner()
     unreachable = {**env, "AICC_DATABASE_URL": "postgresql+psycopg://aicc@127.0.0.1:1/aicc"}
     for cmd in (["slurm", "sync-accounts"], ["slurm", "import-usage"]):
-        fresh = cli.invoke(app, cmd, env=env)  # the configured SQLite file was never upgraded
+        fresh = cli.invoke(app, cmd, env=env)  # the configured SQLite file was never made
         assert fresh.exit_code == 2, fresh.output
         out = fresh.output.replace("\n", " ")
-        assert "database_url: the database has no aicc schema; run `aicc db upgrade`" in out
+        assert "database_url: no database at " in out and "run `aicc db upgrade` first" in out
         down = cli.invoke(app, cmd, env=unreachable)
         assert down.exit_code == 2, down.output
         assert "database_url: cannot connect to" in down.output.replace("\n", " ")

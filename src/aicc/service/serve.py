@@ -199,7 +199,8 @@ def build_service(settings: Settings, *, demo: bool = False, reset: bool = False
                       feeders=feeders)
     done = cp.reconcile(clock.now())
     if any(done.values()):
-        say(f"aicc: resumed the center: {done}")
+        say("aicc: resumed the center: " + ", ".join(
+            f"{n:,} running jobs {what}" for what, n in done.items() if n))
     return Service(settings, db, factory, engine, clock, cp, token, source, demo_file)
 
 
