@@ -51,7 +51,8 @@ def test_a_model_substitution_without_models_is_refused(tmp_path, runs):
     line = one_line_error(sim("--trace", str(philly_slice(tmp_path, 50)), "--fleet", "lab",
                               "--substitute", "V100=h100-sxm-80g"))
     assert line == ("error: --substitute V100=h100-sxm-80g: the workload names no GPU model "
-                    "(the trace has no GPU model column); only *=TYPE applies to it"), line
+                    "(the trace has no GPU model column, or every cell of it is empty); "
+                    "only *=TYPE applies to it"), line
     line = one_line_error(sim("--synthetic-days", "0.2", "--fleet", "lab",
                               "--substitute", "V100=h100-sxm-80g"))
     assert "(a synthetic workload); only *=TYPE applies to it" in line, line

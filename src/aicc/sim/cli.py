@@ -567,7 +567,8 @@ def _unmatched_substitutions(subs: dict[str, str], w: Workload) -> list[str]:
     ``V100``, would otherwise substitute nothing, silently)."""
     named = [m for m in subs if m != "*"]
     if named and not w.models:
-        what = "a synthetic workload" if w.source == "" else "the trace has no GPU model column"
+        what = ("a synthetic workload" if w.source == "" else
+                "the trace has no GPU model column, or every cell of it is empty")
         raise InvalidInput(f"--substitute {named[0]}={subs[named[0]]}: the workload names no GPU "
                            f"model ({what}); only *=TYPE applies to it", field="substitute")
     known = {m.lower(): m for m in w.models}
