@@ -292,7 +292,7 @@ def test_a_node_reference_of_non_ascii_digits_is_a_name(sqlite_world: World, ref
 
 
 @pytest.mark.parametrize("who", ["admin", "member_a1"])
-@pytest.mark.parametrize("route", ["/v1/jobs", "/v1/grants"])
+@pytest.mark.parametrize("route", ["/v1/jobs", "/v1/grants", "/v1/memberships"])
 def test_a_filter_by_a_project_nobody_has_is_404_for_everyone(sqlite_world: World, who: str,
                                                               route: str) -> None:
     """An admin sees every project id: one that does not exist is not found, as it is for a

@@ -40,6 +40,7 @@ from aicc.tenancy import service
 from aicc.tenancy.access import (
     Principal,
     require_admin,
+    require_known_project,
     require_org,
     require_project,
     visible_org_ids,
@@ -272,7 +273,7 @@ def list_memberships(request: Request, principal: CurrentPrincipal, limit: Limit
         else:
             pids, oids = principal.project_ids, principal.org_ids
         if project_id is not None:
-            require_project(principal, project_id)
+            require_known_project(s, principal, project_id)
             pids, oids = {project_id}, set()
         items = service.list_memberships(session=s, project_ids=pids, organization_ids=oids,
                                          user_id=user_id, limit=limit, after_id=after)
