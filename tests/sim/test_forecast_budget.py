@@ -43,5 +43,16 @@ def test_a_short_horizon_is_counted_at_the_window_rate_not_a_whole_window():
     arr.budget_check(now, day / 2)  # 200 a day × half a day × 50 samples = 5,000
     with pytest.raises(InvalidInput) as e:
         arr.budget_check(now, 3 * day)  # 600 × 50 = 30,000
-    # the largest horizon that fits: 20,000 / (200 a day × 50) = 2 days
-    assert "at most about 48 with 50 samples" in e.value.message
+    # the largest horizon that fits: 20,000 / (200 a day × 50) = 2 days; asked, it is taken
+    assert "at most 48.0 with 50 samples" in e.value.message
+    arr.budget_check(now, 48 * 3600.0)
+
+
+def test_the_suggested_horizon_is_taken_when_asked():
+    now, week = 100 * 86400.0, 7 * 86400.0
+    arr = Arrivals("history", _history(23_520, now, week), window_s=week, samples=5)  # 140 an hour
+    with pytest.raises(InvalidInput) as e:
+        arr.budget_check(now, 30 * 86400.0)
+    hours = float(e.value.message.split("at most ")[2].split(" with")[0].replace(",", ""))
+    assert 28.0 < hours < 28.6
+    arr.budget_check(now, hours * 3600.0)  # 140 × 28.5 × 5 ≤ 20,000

@@ -134,11 +134,13 @@ class Arrivals:
         rate = np.count_nonzero((h.submit >= now - span) & (h.submit < now)) / span
         per_sample = math.ceil(rate * horizon_s)
         if per_sample * self.samples > limit:
-            fits_h = limit / (rate * self.samples) / 3600.0
+            # the longest horizon that fits, rounded down to a tenth of an hour: asked again,
+            # it is taken
+            fits_h = math.floor((limit // self.samples) / rate / 360.0) / 10.0
             raise InvalidInput(
                 f"samples: the history model would submit about {per_sample:,} jobs per sample "
                 f"over the horizon, {per_sample * self.samples:,} in all (at most "
-                f"{limit:,}); lower horizon_hours (at most about {fits_h:.3g} with "
+                f"{limit:,}); lower horizon_hours (at most {fits_h:,.1f} with "
                 f"{self.samples} samples) or samples", field="samples")
 
     def future(self, k: int, now: float, horizon_s: float) -> History:
