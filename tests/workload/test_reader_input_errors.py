@@ -88,6 +88,11 @@ def test_a_column_named_twice_is_refused_at_the_header(tmp_path):
     p.write_bytes(b"\n" + PHILLY_HEADER + b",cluster\n2017-09-04 10:30:41,100,1,100,a,b\n")
     with pytest.raises(InvalidTrace, match=r"line 2: column\(s\) 'cluster' appear more than once"):
         read_trace(p)
+    # duplicates the reader does not take (trailing commas, a repeated note) are left alone
+    q = tmp_path / "extra.csv"
+    q.write_bytes(b"ts,run,n,vc,note,note,,\n0,10,1,a,x,y,,\n")
+    w = read_trace(q, columns="submit=ts,duration=run,gpus=n,tenant=vc")
+    assert len(w) == 1 and w.tenants == ["a"]
 
 
 def test_a_label_that_is_not_utf8_is_refused_at_its_line(tmp_path):
@@ -96,6 +101,14 @@ def test_a_label_that_is_not_utf8_is_refused_at_its_line(tmp_path):
                   b"2017-09-04 10:30:42,100,1,100,\xe9t\xe9\n")
     with pytest.raises(InvalidTrace, match=r"line 3: column cluster: the text is not UTF-8"):
         read_trace(p)
+
+
+def test_a_bad_byte_leaves_the_missing_cells_of_its_column_missing(tmp_path):
+    p = tmp_path / "na.csv"
+    p.write_bytes(b"ts,run,n\n0,10,1\nNA,10,1\n1\xff0,10,1\n20,10,1\n")
+    w = read_trace(p, columns="submit=ts,duration=run,gpus=n")
+    assert w.account.invalid == {"missing_submit": 1, "unparseable_submit": 1}
+    assert w.account.examples == {"missing_submit": [3], "unparseable_submit": [4]}
 
 
 def test_one_bad_byte_in_a_time_spoils_its_row_only(tmp_path):

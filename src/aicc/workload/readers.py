@@ -232,12 +232,6 @@ def read_table(path: Path) -> TableRead:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidTrace(f"{path}: cannot read ({exc})", field="trace", line=None) from None
     n = table.num_rows
-    header = int(phys[0]) if phys is not None and len(phys) else 1
-    dup = sorted({c for c in table.column_names if table.column_names.count(c) > 1})
-    if dup:  # which of them a reader would take is a guess: refused
-        raise InvalidTrace(f"{path}, line {header}: column(s) {excerpt(', '.join(dup))} appear "
-                           "more than once in the header; rename them", field="trace",
-                           line=header)
     if phys is None:
         return TableRead(table, np.arange(n, dtype=np.int64) + 2, 1)
     return TableRead(table, phys[1:n + 1].astype(np.int64), int(phys[0]) if len(phys) else 1)
@@ -287,6 +281,11 @@ def _require(read: TableRead, path: Path, cols: tuple[str, ...] | list[str],
     """Every column of ``cols`` is in the file, else :class:`InvalidTrace` naming the missing
     ones (with the ``--columns`` key that named each, when they came from ``mapping``)."""
     table, line = read.table, read.header_line
+    dup = [c for c in dict.fromkeys(cols) if table.column_names.count(c) > 1]
+    if dup:  # which of them to take is a guess: refused (duplicates the reader ignores are not)
+        raise InvalidTrace(f"{path}, line {line}: column(s) {excerpt(', '.join(dup))} appear "
+                           "more than once in the header; rename them", field="trace",
+                           line=line)
     missing = [c for c in cols if c not in table.column_names]
     if missing:
         keys = {col: key for key, col in (mapping or {}).items()}
@@ -296,15 +295,17 @@ def _require(read: TableRead, path: Path, cols: tuple[str, ...] | list[str],
             f"found: {excerpt(', '.join(table.column_names), 200)}", field="trace", line=line)
 
 
+def _is_bytes(t: pa.DataType) -> bool:
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
+
+
 def _plain(col: pa.ChunkedArray) -> pa.ChunkedArray:
     """A dictionary-encoded column (a pandas ``category``) as its values, and bytes (what a
     CSV column holding text that is not UTF-8 reads as) as text, each value decoded on its own
     so that one bad byte spoils its row only (the replacement character makes it unparseable)."""
-    t = col.type
-    if pa.types.is_dictionary(t):
-        col = col.cast(t.value_type)
-        t = col.type
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if _is_bytes(col.type):
         col = pa.chunked_array([pa.array(
             [None if v is None else v.decode("utf-8", "replace") for v in col.to_pylist()],
             pa.string())])
@@ -319,7 +320,7 @@ def _as_str(read: TableRead, path: Path, name: str) -> np.ndarray:
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     t = col.type
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+    if _is_bytes(t):
         for i, v in enumerate(col.to_pylist()):
             try:
                 if v is not None:
@@ -328,12 +329,22 @@ def _as_str(read: TableRead, path: Path, name: str) -> np.ndarray:
                 line = int(read.lines[i])
                 raise InvalidTrace(f"{path}, line {line}: column {name}: the text is not UTF-8 "
                                    "(save the file as UTF-8)", field="trace", line=line) from None
-        col = _plain(col)
     try:
-        return np.asarray(col.cast(pa.string()).to_pylist(), dtype=object)
+        return np.asarray(_plain(col).cast(pa.string()).to_pylist(), dtype=object)
     except (pa.ArrowNotImplementedError, pa.ArrowTypeError, pa.ArrowInvalid):
         raise InvalidTrace(f"{path}: column {name} holds {t}, not text", field="trace",
                            line=None) from None
+
+
+def _numbers(account: RowAccount, name: str, col: pa.ChunkedArray, lines: np.ndarray,
+             counted: np.ndarray, parse) -> np.ndarray:
+    """Column ``col`` read by ``parse`` (:func:`to_float` or :func:`to_seconds`), its bad
+    cells counted (:func:`_reject_unparseable`) on the same decoded text, so that a null
+    spelling is a missing value in a column of bytes or categories too."""
+    col = _plain(col)
+    values = parse(col)
+    _reject_unparseable(account, name, col, values, lines, counted)
+    return values
 
 
 def _float_fallback(values: list[object], parse) -> np.ndarray:
@@ -466,15 +477,14 @@ def read_alibaba(path: Path) -> Workload:
     runtime is deletion − scheduled time; pods still ``Pending`` never ran and are counted invalid.
     The QoS class is the tenant; best-effort (BE) pods are flexible and preemptible."""
     read = read_table(path)
-    _require(read, path, ALIBABA_COLUMNS)
+    has_spec = "gpu_spec" in read.table.column_names
+    _require(read, path, (*ALIBABA_COLUMNS, *(("gpu_spec",) if has_spec else ())))
     table, lines = read.table, read.lines
     n = table.num_rows
     account = RowAccount()
     counted = np.zeros(n, dtype=bool)
-    cols = {k: to_float(table[k]) for k in ("creation_time", "deletion_time", "scheduled_time",
-                                            "num_gpu", "gpu_milli")}
-    for k, v in cols.items():
-        _reject_unparseable(account, k, table[k], v, lines, counted)
+    cols = {k: _numbers(account, k, table[k], lines, counted, to_float)
+            for k in ("creation_time", "deletion_time", "scheduled_time", "num_gpu", "gpu_milli")}
     phase = _as_str(read, path, "pod_phase")
     qos = _as_str(read, path, "qos")
     never = phase == "Pending"
@@ -485,7 +495,7 @@ def read_alibaba(path: Path) -> Workload:
     milli = (cols["gpu_milli"])
     gpus = np.where((num == 1) & (milli < 1000), milli / 1000.0, num)
     gpus = np.where((num == 1) & (milli <= 0), 0.0, gpus)
-    model = _as_str(read, path, "gpu_spec") if "gpu_spec" in table.column_names else None
+    model = _as_str(read, path, "gpu_spec") if has_spec else None
     if model is not None:
         model = np.array([(m or "").split("|")[0] for m in model], dtype=object)
     be = qos == "BE"
@@ -510,18 +520,14 @@ def _assemble(name: str, path: Path, read: TableRead, *, submit: str, gpus: str,
     n = table.num_rows
     account = RowAccount()
     counted = np.zeros(n, dtype=bool)
-    sub = to_seconds(table[submit])
-    _reject_unparseable(account, "submit", table[submit], sub, lines, counted)
+    sub = _numbers(account, "submit", table[submit], lines, counted, to_seconds)
     if duration is not None:
-        run = to_float(table[duration])
-        _reject_unparseable(account, "duration", table[duration], run, lines, counted)
+        run = _numbers(account, "duration", table[duration], lines, counted, to_float)
     else:
         assert end is not None
-        e = to_seconds(table[end])
-        _reject_unparseable(account, "end", table[end], e, lines, counted)
+        e = _numbers(account, "end", table[end], lines, counted, to_seconds)
         if start is not None:
-            s = to_seconds(table[start])
-            _reject_unparseable(account, "start", table[start], s, lines, counted)
+            s = _numbers(account, "start", table[start], lines, counted, to_seconds)
         else:
             s = sub
         # an empty end or start is missing_end / missing_start, not a missing runtime (after
@@ -533,8 +539,7 @@ def _assemble(name: str, path: Path, read: TableRead, *, submit: str, gpus: str,
                 account.reject(f"missing_{name}", gone, lines)
                 counted |= gone
         run = (e) - (s)
-    g = to_float(table[gpus])
-    _reject_unparseable(account, "gpus", table[gpus], g, lines, counted)
+    g = _numbers(account, "gpus", table[gpus], lines, counted, to_float)
     labels = _as_str(read, path, tenant) if tenant else np.full(n, "default", dtype=object)
     models = _as_str(read, path, model) if model else None
     return build(name, submit=(sub), runtime=(run), gpus=(g),
