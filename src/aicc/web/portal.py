@@ -66,7 +66,7 @@ class PortalData:
     now: datetime
     capacity: int  # accelerators in service (see portal_data)
     capacity_by_type: dict[str, int]
-    out_of_service: int  # accelerators on nodes down or drained
+    out_of_service: int  # accelerators on nodes down, or drained and idle
     times: np.ndarray  # clock seconds
     busy: dict[str, np.ndarray]  # sector -> accelerators busy at each time
     queue: dict[str, np.ndarray]  # sector -> pending jobs at each time
@@ -166,9 +166,8 @@ def portal_data(session: Session, *, now: datetime, window_h: float = WINDOW_H,
         select(Node.accelerator_type, func.sum(Node.accelerators))
         .where(Node.state != NodeState.DOWN, Node.drained.is_(False))
         .group_by(Node.accelerator_type)).all()}
-    drained = {name: t for name, t in session.execute(
-        select(Node.name, Node.accelerator_type)
-        .where(Node.state != NodeState.DOWN, Node.drained.is_(True))).all()}
+    drained = set(session.scalars(
+        select(Node.name).where(Node.state != NodeState.DOWN, Node.drained.is_(True))))
     out_of_service = int(session.scalar(
         select(func.coalesce(func.sum(Node.accelerators), 0))
         .where(or_(Node.state == NodeState.DOWN, Node.drained.is_(True)))) or 0)
@@ -211,9 +210,10 @@ def portal_data(session: Session, *, now: datetime, window_h: float = WINDOW_H,
                 s.busy += r[2]
                 busy_by_type[r[6]] = busy_by_type.get(r[6], 0) + r[2]
                 if drained and r[8]:
-                    for node in r[8]:
-                        if node in drained:
-                            capacity_by_type[r[6]] = capacity_by_type.get(r[6], 0) + r[7]
+                    held = r[7] * sum(node in drained for node in r[8])
+                    if held:  # in service until the job ends, so not out of it
+                        capacity_by_type[r[6]] = capacity_by_type.get(r[6], 0) + held
+                        out_of_service -= held
             elif r[1] == JobState.PENDING:
                 s.pending += 1
                 s.pending_accelerators += r[2]
