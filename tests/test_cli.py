@@ -287,6 +287,9 @@ def test_admin_without_create_user_is_refused(tmp_path: Path) -> None:
                          env=env).exit_code == 0
     r = runner.invoke(app, ["token", "create", "--user", "bob", "--admin"], env=env)
     assert r.exit_code == 2 and "--admin applies only with --create-user" in r.output, r.output
+    r = runner.invoke(app, ["token", "create", "--user", "bob", "--create-user", "--admin"],
+                      env=env)
+    assert r.exit_code == 2 and "exists and is not a center admin" in r.output, r.output
     engine = make_engine(env["AICC_DATABASE_URL"])
     with session_factory(engine)() as s:
         assert s.scalar(select(User.is_admin).where(User.name == "bob")) is False

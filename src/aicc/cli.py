@@ -174,6 +174,10 @@ def token_create(
                 if not create_user:
                     raise
                 u = service.create_user(session=session, name=user, is_admin=admin)
+            else:
+                if admin and not u.is_admin:
+                    _fail(f"--admin: user {user!r} exists and is not a center admin; an existing "
+                          "user keeps its role (drop --admin, or name a new user)", 2)
             token = create_token(session=session, user_id=u.id, name=name)
     except AiccError as exc:
         _fail(exc.message, lookup(EXIT_CODE, exc))

@@ -88,6 +88,8 @@ def test_phase_node_limits_are_those_of_a_custom_fleet():
      "other: unknown table or key"),
     ('[phase.a]\nname = "z"\ngroups = [{ type = "h100-sxm-80g", nodes = 2 }]\n',
      "phase.a: a phase is named by its table"),
+    ('[phase.a]\ngroups = { type = "h100-sxm-80g", nodes = 2 }\n',
+     "phase.a.groups: an array of node groups"),
 ])
 def test_a_phase_file_is_read_strictly_before_any_run(tmp_path, runs, text, message):
     """No nodes, a count given as a flag or as text, a table the file does not define and a

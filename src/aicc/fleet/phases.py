@@ -55,7 +55,11 @@ def parse_phases(text: str, catalog: Catalog | None = None) -> dict[str, FleetPh
             what = "a table" if not isinstance(body, dict) else "named by its table, not by name ="
             raise ConfigError(f"phase.{name}: a phase is {what}", field=f"phase.{name}")
         body = {**body, "name": name}
-        if isinstance(body.get("groups"), list):  # a TOML array: the strict model takes tuples
+        if "groups" in body and not isinstance(body["groups"], list):
+            raise ConfigError(f"phase.{name}.groups: an array of node groups, e.g. groups = "
+                              '[{ type = "h100-sxm-80g", nodes = 16 }]',
+                              field=f"phase.{name}.groups")
+        if "groups" in body:  # a TOML array: the strict model takes tuples
             body["groups"] = tuple(body["groups"])
         try:
             ph = FleetPhase.model_validate(body)

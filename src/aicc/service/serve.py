@@ -199,8 +199,11 @@ def build_service(settings: Settings, *, demo: bool = False, reset: bool = False
                       feeders=feeders)
     done = cp.reconcile(clock.now())
     if any(done.values()):
+        words = {"adopted": "running jobs adopted", "requeued": "running jobs requeued",
+                 "cancelled": "engine jobs the store did not run cancelled",
+                 "charged": "jobs cancelled while running charged"}
         say("aicc: resumed the center: " + ", ".join(
-            f"{n:,} running jobs {what}" for what, n in done.items() if n))
+            f"{n:,} {words.get(what, what)}" for what, n in done.items() if n))
     return Service(settings, db, factory, engine, clock, cp, token, source, demo_file)
 
 
