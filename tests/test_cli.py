@@ -294,3 +294,11 @@ def test_admin_without_create_user_is_refused(tmp_path: Path) -> None:
     with session_factory(engine)() as s:
         assert s.scalar(select(User.is_admin).where(User.name == "bob")) is False
     engine.dispose()
+
+
+def test_serve_refuses_an_in_memory_database_and_clients_a_port_out_of_range() -> None:
+    r = runner.invoke(app, ["serve"], env={"AICC_DATABASE_URL": "sqlite://", "AICC_CONFIG": ""})
+    assert r.exit_code == 2 and "in-memory SQLite database" in r.output, r.output
+    r = runner.invoke(app, ["jobs", "list", "--url", "http://127.0.0.1:99999", "--token",
+                            "x" * 20])
+    assert r.exit_code == 2 and "--url: port 99999 is out of range" in r.output, r.output

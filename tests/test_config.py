@@ -40,6 +40,20 @@ def test_file_and_environment_overrides(tmp_path: Path) -> None:
     ({"AICC_REQUIRE_GRANT": "perhaps"}, "", "scheduler.require_grant"),
     ({}, "[server]\nbogus = 1\n", "server.bogus"),
     ({}, "not toml = = =", None),
+    # URLs that pass a prefix check but no driver takes
+    ({"AICC_DATABASE_URL": "sqlitex:///x.db"}, "", "database_url"),
+    ({"AICC_DATABASE_URL": "sqlite://var/x.db"}, "", "database_url"),
+    ({"AICC_DATABASE_URL": "postgresql+asyncpg://u@h/db"}, "", "database_url"),
+    ({"AICC_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:abc/db"}, "", "database_url"),
+    # numbers are finite and bounded, and TOML's true/false is no number
+    ({"AICC_CLOCK_SPEED": "inf"}, "", "demo.clock_speed"),
+    ({"AICC_CLOCK_SPEED": "1e11"}, "", "demo.clock_speed"),
+    ({"AICC_CYCLE_INTERVAL_S": "inf"}, "", "scheduler.cycle_interval_s"),
+    ({}, "[scheduler]\ncycle_interval_s = 1e300\n", "scheduler.cycle_interval_s"),
+    ({}, "[demo]\nseed = -1\n", "demo.seed"),
+    ({}, "[server]\nport = true\n", "server.port"),
+    ({}, "[energy]\nsite_power_mw = true\n", "energy.site_power_mw"),
+    ({"AICC_ADMIN_TOKEN": "abcdefghijklmnopqrs\n"}, "", "admin_token"),
 ])
 def test_invalid_configuration_names_the_key(tmp_path: Path, env: dict[str, str], text: str,
                                              field: str | None) -> None:
@@ -83,3 +97,18 @@ def test_grants_are_required_by_default(tmp_path: Path) -> None:
     cfg = tmp_path / "aicc.toml"
     cfg.write_text("[scheduler]\nrequire_grant = false\n")
     assert load_settings(cfg, env={}).scheduler.require_grant is False
+
+
+def test_a_config_file_that_is_no_text_file_is_named(tmp_path: Path) -> None:
+    """Not UTF-8, or not a regular file (a FIFO would block the start for ever): one error
+    naming AICC_CONFIG, never a traceback."""
+    import os
+
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(b"# caf\xe9\n")
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    for path in (bad, fifo):
+        with pytest.raises(ConfigError) as info:
+            load_settings(path, env={})
+        assert info.value.field == "AICC_CONFIG" and str(path) in info.value.message

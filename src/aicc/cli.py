@@ -197,6 +197,9 @@ def serve(
 ) -> None:
     """Run the control plane and the API (http://127.0.0.1:8000 by default)."""
     settings = _settings()
+    if _sqlite_file(settings.database_url) == "":
+        _fail("database_url: an in-memory SQLite database is not shared by the control plane "
+              "and the API, nor kept; give a file (sqlite:///var/aicc.db) or a server", 2)
     if host is not None or port is not None:
         server = settings.server.model_copy(update={
             k: v for k, v in (("host", host), ("port", port)) if v is not None})
@@ -238,6 +241,8 @@ class Client:
             _fail(f"--url: not a URL ({exc})", 2)
         if parsed.scheme not in ("http", "https") or not parsed.host:
             _fail(f"--url: {url!r} is not an http(s) URL such as {DEFAULT_URL}", 2)
+        if parsed.port is not None and not 1 <= parsed.port <= 65535:
+            _fail(f"--url: port {parsed.port} is out of range (1-65535)", 2)
         self.url = url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"}
 

@@ -10,9 +10,16 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from aicc.errors import ConfigError
 
@@ -22,18 +29,32 @@ _TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-.~+/=]{16,256}$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # numbers are finite: an infinite interval or clock speed would pass "> 0" and then stop
+    # the control plane or overflow its clock
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _no_flag(v: Any) -> Any:
+    """TOML's true/false is no number (pydantic would read it as 1/0: ``port = true`` would
+    listen on port 1); environment overrides stay text and are parsed as numbers."""
+    if isinstance(v, bool):
+        raise ValueError(f"expected a number, got {str(v).lower()}")
+    return v
+
+
+Int = Annotated[int, BeforeValidator(_no_flag)]
+Num = Annotated[float, BeforeValidator(_no_flag)]
 
 
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    max_body_bytes: int = Field(1_048_576, ge=1024)
+    port: Int = Field(8000, ge=1, le=65535)
+    max_body_bytes: Int = Field(1_048_576, ge=1024)
 
 
 class SchedulerConfig(_Strict):
     policy: Literal["fairshare", "fifo", "multifactor"] = "fairshare"
-    cycle_interval_s: float = Field(5.0, gt=0)
+    cycle_interval_s: Num = Field(5.0, gt=0, le=3600)
     # Hold jobs whose project has no active grant for their type (docs/api.md): the center
     # charges every accelerator-hour to a grant. false only for test beds without allocations.
     require_grant: bool = True
@@ -42,13 +63,13 @@ class SchedulerConfig(_Strict):
 class EngineConfig(_Strict):
     kind: Literal["twin", "slurm"] = "twin"
     fleet_phase: str = "2028"
-    slurm_poll_interval_s: float = Field(5.0, gt=0)
+    slurm_poll_interval_s: Num = Field(5.0, gt=0, le=3600)
     slurm_partition: str | None = None
     # The Slurm engine (docs/slurm.md): where the cluster's slurm.conf is (None: the clients'
     # default), GRES type -> catalog type overrides, and how aicc names what it creates.
     slurm_conf: str | None = None
     slurm_bin_dir: str | None = None
-    slurm_command_timeout_s: float = Field(30.0, gt=0)
+    slurm_command_timeout_s: Num = Field(30.0, gt=0, le=3600)
     slurm_gres_map: dict[str, str] = Field(default_factory=dict)
     slurm_job_prefix: str = Field("aicc", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,30}$")
     slurm_parent_account: str = Field("aicc", pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -72,9 +93,9 @@ class EnergyConfig(_Strict):
 
     # Site power the center may draw, in MW (None: no cap). The accelerators get what is left
     # after the facility overhead: site_power_mw / pue.
-    site_power_mw: float | None = Field(None, gt=0)
-    pue: float = Field(1.2, ge=1.0, le=3.0)
-    grid_intensity_kg_per_kwh: float = Field(0.5810, ge=0, le=2.0)
+    site_power_mw: Num | None = Field(None, gt=0, le=100_000)
+    pue: Num = Field(1.2, ge=1.0, le=3.0)
+    grid_intensity_kg_per_kwh: Num = Field(0.5810, ge=0, le=2.0)
 
     @property
     def it_power_w(self) -> float:
@@ -82,8 +103,9 @@ class EnergyConfig(_Strict):
 
 
 class DemoConfig(_Strict):
-    clock_speed: float = Field(60.0, gt=0)
-    seed: int = 7
+    # at most an hour a second: faster, the clock passes the calendar's end within years
+    clock_speed: Num = Field(60.0, gt=0, le=3600)
+    seed: Int = Field(7, ge=0, le=2**32 - 1)
 
 
 class Settings(_Strict):
@@ -100,7 +122,7 @@ class Settings(_Strict):
     def _token_format(cls, v: str | None) -> str | None:
         # The format every bearer token has (aicc.api.tokens.TOKEN_RE): checked here so that a
         # bad token stops start-up with this message instead of failing when it is registered.
-        if v is not None and not _TOKEN_RE.match(v):
+        if v is not None and not _TOKEN_RE.fullmatch(v):  # ($ would admit a final newline)
             raise ValueError("must be 16-256 characters of A-Z a-z 0-9 _ - . ~ + / = "
                              "(no spaces)")
         return v
@@ -108,8 +130,21 @@ class Settings(_Strict):
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, v: str) -> str:
-        if not v.startswith(("sqlite", "postgresql")):
-            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        usage = "must be a sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB URL"
+        try:
+            u = make_url(v)
+            u.port  # noqa: B018 (parsed on access: a port that is no number raises here)
+            backend, driver = u.get_backend_name(), u.get_driver_name()
+        except (ArgumentError, NoSuchModuleError, ValueError):
+            raise ValueError(f"not a database URL; {usage}") from None
+        if backend == "sqlite" and (u.host or u.port):
+            raise ValueError("a SQLite URL names a file, not a host: sqlite:///relative/path.db "
+                             "or sqlite:////absolute/path.db")
+        if (backend, driver) not in (("sqlite", "pysqlite"), ("postgresql", "psycopg")):
+            raise ValueError(f"{backend}+{driver} is not supported; {usage}")
         return v
 
 
@@ -156,10 +191,17 @@ def load_settings(
     if cfg_path.is_dir():
         raise ConfigError(f"configuration file {cfg_path} is a directory", field="AICC_CONFIG")
     if cfg_path.exists():
+        if not cfg_path.is_file():  # a FIFO or a device would block or never end
+            raise ConfigError(f"configuration file {cfg_path} is not a regular file",
+                              field="AICC_CONFIG")
         try:
-            data = tomllib.loads(cfg_path.read_text())
+            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{cfg_path}: not valid TOML: {exc}", field=str(cfg_path)) from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"configuration file {cfg_path}: cannot read it "
+                              f"({getattr(exc, 'strerror', None) or exc})",
+                              field="AICC_CONFIG") from None
     elif explicit:
         raise ConfigError(f"configuration file {cfg_path} does not exist", field="AICC_CONFIG")
     for var, key in ENV_KEYS.items():

@@ -46,6 +46,14 @@ def test_the_admin_token_is_generated_once_and_reused(tmp_path: Path) -> None:
     path.write_text("short\n")
     with pytest.raises(ConfigError):
         build_service(s, say=quiet)
+    for bad in (b"\xff\xfe not text\n", None):  # not UTF-8; a folder in its place
+        path.unlink()
+        if bad is None:
+            path.mkdir()
+        else:
+            path.write_bytes(bad)
+        with pytest.raises(ConfigError, match="holds no valid token"):
+            build_service(s, say=quiet)
 
 
 def test_restart_resumes_the_center_and_reset_empties_it(tmp_path: Path) -> None:

@@ -65,8 +65,11 @@ def admin_token(settings: Settings, var: Path) -> tuple[str, str]:
         return settings.admin_token, "configuration"
     path = var / ADMIN_TOKEN_FILE
     if path.exists():
-        token = path.read_text().strip()
-        if not TOKEN_RE.match(token):
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):  # a folder, unreadable, not text
+            token = ""
+        if not TOKEN_RE.fullmatch(token):
             raise ConfigError(f"{path} holds no valid token; delete it to generate a new one",
                               field=str(path))
         return token, str(path)

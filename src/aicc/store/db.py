@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from aicc.errors import ConfigError
@@ -38,7 +39,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
                 raise ConfigError(
                     f"database_url: cannot create the directory {parent} of {_shown(url)}: "
                     f"{exc.strerror or exc}", field="database_url") from None
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = _create(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -50,7 +51,17 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return _create(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _create(url: str, **kw: Any) -> Engine:
+    """``create_engine``, its refusals (a driver not installed, a malformed URL) named as
+    ``database_url`` errors (Settings checks the URL; an engine made from a bare URL too)."""
+    try:
+        return create_engine(url, **kw)
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        raise ConfigError(f"database_url: cannot use {_shown(url)}: {exc}",
+                          field="database_url") from None
 
 
 def check_connection(engine: Engine) -> None:
