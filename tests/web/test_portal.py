@@ -110,6 +110,8 @@ def test_a_token_adds_the_callers_projects_in_full(center) -> None:
     assert d["top_projects"] == public  # the public part is the same for everyone
     html = center.call("GET", "/", token).text
     assert 'id="your-projects"' in html and "charge" in html
+    # the page shows what the JSON holds, carbon included (docs/portal.md)
+    assert "<th>carbon kg</th>" in html and f"{mine['carbon_kg']:,.1f}" in html
     admin = center.call("GET", "/portal/summary.json", ADMIN_TOKEN).json()
     assert len(admin["your_projects"]) >= len(public)
     assert center.call("GET", "/portal/summary.json", "not-a-valid-token-at-all").status_code \
