@@ -77,12 +77,12 @@ def db_upgrade(
     seed: Annotated[bool, typer.Option(help="seed the catalog and the default sectors")] = True,
 ) -> None:
     """Bring the database to the newest schema (and seed reference data)."""
-    from aicc.store.db import open_database, session_factory, transaction
+    from aicc.store.db import open_database, session_factory, sqlite_file, transaction
     from aicc.store.migrate import current, upgrade
     from aicc.store.seed import seed_catalog, seed_default_sectors
 
     settings = _settings()
-    if _sqlite_file(settings.database_url) == "":
+    if sqlite_file(settings.database_url) == "":
         _fail("database_url: an in-memory SQLite database is gone when this command ends; give "
               "a file (sqlite:///var/aicc.db) or a server", 2)
     try:
@@ -100,29 +100,15 @@ def db_upgrade(
         engine.dispose()
 
 
-def _sqlite_file(url: str) -> str | None:
-    """The file of a SQLite URL ("" for an in-memory database), None for another database."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        u = make_url(url)
-    except ArgumentError:
-        return None  # (open_database names the problem)
-    if u.get_backend_name() != "sqlite":
-        return None
-    return "" if u.database in (None, "", ":memory:") else u.database
-
-
 def open_store(url: str) -> Engine:
     """The database at the schema this code reads, else one line naming ``database_url`` and
     exit 2 (an unreachable server, or a database ``aicc db upgrade`` has not prepared)."""
     from alembic.script import ScriptDirectory
 
-    from aicc.store.db import open_database
+    from aicc.store.db import open_database, sqlite_file
     from aicc.store.migrate import alembic_config, current
 
-    path = _sqlite_file(url)
+    path = sqlite_file(url)
     if path is not None and (path == "" or not Path(path).exists()):
         # (connecting would create an empty file, or a database gone at exit)
         where = "an in-memory database" if path == "" else f"no database at {path}"
@@ -196,8 +182,10 @@ def serve(
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
 ) -> None:
     """Run the control plane and the API (http://127.0.0.1:8000 by default)."""
+    from aicc.store.db import sqlite_file
+
     settings = _settings()
-    if _sqlite_file(settings.database_url) == "":
+    if sqlite_file(settings.database_url) == "":
         _fail("database_url: an in-memory SQLite database is not shared by the control plane "
               "and the API, nor kept; give a file (sqlite:///var/aicc.db) or a server", 2)
     if host is not None or port is not None:

@@ -22,6 +22,18 @@ def _shown(url: str) -> str:
         return "(unparsable URL)"
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL ("" for an in-memory database), None for another database or
+    a URL that does not parse (:func:`make_engine` names that problem)."""
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return None
+    if u.get_backend_name() != "sqlite":
+        return None
+    return "" if u.database in (None, "", ":memory:") else u.database
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine for ``url``; a SQLite file's directory is created here. Raises
     :class:`ConfigError` naming ``database_url`` for a URL or directory that cannot be used."""
@@ -31,7 +43,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         raise ConfigError(f"database_url: not a database URL: {exc}",
                           field="database_url") from None
     if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
+        if sqlite_file(url):
             parent = Path(u.database).parent
             try:
                 parent.mkdir(parents=True, exist_ok=True)
