@@ -50,13 +50,17 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a t
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
+def _escaped(text: str) -> str:
+    """Control characters as their escapes (``\\x1b``): text shown on a terminal never drives it."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _fail(message: str, code: int) -> NoReturn:
     """``error: MESSAGE`` on one line of stderr, whatever the terminal's width or the message:
     never wrapped (a pipe or a log gets the message whole), line breaks of a server's answer
     turned into spaces and other control characters escaped, brackets printed as they are
     (not read as markup)."""
-    one = "".join(c if c.isprintable() else repr(c)[1:-1]
-                  for c in str(message).replace("\r\n", " ").replace("\n", " "))
+    one = _escaped(str(message).replace("\r\n", " ").replace("\n", " "))
     err.print("[red]error:[/red] ", end="", highlight=False)
     err.print(one, highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -311,7 +315,7 @@ def _cell(v: Any) -> str:
         text = ", ".join(str(x) for x in v)
     else:
         text = str(v)
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return _escaped(text)
 
 
 def _project_id(client: Client, ref: str) -> int:
