@@ -16,7 +16,7 @@ from aicc.sim.forecast import (
     measure_error,
     replay_history,
 )
-from aicc.sim.loop import SimConfig, Simulator, simulate
+from aicc.sim.loop import Cancelled, SimConfig, Simulator, simulate
 from aicc.sim.scenario import custom_fleet
 from aicc.workload.tenants import map_tenants
 
@@ -49,6 +49,23 @@ def test_forecast_by_hand():
     assert forecast_start(snap, 10, "fifo").predicted_start == 0.0  # running: its real start
     with pytest.raises(KeyError):
         forecast_start(snap, 99, "fifo")
+
+
+def test_a_cancelled_forecast_stops_at_its_next_cycle():
+    asked: list[int] = []
+
+    def cancelled() -> bool:  # the caller goes away after the first cycle
+        asked.append(1)
+        return len(asked) > 1
+
+    with pytest.raises(Cancelled):
+        forecast_start(_snapshot(), 12, "fifo", min_cycle_s=0.0, cancelled=cancelled)
+    assert len(asked) == 2  # asked before each cycle: the second call ended the run
+    # never cancelled: asked once per cycle, the same answer as without the callback
+    asked.clear()
+    f = forecast_start(_snapshot(), 12, "fifo", min_cycle_s=0.0, cancelled=lambda: bool(
+        asked.append(1)))
+    assert f.predicted_start == 7200.0 + 3600.0 and len(asked) == f.cycles
 
 
 def test_forecast_beyond_horizon_is_none():

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,11 +296,14 @@ def _fork(snap: Snapshot, future: History | None = None
 def forecast_starts(snap: Snapshot, policy: Policy | str = "fairshare", *,
                     arrivals: Arrivals = NO_ARRIVALS, min_cycle_s: float = 60.0,
                     horizon_s: float = DEFAULT_HORIZON_S, job_id: int | None = None,
-                    max_future_jobs: int | None = MAX_FUTURE_JOBS) -> Starts:
+                    max_future_jobs: int | None = MAX_FUTURE_JOBS,
+                    cancelled: Callable[[], bool] | None = None) -> Starts:
     """One fork per arrival sample, each run until the pending jobs have started (only
     ``job_id`` when given: the other columns are then partial) or the horizon. A request
     whose samples would submit more than ``max_future_jobs`` is refused (None: offline
-    measurements, which bound their own work)."""
+    measurements, which bound their own work). ``cancelled`` is asked before every
+    scheduler call; when it answers True the forecast stops with
+    :class:`~aicc.sim.loop.Cancelled`."""
     w0 = time.perf_counter()
     pol = resolve(policy)
     n_p = len(snap.pending)
@@ -314,7 +317,7 @@ def forecast_starts(snap: Snapshot, policy: Policy | str = "fairshare", *,
         jobs, fork, ids = _fork(snap, future)
         cfg = SimConfig(policy=pol, min_cycle_s=min_cycle_s, until_s=snap.now + horizon_s,
                         sample_s=horizon_s)
-        sim = Simulator(jobs, snap.fleet, snap.tenancy, cfg, fork=fork)
+        sim = Simulator(jobs, snap.fleet, snap.tenancy, cfg, fork=fork, cancelled=cancelled)
         sim.stop_when_started(np.arange(n_p) if job_id is None
                               else np.flatnonzero(ids[:n_p] == job_id))
         sim.run()
@@ -339,7 +342,8 @@ def forecast_all(snap: Snapshot, policy: Policy | str = "fairshare", *,
 def forecast_start(snap: Snapshot, job_id: int, policy: Policy | str = "fairshare", *,
                    arrivals: Arrivals = NO_ARRIVALS, min_cycle_s: float = 60.0,
                    horizon_s: float = DEFAULT_HORIZON_S,
-                   max_future_jobs: int | None = MAX_FUTURE_JOBS) -> Forecast:
+                   max_future_jobs: int | None = MAX_FUTURE_JOBS,
+                   cancelled: Callable[[], bool] | None = None) -> Forecast:
     """When ``job_id`` (pending in ``snap``) is predicted to start. A running job's forecast
     is its real start."""
     w0 = time.perf_counter()
@@ -353,7 +357,8 @@ def forecast_start(snap: Snapshot, job_id: int, policy: Policy | str = "fairshar
     if not len(col):
         raise KeyError(job_id)
     s = forecast_starts(snap, policy, arrivals=arrivals, min_cycle_s=min_cycle_s,
-                        horizon_s=horizon_s, job_id=job_id, max_future_jobs=max_future_jobs)
+                        horizon_s=horizon_s, job_id=job_id, max_future_jobs=max_future_jobs,
+                        cancelled=cancelled)
     c = int(col[0])
     return Forecast(job_id, snap.now, _opt(s.median[c]), horizon_s, len(snap.running),
                     len(snap.pending), s.cycles, time.perf_counter() - w0, arrivals.model,

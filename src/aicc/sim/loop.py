@@ -70,6 +70,10 @@ class FailureModel:
             raise ValueError("repair_s must be positive")
 
 
+class Cancelled(Exception):
+    """A run ended early because its ``cancelled`` callback said so."""
+
+
 @dataclass(frozen=True)
 class Fork:
     """Live state to continue from (the start-time forecast); see ``Simulator._load_fork`` for
@@ -188,7 +192,8 @@ class Simulator:
     def __init__(self, jobs: SimJobs, fleet: FleetArrays, tenancy: Tenancy,
                  config: SimConfig | None = None, *,
                  progress: Callable[[float, int], None] | None = None,
-                 fork: Fork | None = None) -> None:
+                 fork: Fork | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> None:
         self.cfg = config or SimConfig()
         self.policy = resolve(self.cfg.policy)
         self.jobs = jobs
@@ -199,6 +204,9 @@ class Simulator:
                                  fleet.pod_names)
         self.clock = VirtualClock(0.0)
         self.progress = progress
+        # asked before each scheduler call; True ends the run with Cancelled (a forecast whose
+        # client has gone)
+        self.cancelled = cancelled
         n = len(jobs)
         self.n = n
         self.cap = fleet.capacity.astype(np.int32)
@@ -684,6 +692,8 @@ class Simulator:
             self.skipped += 1
             self.cycle_wall += time.perf_counter() - w0
             return
+        if self.cancelled is not None and self.cancelled():
+            raise Cancelled(f"the simulation was cancelled at t={now:.0f} s")
         snap = self.snapshot(now, self._fifo_queue(pend) if self._queue_depth else pend)
         w1 = time.perf_counter()
         dec = schedule(snap, self.policy)

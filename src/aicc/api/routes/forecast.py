@@ -6,20 +6,24 @@ the live policy on a virtual clock until the job starts. What arrives meanwhile 
 ``arrivals`` model's: ``none`` (the default) lets nothing arrive; ``history`` submits the jobs
 of the last ``window_days`` again, shifted by the window, in ``samples`` variants (the answer
 is their median, with a p10–p90 range). Scoped like the jobs routes: a job the caller
-cannot see is 404.
+cannot see is 404. A forecast whose client hangs up stops at its next scheduling cycle: it
+would otherwise hold a worker thread for nobody.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+import anyio
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
-from aicc.api.auth import CurrentPrincipal
+from aicc.api.auth import CurrentPrincipal, Principal
 from aicc.api.deps import path_id, tx
 from aicc.errors import Conflict
-from aicc.scheduler.policy import resolve
+from aicc.scheduler.policy import Policy, resolve
 from aicc.service.snapshot import SnapshotBuilder, dt, ts
 from aicc.sim.forecast import (
     DEFAULT_SAMPLES,
@@ -30,6 +34,7 @@ from aicc.sim.forecast import (
     Arrivals,
     forecast_start,
 )
+from aicc.sim.loop import Cancelled
 from aicc.store.models import JobState
 from aicc.workload import jobs as service
 from aicc.workload.jobs import iso_time
@@ -44,6 +49,10 @@ MIN_FORECAST_CYCLE_S = 30.0
 DEFAULT_ARRIVALS = "none"
 
 ArrivalModel = Literal["none", "history"]
+# how often a running forecast looks whether its client is still there (wall time)
+DISCONNECT_POLL_S = 0.25
+# the status logged for a forecast whose client went away (nobody reads it; as nginx's)
+CLIENT_CLOSED = 499
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -51,56 +60,60 @@ def _iso(seconds: float | None) -> str | None:
 
 
 @router.get("/jobs/{job_id}/forecast")
-def job_forecast(request: Request, principal: CurrentPrincipal, job_id: int = path_id(),
-                 horizon_hours: Annotated[float, Query(gt=0, le=MAX_HORIZON_H,
-                                                       allow_inf_nan=False,
-                                                       description="how far to look ahead")
-                                          ] = 720.0,
-                 arrivals: Annotated[ArrivalModel, Query(
-                     description="future submissions: none, or history (the window's "
-                                 "jobs again)")] = DEFAULT_ARRIVALS,
-                 samples: Annotated[int, Query(ge=1, le=MAX_SAMPLES,
-                                               description="arrival samples (history)")
-                                    ] = DEFAULT_SAMPLES,
-                 window_days: Annotated[float, Query(ge=MIN_WINDOW_DAYS, le=MAX_WINDOW_DAYS,
-                                                     allow_inf_nan=False,
-                                                     description="the history's window")
-                                        ] = 7.0,
-                 seed: Annotated[int, Query(ge=0, le=2**31 - 1,
-                                            description="the samples' generator")] = 0,
-                 ) -> dict:
+async def job_forecast(request: Request, principal: CurrentPrincipal, job_id: int = path_id(),
+                       horizon_hours: Annotated[float, Query(
+                           gt=0, le=MAX_HORIZON_H, allow_inf_nan=False,
+                           description="how far to look ahead")] = 720.0,
+                       arrivals: Annotated[ArrivalModel, Query(
+                           description="future submissions: none, or history (the window's "
+                                       "jobs again)")] = DEFAULT_ARRIVALS,
+                       samples: Annotated[int, Query(
+                           ge=1, le=MAX_SAMPLES, description="arrival samples (history)")
+                                          ] = DEFAULT_SAMPLES,
+                       window_days: Annotated[float, Query(
+                           ge=MIN_WINDOW_DAYS, le=MAX_WINDOW_DAYS, allow_inf_nan=False,
+                           description="the history's window")] = 7.0,
+                       seed: Annotated[int, Query(
+                           ge=0, le=2**31 - 1, description="the samples' generator")] = 0,
+                       ) -> Any:
     """Predicted start of a pending job (a running job answers with its real start)."""
     settings = request.app.state.settings
     cp = request.app.state.control_plane
     policy = cp.policy if cp is not None else resolve(settings.scheduler.policy)
     now = cp.now() if cp is not None else time.time()
-    with tx(request) as s:
-        job = service.get_job(session=s, principal=principal, job_id=job_id)
-        state = JobState(job.state)
-        base = {"job_id": job_id, "state": state.value, "policy": policy.name,
-                "now": _iso(now)}
-        if state == JobState.RUNNING:
-            start = ts(job.started_at)
-            return base | {"predicted_start": _iso(start), "predicted_wait_s": 0.0,
-                           "predicted_start_low": _iso(start),
-                           "predicted_start_high": _iso(start), "basis": "running"}
-        if state != JobState.PENDING:
-            raise Conflict(f"job {job_id} is {state.value}; only pending and running jobs "
-                           "have a start-time forecast", field="job_id")
-        builder = SnapshotBuilder(half_life_s=policy.usage_half_life_s)
-        built = builder.build(s, now)
-        window_s = window_days * 86400.0
-        history = (builder.history(s, built, now, window_s) if arrivals == "history"
-                   else None)
+    window_s = window_days * 86400.0
+    # the store is read in a worker thread (blocking I/O), and so is the simulation
+    base, live = await run_in_threadpool(_live_state, request, principal, job_id, policy,
+                                         now, arrivals, window_s)
+    if live is None:
+        return base
+    snapshot, history = live
     model = Arrivals(arrivals, history, window_s, samples, seed)
+    gone = threading.Event()
+
+    def run() -> Any:
+        return forecast_start(snapshot, job_id, policy, arrivals=model,
+                              min_cycle_s=max(settings.scheduler.cycle_interval_s,
+                                              MIN_FORECAST_CYCLE_S),
+                              horizon_s=horizon_hours * 3600.0, cancelled=gone.is_set)
+
+    async def watch() -> None:
+        while not await request.is_disconnected():
+            await anyio.sleep(DISCONNECT_POLL_S)
+        gone.set()
+
     try:
-        f = forecast_start(built.snapshot, job_id, policy, arrivals=model,
-                           min_cycle_s=max(settings.scheduler.cycle_interval_s,
-                                           MIN_FORECAST_CYCLE_S),
-                           horizon_s=horizon_hours * 3600.0)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            try:
+                f = await anyio.to_thread.run_sync(run)
+            finally:
+                tg.cancel_scope.cancel()
     except KeyError:
         raise Conflict(f"job {job_id} left the queue while the forecast was made",
                        field="job_id") from None
+    except Cancelled:
+        return Response(status_code=CLIENT_CLOSED)
     arrived = ("nothing new arrives" if arrivals == "none" else
                f"the last {window_days:g} days' submissions arrive again ({f.samples} samples)")
     return base | {
@@ -119,3 +132,26 @@ def job_forecast(request: Request, principal: CurrentPrincipal, job_id: int = pa
         "basis": f"simulation of the live queue; running jobs end at their time limits; "
                  f"{arrived}",
     }
+
+
+def _live_state(request: Request, principal: Principal, job_id: int, policy: Policy, now: float,
+                arrivals: str, window_s: float) -> tuple[dict, tuple[Any, Any] | None]:
+    """The answer's common part and, for a pending job, the live snapshot and the history of
+    arrivals (None: the answer is complete, a running job's real start)."""
+    with tx(request) as s:
+        job = service.get_job(session=s, principal=principal, job_id=job_id)
+        state = JobState(job.state)
+        base = {"job_id": job_id, "state": state.value, "policy": policy.name, "now": _iso(now)}
+        if state == JobState.RUNNING:
+            start = ts(job.started_at)
+            return base | {"predicted_start": _iso(start), "predicted_wait_s": 0.0,
+                           "predicted_start_low": _iso(start),
+                           "predicted_start_high": _iso(start), "basis": "running"}, None
+        if state != JobState.PENDING:
+            raise Conflict(f"job {job_id} is {state.value}; only pending and running jobs "
+                           "have a start-time forecast", field="job_id")
+        builder = SnapshotBuilder(half_life_s=policy.usage_half_life_s)
+        built = builder.build(s, now)
+        history = (builder.history(s, built, now, window_s) if arrivals == "history"
+                   else None)
+    return base, (built.snapshot, history)

@@ -1,0 +1,100 @@
+"""A forecast whose client hangs up stops: a real server (uvicorn on a free port), a real
+socket closed mid-request, the real simulator asked to stop at its next cycle."""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+import aicc.api.routes.forecast as route
+from aicc.api.app import create_app
+from aicc.config import Settings
+from aicc.fleet import build_fleet
+from aicc.sim.loop import Cancelled
+from aicc.store.db import make_engine, session_factory, transaction
+from aicc.workload.jobs import transition
+from api.conftest import ADMIN_TOKEN, World, build_world
+
+
+@pytest.fixture
+def served(tmp_path: Path, _sqlite_template: Path) -> Iterator[tuple[int, World]]:
+    path = tmp_path / "aicc.db"
+    path.write_bytes(_sqlite_template.read_bytes())
+    engine = make_engine(f"sqlite:///{path}")
+    world = build_world(engine)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    settings = Settings(database_url=str(engine.url), admin_token=ADMIN_TOKEN)
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(settings, session_factory=session_factory(engine)), host="127.0.0.1",
+        port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    yield port, world
+    server.should_exit = True
+    thread.join(10)
+    engine.dispose()
+
+
+def _queued_job(world: World) -> int:
+    """A job waiting behind one that holds every H100 node."""
+    fleet = build_fleet("lab")
+    t = fleet.catalog.index("h100-sxm-80g")
+    h100 = [n for n, ti in zip(fleet.names, fleet.type_idx.tolist(), strict=True) if ti == t]
+    ids = []
+    for _ in range(2):
+        r = world.client.post("/v1/jobs", headers=world.h("member_a1"), json={
+            "project_id": world.ids["p_a1"], "accelerator_type": "h100-sxm-80g",
+            "gang": {"nodes": len(h100), "per_node": 8}, "time_limit_s": 3600})
+        assert r.status_code == 201, r.text
+        ids.append(int(r.json()["id"]))
+    with transaction(session_factory(world.engine)) as s:
+        transition(session=s, job=ids[0], to="running",
+                   at=datetime.now(UTC) - timedelta(minutes=5), placement=h100)
+    return ids[1]
+
+
+def test_a_forecast_stops_when_its_client_hangs_up(served: tuple[int, World],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    port, world = served
+    job = _queued_job(world)
+    outcome: queue.Queue[str] = queue.Queue()
+    real = route.forecast_start
+
+    def long_forecast(*args: Any, cancelled: Any, **kw: Any) -> Any:
+        # the real forecast, after a wait that stands for a long simulation: it ends early
+        # only if the route tells it that the client is gone
+        deadline = time.monotonic() + 15
+        while not cancelled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        try:
+            f = real(*args, cancelled=cancelled, **kw)
+        except Cancelled:
+            outcome.put("cancelled")
+            raise
+        outcome.put("answered")
+        return f
+
+    monkeypatch.setattr(route, "forecast_start", long_forecast)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"GET /v1/jobs/{job}/forecast HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     f"Authorization: Bearer {world.tokens['member_a1']}\r\n\r\n".encode())
+        time.sleep(0.5)  # the forecast is under way
+        assert outcome.empty()
+    t0 = time.monotonic()
+    assert outcome.get(timeout=10) == "cancelled"
+    assert time.monotonic() - t0 < 5  # within a few polls, not at the wait's end
