@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from aicc.catalog import default_catalog
+from aicc.fleet.arrays import FleetArrays, NodeInfo
+from aicc.sim.jobs import prepare
 from aicc.sim.loop import FailureModel, SimConfig, simulate
+from aicc.sim.metrics import summarize
+from aicc.workload.tenants import map_tenants
 
 from .helpers import setup, workload
 
@@ -43,3 +48,19 @@ def test_failures_go_on_across_a_quiet_spell():
     t = r.series["time"]
     assert down[t > 7 * 86_400.0].any()  # nodes fail during the second burst too
     assert r.end_time < 7 * 86_400.0 + 50 * 2_000.0 + 86_400.0  # the run ends with its work
+
+
+def test_failures_strike_nodes_in_proportion_to_their_accelerators():
+    # one type on 4 nodes of 8 and 4 of 56: 7/8 of the accelerators are on the large nodes,
+    # and so are 7/8 of the failures of a process over accelerators (not 1/2, as per node)
+    infos = [NodeInfo(f"n{i}", "h100-sxm-80g", 8 if i < 4 else 56, "leaf-0", "pod-0", "sim")
+             for i in range(8)]
+    fleet = FleetArrays.from_nodes(default_catalog(), infos)
+    w = workload(np.arange(400) * 1000.0, [900.0] * 400, [1] * 400)
+    tm = map_tenants(w.tenants, len(fleet.catalog))
+    jobs = prepare(w, fleet, tm.tenant_project)
+    fm = FailureModel(rate_per_accelerator_s=5e-6, repair_s=10.0, max_requeues=10**6)
+    r = simulate(jobs, fleet, tm.tenancy, SimConfig(policy="fifo", failures=fm, seed=1))
+    assert r.node_failures is not None and r.node_failures.sum() == r.failures > 200
+    assert 0.82 < r.node_failures[4:].sum() / r.failures < 0.93
+    assert summarize(r)["failures"]["node_failures_by_type"] == {"h100-sxm-80g": r.failures}

@@ -141,3 +141,16 @@ def test_unmapped_jobs_are_dealt_by_capacity_with_the_seed():
     assert np.array_equal(a.type_idx, b.type_idx)
     share = (a.type_idx == fleet.catalog.index("h100-sxm-80g")).mean()
     assert 0.4 < share < 0.6  # the lab fleet is half H100, half Ascend
+
+
+def test_offered_load_counts_the_accelerators_a_job_holds():
+    # 7 GPUs on nodes of 6 become a gang of 2 nodes × 4: each job holds 8 accelerators, and
+    # the offered load (and the load a target solves for) is the work the fleet will hold
+    w = workload(np.arange(10) * 100.0, [100.0] * 10, [7] * 10)
+    fleet = parse_fleet("4xh100-sxm-80g@6")
+    sc = Scenario(fleet=fleet, config=SimConfig(policy="fifo"))
+    r = run_scenario(w, sc)
+    assert (r.jobs.accelerators == 8).all()
+    assert r.extra["offered_load"] == pytest.approx(8 * 100 * 10 / (1000 * 24))
+    w2, _ = apply_knobs(w, Scenario(fleet=fleet, config=SimConfig(), target_load=0.5))
+    assert 8 * 100 * 10 / (w2.window_s() * 24) == pytest.approx(0.5)

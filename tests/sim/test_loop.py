@@ -123,6 +123,51 @@ def test_failure_policy_fail_ends_the_job():
     assert r.lost_s[0] == 8 * 300.0 and r.charged_s[0] == 0.0
 
 
+def test_a_voided_end_does_not_end_the_run():
+    # the job's end at 1000 s was voided by its failure at 300 s: the run's last event is the
+    # repair at 400 s, and the run's time (its final sample, the lending balance's decay)
+    # stops there
+    r = _one_job_with_failure(on_failure="fail")
+    assert r.end_time == 400.0
+    assert r.series["time"].max() == 400.0
+
+
+def test_a_stopped_run_counts_the_work_under_way():
+    # one node; A (8 GPUs, 1000 s) at 0 and B (8 GPUs, 1000 s) at 0: stopped at 1500 s, A has
+    # finished, B has run 500 s of its 1000
+    w = workload([0, 0], [1000, 1000], [8, 8])
+    jobs, fleet, tm = setup(w)
+    r = simulate(jobs, fleet, tm.tenancy, SimConfig(policy="fifo", min_cycle_s=0.0,
+                                                    until_s=1500.0))
+    assert r.end_time == 1500.0
+    assert r.in_progress_s is not None and r.in_progress_s.tolist() == [0.0, 8 * 500.0]
+    s = summarize(r)
+    # the makespan runs to the stop, and the fleet was busy all of it
+    assert s["fleet"]["makespan_s"] == 1500.0
+    assert s["fleet"]["utilisation_exact"] == pytest.approx(1.0)
+    assert s["failures"]["in_progress_acc_h"] == pytest.approx(8 * 500 / 3600)
+    assert s["jobs_metrics"]["jct_s"]["mean"] == 1000.0  # only A finished
+
+
+def test_jct_and_slowdown_leave_out_jobs_cut_short():
+    # A fails at 300 s of its 1000 (on_failure=fail); B, submitted at 0 behind it, finishes.
+    # A's 300 s would be a JCT shorter than its runtime and a slowdown of 1, the best there is
+    w = workload([0, 0], [1000, 100], [8, 8])
+    jobs, fleet, tm = setup(w)
+    fm = FailureModel(rate_per_accelerator_s=0.0, repair_s=100.0, scheduled=((300.0, 0),),
+                      on_failure="fail")
+    r = simulate(jobs, fleet, tm.tenancy, SimConfig(policy="fifo", min_cycle_s=0.0,
+                                                    failures=fm))
+    assert r.state.tolist() == [ST_FAILED, ST_DONE]
+    f = job_frame(r)
+    assert np.isnan(f["jct_s"][0]) and np.isnan(f["bounded_slowdown"][0])
+    assert f["end_s"][0] == 300.0 and f["wait_s"][0] == 0.0  # still recorded
+    # B starts after the repair at 400 s and runs 100 s
+    assert f["jct_s"][1] == 500.0 and f["bounded_slowdown"][1] == 5.0
+    m = summarize(r)["jobs_metrics"]
+    assert m["jct_s"]["mean"] == 500.0 and m["bounded_slowdown"]["mean"] == 5.0
+
+
 def test_job_larger_than_fleet_is_counted_not_dropped():
     w = workload([0, 5], [10, 10], [8, 64])
     jobs, _, _ = setup(w, nodes=2)

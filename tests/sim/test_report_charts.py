@@ -27,3 +27,12 @@ def test_line_chart_counts_without_scientific_notation():
                     title="queue", ylabel="jobs")
     labels = _labels(svg)
     assert "1,389" in labels and not any("e+" in x for x in labels)
+
+
+def test_bar_chart_draws_a_dash_for_a_missing_value():
+    # a sector with no job has no p90 wait: no bar (a bar of 0 s would read as "no wait")
+    svg = svg_bars(["industry", "research"], {"fifo": [None, 100.0], "fairshare": [
+        float("nan"), 50.0]}, title="p90 wait", ylabel="wait", fmt=_fmt_s)
+    assert svg.count("<rect") == 2 + 2  # two bars (research), two legend keys
+    assert svg.count("–<title>no value</title>") == 2
+    assert "<title>0 s</title>" not in svg

@@ -109,10 +109,13 @@ def prepare(
 
 
 def fits(w: Workload, fleet: FleetArrays, *, substitute: dict[str, str] | None = None,
-         seed: int = 0) -> np.ndarray:
-    """Bool per job: whether :func:`prepare` keeps it (not ``larger_than_fleet``); the same
-    types are drawn, so the load of the jobs that will run is known before the run."""
-    return ~_shapes(w, fleet, substitute or {}, seed)[3]
+         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per job: whether :func:`prepare` keeps it (not ``larger_than_fleet``), and the
+    accelerators it will hold there (nodes × per node: a gang rounded up to the node shape
+    holds more than it asked). The same types are drawn, so the load of the jobs that will run
+    is known before the run."""
+    _, nodes, per_node, too_big = _shapes(w, fleet, substitute or {}, seed)
+    return ~too_big, nodes.astype(np.int64) * per_node
 
 
 def _shapes(w: Workload, fleet: FleetArrays, substitute: dict[str, str], seed: int

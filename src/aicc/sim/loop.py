@@ -130,6 +130,10 @@ class SimResult:
     # policy does not lend (the baselines)
     lending_balance_s: np.ndarray | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    # accelerator-seconds of the runs still going at end_time (a run stopped by ``until_s``):
+    # work done but not charged yet; None: nothing was running
+    in_progress_s: np.ndarray | None = None
+    node_failures: np.ndarray | None = None  # failures per node
 
     @property
     def label(self) -> str:
@@ -271,6 +275,7 @@ class Simulator:
         self.sched_wall = 0.0
         self.cycle_wall = 0.0
         self.n_failures = 0
+        self.node_failures = np.zeros(fleet.n_nodes, dtype=np.int64)
         # the random failure chain: only the event carrying the current token is live (a change
         # of the capacity in service draws the next failure anew: the process is memoryless)
         self._fail_token = 0
@@ -545,6 +550,15 @@ class Simulator:
         if self.n_pending:
             self.want_cycle = True
 
+    def _void(self, ev: tuple) -> bool:
+        """Whether a queued event no longer stands: an end or a stop of a run that was since
+        preempted or interrupted, or a random failure drawn before the last redraw."""
+        prio = ev[1]
+        if prio in (P_END, P_STOP):
+            j = ev[3]
+            return bool(self.run_seq[j] != ev[4] or self.state[j] != ST_RUNNING)
+        return prio == P_FAIL and ev[3] == 0 and not self._fail_live(ev[4])
+
     def _on_fail(self, t: float, node: int = -1, token: int = 0) -> None:
         fm = self.cfg.failures
         assert fm is not None
@@ -555,9 +569,13 @@ class Simulator:
         if not scheduled and not self._fail_live(token):
             return
         if len(up):
-            if not scheduled:
-                node = int(up[self.rng.integers(len(up))])
+            if not scheduled:  # the process runs over accelerators: a node as likely as
+                # its share of them (with one node size, as likely as any other node)
+                size = self.cap[up]
+                node = int(up[self.rng.integers(len(up))] if (size == size[0]).all() else
+                           self.rng.choice(up, p=size / size.sum()))
             self.n_failures += 1
+            self.node_failures[node] += 1
             if self.lends:
                 self._lend_settle(t)
             self.running.compact()
@@ -989,9 +1007,8 @@ class Simulator:
         t = t0
         while True:
             t_arr = submit[self.ap] if self.ap < self.n_arrive else math.inf
-            while heap and heap[0][1] == P_FAIL and heap[0][3] == 0 and not self._fail_live(
-                    heap[0][4]):
-                pop(heap)  # a void failure draw must not move the clock
+            while heap and self._void(heap[0]):
+                pop(heap)  # a void event must not move the clock (nor end the run's time)
             t_evt = heap[0][0] if heap else math.inf
             t = t_arr if t_arr < t_evt else t_evt
             if t == math.inf or t > until or self.stopped:
@@ -1039,11 +1056,18 @@ class Simulator:
             if self.progress is not None and t >= next_progress:
                 self.progress(t, self.n_ended())
                 next_progress = t + 86400.0
-        end_time = min(t, until) if t != math.inf else float(self.clock.now())
+        # the run's end: its last event, or the time it was stopped at (``until_s``)
+        end_time = (float(self.clock.now()) if t == math.inf or self.stopped
+                    else max(min(t, until), float(self.clock.now())))
         if self.progress is not None:
             self.progress(end_time, self.n_ended())
-        lending = self.lending_at(max(end_time, self.clock.now())) if self.lends else None
-        self._sample(max(end_time, self.clock.now()))
+        lending = self.lending_at(end_time) if self.lends else None
+        self._sample(end_time)
+        # work of the runs still going at the end, not yet charged (a stopped run)
+        self.running.compact()
+        going = self.running.ids
+        in_progress = np.zeros(n)
+        in_progress[going] = (end_time - self.start[going]) * self.acc[going]
         # per sample: time, fleet totals; sector_busy and sector_pending [sample, sector];
         # type_busy and type_capacity_up [sample, type]; sector_type_busy and
         # sector_type_pending [sample, sector, type]
@@ -1056,7 +1080,8 @@ class Simulator:
             state=self.state, first_start=self.first_start, end=self.end,
             preemptions=self.preemptions, interruptions=self.interruptions,
             lost_s=self.lost_s, charged_s=self.charged_s, series=series,
-            end_time=float(self.clock.now()), cycles=self.cycles,
+            end_time=end_time, cycles=self.cycles, in_progress_s=in_progress,
+            node_failures=self.node_failures,
             wall_s=time.perf_counter() - w0, failures=self.n_failures,
             cycle_wall_s=self.cycle_wall, config=self.cfg, cycles_skipped=self.skipped,
             schedule_wall_s=self.sched_wall,

@@ -2,13 +2,17 @@
 
 Definitions (also in ``docs/simulation.md``):
 
-* wait = first start − submit; JCT = end − submit (jobs that ended).
+* wait = first start − submit (jobs that started); JCT = end − submit (jobs that finished:
+  a job that failed or hit its time limit was cut short, and would flatter the figures).
 * bounded slowdown = max(1, JCT / max(runtime, τ)) with τ = 10 s (Feitelson's bound, so that
-  jobs of a few seconds do not dominate the mean).
+  jobs of a few seconds do not dominate the mean), for jobs that finished.
 * delivered share of a sector = its charged accelerator-seconds / all charged
   accelerator-seconds; compared with its entitlement share.
-* utilisation (``utilisation_exact``, the summary table's column) = charged + lost
-  accelerator-seconds over installed capacity × makespan, from the job records;
+* makespan = last end − first submit; for a run stopped before every job ended (``until_s``),
+  the stop − first submit.
+* utilisation (``utilisation_exact``, the summary table's column) = charged + lost (+ the work
+  of runs still going at a stop) accelerator-seconds over installed capacity × makespan, from
+  the job records;
   ``utilisation_mean`` = busy accelerators / accelerators in service, averaged over the samples
   (it leaves out capacity under repair, and a sample can miss a short job).
 * fragmentation = free accelerators on partly used nodes / all free accelerators in service
@@ -57,9 +61,10 @@ def job_frame(r: SimResult) -> dict[str, np.ndarray]:
     J = r.jobs
     started = r.first_start >= 0
     ended = r.end >= 0
+    done = r.state == ST_DONE
     wait = np.where(started, r.first_start - J.submit, np.nan)
-    jct = np.where(ended, r.end - J.submit, np.nan)
-    bsld = np.where(ended, np.maximum(1.0, jct / np.maximum(J.runtime, TAU_S)), np.nan)
+    jct = np.where(done, r.end - J.submit, np.nan)
+    bsld = np.where(done, np.maximum(1.0, jct / np.maximum(J.runtime, TAU_S)), np.nan)
     sector = r.tenancy.project_sector[J.project]
     return {
         "job": np.arange(len(J), dtype=np.int64),
@@ -163,11 +168,14 @@ def summarize(r: SimResult, read: dict[str, Any] | None = None) -> dict[str, Any
     n_sec = len(ten.sector_names)
     s = r.series
     cap_total = int(r.fleet.capacity.sum())
-    t0 = float(J.submit[0]) if len(J) else 0.0
+    t0 = float(J.submit.min()) if len(J) else 0.0
     ends = f["end_s"][np.isfinite(f["end_s"])]
-    makespan = float(ends.max() - t0) if len(ends) else 0.0
+    unfinished = bool(len(J)) and not np.isin(r.state, (ST_DONE, ST_FAILED, ST_TIMEOUT)).all()
+    last = r.end_time if unfinished else (float(ends.max()) if len(ends) else t0)
+    makespan = max(last - t0, 0.0)
     charged = f["charged_acc_s"]
     lost = f["lost_acc_s"]
+    going = float(r.in_progress_s.sum()) if r.in_progress_s is not None else 0.0
     # the fleet's capacity of each type: the weight of a type in every across-types figure
     type_cap = np.bincount(r.fleet.type_idx, weights=r.fleet.capacity,
                            minlength=len(r.fleet.catalog)).astype(np.float64)
@@ -225,7 +233,7 @@ def summarize(r: SimResult, read: dict[str, Any] | None = None) -> dict[str, Any
             "nodes": int(r.fleet.n_nodes),
             "by_type": r.fleet.accelerators_by_type(),
             "utilisation_mean": float(util.mean()) if len(util) else 0.0,
-            "utilisation_exact": float((charged.sum() + lost.sum())
+            "utilisation_exact": float((charged.sum() + lost.sum() + going)
                                        / (cap_total * makespan)) if makespan else 0.0,
             "fragmentation_mean": float(s["fragmentation"].mean()) if len(util) else 0.0,
             "makespan_s": makespan,
@@ -250,8 +258,13 @@ def summarize(r: SimResult, read: dict[str, Any] | None = None) -> dict[str, Any
         },
         "failures": {
             "node_failures": r.failures,
+            "node_failures_by_type": ({} if r.node_failures is None else {
+                all_names[t]: int(c) for t, c in enumerate(np.bincount(
+                    r.fleet.type_idx, weights=r.node_failures,
+                    minlength=len(all_names)).astype(np.int64).tolist()) if c}),
             "lost_acc_h": float(lost.sum() / 3600),
             "charged_acc_h": float(charged.sum() / 3600),
+            "in_progress_acc_h": going / 3600,
         },
         "run": {
             "cycles": r.cycles,

@@ -102,11 +102,12 @@ def svg_lines(x: np.ndarray, series: dict[str, np.ndarray], *, title: str, ylabe
     return "".join(out)
 
 
-def svg_bars(groups: list[str], series: dict[str, list[float]], *, title: str, ylabel: str,
+def svg_bars(groups: list[str], series: dict[str, list[float | None]], *, title: str,
+             ylabel: str,
              width: int = 760, height: int = 260,
              fmt: Callable[[float], str] = _tick) -> str:
     """Grouped bars (one group per label in ``groups``, one bar per key of ``series``), on a
-    scale labelled with ``fmt``."""
+    scale labelled with ``fmt``; a missing value (None, NaN) is drawn as a dash."""
     left, right, top, bottom = 56, 150, 26, 34
     pw, ph = width - left - right, height - top - bottom
     allv = [v for vs in series.values() for v in vs if v is not None and np.isfinite(v)]
@@ -130,9 +131,14 @@ def svg_bars(groups: list[str], series: dict[str, list[float]], *, title: str, y
         out.append(f'<text x="{left + gw * (g + 0.5):.1f}" y="{top + ph + 14}" '
                    f'text-anchor="middle">{html.escape(label)}</text>')
         for i, vs in enumerate(series.values()):
-            v = vs[g] if vs[g] is not None and np.isfinite(vs[g]) else 0.0
-            h = v / y1 * ph
             xx = left + gw * g + gw * 0.1 + bw * i
+            if vs[g] is None or not np.isfinite(vs[g]):  # no value (e.g. a sector with no
+                # job): a dash, not a bar of 0 that reads as "no wait"
+                out.append(f'<text x="{xx + bw / 2:.1f}" y="{top + ph - 3}" '
+                           'text-anchor="middle">–<title>no value</title></text>')
+                continue
+            v = float(vs[g])
+            h = v / y1 * ph
             out.append(f'<rect x="{xx:.1f}" y="{top + ph - h:.1f}" width="{bw:.1f}" '
                        f'height="{h:.1f}" fill="{PALETTE[i % len(PALETTE)]}">'
                        f'<title>{html.escape(fmt(v))}</title></rect>')
@@ -380,8 +386,8 @@ def write_report(results: list[SimResult], out_dir: str | Path, *,
     parts.append(_table(COMPARISON_HEAD, comparison_rows(summaries)))
     parts.append(f"<p>{html.escape(COMPARISON_NOTE)}</p>")
     sectors = first.tenancy.sector_names
-    parts.append(svg_bars(sectors, {p: [s["sectors"][n]["wait_s"]["p90"] or 0.0
-                                        for n in sectors] for p, s in summaries.items()},
+    parts.append(svg_bars(sectors, {p: [s["sectors"][n]["wait_s"]["p90"] for n in sectors]
+                                    for p, s in summaries.items()},
                           title="p90 wait by sector and policy", ylabel="wait", fmt=_fmt_s))
     for r in results:
         parts.append(_policy_section(r, summaries[r.label]))

@@ -245,17 +245,19 @@ def apply_knobs(w: Workload, sc: Scenario) -> tuple[Workload, float]:
 
 
 def fitting(w: Workload, sc: Scenario) -> Workload:
-    """The jobs of ``w`` that fit ``sc``'s fleet (``w`` itself when all do); none is an input
-    error naming the fleet."""
-    keep = fits(w, sc.fleet, substitute=sc.substitute, seed=sc.config.seed)
+    """The jobs of ``w`` that fit ``sc``'s fleet, each with the accelerators it will hold there
+    as its ``gpus`` (the offered load is the work the fleet will hold); none is an input error
+    naming the fleet."""
+    keep, held = fits(w, sc.fleet, substitute=sc.substitute, seed=sc.config.seed)
     if keep.all():
-        return w
+        return replace(w, gpus=held.astype(np.int32))
     if not keep.any():
         raise InvalidInput(
             f"no job of the workload fits the fleet ({sc.fleet.n_accelerators:,} accelerators, "
             f"nodes of at most {int(sc.fleet.capacity.max(initial=0))}): the smallest asks "
             f"{int(w.gpus.min()):,} accelerators", field="fleet")
-    return w.take(np.flatnonzero(keep))
+    idx = np.flatnonzero(keep)
+    return replace(w.take(idx), gpus=held[idx].astype(np.int32))
 
 
 def run_scenario(w: Workload, sc: Scenario, *,
