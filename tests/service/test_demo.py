@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
@@ -103,6 +104,47 @@ def test_workload_fills_the_2028_fleet_with_a_realistic_mix() -> None:
     assert all(a.runtime_s < a.time_limit_s for a in day)
     caps = fleet.accelerators_by_type()
     assert {a.accelerator_type for a in day} == set(caps)
+
+
+def test_each_type_is_offered_its_load_whatever_the_seed() -> None:
+    # the rates are the generator's expectation, not a sample's: the same for every seed, and
+    # a large sample of jobs of each type holds on average what the rates assume
+    fleet = build_fleet("2028")
+    w = DemoWorkload(7, fleet, _projects())
+    np.testing.assert_array_equal(w.rate_by_type, DemoWorkload(4, fleet, _projects()).rate_by_type)
+    sample = w._draw(np.random.default_rng(1), 200_000, "check", 0.0, 0.0)
+    caps = fleet.accelerators_by_type()
+    for k, t in enumerate(w.types):
+        mine = [a.accelerators * a.runtime_s for a in sample if a.accelerator_type == t]
+        expected = w.load * caps[t] / w.rate_by_type[k]  # the work per job the rate assumes
+        assert float(np.mean(mine)) == pytest.approx(expected, rel=0.05), t
+
+
+def test_a_long_queue_for_one_type_holds_back_only_its_batch_work(store) -> None:
+    settings, factory = store
+    fleet = build_fleet("2028")
+    with transaction(factory) as s:
+        sync_fleet(s, fleet)
+        seed_demo(s, settings, fleet, now=T0 - 86400)
+        w = DemoWorkload.from_store(s, settings, fleet)
+        w.queue_hours = 1e9
+        w.submit_due(s, T0)  # the warm backlog: every type has a queue (no scheduler runs)
+        waiting = dict(s.execute(select(Job.accelerator_type, func.count(Job.id))
+                                 .group_by(Job.accelerator_type)).all())
+        # hours of its own arrivals each type's queue holds; the bound between the longest
+        # and the next: only the longest is over it
+        hours = {t: waiting[t] / (r * 3600)
+                 for t, r in zip(w.types, w.rate_by_type.tolist(), strict=True)}
+        longest, second = sorted(hours.values())[-1], sorted(hours.values())[-2]
+        assert longest > second
+        top = max(hours, key=hours.__getitem__)
+        w.queue_hours = (longest + second) / 2
+        later = w.arrivals(T0, T0 + 600)
+        n = w.submit_due(s, T0 + 600)
+        kept = [a for a in later if a.job_class == "interactive" or a.accelerator_type != top]
+        assert n == len(kept) < len(later)
+        # the other types' batch work still arrives
+        assert any(a.accelerator_type != top and a.job_class != "interactive" for a in kept)
 
 
 def test_submission_resumes_after_a_restart(store) -> None:

@@ -9,12 +9,12 @@ jobs from a generator seeded with ``(demo.seed, k)``, so the jobs of a window ar
 whatever the start time, the call pattern or the number of restarts, and each job carries an
 idempotency key ``demo-<k>-<i>``: a window submitted twice stores its jobs once.
 
-Arrival rates are sized from the fleet: for each accelerator type, the offered work
+Arrival rates are sized from the fleet: for each accelerator type, the expected offered work
 (accelerators × runtime) per hour matches ``load`` × its capacity, split between the sectors in
-proportion to their entitlement. With ``load`` a little above 1 the scheduler keeps the fleet
-70-90% busy (gangs and fragmentation leave the rest) with a standing queue; once about
-``queue_hours`` of arrivals wait, batch and flexible users hold back (a balking queue), so the
-queue stands without growing for ever.
+proportion to their entitlement. With ``load`` a little above 1 the scheduler keeps every type
+mostly busy with a standing queue; once about ``queue_hours`` of a type's arrivals wait, its
+batch and flexible users hold back (a balking queue), so each queue stands without growing for
+ever.
 """
 
 from __future__ import annotations
@@ -112,8 +112,9 @@ DEMO_ORGS: tuple[DemoOrg, ...] = (
 # Grants cover this many days of each project's fair part of its sector's entitlement, so the
 # demo runs for months of clock time before a budget runs dry.
 GRANT_HORIZON_DAYS = 240
-# Offered work as a fraction of capacity: a little above 1, so that a queue stands while gangs
-# and fragmentation keep the fleet 70-90% busy; the queue is bounded by DemoWorkload.queue_hours.
+# Offered work as a fraction of each type's capacity: a little above 1, so that a queue stands
+# while gangs and fragmentation leave some capacity idle (about 0.85-1.00 busy per type on the
+# 2028 fleet, docs/demo.md); each queue is bounded by DemoWorkload.queue_hours.
 DEFAULT_LOAD = 1.1
 GRANT_VALID_DAYS = 365
 
@@ -252,6 +253,20 @@ TEMPLATES: tuple[Template, ...] = (
 )
 
 
+MIN_RUNTIME_S = 120.0  # a job's runtime is clipped to [MIN_RUNTIME_S, RUNTIME_CAP × limit]
+RUNTIME_CAP = 0.95
+
+
+def _clipped_lognormal_mean(median: float, sigma: float, lo: float, hi: float) -> float:
+    """E[min(max(X, lo), hi)] for X = median · exp(sigma · Z), Z standard normal."""
+    def cdf(x: float) -> float:
+        return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+    a, b = math.log(lo / median) / sigma, math.log(hi / median) / sigma
+    inside = median * math.exp(sigma**2 / 2) * (cdf(b - sigma) - cdf(a - sigma))
+    return lo * cdf(a) + hi * (1.0 - cdf(b)) + inside
+
+
 @dataclass(frozen=True)
 class WorkloadProject:
     id: int
@@ -321,22 +336,30 @@ class DemoWorkload:
         self.project_p = pw / pw.sum()
         self.template_p = np.array([t.probability for t in TEMPLATES])
         self.template_p /= self.template_p.sum()
-        # Offered work per job by type, measured on a fixed sample of this very generator.
-        self.type_p = self.capacity / self.capacity.sum()
-        sample = self._draw(np.random.default_rng([self.seed, 2**31]), 4000, "calibration",
-                            0.0, 0.0)
-        work = np.zeros(len(self.types))
-        count = np.zeros(len(self.types))
-        for a in sample:
-            k = self.types.index(a.accelerator_type)
-            work[k] += a.accelerators * a.runtime_s
-            count[k] += 1
-        mean_work = work / np.maximum(count, 1)  # accelerator-seconds per job of each type
+        # Offered work per job by type, the generator's exact expectation: a sample would make
+        # the rates depend on the seed (a few 64-node gangs more or less in 4,000 jobs put one
+        # type at 0.7 × its capacity and another at 1.2).
+        mean_work = np.array([self._mean_work(t) for t in self.types])
         # Jobs per second of each type so that offered work = load × capacity.
         self.rate_by_type = self.load * self.capacity / np.maximum(mean_work, 1.0)
         self.rate = float(self.rate_by_type.sum())
         self.type_p = self.rate_by_type / self.rate
 
+    def _mean_work(self, t: str) -> float:
+        """Expected accelerator-seconds of one job of type ``t`` as :meth:`_draw` makes it: per
+        template, the mean shape (shapes are drawn uniformly among the choices) times the mean
+        of the clipped log-normal runtime (shape and runtime are independent)."""
+        full = self.per_node[t]
+        out = 0.0
+        for tp, p in zip(TEMPLATES, self.template_p.tolist(), strict=True):
+            if tp.nodes == (0,):
+                acc = float(np.mean([c for c in tp.sub_node if c <= full] or [full]))
+            else:
+                acc = float(np.mean([min(c, self.max_nodes[t]) for c in tp.nodes])) * full
+            out += p * acc * _clipped_lognormal_mean(tp.median_h * 3600.0, tp.sigma,
+                                                     MIN_RUNTIME_S, RUNTIME_CAP * tp.limit_h
+                                                     * 3600.0)
+        return out
     @classmethod
     def from_store(cls, session: Session, settings: Settings, fleet: FleetArrays,
                    *, load: float = DEFAULT_LOAD) -> DemoWorkload:
@@ -382,7 +405,7 @@ class DemoWorkload:
                 per_node = full
             limit = tp.limit_h * 3600.0
             runtime = tp.median_h * 3600.0 * math.exp(tp.sigma * float(z[i]))
-            runtime = float(min(max(runtime, 120.0), 0.95 * limit))
+            runtime = float(min(max(runtime, MIN_RUNTIME_S), RUNTIME_CAP * limit))
             p = self.projects[int(proj[i])]
             out.append(Arrival(
                 key=f"demo-{prefix}-{i}", time=float(times[i]), project_id=p.id,
@@ -435,12 +458,17 @@ class DemoWorkload:
         due = self.due(session, now)
         if not due:
             return 0
-        waiting = session.scalar(select(func.count(Job.id)).where(
-            Job.state == JobState.PENDING)) or 0
-        if waiting >= self.queue_hours * self.rate * 3600:
-            # A long queue: batch and flexible users wait for a better moment (a balking
-            # queue); interactive sessions still arrive. Keeps the demo's queue bounded.
-            due = [a for a in due if a.job_class == "interactive"]
+        waiting = dict(session.execute(
+            select(Job.accelerator_type, func.count(Job.id))
+            .where(Job.state == JobState.PENDING).group_by(Job.accelerator_type)).all())
+        full = {t for t, r in zip(self.types, self.rate_by_type.tolist(), strict=True)
+                if waiting.get(t, 0) >= self.queue_hours * r * 3600}
+        if full:
+            # A long queue for a type: its batch and flexible users wait for a better moment
+            # (a balking queue); interactive sessions still arrive. Keeps the demo's queue
+            # bounded, type by type: a long H100 queue holds back no work for idle NPUs.
+            due = [a for a in due if a.job_class == "interactive"
+                   or a.accelerator_type not in full]
         for uid in {a.submitter_id for a in due} - set(self._principals):
             self._principals[uid] = load_principal(session=session,
                                                    user=session.get(User, uid))
