@@ -194,7 +194,8 @@ def test_preemption_charges_the_attempt_and_requeues(center: Center) -> None:
     j = job(center, jid)
     assert j.state == JobState.FINISHED and j.attempts == 2
     got = [(e.event_id, round(e.accelerator_seconds)) for e in ledger(center, jid)]
-    assert got == [(event_id(jid, 1, "usage"), 8 * 250), (event_id(jid, 2, "usage"), 8 * 1000)]
+    # the preempted run checkpointed (rule 8's grace): the second run does the 750 s left
+    assert got == [(event_id(jid, 1, "usage"), 8 * 250), (event_id(jid, 2, "usage"), 8 * 750)]
     with center.factory() as session:
         kinds = session.scalars(select(JobEventRow.kind).where(JobEventRow.job_id == jid)
                                 .order_by(JobEventRow.id)).all()

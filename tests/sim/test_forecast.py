@@ -107,14 +107,14 @@ H = 3600.0
 
 
 def _stream_replay(days: int = 10, burst_at: float = 7 * 86400 + 0.5 * H):
-    """One node; a light tenant and a heavy one each submit a one-hour, whole-node job every
-    four hours (two hours apart), so the heavy one has used more when its burst of six
-    two-hour jobs arrives at ``burst_at``: under fair share the light tenant's later jobs
+    """One node; every four hours a light tenant submits a one-hour whole-node job and a heavy
+    one, two hours later, a two-hour job, so the heavy one has used more when its burst of
+    six two-hour jobs arrives at ``burst_at``: under fair share the light tenant's later jobs
     overtake the burst. Runtimes are whole hours, so limits are runtimes."""
     sub, rt, ten = [], [], []
     for k in range(days * 6):
         sub += [k * 4 * H, k * 4 * H + 2 * H]
-        rt += [H, H]
+        rt += [H, 2 * H]
         ten += ["light", "heavy"]
     for i in range(6):
         sub.append(burst_at + i)

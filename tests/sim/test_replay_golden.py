@@ -75,14 +75,20 @@ def philly():
 # Failure re-pin (runs with failures, every policy): the random failures no longer stop for good
 # once no node is up or nothing runs for a moment, and their rate follows the capacity in service
 # after each repair (the next failure is drawn anew), so more of them fall within the replay.
+# Live-fidelity re-pin (multifactor and fairshare; FIFO unchanged): the simulator now gives the
+# scheduler what the live service gives it (tests/service/test_sim_agreement.py): usage and
+# grant use as the ledger books them (a run when it ends or is preempted, decayed from then,
+# plus what running jobs have run so far), rows in job id order (a requeued job no longer goes
+# to the end of the table), a preempted job stops after its cycle (the next cycle reuses the
+# capacity), and a cycle is due when a borrowed run reaches the minimum runtime (rule 8).
 # policy, failures → (digest, sum of first start times, preemptions, node failures)
 PHILLY_GOLDEN = {
     ("fifo", False): ("ea5f01f9fe647730", 6796335856.0, 0, 0),
-    ("multifactor", False): ("d15892255c41d18f", 6633461875.0, 0, 0),
-    ("fairshare", False): ("63f13e1765b01804", 5478966686.0, 48, 0),
+    ("multifactor", False): ("daf87f27c5283b4f", 6618288558.0, 0, 0),
+    ("fairshare", False): ("b211d4061105fc5e", 5485023534.0, 93, 0),
     ("fifo", True): ("29c3bc771d38e972", 6917949536.808964, 0, 578),
-    ("multifactor", True): ("922c9ab101054a11", 5490996458.055685, 0, 572),
-    ("fairshare", True): ("720095bb516e6dee", 5467363580.880274, 87, 589),
+    ("multifactor", True): ("6681496dcdf91b61", 5494452561.179283, 0, 456),
+    ("fairshare", True): ("c8d49c70a23123ba", 5468224394.046005, 75, 439),
 }
 
 
@@ -110,10 +116,10 @@ def test_philly_replay_decisions_unchanged(philly, policy, failures):
 # (SECTORS_NO_LENDING_WEIGHT). Philly's balances stay too small to reorder any job.
 SECTORS_GOLDEN = {
     "fifo": ("a40afa18bfd7cefa", 262014017.19198576, 0),
-    "multifactor": ("70726113256f4c72", 203398071.19198576, 0),
-    "fairshare": ("515b0a97f4ccac35", 157848901.19198573, 129),
+    "multifactor": ("68280bc3c74d305a", 202676016.19198576, 0),
+    "fairshare": ("0470b5b887199538", 158926060.19198573, 117),
 }
-SECTORS_NO_LENDING_WEIGHT = ("f6227900f745a2b8", 158067530.19198573, 136)
+SECTORS_NO_LENDING_WEIGHT = ("b5f1b0fe037336b7", 158330784.19198573, 136)
 
 
 @pytest.fixture(scope="module")

@@ -256,8 +256,22 @@ class ControlPlane:
         return LaunchSpec(job_id=job.id, project=self._project_name(session, job.project_id),
                           accelerator_type=job.accelerator_type, nodes=job.nodes,
                           per_node=job.per_node, time_limit_s=job.time_limit_s,
-                          preemptible=job.preemptible, runtime_s=job.runtime_s,
+                          preemptible=job.preemptible, runtime_s=self._runtime_left(session, job),
                           script=job.script)
+
+    @staticmethod
+    def _runtime_left(session: Session, job: JobRow) -> float | None:
+        """The work a job's next run still has to do (``runtime_s``, for engines that model
+        it): a preempted run checkpointed in its grace period (rule 8), so what it ran is
+        done; a run lost to a node failure is not (booked as lost), so it starts again. The
+        runs are read from the ledger, so a restart of the service forgets nothing."""
+        if job.runtime_s is None or not job.attempts:
+            return job.runtime_s
+        runs = session.execute(select(LedgerEntry.period_start, LedgerEntry.period_end).where(
+            LedgerEntry.job_id == job.id, LedgerEntry.kind == USAGE)).all()
+        done = sum(max(0.0, ts(b) - ts(a)) for a, b in runs)
+        # (a run that did it all is still a run: an engine needs a positive runtime)
+        return max(job.runtime_s - done, 1.0) if done else job.runtime_s
 
     def _store_events(self, events: list[JobEvent]) -> list[JobEvent]:
         """Apply ``events`` in one transaction; returns those stored. A failed write keeps them

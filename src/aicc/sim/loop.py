@@ -10,9 +10,12 @@ port has no "time of the next event" query, so driving it would mean polling at 
 and its per-job objects and node names cost more than the whole cycle at Philly scale. The twin
 and this loop apply the same rules (runtime, time limit, node failure → lost work).
 
-Priorities at equal times: a job ends, a node is repaired, a node fails, a preempted job stops,
-arrivals are admitted, then the cycle runs and the metrics are sampled. Ties beyond that are
-broken by the sequence number, so the same seed always gives the same result.
+Priorities at equal times: a job ends, a node is repaired, a node fails, arrivals are
+admitted, the cycle runs, a preempted job whose grace ends stops, then the metrics are
+sampled. A stop comes after the cycle, and the next cycle is at least the minimum interval
+later: the live service stops a victim at the end of a cycle, and its next cycle reuses the
+capacity. Ties beyond that are broken by the sequence number, so the same seed always gives
+the same result.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import heapq
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -35,7 +38,7 @@ from aicc.scheduler.snapshot import Grants, JobTable, Preempt, Snapshot, Start, 
 from aicc.sim.jobs import SimJobs
 
 # event priorities (lower first at equal times)
-P_END, P_REPAIR, P_FAIL, P_STOP, P_ARRIVAL, P_CYCLE, P_SAMPLE = range(7)
+P_END, P_REPAIR, P_FAIL, P_WAKE, P_ARRIVAL, P_CYCLE, P_STOP, P_SAMPLE = range(8)
 
 # job states
 ST_FUTURE, ST_PENDING, ST_RUNNING, ST_DONE, ST_FAILED, ST_TIMEOUT = range(6)
@@ -142,8 +145,8 @@ class SimResult:
 
 
 class _Running:
-    """Running jobs with their allocations in CSR form; rows removed lazily (compacted when
-    the table is next needed), rows appended in start order."""
+    """Running jobs with their allocations in CSR form, in job id order; rows removed and
+    added lazily (when the table is next needed)."""
 
     def __init__(self, n_jobs: int) -> None:
         self._mark = np.zeros(n_jobs, dtype=bool)  # scratch membership array for compaction
@@ -188,6 +191,21 @@ class _Running:
             self.count = np.concatenate((self.count, np.array(counts, dtype=np.int32)))
             self.ptr = np.concatenate((self.ptr, self.ptr[-1] + np.cumsum(lens)))
             self._add = []
+            if len(self.ids) > 1 and (self.ids[1:] < self.ids[:-1]).any():
+                self._sort()
+
+    def _sort(self) -> None:
+        """Rows in job id order, as the live service reads its running jobs: where the
+        scheduler breaks a tie by row order (preemption's victims, say), it then breaks it as
+        it does live."""
+        order = np.argsort(self.ids, kind="stable")
+        counts = np.diff(self.ptr)[order]
+        first = self.ptr[:-1][order]
+        # each row's entries, gathered in the new row order
+        ptr = np.concatenate(([0], np.cumsum(counts)))
+        idx = np.repeat(first - ptr[:-1], counts) + np.arange(int(ptr[-1]))
+        self.ids, self.lender = self.ids[order], self.lender[order]
+        self.node, self.count, self.ptr = self.node[idx], self.count[idx], ptr
 
 
 class Simulator:
@@ -211,6 +229,10 @@ class Simulator:
         # asked before each scheduler call; True ends the run with Cancelled (a forecast whose
         # client has gone)
         self.cancelled = cancelled
+        # A run on borrowed capacity may be preempted once it has run the policy's minimum
+        # (rule 8): a cycle is due then even if nothing else happens, as the live service's
+        # cycles come whatever happens
+        self._wake = False  # set once the policy is known to preempt (see _init_lending)
         n = len(jobs)
         self.n = n
         self.cap = fleet.capacity.astype(np.int32)
@@ -238,7 +260,13 @@ class Simulator:
         self.n_pending = 0
         self.n_projects = len(tenancy.project_names)
         self.proj_busy = np.zeros(self.n_projects)
-        self.usage = np.zeros(self.n_projects)
+        # Fair-share usage and grant use as the live service keeps them (its ledger): a run is
+        # recorded when it ends or is preempted (a run lost to a node failure is not: the
+        # ledger books it as lost), decayed from then on; a running job adds what it has run
+        # so far, undecayed (see snapshot())
+        self.usage = np.zeros(self.n_projects)  # recorded runs, decayed to last_usage_t
+        self.grant_base = np.zeros(0)  # grant use before the run (a fork's, recorded runs)
+        self.grant_used = np.zeros(0)  # grant use recorded during the run
         self.project_sector = tenancy.project_sector
         # nodes grouped by type, for per-type free capacity (see _may_act)
         n_t = len(fleet.catalog)
@@ -326,6 +354,8 @@ class Simulator:
             self.usage = fork.usage.astype(np.float64).copy()
         if fork.grants is not None:
             self.grants = fork.grants
+            self.grant_base = np.asarray(fork.grants.used_s, dtype=np.float64).copy()
+            self.grant_used = np.zeros(len(self.grant_base))
         self.lend_t = fork.now
         if fork.lending_balance_s is not None and self.lends:
             self.lending = np.array(fork.lending_balance_s, dtype=np.float64)
@@ -342,6 +372,14 @@ class Simulator:
             self._forked.append(r)
             self._start(Start(int(r), tuple(placement), lender=lender), fork.now, forked=True)
             self.start[r] = self.first_start[r] = st
+            if self._wake and lender >= 0 and st + self.policy.min_runtime_s > fork.now:
+                self._push(st + self.policy.min_runtime_s, P_WAKE, r, int(self.run_seq[r]))
+        # the live usage and grant use count the running jobs' time so far, which the
+        # snapshot adds again from their starts
+        acc_p, acc_g = self._accrued(fork.now)
+        self.usage = np.maximum(self.usage - acc_p, 0.0)
+        if len(self.grant_base):
+            self.grant_base = np.maximum(self.grant_base - acc_g, 0.0)
         arrival = np.maximum(self.jobs.submit, fork.now)
         arrival[fork.running] = np.inf  # already here: never arrive again
         self.n_arrive = int(np.isfinite(arrival).sum())
@@ -386,6 +424,8 @@ class Simulator:
         self.running.add(j, s.placement, s.lender)
         self.proj_busy[self.jobs.project[j]] += total
         self.run_seq[j] += 1
+        if self._wake and (s.borrowed or s.lender >= 0) and not forked:
+            self._push(now + self.policy.min_runtime_s, P_WAKE, j, int(self.run_seq[j]))
         rem, limit = self.remaining[j], self.jobs.time_limit[j]
         if forked:  # a live job: its remaining time already accounts for its limit
             limit = rem
@@ -447,6 +487,7 @@ class Simulator:
         (:meth:`_may_act`) changes nothing, and the snapshot settles the balance to its
         time, so every interval is counted once whatever the cycles do."""
         self.lends = self.policy.lends
+        self._wake = bool(self.lends and self.policy.preemption)
         n_s, n_t = len(self.tenancy.sector_names), len(self.fleet.catalog)
         self.lending = np.zeros((n_s, n_s))  # [lender, borrower] accelerator-seconds, decayed
         self.lend_t = 0.0  # the time self.lending is at
@@ -542,6 +583,7 @@ class Simulator:
             return  # a stale end: the run was preempted or interrupted
         ran = t - self.start[j]
         self.charged_s[j] += ran * self.acc[j]
+        self._record(j, t)
         timed_out = bool(self.limited[j])
         self.remaining[j] = max(0.0, self.remaining[j] - ran) if timed_out else 0.0
         self._release(j, t)
@@ -552,9 +594,10 @@ class Simulator:
 
     def _void(self, ev: tuple) -> bool:
         """Whether a queued event no longer stands: an end or a stop of a run that was since
-        preempted or interrupted, or a random failure drawn before the last redraw."""
+        preempted or interrupted (or a wake-up for it), or a random failure drawn before the
+        last redraw."""
         prio = ev[1]
-        if prio in (P_END, P_STOP):
+        if prio in (P_END, P_STOP, P_WAKE):
             j = ev[3]
             return bool(self.run_seq[j] != ev[4] or self.state[j] != ST_RUNNING)
         return prio == P_FAIL and ev[3] == 0 and not self._fail_live(ev[4])
@@ -644,6 +687,7 @@ class Simulator:
     def _on_stop(self, t: float, j: int, seq: int) -> None:
         if self.run_seq[j] != seq or self.state[j] != ST_RUNNING:
             return
+        self._record(j, t)
         self._interrupt(j, t, checkpointed=True)
         self.preemptions[j] += 1
         self._requeue(j)
@@ -657,9 +701,13 @@ class Simulator:
 
     # --- the cycle --------------------------------------------------------------------------
     def _pending_ids(self) -> np.ndarray:
+        """Pending rows in job id order, as the live service reads its queue (a requeued job
+        takes its place among the others, not the end: the scheduler's ties follow rows)."""
         if len(self.pending_parts) != 1:
             ids = (np.concatenate(self.pending_parts) if self.pending_parts
                    else np.zeros(0, dtype=np.int64))
+            if len(ids) > 1 and (ids[1:] < ids[:-1]).any():
+                ids = np.sort(ids)
             self.pending_parts = [ids]
         ids = self.pending_parts[0]
         ids = ids[self.state[ids] == ST_PENDING]
@@ -689,8 +737,31 @@ class Simulator:
         dt = now - self.last_usage_t
         if dt > 0:
             self.usage = decay_usage(self.usage, dt, self.policy.usage_half_life_s)
-            self.usage += self.proj_busy * dt
             self.last_usage_t = now
+
+    def _record(self, j: int, now: float) -> None:
+        """Book the run of job ``j`` that ends (or is preempted) at ``now``, as the live
+        service's ledger does: its accelerator-seconds into its project's usage and its
+        grant's use."""
+        used = (now - self.start[j]) * self.acc[j]
+        self._advance_usage(now)
+        self.usage[self.jobs.project[j]] += used
+        g = -1 if self.jobs.grant is None else int(self.jobs.grant[j])
+        if 0 <= g < len(self.grant_used):
+            self.grant_used[g] += used
+
+    def _accrued(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Accelerator-seconds the running jobs have run so far, per project and per grant."""
+        self.running.compact()
+        ids = self.running.ids
+        ran = (now - self.start[ids]) * self.acc[ids]
+        per_p = np.bincount(self.jobs.project[ids], weights=ran, minlength=self.n_projects)
+        n_g = len(self.grant_base)
+        if not n_g or self.jobs.grant is None:
+            return per_p, np.zeros(n_g)
+        g = self.jobs.grant[ids]
+        ok = (g >= 0) & (g < n_g)
+        return per_p, np.bincount(g[ok], weights=ran[ok], minlength=n_g)
 
     def _cycle(self, now: float) -> None:
         self.want_cycle = False
@@ -733,11 +804,16 @@ class Simulator:
         """The scheduler's view of the simulated state (job ids are row numbers)."""
         now = self.clock.now() if now is None else now
         pend = self._pending_ids() if pend is None else pend
-        self.running.compact()
+        self._advance_usage(now)
+        acc_p, acc_g = self._accrued(now)  # (compacts the running table)
+        usage = self.usage + acc_p
+        grants = self.grants
+        if len(self.grant_base):
+            grants = replace(grants, used_s=self.grant_base + self.grant_used + acc_g)
         return Snapshot(
             now=now, fleet=self.fleet, free=self.free.astype(np.int16),
             running=self._table(self.running.ids, True), pending=self._table(pend, False),
-            tenancy=self.tenancy, grants=self.grants, usage_decayed_s=self.usage.copy(),
+            tenancy=self.tenancy, grants=grants, usage_decayed_s=usage,
             lending_balance_s=self.lending_at(now),
         )
 
@@ -817,9 +893,8 @@ class Simulator:
         nothing. The decisions are those of the whole queue (Slurm's ``default_queue_depth``
         bounds its main scheduler likewise, without that guarantee).
         """
-        if not (self._submit_sorted and len(pend) > 1 and pend[-1] > pend[-2]
-                and (pend[1:] > pend[:-1]).all()):
-            return pend  # a requeued row waits out of submit order: the order is the key's
+        if not (self._submit_sorted and len(pend) > 1):
+            return pend  # (rows in id order are then in submit order, the key's)
         up = self.fleet.state == NODE_UP
         okj = self._shape_ok(up)[2]
         head = self._first_kept(okj)
@@ -1022,8 +1097,8 @@ class Simulator:
                     self._on_repair(t, a)
                 elif prio == P_FAIL:
                     self._on_fail(t, a - 1, b)
-                else:
-                    self._on_stop(t, a, b)
+                elif self.n_pending:  # P_WAKE: a borrowed run may now be preempted
+                    self.want_cycle = True
             if t_arr <= t:
                 hi = int(np.searchsorted(submit, t, side="right"))
                 ids = np.arange(self.ap, hi, dtype=np.int64)
@@ -1039,14 +1114,21 @@ class Simulator:
                 else:
                     self._push(self.last_cycle + self.cfg.min_cycle_s, P_CYCLE)
                     self.cycle_pending = True
-            # (events the cycle pushed for this instant, such as a stop with no grace, come
-            # first: the next turn of the loop takes them)
+            # then the preempted jobs whose grace ends now stop (after the cycle, as the live
+            # service stops a victim after its cycle's decisions: the capacity goes to the
+            # next cycle), and the samples are taken
             while heap and heap[0][0] <= t and heap[0][1] > P_ARRIVAL:
                 _, prio, _, a, b = pop(heap)
                 if prio == P_CYCLE:
                     self.cycle_pending = False
                     if self.want_cycle:
                         self._cycle(t)
+                elif prio == P_STOP:
+                    self._on_stop(t, a, b)
+                    if self.want_cycle and not self.cycle_pending:
+                        # (live, a stop ends a cycle: the next one sees it)
+                        self._push(t + self.cfg.min_cycle_s, P_CYCLE)
+                        self.cycle_pending = True
                 elif prio == P_SAMPLE:
                     self._sample(t)
                     # pending jobs keep the series going while a cycle is due or events
