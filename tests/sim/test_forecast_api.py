@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import Engine, update
 
+from aicc.api.routes.forecast import center_cycle_s
+from aicc.clock import AcceleratedClock, WallClock
+from aicc.config import Settings
 from aicc.fleet import build_fleet
 from aicc.store.db import session_factory, transaction
 from aicc.store.models import Job
@@ -136,3 +141,29 @@ def test_forecast_parameters_are_checked(world: World, query: str, field: str) -
     r = world.client.get(f"/v1/jobs/{job}/forecast?{query}", headers=world.h("member_a1"))
     assert r.status_code == 422, r.text
     assert r.json()["error"]["field"] == field
+
+
+def test_a_forecast_over_the_budget_is_refused_naming_the_horizon_that_fits(
+        world: World) -> None:
+    # sixty submissions in the last seventy minutes: over the default 30 days, one sample of
+    # that history would submit some 37,000 jobs, beyond the budget; the refusal is a 422 that
+    # names the longest horizon that fits (an error raised in the forecast's worker thread)
+    now = datetime.now(UTC)
+    for i in range(60):
+        job = _submit(world, "member_a1", "p_a1", 1, 600)
+        _age(world, job, now - timedelta(minutes=70 - i), None, [])
+    r = world.client.get(f"/v1/jobs/{job}/forecast?arrivals=history&samples=1",
+                         headers=world.h("member_a1"))
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["field"] == "samples"
+    assert re.search(r"lower horizon_hours \(at most [0-9,.]+ with 1 samples\)", err["message"])
+
+
+def test_the_forecast_cycles_as_often_as_the_live_loop_in_center_time() -> None:
+    # the live loop cycles every cycle_interval_s of wall time: on a clock 60 times faster,
+    # every 300 s of center time, which is what the forecast must simulate
+    settings = Settings(scheduler={"cycle_interval_s": 5.0})
+    assert center_cycle_s(settings, SimpleNamespace(clock=AcceleratedClock(60.0))) == 300.0
+    assert center_cycle_s(settings, SimpleNamespace(clock=WallClock())) == 5.0
+    assert center_cycle_s(settings, None) == 5.0

@@ -55,6 +55,13 @@ DISCONNECT_POLL_S = 0.25
 CLIENT_CLOSED = 499
 
 
+def center_cycle_s(settings: Any, cp: Any) -> float:
+    """The live cycle's interval in center time: ``cycle_interval_s`` is wall time, and an
+    accelerated clock (the demo's) runs ``speed`` times faster."""
+    speed = float(getattr(getattr(cp, "clock", None), "speed", 1.0))
+    return float(settings.scheduler.cycle_interval_s) * speed
+
+
 def _iso(seconds: float | None) -> str | None:
     return None if seconds is None else iso_time(dt(seconds))
 
@@ -93,7 +100,7 @@ async def job_forecast(request: Request, principal: CurrentPrincipal, job_id: in
 
     def run() -> Any:
         return forecast_start(snapshot, job_id, policy, arrivals=model,
-                              min_cycle_s=max(settings.scheduler.cycle_interval_s,
+                              min_cycle_s=max(center_cycle_s(settings, cp),
                                               MIN_FORECAST_CYCLE_S),
                               horizon_s=horizon_hours * 3600.0, cancelled=gone.is_set)
 
@@ -102,18 +109,22 @@ async def job_forecast(request: Request, principal: CurrentPrincipal, job_id: in
             await anyio.sleep(DISCONNECT_POLL_S)
         gone.set()
 
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch)
-            try:
-                f = await anyio.to_thread.run_sync(run)
-            finally:
-                tg.cancel_scope.cancel()
-    except KeyError:
+    error: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        try:
+            f = await anyio.to_thread.run_sync(run)
+        except Exception as exc:  # kept, and raised below: out of the task group it would
+            error = exc  # come wrapped in an exception group, which no handler knows
+        finally:
+            tg.cancel_scope.cancel()
+    if isinstance(error, KeyError):
         raise Conflict(f"job {job_id} left the queue while the forecast was made",
                        field="job_id") from None
-    except Cancelled:
+    if isinstance(error, Cancelled):
         return Response(status_code=CLIENT_CLOSED)
+    if error is not None:
+        raise error  # an input error (a refused budget: 422) or a defect (500)
     arrived = ("nothing new arrives" if arrivals == "none" else
                f"the last {window_days:g} days' submissions arrive again ({f.samples} samples)")
     return base | {
