@@ -191,7 +191,7 @@ def test_a_short_synthetic_run_on_the_lab_fleet_offers_the_target_load():
     # is a quarter), so only the median over seeds is close; gangs larger than the fleet's
     # types used to be generated and then dropped
     loads = []
-    for seed in ("0", "1", "2", "3", "4"):
+    for seed in map(str, range(9)):
         r = _sim("--synthetic-days", "2", "--fleet", "lab", "--target-load", "0.7", "--seed",
                  seed, "--policy", "fifo", "--quiet", "--json")
         assert r.exit_code == 0, r.output
@@ -200,4 +200,4 @@ def test_a_short_synthetic_run_on_the_lab_fleet_offers_the_target_load():
         assert s["extra"]["offered_load"] == pytest.approx(demand / (2 * 86400 * 256))
         assert s["rows"]["invalid_total"] == 0  # no gang larger than the fleet
         loads.append(s["extra"]["offered_load"])
-    assert sorted(loads)[2] == pytest.approx(0.7, abs=0.05)
+    assert sorted(loads)[4] == pytest.approx(0.7, abs=0.05)

@@ -43,6 +43,7 @@ from aicc.store.models import (
 )
 from aicc.tenancy.access import Principal, load_principal
 from aicc.workload.jobs import JobSubmission, NodeShapes, SubmitRequest, submit_jobs
+from aicc.workload.synthetic import clipped_lognormal_mean
 
 # --- the tenants ---------------------------------------------------------------------------
 
@@ -257,16 +258,6 @@ MIN_RUNTIME_S = 120.0  # a job's runtime is clipped to [MIN_RUNTIME_S, RUNTIME_C
 RUNTIME_CAP = 0.95
 
 
-def _clipped_lognormal_mean(median: float, sigma: float, lo: float, hi: float) -> float:
-    """E[min(max(X, lo), hi)] for X = median · exp(sigma · Z), Z standard normal."""
-    def cdf(x: float) -> float:
-        return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
-
-    a, b = math.log(lo / median) / sigma, math.log(hi / median) / sigma
-    inside = median * math.exp(sigma**2 / 2) * (cdf(b - sigma) - cdf(a - sigma))
-    return lo * cdf(a) + hi * (1.0 - cdf(b)) + inside
-
-
 @dataclass(frozen=True)
 class WorkloadProject:
     id: int
@@ -356,7 +347,7 @@ class DemoWorkload:
                 acc = float(np.mean([c for c in tp.sub_node if c <= full] or [full]))
             else:
                 acc = float(np.mean([min(c, self.max_nodes[t]) for c in tp.nodes])) * full
-            out += p * acc * _clipped_lognormal_mean(tp.median_h * 3600.0, tp.sigma,
+            out += p * acc * clipped_lognormal_mean(tp.median_h * 3600.0, tp.sigma,
                                                      MIN_RUNTIME_S, RUNTIME_CAP * tp.limit_h
                                                      * 3600.0)
         return out
