@@ -187,3 +187,22 @@ def test_a_long_queue_holds_back_batch_work(store) -> None:
         n = w.submit_due(s, T0 + 4 * 3600)
         interactive = [a for a in later if a.job_class == "interactive"]
         assert n == len(interactive) < len(later)
+
+
+def test_a_warm_start_keeps_its_arrivals_times(store) -> None:
+    # the backlog's four hours of arrivals are stored with their own times (to the window),
+    # not all at the first instant: the forecast's history replays them as they came
+    settings, factory = store
+    fleet = build_fleet("lab")
+    with transaction(factory) as s:
+        sync_fleet(s, fleet)
+        seed_demo(s, settings, fleet, now=T0 - 86400)
+        w = DemoWorkload.from_store(s, settings, fleet, load=3.0)
+        w.queue_hours = 1e9
+        assert w.submit_due(s, T0) > 10
+        want = {a.key: a.time for a in w.arrivals(T0 - w.backlog_s, T0)}
+        got = {k: t.timestamp() for k, t in s.execute(select(Job.idempotency_key,
+                                                             Job.submitted_at)).all()}
+    assert got.keys() == want.keys()
+    assert all(-1e-3 <= got[k] - want[k] < w.window_s for k in want)  # (microseconds stored)
+    assert max(got.values()) - min(got.values()) > 3.5 * 3600

@@ -199,6 +199,30 @@ def test_history_samples_replay_the_window_and_draw_whole_days():
     assert len(Arrivals("none", hist).future(0, now, horizon)) == 0
 
 
+def test_a_history_younger_than_two_days_is_drawn_by_the_hour():
+    # a store 13 h old, whose first instant holds a burst (a warm start): the samples differ
+    # (days drawn from less than one would all be the same), and the burst is among them
+    rng = np.random.default_rng(2)
+    now, span = 13 * 3600.0, 13 * 3600.0
+    submit = np.sort(np.concatenate((np.zeros(50), rng.uniform(0, span, 300))))
+    n = len(submit)
+    hist = History(submit, np.full(n, 600.0), np.zeros(n, dtype=np.int32),
+                   np.zeros(n, dtype=np.int16), np.ones(n, dtype=np.int32),
+                   np.full(n, 8, dtype=np.int32), np.full(n, 3600.0), np.zeros(n, dtype=np.int8),
+                   np.zeros(n, dtype=bool), np.full(n, -1.0), np.full(n, -1, dtype=np.int32),
+                   since=0.0)
+    arr = Arrivals("history", hist, window_s=7 * 86400.0, samples=5, seed=3)
+    futures = [arr.future(k, now, 2 * 86400.0) for k in range(1, 5)]
+    assert len({tuple(f.submit.tolist()) for f in futures}) == 4
+    for f in futures:
+        assert f.submit.min() >= now
+        # whole hours: every job keeps its minute and second within the hour
+        assert np.isin(np.round(np.mod(f.submit - now, 3600.0), 6),
+                       np.round(np.mod(submit - now, 3600.0), 6)).all()
+    # the first instant's burst is drawn (an hour block that holds it: 50 jobs at once)
+    assert any((np.unique(f.submit, return_counts=True)[1] >= 50).any() for f in futures)
+
+
 @pytest.mark.parametrize(("kw", "field"), [
     ({"model": "poisson"}, "arrivals"), ({"samples": 0}, "samples"),
     ({"samples": 10_000}, "samples"), ({"window_s": 0.0}, "window"),

@@ -46,6 +46,9 @@ DEFAULT_WINDOW_S = 7 * 86400.0
 DEFAULT_SAMPLES = 5
 MAX_SAMPLES = 50
 BLOCK_S = 86400.0  # the bootstrap's block: whole days keep the daily cycle
+# ... given two days at least to draw from; a younger history is drawn by the hour (one day
+# drawn from one would make every sample the same)
+SHORT_BLOCK_S = 3600.0
 MIN_SPAN_S = 3600.0  # less history than this is no model of the future (no arrivals)
 # the bounds of a request (the API route and the command line check the same)
 MAX_HORIZON_H = 8760.0
@@ -160,9 +163,11 @@ class Arrivals:
             rows = np.tile(win, reps)
             t = (h.submit[win][None, :] + span * np.arange(1, reps + 1)[:, None]).ravel()
         else:  # whole blocks of the window, drawn with replacement, time of day kept
-            block = min(BLOCK_S, span)
+            block = BLOCK_S if span >= 2 * BLOCK_S else SHORT_BLOCK_S
             n_src = max(1, int(span // block))
-            age = ((now - h.submit[win]) // block).astype(np.int64)  # 0: the last block
+            # 0: the last block, (now - block, now); block a ends at now - a·block, included
+            # (so a span of whole blocks keeps its first instant: a store's first burst)
+            age = (np.ceil((now - h.submit[win]) / block) - 1).astype(np.int64)
             keep = age < n_src
             win, age = win[keep], age[keep]
             order = np.argsort(age, kind="stable")
