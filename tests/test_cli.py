@@ -216,6 +216,10 @@ def test_forecast_arrival_options_reach_the_route(served: tuple[str, World]) -> 
     assert body["window_s"] == 2 * 86400.0
     code, out = _run(["jobs", "forecast", str(job), "--arrivals", "poisson"], url, tok)
     assert code == 2 and "arrivals" in out, out
+    # the table: the wait in words, the horizon in hours, no raw seconds
+    code, out = _run(["jobs", "forecast", str(job), "--horizon-hours", "2"], url, tok)
+    assert code == 0, out
+    assert "predicted_wait" in out and "2 h" in out and "horizon_s" not in out
 
 
 def test_token_create_on_a_database_never_upgraded_says_so(tmp_path: Path) -> None:

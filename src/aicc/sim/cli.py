@@ -676,6 +676,29 @@ def jobs_forecast(
                        params={"horizon_hours": horizon_hours, "arrivals": arrivals,
                                "samples": samples, "window_days": window_days, "seed": seed},
                        timeout=300.0)  # history samples of a long wait take a while
-    if not as_json and data.get("predicted_wait_s") is not None:
-        data = data | {"predicted_wait": _fmt_s(float(data["predicted_wait_s"]))}
-    _emit(data, as_json, [], title=f"forecast for job {job_id}")
+    _emit(data if as_json else _readable_forecast(data), as_json, [],
+          title=f"forecast for job {job_id}")
+
+
+def _readable_forecast(data: dict) -> dict:
+    """The answer as a person reads it: the wait in s/min/h/d, the horizon in hours, a start
+    beyond the horizon said in words, the range as one line; the raw figures stay in --json."""
+    out = {k: data[k] for k in ("job_id", "state", "policy", "now") if k in data}
+    horizon_h = float(data.get("horizon_s") or 0.0) / 3600.0
+    if data.get("basis") == "running":
+        out["started"] = data.get("predicted_start")
+    elif data.get("predicted_start") is None:
+        out["predicted_start"] = f"not within the horizon ({horizon_h:g} h)"
+    else:
+        out["predicted_start"] = data["predicted_start"]
+        out["predicted_wait"] = _fmt_s(float(data["predicted_wait_s"]))
+    if data.get("arrivals") == "history" and data.get("predicted_start") is not None:
+        low, high = data.get("predicted_start_low"), data.get("predicted_start_high")
+        out["range (p10–p90)"] = f"{low} – {high or f'beyond {horizon_h:g} h'}"
+    for k in ("arrivals", "samples", "future_jobs", "running_jobs", "pending_jobs"):
+        if k in data:
+            out[k] = data[k]
+    if horizon_h:
+        out["horizon"] = f"{horizon_h:g} h"
+    out["basis"] = data.get("basis")
+    return out
