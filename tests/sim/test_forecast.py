@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aicc.errors import InvalidInput
-from aicc.scheduler.snapshot import Grants, JobSpec, JobTable, Snapshot
+from aicc.scheduler.snapshot import Grants, JobClass, JobSpec, JobTable, Snapshot
 from aicc.sim.forecast import (
     Arrivals,
     History,
@@ -49,6 +49,25 @@ def test_forecast_by_hand():
     assert forecast_start(snap, 10, "fifo").predicted_start == 0.0  # running: its real start
     with pytest.raises(KeyError):
         forecast_start(snap, 99, "fifo")
+
+
+def test_a_running_job_under_notice_stops_in_the_fork():
+    # A (id 10) holds the node until its limit at 7200 but was told to stop at 2000 (rule 8);
+    # B (11) waits, interactive, so it goes before A once A is requeued: B starts when A stops
+    # (the next cycle after the stop), not at A's limit
+    fleet = custom_fleet(1, "h100-sxm-80g")
+    tm = map_tenants(["t"], len(fleet.catalog))
+    t = fleet.catalog.index("h100-sxm-80g")
+    running = JobTable.from_specs(
+        [JobSpec(10, 0, t, 1, 8, 7200.0, submit_time=0.0, start_time=0.0)], [[(0, 8)]])
+    pending = JobTable.from_specs([JobSpec(11, 0, t, 1, 8, 600.0, JobClass.INTERACTIVE,
+                                           submit_time=100.0)])
+    snap = Snapshot(now=1000.0, fleet=fleet, free=np.zeros(1, dtype=np.int16), running=running,
+                    pending=pending, tenancy=tm.tenancy, grants=Grants.empty(),
+                    usage_decayed_s=np.zeros(1))
+    assert forecast_start(snap, 11, "multifactor", min_cycle_s=60.0).predicted_start == 7200.0
+    told = forecast_start(snap, 11, "multifactor", min_cycle_s=60.0, notices={10: 2000.0})
+    assert told.predicted_start == 2060.0
 
 
 def test_a_cancelled_forecast_stops_at_its_next_cycle():

@@ -253,11 +253,12 @@ def _opt(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def _fork(snap: Snapshot, future: History | None = None
-          ) -> tuple[SimJobs, Fork, np.ndarray]:
+def _fork(snap: Snapshot, future: History | None = None,
+          notices: dict[int, float] | None = None) -> tuple[SimJobs, Fork, np.ndarray]:
     """The snapshot as simulator rows: pending jobs first, then the future submissions (by
     submit time), then running ones, the order ``Simulator._load_fork`` requires; returns the
-    rows' job ids too (-1 for future rows)."""
+    rows' job ids too (-1 for future rows). ``notices``: running jobs already told to stop
+    (job id → when their grace ends), which stop then in the fork too."""
     P, R = snap.pending, snap.running
     F = future if future is not None else History.empty()
     now = snap.now
@@ -293,6 +294,8 @@ def _fork(snap: Snapshot, future: History | None = None
         usage=snap.usage_decayed_s, grants=snap.grants,
         lender=R.lender if len(R.lender) == len(R) else None,
         lending_balance_s=snap.lending_balance_s,
+        stops=tuple((n_pf + r, float(notices[j])) for r, j in enumerate(R.id.tolist())
+                    if notices and j in notices),
     )
     ids = cat(P.id, np.full(len(F), -1), R.id).astype(np.int64)
     return jobs, fork, ids
@@ -302,7 +305,8 @@ def forecast_starts(snap: Snapshot, policy: Policy | str = "fairshare", *,
                     arrivals: Arrivals = NO_ARRIVALS, min_cycle_s: float = 60.0,
                     horizon_s: float = DEFAULT_HORIZON_S, job_id: int | None = None,
                     max_future_jobs: int | None = MAX_FUTURE_JOBS,
-                    cancelled: Callable[[], bool] | None = None) -> Starts:
+                    cancelled: Callable[[], bool] | None = None,
+                    notices: dict[int, float] | None = None) -> Starts:
     """One fork per arrival sample, each run until the pending jobs have started (only
     ``job_id`` when given: the other columns are then partial) or the horizon. A request
     whose samples would submit more than ``max_future_jobs`` is refused (None: offline
@@ -319,7 +323,7 @@ def forecast_starts(snap: Snapshot, policy: Policy | str = "fairshare", *,
         future = arrivals.future(k, snap.now, horizon_s)
         if k == 0:
             future_jobs = len(future)
-        jobs, fork, ids = _fork(snap, future)
+        jobs, fork, ids = _fork(snap, future, notices)
         cfg = SimConfig(policy=pol, min_cycle_s=min_cycle_s, until_s=snap.now + horizon_s,
                         sample_s=horizon_s)
         sim = Simulator(jobs, snap.fleet, snap.tenancy, cfg, fork=fork, cancelled=cancelled)
@@ -348,7 +352,8 @@ def forecast_start(snap: Snapshot, job_id: int, policy: Policy | str = "fairshar
                    arrivals: Arrivals = NO_ARRIVALS, min_cycle_s: float = 60.0,
                    horizon_s: float = DEFAULT_HORIZON_S,
                    max_future_jobs: int | None = MAX_FUTURE_JOBS,
-                   cancelled: Callable[[], bool] | None = None) -> Forecast:
+                   cancelled: Callable[[], bool] | None = None,
+                   notices: dict[int, float] | None = None) -> Forecast:
     """When ``job_id`` (pending in ``snap``) is predicted to start. A running job's forecast
     is its real start."""
     w0 = time.perf_counter()
@@ -363,7 +368,7 @@ def forecast_start(snap: Snapshot, job_id: int, policy: Policy | str = "fairshar
         raise KeyError(job_id)
     s = forecast_starts(snap, policy, arrivals=arrivals, min_cycle_s=min_cycle_s,
                         horizon_s=horizon_s, job_id=job_id, max_future_jobs=max_future_jobs,
-                        cancelled=cancelled)
+                        cancelled=cancelled, notices=notices)
     c = int(col[0])
     return Forecast(job_id, snap.now, _opt(s.median[c]), horizon_s, len(snap.running),
                     len(snap.pending), s.cycles, time.perf_counter() - w0, arrivals.model,

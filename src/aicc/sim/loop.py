@@ -92,6 +92,8 @@ class Fork:
     grants: Grants | None = None
     lender: np.ndarray | None = None  # lender sector per running row
     lending_balance_s: np.ndarray | None = None  # the live lending balance (rule 2)
+    # running rows already given preemption notice: (row, when its grace ends)
+    stops: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -374,6 +376,10 @@ class Simulator:
             self.start[r] = self.first_start[r] = st
             if self._wake and lender >= 0 and st + self.policy.min_runtime_s > fork.now:
                 self._push(st + self.policy.min_runtime_s, P_WAKE, r, int(self.run_seq[r]))
+        for r, at in fork.stops:  # victims under notice stop when their grace ends (rule 8)
+            if self.state[r] == ST_RUNNING:
+                self.stopping[r] = True
+                self._push(max(float(at), fork.now), P_STOP, int(r), int(self.run_seq[r]))
         # the live usage and grant use count the running jobs' time so far, which the
         # snapshot adds again from their starts
         acc_p, acc_g = self._accrued(fork.now)

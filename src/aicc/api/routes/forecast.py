@@ -94,7 +94,7 @@ async def job_forecast(request: Request, principal: CurrentPrincipal, job_id: in
                                          now, arrivals, window_s)
     if live is None:
         return base
-    snapshot, history = live
+    snapshot, history, notices = live
     model = Arrivals(arrivals, history, window_s, samples, seed)
     gone = threading.Event()
 
@@ -102,7 +102,8 @@ async def job_forecast(request: Request, principal: CurrentPrincipal, job_id: in
         return forecast_start(snapshot, job_id, policy, arrivals=model,
                               min_cycle_s=max(center_cycle_s(settings, cp),
                                               MIN_FORECAST_CYCLE_S),
-                              horizon_s=horizon_hours * 3600.0, cancelled=gone.is_set)
+                              horizon_s=horizon_hours * 3600.0, cancelled=gone.is_set,
+                              notices=notices)
 
     async def watch() -> None:
         while not await request.is_disconnected():
@@ -146,9 +147,10 @@ async def job_forecast(request: Request, principal: CurrentPrincipal, job_id: in
 
 
 def _live_state(request: Request, principal: Principal, job_id: int, policy: Policy, now: float,
-                arrivals: str, window_s: float) -> tuple[dict, tuple[Any, Any] | None]:
-    """The answer's common part and, for a pending job, the live snapshot and the history of
-    arrivals (None: the answer is complete, a running job's real start)."""
+                arrivals: str, window_s: float) -> tuple[dict, tuple[Any, Any, Any] | None]:
+    """The answer's common part and, for a pending job, the live snapshot, the history of
+    arrivals and the running jobs under preemption notice (None: the answer is complete, a
+    running job's real start)."""
     with tx(request) as s:
         job = service.get_job(session=s, principal=principal, job_id=job_id)
         state = JobState(job.state)
@@ -165,4 +167,4 @@ def _live_state(request: Request, principal: Principal, job_id: int, policy: Pol
         built = builder.build(s, now)
         history = (builder.history(s, built, now, window_s) if arrivals == "history"
                    else None)
-    return base, (built.snapshot, history)
+    return base, (built.snapshot, history, {j: at for j, (at, _) in built.notices.items()})
