@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import typer
-import uvicorn
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -20,38 +16,16 @@ from aicc.cli import app
 from aicc.config import Settings
 from aicc.store.db import make_engine, session_factory
 from aicc.store.models import Job, JobState, User
-from api.conftest import ADMIN_TOKEN, World, build_world
+from api.conftest import World
+from live_server import serving_world
 
 runner = CliRunner()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(tmp_path: Path, _sqlite_template: Path) -> Iterator[tuple[str, World]]:
-    path = tmp_path / "aicc.db"
-    path.write_bytes(_sqlite_template.read_bytes())
-    engine = make_engine(f"sqlite:///{path}")
-    world = build_world(engine)
-    port = _free_port()
-    settings = Settings(database_url=str(engine.url), admin_token=ADMIN_TOKEN)
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings, session_factory=session_factory(engine)), host="127.0.0.1",
-        port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", world
-    server.should_exit = True
-    thread.join(10)
-    engine.dispose()
+    with serving_world(tmp_path, _sqlite_template) as (port, world):
+        yield f"http://127.0.0.1:{port}", world
 
 
 def _run(args: list[str], url: str, token: str | None) -> tuple[int, str]:

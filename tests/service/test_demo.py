@@ -30,6 +30,13 @@ def store(tmp_path: Path):
     engine.dispose()
 
 
+def _seeded(session, settings: Settings, fleet, **kw) -> DemoWorkload:
+    """The demo center seeded a day before T0 on ``fleet``, and its workload."""
+    sync_fleet(session, fleet)
+    seed_demo(session, settings, fleet, now=T0 - 86400)
+    return DemoWorkload.from_store(session, settings, fleet, **kw)
+
+
 def _counts(session) -> tuple[int, ...]:
     return tuple(session.scalar(select(func.count()).select_from(m))
                  for m in (Organization, Project, User, ApiToken, Grant, Job))
@@ -124,9 +131,7 @@ def test_a_long_queue_for_one_type_holds_back_only_its_batch_work(store) -> None
     settings, factory = store
     fleet = build_fleet("2028")
     with transaction(factory) as s:
-        sync_fleet(s, fleet)
-        seed_demo(s, settings, fleet, now=T0 - 86400)
-        w = DemoWorkload.from_store(s, settings, fleet)
+        w = _seeded(s, settings, fleet)
         w.queue_hours = 1e9
         w.submit_due(s, T0)  # the warm backlog: every type has a queue (no scheduler runs)
         waiting = dict(s.execute(select(Job.accelerator_type, func.count(Job.id))
@@ -151,9 +156,7 @@ def test_submission_resumes_after_a_restart(store) -> None:
     settings, factory = store
     fleet = build_fleet("lab")
     with transaction(factory) as s:
-        sync_fleet(s, fleet)
-        seed_demo(s, settings, fleet, now=T0 - 86400)
-        w = DemoWorkload.from_store(s, settings, fleet, load=3.0)
+        w = _seeded(s, settings, fleet, load=3.0)
         w.queue_hours = 1e9  # no scheduler runs here: let the queue grow
         n1 = w.submit_due(s, T0)
         n2 = w.submit_due(s, T0 + 1800)
@@ -177,9 +180,7 @@ def test_a_long_queue_holds_back_batch_work(store) -> None:
     settings, factory = store
     fleet = build_fleet("lab")
     with transaction(factory) as s:
-        sync_fleet(s, fleet)
-        seed_demo(s, settings, fleet, now=T0 - 86400)
-        w = DemoWorkload.from_store(s, settings, fleet, load=3.0)
+        w = _seeded(s, settings, fleet, load=3.0)
         w.queue_hours = 0.5
         first = w.submit_due(s, T0)  # the queue is empty: the whole backlog arrives
         assert first == len(w.arrivals(T0 - w.backlog_s, T0)) > w.queue_hours * w.rate * 3600
@@ -195,9 +196,7 @@ def test_a_warm_start_keeps_its_arrivals_times(store) -> None:
     settings, factory = store
     fleet = build_fleet("lab")
     with transaction(factory) as s:
-        sync_fleet(s, fleet)
-        seed_demo(s, settings, fleet, now=T0 - 86400)
-        w = DemoWorkload.from_store(s, settings, fleet, load=3.0)
+        w = _seeded(s, settings, fleet, load=3.0)
         w.queue_hours = 1e9
         assert w.submit_due(s, T0) > 10
         want = {a.key: a.time for a in w.arrivals(T0 - w.backlog_s, T0)}

@@ -23,7 +23,7 @@ from aicc.workload.tenants import map_tenants
 from .helpers import setup, workload
 
 
-def _snapshot():
+def _snapshot(b_class: JobClass = JobClass.BATCH):
     fleet = custom_fleet(1, "h100-sxm-80g")
     tm = map_tenants(["t"], len(fleet.catalog))
     t = fleet.catalog.index("h100-sxm-80g")
@@ -31,7 +31,7 @@ def _snapshot():
     running = JobTable.from_specs(
         [JobSpec(10, 0, t, 1, 8, 7200.0, submit_time=0.0, start_time=0.0)], [[(0, 8)]])
     pending = JobTable.from_specs([
-        JobSpec(11, 0, t, 1, 8, 3600.0, submit_time=100.0),
+        JobSpec(11, 0, t, 1, 8, 3600.0, b_class, submit_time=100.0),
         JobSpec(12, 0, t, 1, 4, 1800.0, submit_time=200.0),
     ])
     return Snapshot(now=1000.0, fleet=fleet, free=np.zeros(1, dtype=np.int16), running=running,
@@ -55,16 +55,7 @@ def test_a_running_job_under_notice_stops_in_the_fork():
     # A (id 10) holds the node until its limit at 7200 but was told to stop at 2000 (rule 8);
     # B (11) waits, interactive, so it goes before A once A is requeued: B starts when A stops
     # (the next cycle after the stop), not at A's limit
-    fleet = custom_fleet(1, "h100-sxm-80g")
-    tm = map_tenants(["t"], len(fleet.catalog))
-    t = fleet.catalog.index("h100-sxm-80g")
-    running = JobTable.from_specs(
-        [JobSpec(10, 0, t, 1, 8, 7200.0, submit_time=0.0, start_time=0.0)], [[(0, 8)]])
-    pending = JobTable.from_specs([JobSpec(11, 0, t, 1, 8, 600.0, JobClass.INTERACTIVE,
-                                           submit_time=100.0)])
-    snap = Snapshot(now=1000.0, fleet=fleet, free=np.zeros(1, dtype=np.int16), running=running,
-                    pending=pending, tenancy=tm.tenancy, grants=Grants.empty(),
-                    usage_decayed_s=np.zeros(1))
+    snap = _snapshot(b_class=JobClass.INTERACTIVE)
     assert forecast_start(snap, 11, "multifactor", min_cycle_s=60.0).predicted_start == 7200.0
     told = forecast_start(snap, 11, "multifactor", min_cycle_s=60.0, notices={10: 2000.0})
     assert told.predicted_start == 2060.0

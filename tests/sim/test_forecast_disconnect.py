@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import queue
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,41 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 import aicc.api.routes.forecast as route
-from aicc.api.app import create_app
-from aicc.config import Settings
 from aicc.fleet import build_fleet
 from aicc.sim.loop import Cancelled
-from aicc.store.db import make_engine, session_factory, transaction
+from aicc.store.db import session_factory, transaction
 from aicc.workload.jobs import transition
-from api.conftest import ADMIN_TOKEN, World, build_world
+from api.conftest import World
+from live_server import serving_world
 
 
 @pytest.fixture
 def served(tmp_path: Path, _sqlite_template: Path) -> Iterator[tuple[int, World]]:
-    path = tmp_path / "aicc.db"
-    path.write_bytes(_sqlite_template.read_bytes())
-    engine = make_engine(f"sqlite:///{path}")
-    world = build_world(engine)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    settings = Settings(database_url=str(engine.url), admin_token=ADMIN_TOKEN)
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings, session_factory=session_factory(engine)), host="127.0.0.1",
-        port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield port, world
-    server.should_exit = True
-    thread.join(10)
-    engine.dispose()
+    with serving_world(tmp_path, _sqlite_template) as (port, world):
+        yield port, world
 
 
 def _queued_job(world: World) -> int:

@@ -4,20 +4,17 @@ a free port)."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from aicc.api.app import create_app
 from aicc.cli import app
 from aicc.clock import VirtualClock
 from aicc.fleet import build_fleet
+from live_server import serving
 
 from .conftest import ADMIN_TOKEN
 
@@ -58,22 +55,10 @@ def test_fleet_show_table_and_unknown_phase() -> None:
 
 @pytest.fixture()
 def server(center) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     plane = SimpleNamespace(clock=VirtualClock(center.now.timestamp()))
     api = create_app(center.settings, session_factory=center.factory, control_plane=plane)
-    srv = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning",
-                                        lifespan="on"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(10)
+    with serving(api) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_usage_command_through_the_api(server, center) -> None:
