@@ -61,6 +61,15 @@ def test_a_running_job_under_notice_stops_in_the_fork():
     assert told.predicted_start == 2060.0
 
 
+def test_a_run_the_fork_found_going_keeps_its_work_when_stopped():
+    # A started at 0 (7200 s limit) and was told to stop at 2000; forked at 1000 it has 6200 s
+    # left, of which it does 1000 before the stop: 5200 remain after it, not 4200 (the time it
+    # ran before the fork is already out of its remaining time). FIFO: A restarts at the next
+    # cycle (2060) and B follows it at 7260
+    f = forecast_start(_snapshot(), 11, "fifo", min_cycle_s=60.0, notices={10: 2000.0})
+    assert f.predicted_start == 7260.0
+
+
 def test_a_cancelled_forecast_stops_at_its_next_cycle():
     asked: list[int] = []
 

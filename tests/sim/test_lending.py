@@ -94,3 +94,21 @@ def test_baselines_keep_no_balance():
     assert r.lending_balance_s is None
     s = summarize(r)
     assert s["lending"] is None and "owed_acc_h" not in s["sectors"]["industry"]
+
+
+@pytest.mark.parametrize("t_a", [1000.0, 1000.1, 2047.7])
+def test_a_borrowed_run_is_preemptible_at_its_minimum_runtime_whatever_the_rounding(t_a):
+    # industry borrows the whole node at t_a; a public job within its entitlement arrives 100 s
+    # later and takes it back once the run has lasted min_runtime_s (600 s): a cycle is due
+    # then, even where t_a + 600 - t_a rounds below 600 in floating point
+    w = workload([0.0, t_a, t_a + 100.0], [1.0, 5000.0, 100.0], [1, 8, 4],
+                 tenants=["ind", "ind", "pub"])
+    fleet = custom_fleet(1, "h100-sxm-80g")
+    tm = map_tenants(w.tenants, len(fleet.catalog), mapping={"tenant": {
+        "ind": {"sector": "industry"}, "pub": {"sector": "public"}}})
+    jobs = prepare(w, fleet, tm.tenant_project)
+    r = simulate(jobs, fleet, tm.tenancy, SimConfig(policy="fairshare", min_cycle_s=60.0))
+    assert r.preemptions.tolist() == [0, 1, 0]
+    # notice at t_a + 600 (rounded up to the first instant the test holds), stop after the
+    # 300 s grace, the public job at the next cycle
+    assert r.first_start[2] == pytest.approx(t_a + 600.0 + 300.0 + 60.0)

@@ -265,7 +265,7 @@ class ControlPlane:
         it): a preempted run checkpointed in its grace period (rule 8), so what it ran is
         done; a run lost to a node failure is not (booked as lost), so it starts again. The
         runs are read from the ledger, so a restart of the service forgets nothing."""
-        if job.runtime_s is None or not job.attempts:
+        if job.runtime_s is None or job.attempts <= 1:  # (the run being launched is counted)
             return job.runtime_s
         runs = session.execute(select(LedgerEntry.period_start, LedgerEntry.period_end).where(
             LedgerEntry.job_id == job.id, LedgerEntry.kind == USAGE)).all()

@@ -136,7 +136,7 @@ class SimResult:
     lending_balance_s: np.ndarray | None = None
     extra: dict[str, object] = field(default_factory=dict)
     # accelerator-seconds of the runs still going at end_time (a run stopped by ``until_s``):
-    # work done but not charged yet; None: nothing was running
+    # work done but not charged yet (zeros when every run had ended); None: not recorded
     in_progress_s: np.ndarray | None = None
     node_failures: np.ndarray | None = None  # failures per node
 
@@ -243,6 +243,9 @@ class Simulator:
         self.state = np.full(n, ST_FUTURE, dtype=np.int8)
         self.first_start = np.full(n, -1.0)
         self.start = np.full(n, -1.0)
+        # when the current run's ``remaining`` was counted from: its start, or for a run the
+        # fork found going, the fork's time (its remaining time is counted from then)
+        self.counted_from = np.full(n, -1.0)
         self.end = np.full(n, -1.0)
         self.remaining = jobs.runtime.copy()
         self.preemptions = np.zeros(n, dtype=np.int32)
@@ -374,8 +377,8 @@ class Simulator:
             self._forked.append(r)
             self._start(Start(int(r), tuple(placement), lender=lender), fork.now, forked=True)
             self.start[r] = self.first_start[r] = st
-            if self._wake and lender >= 0 and st + self.policy.min_runtime_s > fork.now:
-                self._push(st + self.policy.min_runtime_s, P_WAKE, r, int(self.run_seq[r]))
+            if self._wake and lender >= 0 and self._preemptible_at(st) > fork.now:
+                self._push(self._preemptible_at(st), P_WAKE, r, int(self.run_seq[r]))
         for r, at in fork.stops:  # victims under notice stop when their grace ends (rule 8)
             if self.state[r] == ST_RUNNING:
                 self.stopping[r] = True
@@ -424,6 +427,7 @@ class Simulator:
         if not self._fail_armed and self.cfg.failures is not None:
             self._schedule_failure(now)  # work resumed after a quiet spell
         self.start[j] = now
+        self.counted_from[j] = now
         if self.first_start[j] < 0:
             self.first_start[j] = now
         self.placement[j] = s.placement
@@ -431,7 +435,7 @@ class Simulator:
         self.proj_busy[self.jobs.project[j]] += total
         self.run_seq[j] += 1
         if self._wake and (s.borrowed or s.lender >= 0) and not forked:
-            self._push(now + self.policy.min_runtime_s, P_WAKE, j, int(self.run_seq[j]))
+            self._push(self._preemptible_at(now), P_WAKE, j, int(self.run_seq[j]))
         rem, limit = self.remaining[j], self.jobs.time_limit[j]
         if forked:  # a live job: its remaining time already accounts for its limit
             limit = rem
@@ -462,7 +466,7 @@ class Simulator:
 
     def _interrupt(self, j: int, now: float, checkpointed: bool) -> float:
         """Stop job j's current run; returns the accelerator-seconds lost."""
-        elapsed = now - self.start[j]
+        elapsed = now - self.counted_from[j]
         ck = self.cfg.failures.checkpoint_s if self.cfg.failures else None
         if checkpointed:
             saved = elapsed
@@ -597,6 +601,15 @@ class Simulator:
         self.end[j] = t
         if self.n_pending:
             self.want_cycle = True
+
+    def _preemptible_at(self, start: float) -> float:
+        """The first time ``t`` at which a run started at ``start`` has run the policy's minimum
+        as the scheduler tests it, ``t - start >= min_runtime_s`` in floating point (``start +
+        min_runtime_s`` can round below it)."""
+        t = start + self.policy.min_runtime_s
+        while t - start < self.policy.min_runtime_s:
+            t = math.nextafter(t, math.inf)
+        return t
 
     def _void(self, ev: tuple) -> bool:
         """Whether a queued event no longer stands: an end or a stop of a run that was since
@@ -1103,8 +1116,8 @@ class Simulator:
                     self._on_repair(t, a)
                 elif prio == P_FAIL:
                     self._on_fail(t, a - 1, b)
-                elif self.n_pending:  # P_WAKE: a borrowed run may now be preempted
-                    self.want_cycle = True
+                elif self.n_pending and self.run_seq[a] == b:  # P_WAKE: a borrowed run may
+                    self.want_cycle = True  # now be preempted (if it still runs)
             if t_arr <= t:
                 hi = int(np.searchsorted(submit, t, side="right"))
                 ids = np.arange(self.ap, hi, dtype=np.int64)

@@ -59,6 +59,9 @@ class SectorProfile:
 def clipped_lognormal_mean(median: float, sigma: float, lo: float, hi: float) -> float:
     """E[min(max(X, lo), hi)] for X = median · exp(sigma · Z), Z standard normal: what a
     generator that clips its log-normal runtimes offers per job, without sampling error."""
+    if sigma <= 0:  # no spread: the median itself
+        return min(max(median, lo), hi)
+
     def cdf(x: float) -> float:
         return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 

@@ -141,7 +141,8 @@ async def job_forecast(request: Request, principal: CurrentPrincipal, job_id: in
         "running_jobs": f.running,
         "pending_jobs": f.pending,
         "wall_s": round(f.wall_s, 3),
-        "basis": f"simulation of the live queue; running jobs end at their time limits; "
+        "basis": f"simulation of the live queue; running jobs end at their time limits (or "
+                 f"stop when their preemption notice ends); "
                  f"{arrived}",
     }
 
