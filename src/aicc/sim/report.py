@@ -200,7 +200,8 @@ COMPARISON_HEAD = ["run", "jobs", "offered load", "utilisation", "mean wait", "p
 COMPARISON_NOTE = ("offered load: the workload's accelerator-time over the fleet's (a trace: "
                    "over its window; a synthetic workload: over its days). utilisation: "
                    "accelerator-time used (charged + lost) / (installed accelerators × "
-                   "makespan).")
+                   "makespan). mean bsld: bounded slowdown of the jobs that finished (a "
+                   "failed or timed-out job was cut short).")
 
 # The files a report writes per run (``<name>`` from the run's label); files of these patterns
 # left in the folder by an earlier run with other labels are removed, so that the folder only
