@@ -38,6 +38,7 @@ def test_file_and_environment_overrides(tmp_path: Path) -> None:
     ({"AICC_FLEET_PHASE": "zz"}, "", "engine.fleet_phase"),
     ({}, '[engine]\nfleet_phase = "2099"\n', "engine.fleet_phase"),
     ({"AICC_REQUIRE_GRANT": "perhaps"}, "", "scheduler.require_grant"),
+    ({"AICC_SECTOR_QUEUEING": "fifo"}, "", "scheduler.sector_queueing"),
     ({}, "[server]\nbogus = 1\n", "server.bogus"),
     ({}, "not toml = = =", None),
     # URLs that pass a prefix check but no driver takes
@@ -97,6 +98,17 @@ def test_grants_are_required_by_default(tmp_path: Path) -> None:
     cfg = tmp_path / "aicc.toml"
     cfg.write_text("[scheduler]\nrequire_grant = false\n")
     assert load_settings(cfg, env={}).scheduler.require_grant is False
+
+
+def test_sector_queueing_is_best_effort_unless_configured(tmp_path: Path) -> None:
+    (tmp_path / "empty.toml").write_text("")
+    assert load_settings(tmp_path / "empty.toml", env={}).scheduler.sector_queueing == \
+        "best_effort"
+    cfg = tmp_path / "aicc.toml"
+    cfg.write_text('[scheduler]\nsector_queueing = "strict"\n')
+    assert load_settings(cfg, env={}).scheduler.sector_queueing == "strict"
+    assert load_settings(tmp_path / "empty.toml", env={"AICC_SECTOR_QUEUEING": "strict"}
+                         ).scheduler.sector_queueing == "strict"
 
 
 def test_a_config_file_that_is_no_text_file_is_named(tmp_path: Path) -> None:

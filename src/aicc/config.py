@@ -58,6 +58,9 @@ class SchedulerConfig(_Strict):
     # Hold jobs whose project has no active grant for their type (docs/api.md): the center
     # charges every accelerator-hour to a grant. false only for test beds without allocations.
     require_grant: bool = True
+    # Rule 1 (docs/design/0001-scheduling.md): may a sector's jobs pass its first job that does
+    # not fit its room (best_effort), or do they wait behind it (strict)? fairshare only.
+    sector_queueing: Literal["best_effort", "strict"] = "best_effort"
 
 
 class EngineConfig(_Strict):
@@ -157,6 +160,7 @@ ENV_KEYS: dict[str, str] = {
     "AICC_POLICY": "scheduler.policy",
     "AICC_REQUIRE_GRANT": "scheduler.require_grant",
     "AICC_CYCLE_INTERVAL_S": "scheduler.cycle_interval_s",
+    "AICC_SECTOR_QUEUEING": "scheduler.sector_queueing",
     "AICC_ENGINE": "engine.kind",
     "AICC_FLEET_PHASE": "engine.fleet_phase",
     "AICC_SLURM_CONF": "engine.slurm_conf",

@@ -14,7 +14,7 @@ from aicc.fleet.arrays import NODE_DRAIN
 from aicc.fleet.phases import FleetPhase, NodeGroup
 from aicc.scheduler import Decisions, HoldReason, Policy, Snapshot, schedule
 from aicc.scheduler.cycle import prepare
-from scheduler.builders import H100, NPU, World, fill, job
+from scheduler.builders import H100, NPU, SECTORS, World, fill, job
 
 H = HoldReason
 NOW = 10_000.0
@@ -185,6 +185,43 @@ def _lend_limit() -> tuple[Snapshot, dict[str, job]]:
     w = World(lend_limit={"research": 0.0, "public": 0.0})
     return world_snap([job("big").project("ind").gpus(64), job("fits").project("ind").gpus(48)],
                       world=w)
+
+
+STRICT = Policy(sector_queueing="strict")
+
+
+def _room_claim() -> tuple[Snapshot, dict[str, job]]:
+    # research holds 32 of its 51.2 and may borrow nothing; its oldest job (32) does not fit the
+    # 19.2 left. Strict: it is research's head, and research's later 8s wait behind it (best
+    # effort: both start, and the room never reaches 32 while such jobs keep coming); public's
+    # job, in its own room, starts either way
+    w = World(lend_limit={"industry": 0.0, "public": 0.0})
+    running = fill(0, 3, "res", NOW - 100) + fill(4, 11, "ind", NOW - 100)
+    pending = [job("big").project("res").gpus(32).submitted(NOW - 1000),
+               job("small").project("res").gpus(8).submitted(NOW - 10),
+               job("other_project").project("res2").gpus(8).submitted(NOW - 10),
+               job("public").project("pub").gpus(8).submitted(NOW - 10)]
+    return world_snap(pending, running, world=w)
+
+
+def _room_claim_borrow(research_nodes: int) -> Callable[[], tuple[Snapshot, dict[str, job]]]:
+    """Public lends half of its 25.6 idle: too little for research's head (40), enough for a 4
+    behind it; research holds 4 nodes (19.2 of its 51.2 left) or 7 (56, none left). Strict, the
+    4 waits behind the head either way: it may neither take the room nor borrow (borrowing would
+    keep research's use up, and its room away from the head)."""
+    def build() -> tuple[Snapshot, dict[str, job]]:
+        running = (fill(0, research_nodes - 1, "res", NOW - 100)
+                   + fill(research_nodes, 9, "ind", NOW - 100))
+        pending = [job("big").project("res").gpus(40).submitted(NOW - 1000),
+                   job("small").project("res").gpus(4).submitted(NOW - 10)]
+        return world_snap(pending, running,
+                          world=World(lend_limit={"industry": 0.0, "public": 0.5}))
+    return build
+
+
+def _check_room_claim_borrow(d: Decisions, jobs: dict[str, job]) -> None:
+    (s,) = d.starts
+    assert s.job_id == jobs["small"].id and s.borrowed and s.lender == SECTORS.index("public")
 
 
 def _fair_share_within_sector() -> tuple[Snapshot, dict[str, job]]:
@@ -512,6 +549,19 @@ CASES = [
          started={"res_big"}, reasons={"ind_big": H.ENTITLEMENT}),
     Case("lending limit holds", _lend_limit, started={"fits"},
          reasons={"big": H.ENTITLEMENT}),
+    Case("strict sector queueing: nothing of the sector passes its head", _room_claim, STRICT,
+         started={"public"}, reasons={"big": H.ENTITLEMENT, "small": H.PRIORITY,
+                                      "other_project": H.PRIORITY}),
+    Case("best-effort sector queueing: later jobs take the room", _room_claim,
+         started={"small", "other_project", "public"}, reasons={"big": H.ENTITLEMENT}),
+    Case("strict: behind the head a job borrows nothing", _room_claim_borrow(4), STRICT,
+         reasons={"big": H.ENTITLEMENT, "small": H.PRIORITY}),
+    Case("strict: nor with no room left", _room_claim_borrow(7), STRICT,
+         reasons={"big": H.ENTITLEMENT, "small": H.PRIORITY}),
+    Case("best effort: behind a held job another borrows", _room_claim_borrow(7),
+         started={"small"}, reasons={"big": H.ENTITLEMENT}, check=_check_room_claim_borrow),
+    Case("strict: a job larger than its entitlement holds nobody", _lend_limit, STRICT,
+         started={"fits"}, reasons={"big": H.ENTITLEMENT}),
     Case("fair share within a sector", _fair_share_within_sector, started={"light"}),
     Case("grants: exhausted, outside period, none", _grants,
          started={"ok", "none"},

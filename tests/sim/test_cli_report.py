@@ -201,3 +201,21 @@ def test_a_short_synthetic_run_on_the_lab_fleet_offers_the_target_load():
         assert s["rows"]["invalid_total"] == 0  # no gang larger than the fleet
         loads.append(s["extra"]["offered_load"])
     assert sorted(loads)[4] == pytest.approx(0.7, abs=0.05)
+
+
+def test_simulate_compares_strict_sector_queueing(tmp_path):
+    """``fairshare-strict`` runs fair share with strict sector queueing (rule 1) beside the
+    preset, under its own label; on this overloaded slice the two decide differently."""
+    trace = philly_slice(tmp_path)
+    rep = tmp_path / "rep"
+    res = CliRunner().invoke(app, [
+        "simulate", "--trace", str(trace), "--fleet", "4xh100-sxm-80g",
+        "--compare", "fairshare,fairshare-strict", "--report", str(rep), "--load-factor", "4",
+        "--quiet"], env={"COLUMNS": "60"})
+    assert res.exit_code == 0, res.output
+    summary = json.loads((rep / "summary.json").read_text())
+    assert set(summary) == {"fairshare", "fairshare-strict"}
+    waits = {p: pq.read_table(rep / f"jobs-{p}.parquet").column("wait_s").to_pylist()
+             for p in summary}
+    assert waits["fairshare"] != waits["fairshare-strict"]
+    assert all(s["ended_exactly_once"] == s["jobs"] for s in summary.values())

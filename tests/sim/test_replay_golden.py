@@ -106,6 +106,23 @@ def test_philly_replay_decisions_unchanged(philly, policy, failures):
     assert _digest(r) == digest
 
 
+# Fair share with strict sector queueing (rule 1): its own pin since it was added; the presets'
+# values above are unchanged by it (best effort is the default).
+PHILLY_STRICT = ("f59693753d25a784", 5543789905.0, 61, 0)
+
+
+def test_philly_replay_with_strict_sector_queueing(philly):
+    w, fleet = philly
+    r = run_scenario(w, Scenario(fleet=fleet, config=SimConfig(
+        policy=Policy(sector_queueing="strict"), min_cycle_s=60.0, seed=3)))
+    digest, first_start_sum, preempted, failed = PHILLY_STRICT
+    assert int(r.preemptions.sum()) == preempted
+    assert r.failures == failed
+    assert float(r.first_start.sum()) == pytest.approx(first_start_sum, rel=1e-12)
+    assert _digest(r) == digest
+    assert _digest(r) != PHILLY_GOLDEN[("fairshare", False)][0]
+
+
 # the 2028 fleet (four types, 1,875 nodes) over-subscribed 2.5× for one day: gangs, several
 # types, entitlements, borrowing and preemption under contention
 # Rule 7 re-pin (backfilling policies only): a gang reservation across leaves or pods takes one

@@ -199,6 +199,7 @@ class Ordered:
     key: np.ndarray  # order key per pending row (lower first)
     tier_a: np.ndarray  # bool per pending row: fits its entitlement at cycle start (rule 1)
     ent: Entitlements | None
+    base: np.ndarray | None = None  # order key without the tier offset (rule 1's heads)
 
 
 def order_jobs(snap: Snapshot, policy: Policy, prep: Prepared, scr: Screened) -> Ordered:
@@ -215,6 +216,7 @@ def order_jobs(snap: Snapshot, policy: Policy, prep: Prepared, scr: Screened) ->
     sec = prep.project_sector[p.project]
     tier_a = np.zeros(n, dtype=bool)
     ent = None
+    base = None
     if policy.name == "fifo":
         key = p.submit_time.astype(np.float64)
     elif policy.name == "multifactor":  # rule 10
@@ -244,12 +246,13 @@ def order_jobs(snap: Snapshot, policy: Policy, prep: Prepared, scr: Screened) ->
             ent = entitlements(ten, snap.running, prep.type_cap, demand)
             room = (ent.cap - ent.used)[sec, t]
             tier_a = acc <= room + 1e-9
+            base = key
             key = key + np.where(tier_a, 0.0, 3 * _TIER)
     rows = np.flatnonzero(eligible)
     # ties in the key are broken by row order (a stable sort): an unstable sort's tie order
     # depends on the numpy release and on the CPU's vector instructions, and so would decisions
     order = rows[np.argsort(key[rows], kind="stable")]
-    return Ordered(order=order, key=key, tier_a=tier_a & eligible, ent=ent)
+    return Ordered(order=order, key=key, tier_a=tier_a & eligible, ent=ent, base=base)
 
 
 # 4. walk -------------------------------------------------------------------------------------
@@ -306,6 +309,11 @@ class _Walk:
             self.pool = od.ent.pool.tolist()
             self.lent = od.ent.lent.tolist()
             self.lend_cap = od.ent.lend_cap.tolist()
+        # rule 1, strict sector queueing: (sector, type) -> its head, the first row in order that
+        # did not fit the sector's room at the start of the cycle
+        self.heads: dict[int, int] = {}
+        if od.ent is not None and od.base is not None and policy.sector_queueing == "strict":
+            self._init_claims(od)
         # rule 2's second pass: borrowing limited by what is still lendable, not by quotas
         self.conserving = False
         n_t = len(prep.type_cap)
@@ -315,6 +323,76 @@ class _Walk:
         self.open_types = -1  # of those, not blocked yet (FIFO's early end; -1: not tracked)
         self.depth = policy.reservations_per_type if policy.backfill else 1
         self.out = Walked()
+
+    # rule 1, strict sector queueing: each head claims its sector's queue ---------------------
+    def _init_claims(self, od: Ordered) -> None:
+        """The head of each (sector, type): its first row in order among those that did not fit
+        the sector's room at the start of the cycle but fit its entitlement (tier B is in key
+        order)."""
+        ent = od.ent
+        assert ent is not None and od.base is not None
+        order = od.order
+        b = order[~od.tier_a[order]]
+        # a job larger than its sector's entitlement starts only by borrowing: it claims nothing
+        b = b[self.a[b] <= ent.cap.ravel()[self.st[b]] + 1e-9]
+        if not len(b):
+            return
+        uniq, first = np.unique(self.st[b], return_index=True)
+        heads = b[first]
+        self.heads = dict(zip(uniq.tolist(), heads.tolist(), strict=True))
+        self.head_row = np.zeros(len(self.t), dtype=bool)
+        self.head_row[heads] = True
+        self.head_of = np.full(ent.cap.size, -1, dtype=np.int64)  # (sector, type) -> row
+        self.head_of[uniq] = heads
+        self.claim_live = np.zeros(ent.cap.size, dtype=bool)  # applied by the block filter
+        self.base = od.base
+
+    def _behind(self, j: int, h: int) -> bool:
+        """Whether row ``j`` comes after ``h``, the head of its sector and type, in order (the
+        key without the tier offset; ties by row order, as the sort breaks them)."""
+        assert self.base is not None
+        bj, bh = self.base[j], self.base[h]
+        return bool(bj > bh or (bj == bh and j > h))
+
+    def claims_for_pass(self, rows: np.ndarray) -> None:
+        """Before a pass over ``rows``: the block filter applies every claim whose head is
+        not among them (it waits for this pass), the others once their head is reached."""
+        if not self.heads:
+            return
+        self.claim_live[:] = self.head_of >= 0
+        self.claim_live[self.st[rows[self.head_row[rows]]]] = False
+
+    def claimed_reasons(self, rows: np.ndarray) -> None:
+        """After the walk: a row held behind its head waits for ``priority``, whatever else
+        would hold it (the claim is the first check, with the entitlement's), and whichever path
+        held it: the filter before the claim was in force, or the loop."""
+        rows = rows[self.reason[rows] != _NONE]
+        if not len(rows):
+            return
+        assert self.ent is not None
+        self.claim_live[:] = True
+        room = (self.ent.cap - np.array(self.used)).ravel()[self.st[rows]]
+        self.reason[rows[self._claim_rooms(rows, room)[1]]] = _PRIORITY
+
+    def _claim_rooms(self, rows: np.ndarray, room: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """The room each row may use under the claims in force in the filter (``claim_live``):
+        none behind a head (``room``: its sector's, cap minus use), and which rows those are
+        (they may not borrow either: they wait)."""
+        st = self.st[rows]
+        h = np.where(self.claim_live[st], self.head_of[st], -1)
+        idx = np.flatnonzero((h >= 0) & (h != rows))
+        claimed = np.zeros(len(rows), dtype=bool)
+        if not len(idx):
+            return room, claimed
+        assert self.base is not None
+        r, hr = rows[idx], h[idx]
+        bj, bh = self.base[r], self.base[hr]
+        idx = idx[(bj > bh) | ((bj == bh) & (r > hr))]
+        room = room.copy()
+        room[idx] = 0.0
+        claimed[idx] = True
+        return room, claimed
 
     # the block filter: exact for what it rejects (capacity, quota and power only shrink)
     def candidates(self, rows: np.ndarray, tier_a: bool) -> np.ndarray:
@@ -332,7 +410,11 @@ class _Walk:
             open_.fill(True)
         if self.ent is not None:
             st = self.st[rows]
-            room = np.maximum((self.ent.cap - np.array(self.used)).ravel()[st], 0.0)
+            room = (self.ent.cap - np.array(self.used)).ravel()[st]
+            claimed = None
+            if self.heads:
+                room, claimed = self._claim_rooms(rows, room)
+            room = np.maximum(room, 0.0)
             over = a - room > 1e-9
             if tier_a:
                 dem = open_ & over
@@ -340,6 +422,8 @@ class _Walk:
                 open_ &= ~dem
             else:
                 no = open_ & over & (a - room > self._limits().ravel()[st] + 1e-9)
+                if claimed is not None:  # a head reaches the loop: its claim holds from there on
+                    no = (no | (open_ & claimed)) & ~self.head_row[rows]
                 why[no] = _ENTITLEMENT
                 open_ &= ~no
         hot = open_ & (a * self.dw_np[t] > self.headroom)
@@ -378,6 +462,9 @@ class _Walk:
             self._fifo_cut(t, a, nofit, keep, why)
         drop = ~keep
         self.reason[rows[drop]] = why[drop]
+        if self.heads:  # a head held here waits for this pass: its claim holds from now on
+            held_heads = rows[drop & self.head_row[rows]]
+            self.claim_live[self.st[held_heads]] = True
         return rows[keep]
 
     def _fifo_cut(self, t: np.ndarray, a: np.ndarray, nofit: np.ndarray, keep: np.ndarray,
@@ -408,6 +495,11 @@ class _Walk:
                 self.reason[rows[b:]] = _PRIORITY
                 return
             blk = rows[b:b + size]
+            if self.heads:  # a block ends at a head not reached yet: the rows behind it are
+                # filtered once its claim is settled (it started, or holds from then on)
+                waiting = self.head_row[blk] & ~self.claim_live[self.st[blk]]
+                if waiting.any():
+                    blk = blk[:int(np.argmax(waiting)) + 1]
             cand = self.candidates(blk, tier_a)
             if len(cand):
                 self.loop(cand, tier_a)
@@ -452,6 +544,7 @@ class _Walk:
         streak = 0  # consecutive rows walked one by one that the entitlement check held
         recheck = False
         dwl = self.dw
+        heads, n_t = self.heads, self.n_t
         while True:
             if recheck:
                 recheck, streak = False, 0
@@ -467,6 +560,8 @@ class _Walk:
                     out.demoted.extend(rl[flushed:i])  # a run held in bulk
                 flushed = i + 1
                 j, t, n, k, a, end, rel, s = cols[i]
+                if heads and not tier_a and heads.get(s * n_t + t) == j:
+                    self.claim_live[s * n_t + t] = True  # reached: it starts or waits (pass)
                 if fifo and blocked[t]:
                     reason[j] = PRIORITY
                     if self.open_types == 0:  # every type blocked: the rest are held likewise
@@ -476,9 +571,13 @@ class _Walk:
                 borrow = 0.0
                 if ent:
                     room = self.cap[s][t] - self.used[s][t]
-                    borrow = a - (room if room > 0 else 0.0)
+                    claimed = False
+                    if heads:  # strict sector queueing: nothing passes the head (rule 1)
+                        h = heads.get(s * n_t + t, -1)
+                        claimed = h >= 0 and h != j and self._behind(j, h)
+                    borrow = a - (room if room > 0 and not claimed else 0.0)
                     if borrow > 1e-9:
-                        held_here = tier_a or borrow > self._limit(s, t) + 1e-9
+                        held_here = tier_a or claimed or borrow > self._limit(s, t) + 1e-9
                         if held_here:
                             if tier_a:
                                 out.demoted.append(j)  # rule 1: now beyond its entitlement, B
@@ -537,6 +636,11 @@ class _Walk:
                 reason[j] = NONE
                 lender = -1
                 if ent:
+                    if heads:
+                        st_ = s * n_t + t
+                        if heads.get(st_) == j:
+                            del heads[st_]  # the head starts: its claim ends
+                            self.head_of[st_] = -1
                     self.used[s][t] += a
                     if borrow > 0:
                         lender = self._lend(s, t, borrow)
@@ -558,9 +662,17 @@ class _Walk:
         st = self.st[rows]
         assert self.ent is not None
         room = (self.ent.cap - np.array(self.used)).ravel()[st]
+        claimed = None
+        if self.heads:
+            room, claimed = self._claim_rooms(rows, room)
         borrow = self.a[rows] - np.maximum(room, 0.0)
         over = borrow > 1e-9
-        return over if tier_a else over & (borrow > self._limits().ravel()[st] + 1e-9)
+        if tier_a:
+            return over
+        held = over & (borrow > self._limits().ravel()[st] + 1e-9)
+        if claimed is not None:  # a head is walked: its claim holds from there on
+            held = (held | claimed) & ~self.head_row[rows]
+        return held
 
     def _lendable_to(self, s: int, t: int) -> float:
         """Accelerators of type ``t`` still lendable to sector ``s``: the pool's and every other
@@ -633,7 +745,9 @@ def walk(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: FreeSt
         w.open_types = len(w.walk_types)
     if od.ent is not None:
         tier = od.tier_a[order]
-        w.run(order[tier], tier_a=True)
+        a_rows = order[tier]
+        w.claims_for_pass(a_rows)
+        w.run(a_rows, tier_a=True)
         b_rows = order[~tier]
         if w.out.demoted:
             dem = np.array(w.out.demoted, dtype=np.int64)
@@ -642,6 +756,7 @@ def walk(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: FreeSt
             dem, dkey = dem[srt], dkey[srt]
             pos = np.searchsorted(od.key[b_rows], dkey, side="right")
             b_rows = np.insert(b_rows, pos, dem)
+        w.claims_for_pass(b_rows)
         w.run(b_rows, tier_a=False)
         # Rule 2, second pass: quotas split idle capacity among the sectors that want it, but a
         # sector whose jobs are each larger than its quota leaves its part idle, and two such
@@ -657,7 +772,10 @@ def walk(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: FreeSt
             held = held[live[w.t[held]]]
         if len(held):
             w.conserving = True
+            w.claims_for_pass(held)
             w.run(held, tier_a=False)
+        if w.heads:
+            w.claimed_reasons(b_rows)
     else:
         w.run(order, tier_a=False)
     w.out.power_w = prep.power_w + w.added_w

@@ -27,6 +27,8 @@ class Policy(BaseModel):
     name: Ordering = "fairshare"
     # rule 1/2: entitlement tiers and borrowing (fairshare only)
     entitlements: bool = True
+    # rule 1: whether a sector's jobs may pass its first job that does not fit its room
+    sector_queueing: Literal["best_effort", "strict"] = "best_effort"
     # rule 3: fair share with usage decay
     usage_half_life_s: float = Field(7 * 86400.0, gt=0)  # callers decay usage with this
     # weights of the priority score (rules 3, 4, 2, 10); each factor lies in [0, 1]

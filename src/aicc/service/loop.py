@@ -115,11 +115,13 @@ class ControlPlane:
         self.engine = engine
         self.clock = clock
         self.policy = resolve(policy if policy is not None else settings.scheduler.policy)
-        if not isinstance(policy, Policy) and (settings.scheduler.require_grant
-                                               != self.policy.require_grant):
+        sc = settings.scheduler
+        if not isinstance(policy, Policy) and (
+                (sc.require_grant, sc.sector_queueing)
+                != (self.policy.require_grant, self.policy.sector_queueing)):
             # A named policy follows the configuration; a Policy object is taken as given.
-            self.policy = self.policy.model_copy(
-                update={"require_grant": settings.scheduler.require_grant})
+            self.policy = self.policy.model_copy(update={
+                "require_grant": sc.require_grant, "sector_queueing": sc.sector_queueing})
         self.grid_intensity = (settings.energy.grid_intensity_kg_per_kwh
                                if grid_intensity is None else grid_intensity)
         self.requeue_on_node_failure = requeue_on_node_failure

@@ -27,7 +27,7 @@ from typer.models import OptionInfo
 from aicc.errors import EXIT_CODE, AiccError, InvalidInput, InvalidTrace, lookup
 from aicc.fleet.arrays import FleetArrays
 from aicc.fleet.phases import load_phases
-from aicc.scheduler.policy import POLICIES
+from aicc.scheduler.policy import POLICIES, Policy
 from aicc.sim.forecast import (
     ARRIVAL_MODELS,
     DEFAULT_SAMPLES,
@@ -90,6 +90,11 @@ def _items(text: str, option: str, what: str) -> list[str]:
     return items
 
 
+# the presets, and fair share with strict sector queueing (rule 1), to compare with it
+SIM_POLICIES: dict[str, str | Policy] = {
+    **{p: p for p in POLICIES}, "fairshare-strict": Policy(sector_queueing="strict")}
+
+
 def _policies(policy: str | None, compare: str | None) -> list[str]:
     if policy is not None and compare is not None:
         raise InvalidInput("give --policy or --compare, not both: --compare runs each policy it "
@@ -99,9 +104,9 @@ def _policies(policy: str | None, compare: str | None) -> list[str]:
     text = compare if compare is not None else (policy if policy is not None else "fairshare")
     names = _items(text, option, "policies")
     for p in names:
-        if p not in POLICIES:
+        if p not in SIM_POLICIES:
             raise InvalidInput(f"{option}: unknown policy {p!r}; known: "
-                               f"{', '.join(sorted(POLICIES))}", field=field)
+                               f"{', '.join(sorted(SIM_POLICIES))}", field=field)
     if not names:
         raise InvalidInput(f"{option}: no policy given", field=field)
     dup = _first_duplicate(names)
@@ -247,7 +252,8 @@ def simulate(
         "compare fleets")
     ] = "2028",
     policy: Annotated[str | None, typer.Option(
-        "--policy", help="fifo, multifactor, fairshare (the default); not with --compare")
+        "--policy", help="fifo, multifactor, fairshare (the default), fairshare-strict (strict "
+        "sector queueing); not with --compare")
     ] = None,
     compare: Annotated[str | None, typer.Option(
         "--compare", help="comma-separated policies to run side by side")] = None,
@@ -555,7 +561,7 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
                                 field="tenant_map") from None
         for name in names:
             label = name if len(fleets) == 1 else f"{name}@{spec}"
-            runs.append((label, spec, with_policy(sc, name)))
+            runs.append((label, spec, with_policy(sc, SIM_POLICIES[name])))
     return _Plan(workload=w, runs=runs, max_jobs=max_jobs,
                  warnings=notes + _unmatched_substitutions(subs, w))
 

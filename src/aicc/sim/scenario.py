@@ -20,6 +20,7 @@ from aicc.fleet.phases import (
     load_phases,
     parse_phases,
 )
+from aicc.scheduler.policy import Policy
 from aicc.sim.jobs import fits, prepare
 from aicc.sim.loop import FailureModel, SimConfig, SimResult, Simulator
 from aicc.sim.metrics import describe_rows
@@ -279,7 +280,7 @@ def run_scenario(w: Workload, sc: Scenario, *,
     return r
 
 
-def with_policy(sc: Scenario, policy: str) -> Scenario:
+def with_policy(sc: Scenario, policy: str | Policy) -> Scenario:
     return replace(sc, config=replace(sc.config, policy=policy))
 
 
