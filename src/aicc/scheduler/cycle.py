@@ -422,8 +422,8 @@ class _Walk:
                 open_ &= ~dem
             else:
                 no = open_ & over & (a - room > self._limits().ravel()[st] + 1e-9)
-                if claimed is not None:  # a head reaches the loop: its claim holds from there on
-                    no = (no | (open_ & claimed)) & ~self.head_row[rows]
+                if claimed is not None:  # (a head held here: its claim holds from now on, below)
+                    no |= open_ & claimed
                 why[no] = _ENTITLEMENT
                 open_ &= ~no
         hot = open_ & (a * self.dw_np[t] > self.headroom)
@@ -752,7 +752,9 @@ def walk(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: FreeSt
         if w.out.demoted:
             dem = np.array(w.out.demoted, dtype=np.int64)
             dkey = od.key[dem] + 3 * _TIER  # ordered among tier B as if never tier A
-            srt = np.argsort(dkey, kind="stable")
+            # ties in row order, as the walk's sort breaks them (the filter and the loop append
+            # demoted rows in different orders)
+            srt = np.lexsort((dem, dkey))
             dem, dkey = dem[srt], dkey[srt]
             pos = np.searchsorted(od.key[b_rows], dkey, side="right")
             b_rows = np.insert(b_rows, pos, dem)
