@@ -215,6 +215,9 @@ def test_simulate_compares_strict_sector_queueing(tmp_path):
     assert res.exit_code == 0, res.output
     summary = json.loads((rep / "summary.json").read_text())
     assert set(summary) == {"fairshare", "fairshare-strict"}
+    assert summary["fairshare"]["policy"] == summary["fairshare-strict"]["policy"] == "fairshare"
+    assert summary["fairshare"]["sector_queueing"] == "best_effort"
+    assert summary["fairshare-strict"]["sector_queueing"] == "strict"
     waits = {p: pq.read_table(rep / f"jobs-{p}.parquet").column("wait_s").to_pylist()
              for p in summary}
     assert waits["fairshare"] != waits["fairshare-strict"]

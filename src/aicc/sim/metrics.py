@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from aicc.scheduler.lending import water_fill
+from aicc.scheduler.policy import resolve
 from aicc.sim.loop import ST_DONE, ST_FAILED, ST_TIMEOUT, STATE_NAMES, SimResult
 
 TAU_S = 10.0
@@ -223,8 +224,11 @@ def summarize(r: SimResult, read: dict[str, Any] | None = None) -> dict[str, Any
     util = np.divide(busy, capu, out=np.zeros_like(busy), where=capu > 0)
     states = {STATE_NAMES[i]: int(c) for i, c in enumerate(np.bincount(r.state, minlength=6)) if c}
     ended = np.isin(r.state, (ST_DONE, ST_FAILED, ST_TIMEOUT))
+    pol = resolve(r.config.policy)
     return {
         "policy": r.policy,
+        # rule 1's setting, where it applies (fair share with entitlements)
+        "sector_queueing": pol.sector_queueing if pol.lends else None,
         "jobs": len(J),
         "states": states,
         "ended_exactly_once": int(ended.sum()),
