@@ -167,3 +167,22 @@ def test_the_forecast_cycles_as_often_as_the_live_loop_in_center_time() -> None:
     assert center_cycle_s(settings, SimpleNamespace(clock=AcceleratedClock(60.0))) == 300.0
     assert center_cycle_s(settings, SimpleNamespace(clock=WallClock())) == 5.0
     assert center_cycle_s(settings, None) == 5.0
+
+
+def test_a_forecast_without_a_control_plane_runs_the_configured_policy(world: World) -> None:
+    # No control plane is attached to this application: the forecast resolves the policy from
+    # the configuration, require_grant (on by default) and sector_queueing included. A job on
+    # a type its project holds no grant for is held by the live service (no_grant) for ever,
+    # so its forecast must not start it, though the NPUs are idle.
+    assert world.client.app.state.control_plane is None  # type: ignore[attr-defined]
+    r = world.client.post("/v1/jobs", headers=world.h("member_a1"), json={
+        "project_id": world.ids["p_a1"], "accelerator_type": "ascend-910b",
+        "gang": {"nodes": 1, "per_node": 8}, "time_limit_s": 3600})
+    assert r.status_code == 201, r.text
+    job = r.json()["id"]
+    r = world.client.get(f"/v1/jobs/{job}/forecast?horizon_hours=2",
+                         headers=world.h("member_a1"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["predicted_start"] is None, body
+    assert body["require_grant"] is True and body["sector_queueing"] == "best_effort"

@@ -102,6 +102,18 @@ class CycleStats:
     last_error: str = ""
 
 
+def configured_policy(settings: Settings, policy: Policy | str | None = None) -> Policy:
+    """The policy the live service runs: ``policy`` (else ``[scheduler] policy``); a named
+    policy follows the configuration's ``require_grant`` and ``sector_queueing``, a Policy
+    object is taken as given."""
+    pol = resolve(policy if policy is not None else settings.scheduler.policy)
+    sc = settings.scheduler
+    if isinstance(policy, Policy):
+        return pol
+    return pol.model_copy(update={"require_grant": sc.require_grant,
+                                  "sector_queueing": sc.sector_queueing})
+
+
 class ControlPlane:
     """Runs cycles (on demand, or every ``cycle_interval_s`` wall seconds in a thread)."""
 
@@ -114,14 +126,7 @@ class ControlPlane:
         self.session_factory = session_factory
         self.engine = engine
         self.clock = clock
-        self.policy = resolve(policy if policy is not None else settings.scheduler.policy)
-        sc = settings.scheduler
-        if not isinstance(policy, Policy) and (
-                (sc.require_grant, sc.sector_queueing)
-                != (self.policy.require_grant, self.policy.sector_queueing)):
-            # A named policy follows the configuration; a Policy object is taken as given.
-            self.policy = self.policy.model_copy(update={
-                "require_grant": sc.require_grant, "sector_queueing": sc.sector_queueing})
+        self.policy = configured_policy(settings, policy)
         self.grid_intensity = (settings.energy.grid_intensity_kg_per_kwh
                                if grid_intensity is None else grid_intensity)
         self.requeue_on_node_failure = requeue_on_node_failure

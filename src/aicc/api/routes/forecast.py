@@ -23,7 +23,8 @@ from starlette.concurrency import run_in_threadpool
 from aicc.api.auth import CurrentPrincipal, Principal
 from aicc.api.deps import path_id, tx
 from aicc.errors import Conflict
-from aicc.scheduler.policy import Policy, resolve
+from aicc.scheduler.policy import Policy
+from aicc.service.loop import configured_policy
 from aicc.service.snapshot import SnapshotBuilder, dt, ts
 from aicc.sim.forecast import (
     DEFAULT_SAMPLES,
@@ -86,7 +87,7 @@ async def job_forecast(request: Request, principal: CurrentPrincipal, job_id: in
     """Predicted start of a pending job (a running job answers with its real start)."""
     settings = request.app.state.settings
     cp = request.app.state.control_plane
-    policy = cp.policy if cp is not None else resolve(settings.scheduler.policy)
+    policy = cp.policy if cp is not None else configured_policy(settings)
     now = cp.now() if cp is not None else time.time()
     window_s = window_days * 86400.0
     # the store is read in a worker thread (blocking I/O), and so is the simulation
@@ -155,7 +156,9 @@ def _live_state(request: Request, principal: Principal, job_id: int, policy: Pol
     with tx(request) as s:
         job = service.get_job(session=s, principal=principal, job_id=job_id)
         state = JobState(job.state)
-        base = {"job_id": job_id, "state": state.value, "policy": policy.name, "now": _iso(now)}
+        base = {"job_id": job_id, "state": state.value, "policy": policy.name,
+                "sector_queueing": policy.sector_queueing,
+                "require_grant": policy.require_grant, "now": _iso(now)}
         if state == JobState.RUNNING:
             start = ts(job.started_at)
             return base | {"predicted_start": _iso(start), "predicted_wait_s": 0.0,
