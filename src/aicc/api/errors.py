@@ -161,7 +161,8 @@ async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
+    # Not logged here: Starlette raises the exception again once this answer is sent, and the
+    # server logs it with its traceback (once).
     return JSONResponse(error_body("internal", "internal server error"), status_code=500)
 
 
