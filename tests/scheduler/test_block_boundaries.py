@@ -37,12 +37,8 @@ def _snapshot(seed: int):
         pending, running, now=NOW)
 
 
-# Best effort with reservations is left out: a block lets only its first few rows of a type
-# that do not fit reach the loop to reserve, and when one of them cannot, a later row of that
-# block that could is not given the chance a block of one row gives it (a known difference,
-# docs/design/0001-scheduling.md, Performance).
 @pytest.mark.parametrize(("queueing", "reservations"),
-                         [("best_effort", 0), ("strict", 0), ("strict", 4)])
+                         [("best_effort", 0), ("best_effort", 4), ("strict", 0), ("strict", 4)])
 def test_decisions_do_not_depend_on_the_block_size(monkeypatch, queueing: str,
                                                    reservations: int) -> None:
     pol = Policy(sector_queueing=queueing, reservations_per_type=reservations)

@@ -395,7 +395,9 @@ class _Walk:
         return room, claimed
 
     # the block filter: exact for what it rejects (capacity, quota and power only shrink)
-    def candidates(self, rows: np.ndarray, tier_a: bool) -> np.ndarray:
+    def candidates(self, rows: np.ndarray, tier_a: bool) -> tuple[np.ndarray, int]:
+        """The rows of ``rows`` that go on to the loop, and how many rows of ``rows`` this
+        decided (a prefix: the others wait for the next block)."""
         fs, pol = self.fs, self.policy
         t, a, n, k, end = self.t[rows], self.a[rows], self.n[rows], self.k[rows], self.end[rows]
         m = len(rows)
@@ -417,8 +419,7 @@ class _Walk:
             room = np.maximum(room, 0.0)
             over = a - room > 1e-9
             if tier_a:
-                dem = open_ & over
-                self.out.demoted.extend(rows[dem].tolist())  # rule 1: now tier B
+                dem = open_ & over  # rule 1: now tier B (recorded below, for the rows decided)
                 open_ &= ~dem
             else:
                 no = open_ & over & (a - room > self._limits().ravel()[st] + 1e-9)
@@ -450,6 +451,7 @@ class _Walk:
         why[nf & ~res] = _RESOURCES
         nofit = nofit | nf
         keep = open_ & fit
+        cut = m
         if nofit.any() and self.depth:
             idx = np.flatnonzero(nofit)
             ti = t[idx]
@@ -457,7 +459,19 @@ class _Walk:
                 left = self.depth - (self.res_count[ty] if pol.backfill else
                                      int(self.blocked_type[ty]))
                 if left > 0:
-                    keep[idx[ti == ty][:left]] = True
+                    mine = idx[ti == ty]
+                    keep[mine[:left]] = True
+                    if pol.backfill and len(mine) > left:
+                        # A reservation the loop cannot make (inf) leaves the type's budget
+                        # unspent, for a later row to use: the rows from the first one beyond
+                        # the budget on are decided in the next block, once the loop has tried.
+                        cut = min(cut, int(mine[left]))
+        if cut < m:
+            rows, keep, why = rows[:cut], keep[:cut], why[:cut]
+            if self.ent is not None and tier_a:
+                dem = dem[:cut]
+        if self.ent is not None and tier_a:
+            self.out.demoted.extend(rows[dem].tolist())
         if fifo and self.ent is None and keep.any():
             self._fifo_cut(t, a, nofit, keep, why)
         drop = ~keep
@@ -465,7 +479,7 @@ class _Walk:
         if self.heads:  # a head held here waits for this pass: its claim holds from now on
             held_heads = rows[drop & self.head_row[rows]]
             self.claim_live[self.st[held_heads]] = True
-        return rows[keep]
+        return rows[keep], cut
 
     def _fifo_cut(self, t: np.ndarray, a: np.ndarray, nofit: np.ndarray, keep: np.ndarray,
                   why: np.ndarray) -> None:
@@ -500,11 +514,11 @@ class _Walk:
                 waiting = self.head_row[blk] & ~self.claim_live[self.st[blk]]
                 if waiting.any():
                     blk = blk[:int(np.argmax(waiting)) + 1]
-            cand = self.candidates(blk, tier_a)
+            cand, done = self.candidates(blk, tier_a)
             if len(cand):
                 self.loop(cand, tier_a)
-            b += len(blk)
-            size = size * 4 if len(cand) * 8 < len(blk) else max(_BLOCK, size // 2)
+            b += done
+            size = size * 4 if len(cand) * 8 < done else max(_BLOCK, size // 2)
 
     def all_blocked(self) -> bool:
         """Without backfill, once every type with rows in the walk is blocked nothing else can
