@@ -26,7 +26,6 @@ from typer.models import OptionInfo
 
 from aicc.errors import EXIT_CODE, AiccError, InvalidInput, InvalidTrace, lookup
 from aicc.fleet.arrays import FleetArrays
-from aicc.fleet.phases import load_phases
 from aicc.scheduler.policy import POLICIES, Policy
 from aicc.sim.forecast import (
     ARRIVAL_MODELS,
@@ -54,7 +53,6 @@ from aicc.sim.scenario import (
     check_target_load,
     failure_model,
     parse_fleet,
-    phases_file,
     run_scenario,
     with_policy,
 )
@@ -120,13 +118,6 @@ def _parse_fleet(spec: str) -> FleetArrays:
     """:func:`parse_fleet`, every error naming ``--fleet`` and the spec (the file, for a
     phases TOML): a missing file is "file not found", not an unknown fleet."""
     where = f"--fleet {spec}"
-    named = phases_file(spec) if spec not in load_phases() else None
-    if named is not None:
-        p = named[0]
-        if not p.exists():
-            raise InvalidInput(f"{where}: file not found", field="fleet")
-        if p.is_dir():
-            raise InvalidInput(f"{where}: is a folder; give a phases TOML file", field="fleet")
     try:
         return parse_fleet(spec)
     except InvalidInput as exc:
@@ -134,9 +125,6 @@ def _parse_fleet(spec: str) -> FleetArrays:
             raise
         message = exc.message.removeprefix(f"{spec}: ")  # the file is named once, here
         raise InvalidInput(f"{where}: {message}", field="fleet") from None
-    except OSError as exc:
-        raise InvalidInput(f"{where}: cannot read the file ({exc.strerror or exc})",
-                           field="fleet") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{where}: not valid TOML: {exc}", field="fleet") from None
     except (AttributeError, TypeError, KeyError):  # e.g. ``phase = 3``: not a table of tables
@@ -257,8 +245,8 @@ def simulate(
     ] = None,
     compare: Annotated[str | None, typer.Option(
         "--compare", help="comma-separated policies to run side by side")] = None,
-    report: Annotated[Path | None, typer.Option("--report", help="write the report here")
-                      ] = None,
+    report: Annotated[str | None, typer.Option("--report", metavar="<path>",
+                                               help="write the report here")] = None,
     load_factor: Annotated[float | None, typer.Option(
         "--load-factor", help="compress submission times by this factor")] = None,
     target_load: Annotated[float | None, typer.Option(
@@ -267,9 +255,9 @@ def simulate(
         "(default 0.7)")] = None,
     substitute: Annotated[str | None, typer.Option(
         "--substitute", help="accelerator substitution: MODEL=TYPE,…,*=TYPE")] = None,
-    tenant_map: Annotated[Path | None, typer.Option(
-        "--tenant-map", help="TOML mapping of trace tenants to sector/organization/project")
-    ] = None,
+    tenant_map: Annotated[str | None, typer.Option(
+        "--tenant-map", metavar="<path>",
+        help="TOML mapping of trace tenants to sector/organization/project")] = None,
     max_jobs: Annotated[int | None, typer.Option(
         "--max-jobs", help="only the first N valid rows (in submit order), taken before jobs "
         "larger than the fleet are left out")] = None,
@@ -299,10 +287,15 @@ def simulate(
     Give a workload: --trace (a file, philly or alibaba) or --synthetic-days N."""
     opts = dict(locals())
     del opts["report"], opts["as_json"], opts["quiet"]
+    folder = None
     try:
+        if report is not None and not report.strip():
+            raise InvalidInput("--report: empty; give the folder to write the report in "
+                               "(. for this one)", field="report")
         plan = _plan(**opts)  # every input checked, the workload read: nothing simulated yet
         if report is not None:
-            _prepare_report_dir(report)
+            folder = Path(report)
+            _prepare_report_dir(folder)
         for line in plan.warnings:
             err.print(_safe(line), highlight=False, markup=False, soft_wrap=True)
         results = _execute(plan, quiet=quiet)
@@ -314,7 +307,7 @@ def simulate(
         _fail(f"{exc.filename or 'input'}: cannot read ({exc.strerror or exc})", 2)
     try:
         read = plan.workload.account.to_dict()  # reading the file, over every row read
-        summaries = (write_report(results, report, read=read) if report else
+        summaries = (write_report(results, folder, read=read) if folder is not None else
                      {r.label: summarize(r, read) for r in results})
     except OSError as exc:  # the report folder became unwritable during the run
         _fail(f"--report {report}: cannot write the report ({exc.strerror or exc})", 2)
@@ -332,8 +325,8 @@ def simulate(
                          for v in s["sectors"].values()]] for pol, s in summaries.items()])
     for line in _row_account_lines(summaries):
         out.print(line, highlight=False, markup=False, soft_wrap=True)
-    if report:
-        out.print(f"report: {report / 'report.html'}", highlight=False, soft_wrap=True)
+    if folder is not None:
+        out.print(f"report: {folder / 'report.html'}", highlight=False, soft_wrap=True)
 
 
 def _row_account_lines(summaries: dict[str, dict]) -> list[str]:
@@ -501,7 +494,8 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
              "--on-failure": on_failure, "--checkpoint-min": checkpoint_min}
     fm = failure_model(scale=1.0 if failure_scale is None else failure_scale,
                        repair_hours=4.0 if repair_hours is None else repair_hours,
-                       on_failure=on_failure or "requeue", checkpoint_min=checkpoint_min)
+                       on_failure="requeue" if on_failure is None else on_failure,
+                       checkpoint_min=checkpoint_min)
     orphans = [k for k, v in given.items() if v is not None]
     if not failures and orphans:
         them = "them" if len(orphans) > 1 else "it"
@@ -518,9 +512,15 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
         # the target is the work submitted over the days (a higher target: the same jobs and
         # more), and no gang is larger than the smallest type's capacity (none is dropped)
         by_type = np.bincount(fa.type_idx, weights=fa.capacity)
-        w = generate(days=synthetic_days, accelerators=fa.n_accelerators,
-                     load=target_load or 0.7, seed=seed,
-                     max_gpus=int(by_type[by_type > 0].min()), fit_load=True)
+        try:
+            w = generate(days=synthetic_days, accelerators=fa.n_accelerators,
+                         load=target_load or 0.7, seed=seed,
+                         max_gpus=int(by_type[by_type > 0].min()), fit_load=True)
+        except InvalidInput as exc:
+            raise InvalidInput(f"--synthetic-days {synthetic_days:g} --target-load "
+                               f"{target_load or 0.7:g}: "
+                               f"{exc.message.removeprefix('synthetic workload: ')}",
+                               field="synthetic_days") from None
         if len(w) == 0:
             raise InvalidInput(f"--synthetic-days {synthetic_days:g}: no job was generated at "
                                f"--target-load {target_load or 0.7:g} on {fa.n_accelerators:,} "

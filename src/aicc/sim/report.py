@@ -203,9 +203,9 @@ COMPARISON_NOTE = ("offered load: the workload's accelerator-time over the fleet
                    "makespan). mean bsld: bounded slowdown of the jobs that finished (a "
                    "failed or timed-out job was cut short).")
 
-# The files a report writes per run (``<name>`` from the run's label); files of these patterns
-# left in the folder by an earlier run with other labels are removed, so that the folder only
-# holds this run's results beside its summary.json.
+# The files a report writes per run (``<name>`` from the run's label); those an earlier report
+# in the folder wrote (its summary.json names them) under other labels are removed, so that the
+# folder only holds this run's results beside its summary.json.
 RUN_FILES = ("jobs-{}.parquet", "series-{}.parquet")
 
 CSS = ("body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}"
@@ -341,15 +341,31 @@ def jobs_table(r: SimResult) -> pa.Table:
     return pa.table(cols)
 
 
+def _earlier_run_files(out: Path) -> set[str]:
+    """The run files an earlier report in ``out`` wrote, as its summary.json names them (none
+    without a readable one: a file of the same pattern that no report wrote is the user's)."""
+    try:
+        data = json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(data, dict):
+        return set()
+    runs = [data] if "files" in data else list(data.values())
+    pattern = re.compile(r"(jobs|series)-[^/\\]+\.parquet")
+    return {name for run in runs if isinstance(run, dict) and isinstance(run.get("files"), dict)
+            for name in run["files"].values()
+            if isinstance(name, str) and pattern.fullmatch(name)}
+
+
 def remove_stale_run_files(out: Path, keep: set[str]) -> list[Path]:
-    """Remove ``jobs-*.parquet`` and ``series-*.parquet`` files in ``out`` not named in
-    ``keep`` (an earlier run's, under other policy or fleet labels); nothing else is touched."""
+    """Remove the run files of an earlier report in ``out`` (under other policy or fleet
+    labels) not named in ``keep``; nothing else is touched."""
     removed = []
-    for pattern in RUN_FILES:
-        for f in sorted(out.glob(pattern.format("*"))):
-            if f.name not in keep and f.is_file():
-                f.unlink()
-                removed.append(f)
+    for name in sorted(_earlier_run_files(out) - keep):
+        f = out / name
+        if f.is_file() and not f.is_symlink():
+            f.unlink()
+            removed.append(f)
     return removed
 
 

@@ -20,6 +20,7 @@ from aicc.fleet.phases import (
     load_phases,
     parse_phases,
 )
+from aicc.inputfiles import read_input_file
 from aicc.scheduler.policy import Policy
 from aicc.sim.jobs import fits, prepare
 from aicc.sim.loop import FailureModel, SimConfig, SimResult, Simulator
@@ -73,12 +74,14 @@ def parse_fleet(spec: str) -> FleetArrays:
     if m:
         return custom_fleet(int(m.group(1)), m.group(2), int(m.group(3) or 8))
     named = phases_file(spec)
-    if named is not None and named[0].exists():
+    if named is not None:
         p, chosen = named
         if chosen == "":
             raise InvalidInput(f"{spec}: no phase named after ':'; give {p}:PHASE or {p}",
                                field="fleet")
-        phases = parse_phases(p.read_text())
+        phases = parse_phases(read_input_file(
+            p, spec, "fleet", missing="file not found",
+            folder="is a folder; give a phases TOML file").decode("utf-8"))
         if not phases:
             raise InvalidInput(f"{spec}: no [phase.NAME] table", field="fleet")
         if chosen is None:

@@ -113,8 +113,11 @@ def parse_columns(text: str) -> dict[str, str]:
             raise InvalidTrace(f"--columns: {key} is given twice ({key}={out[key]} and "
                                f"{key}={col}); give each key once", field="columns")
         out[key] = col
-    if "submit" not in out or "gpus" not in out:
-        raise InvalidTrace("--columns needs at least submit= and gpus=", field="columns")
+    lacking = [k for k in ("submit", "gpus") if k not in out]
+    if lacking:
+        given = ", ".join(f"{k}=" for k in out)
+        raise InvalidTrace(f"--columns needs {' and '.join(f'{k}=' for k in lacking)} (given: "
+                           f"{given}); submit= and gpus= are required", field="columns")
     if "duration" not in out and "end" not in out:
         raise InvalidTrace("--columns needs duration= or end= (with start= or submit)",
                            field="columns")
@@ -342,6 +345,9 @@ def _numbers(account: RowAccount, name: str, col: pa.ChunkedArray, lines: np.nda
     cells counted (:func:`_reject_unparseable`) on the same decoded text, so that a null
     spelling is a missing value in a column of bytes or categories too."""
     col = _plain(col)
+    if pa.types.is_boolean(col.type):  # true/false would pass for 1/0: a wrong column
+        raise InvalidTrace(f"the {name} column holds true/false values, not numbers; map "
+                           f"{name} to a numeric column", field="trace")
     values = parse(col)
     _reject_unparseable(account, name, col, values, lines, counted)
     return values
@@ -494,7 +500,7 @@ def read_alibaba(path: Path) -> Workload:
     num = (cols["num_gpu"])
     milli = (cols["gpu_milli"])
     gpus = np.where((num == 1) & (milli < 1000), milli / 1000.0, num)
-    gpus = np.where((num == 1) & (milli <= 0), 0.0, gpus)
+    gpus = np.where((num == 1) & (milli == 0), 0.0, gpus)  # (a negative share: negative_gpus)
     model = _as_str(read, path, "gpu_spec") if has_spec else None
     if model is not None:
         model = np.array([(m or "").split("|")[0] for m in model], dtype=object)

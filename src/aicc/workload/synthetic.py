@@ -127,12 +127,30 @@ def generate(
         raise InvalidInput("synthetic workload: max_gpus must be at least 1", field="synthetic")
     shares = shares or DEFAULT_SECTOR_SHARES
     profiles = {k: _clipped(v, max_gpus) for k, v in (profiles or DEFAULT_PROFILES).items()}
+    expect = expected_jobs(days, accelerators, load, shares, profiles)
+    if expect > MAX_JOBS:
+        raise InvalidInput(f"synthetic workload: {days:g} days at load {load:g} on "
+                           f"{accelerators:,} accelerators is about {expect:,.0f} jobs; at most "
+                           f"{MAX_JOBS:,} are generated: give fewer days or a lower load",
+                           field="synthetic")
     if fit_load:
         w = _fitted(days, accelerators, load, seed, shares, profiles)
     else:
         w, _ = _draw(days, accelerators, load, seed, shares, profiles)
     w.horizon_s = days * DAY
     return w
+
+
+# The most jobs generated at once: about 2 GB with the simulator's own arrays (ten years of
+# the 2030 fleet at its usual load is 8 million).
+MAX_JOBS = 20_000_000
+
+
+def expected_jobs(days: float, accelerators: int, load: float, shares: dict[str, float],
+                  profiles: dict[str, SectorProfile]) -> float:
+    """The mean number of jobs of a workload (each sector's rate × the days)."""
+    return sum(load * share * accelerators / profiles[name].mean_acc_s() * days * DAY
+               for name, share in shares.items())
 
 
 # Blocks of one unit of load drawn at most for a fitted workload: a load of 10 needs about 10;

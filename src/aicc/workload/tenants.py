@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from aicc.errors import ConfigError, UnknownSector
+from aicc.inputfiles import read_input_file
 from aicc.scheduler.snapshot import Tenancy
 from aicc.store.seed import DEFAULT_SECTOR_SHARES
 
@@ -61,15 +62,11 @@ def load_mapping_file(path: str | Path, sectors: Iterable[str] | None = None
     refused before any work rather than when (or if) a trace has that tenant."""
     p = Path(path)
     where = f"--tenant-map {p}"
-    if not p.exists():
-        raise ConfigError(f"{where}: the file does not exist", field="tenant_map")
-    if p.is_dir():
-        raise ConfigError(f"{where}: is a folder; give a TOML file", field="tenant_map")
+    if not str(path).strip():
+        raise ConfigError("--tenant-map: empty; give a TOML file", field="tenant_map")
+    raw = read_input_file(p, where, "tenant_map", error=ConfigError)
     try:
-        data = tomllib.loads(p.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read the file ({exc.strerror or exc})",
-                          field="tenant_map") from None
+        data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}", field="tenant_map") from None
     unknown = set(data) - {"defaults", "tenant"}
