@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from aicc.errors import ConfigError
+from aicc.inputfiles import read_input_file
 
 DEFAULT_CONFIG_FILE = "aicc.toml"
 # The bearer-token format of aicc.api.tokens (kept in step by tests/test_config.py).
@@ -192,22 +193,21 @@ def load_settings(
     explicit = path is not None or bool(env.get("AICC_CONFIG"))
     cfg_path = Path(path or env.get("AICC_CONFIG") or DEFAULT_CONFIG_FILE)
     data: dict[str, Any] = {}
-    if cfg_path.is_dir():
-        raise ConfigError(f"configuration file {cfg_path} is a directory", field="AICC_CONFIG")
-    if cfg_path.exists():
-        if not cfg_path.is_file():  # a FIFO or a device would block or never end
-            raise ConfigError(f"configuration file {cfg_path} is not a regular file",
-                              field="AICC_CONFIG")
+    try:
+        present = explicit or cfg_path.exists()
+    except OSError:  # e.g. a name too long: read_input_file says so
+        present = True
+    if present:  # (a FIFO or a device would block or never end: refused before reading)
+        raw = read_input_file(cfg_path, f"configuration file {cfg_path}", "AICC_CONFIG",
+                              error=ConfigError, missing="does not exist",
+                              folder="is a directory")
         try:
-            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+            data = tomllib.loads(raw.decode("utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{cfg_path}: not valid TOML: {exc}", field=str(cfg_path)) from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"configuration file {cfg_path}: cannot read it "
-                              f"({getattr(exc, 'strerror', None) or exc})",
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"configuration file {cfg_path}: cannot read it ({exc})",
                               field="AICC_CONFIG") from None
-    elif explicit:
-        raise ConfigError(f"configuration file {cfg_path} does not exist", field="AICC_CONFIG")
     for var, key in ENV_KEYS.items():
         if var in env and env[var] != "":
             _set_dotted(data, key, env[var])
