@@ -261,3 +261,29 @@ def test_fork_rows_out_of_order_are_refused():
     jobs, fork, _ = _fork(snap, fut)
     with pytest.raises(ValueError, match="by submit time"):
         Simulator(jobs, snap.fleet, snap.tenancy, SimConfig(policy="fifo"), fork=fork)
+
+
+def test_a_pending_job_stamped_after_the_snapshot_is_queued_now():
+    # a job committed while the snapshot was read may be stamped after its time: ahead of an
+    # older one in id order, it is still a queued job (was: the fork refused its row order)
+    snap = _snapshot()
+    p = snap.pending
+    p.submit_time[:] = [snap.now + 5.0, 200.0]  # B stamped after now, C before it
+    # in submit order C (4 accelerators, 30 min) goes first when A ends at its limit, then B
+    assert forecast_start(snap, 12, "fifo", min_cycle_s=0.0).predicted_start == 7200.0
+    assert forecast_start(snap, 11, "fifo", min_cycle_s=0.0).predicted_start == 7200.0 + 1800
+
+
+@pytest.mark.parametrize("hours", [0.0, 1e-12, 0.009, float("nan"), 8761.0])
+def test_a_horizon_outside_its_range_is_refused(hours):
+    # a horizon below the clock's resolution once made the run loop sample the same instant
+    # for ever
+    with pytest.raises(InvalidInput) as exc:
+        forecast_start(_snapshot(), 12, "fifo", horizon_s=hours * 3600.0)
+    assert exc.value.field == "horizon_hours"
+
+
+@pytest.mark.parametrize("value", [0.0, 1e-15, -1.0, float("nan"), float("inf")])
+def test_a_sample_interval_that_cannot_move_the_clock_is_refused(value):
+    with pytest.raises(ValueError, match="sample_s"):
+        SimConfig(sample_s=value)

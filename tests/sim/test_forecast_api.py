@@ -135,7 +135,8 @@ def test_forecast_with_the_history_of_arrivals(world: World) -> None:
     ("arrivals=poisson", "arrivals"), ("samples=0", "samples"), ("samples=51", "samples"),
     ("window_days=0", "window_days"), ("window_days=0.5", "window_days"),
     ("window_days=nan", "window_days"),
-    ("seed=-1", "seed")])
+    ("seed=-1", "seed"), ("horizon_hours=1e-12", "horizon_hours"),
+    ("horizon_hours=0", "horizon_hours")])
 def test_forecast_parameters_are_checked(world: World, query: str, field: str) -> None:
     job = _submit(world, "member_a1", "p_a1", 1, 600)
     r = world.client.get(f"/v1/jobs/{job}/forecast?{query}", headers=world.h("member_a1"))

@@ -14,7 +14,8 @@ from .cli_helpers import one_line_error
 
 @pytest.mark.parametrize(("args", "says"), [
     (["--horizon-hours", "nan"], "--horizon-hours must be a finite number"),
-    (["--horizon-hours", "0"], "--horizon-hours must be greater than 0"),
+    (["--horizon-hours", "0"], "--horizon-hours must be at least 0.01"),
+    (["--horizon-hours", "1e-12"], "--horizon-hours must be at least 0.01"),
     (["--horizon-hours", "9000"], "--horizon-hours must be at most 8760"),
     (["--window-days", "inf"], "--window-days must be a finite number"),
     (["--window-days", "91"], "--window-days must be at most 90"),

@@ -33,6 +33,7 @@ from aicc.sim.forecast import (
     MAX_HORIZON_H,
     MAX_SAMPLES,
     MAX_WINDOW_DAYS,
+    MIN_HORIZON_H,
     MIN_WINDOW_DAYS,
 )
 from aicc.sim.jobs import parse_substitutions
@@ -648,7 +649,7 @@ def _execute(plan: _Plan, *, quiet: bool) -> list[SimResult]:
 def jobs_forecast(
     job_id: Annotated[int, typer.Argument(min=1)],
     horizon_hours: Annotated[float, typer.Option(
-        "--horizon-hours", help="how far to look ahead (0 < h ≤ 8760)")] = 720.0,
+        "--horizon-hours", help="how far to look ahead (0.01 ≤ h ≤ 8760)")] = 720.0,
     arrivals: Annotated[str, typer.Option(
         "--arrivals", help="future submissions: none (the default) or history (the last "
                            "--window-days of jobs again)")] = "none",
@@ -669,7 +670,8 @@ def jobs_forecast(
     from aicc.cli import Client, _emit  # the API client of the command line
 
     try:  # the route's own bounds, checked here so that NaN is named as such
-        check_number("--horizon-hours", horizon_hours, low=0.0, high=MAX_HORIZON_H)
+        check_number("--horizon-hours", horizon_hours, low=MIN_HORIZON_H, low_open=False,
+                     high=MAX_HORIZON_H)
         check_number("--window-days", window_days, low=MIN_WINDOW_DAYS, low_open=False,
                      high=MAX_WINDOW_DAYS)
         if arrivals not in ARRIVAL_MODELS:

@@ -51,7 +51,7 @@ BLOCK_S = 86400.0  # the bootstrap's block: whole days keep the daily cycle
 SHORT_BLOCK_S = 3600.0
 MIN_SPAN_S = 3600.0  # less history than this is no model of the future (no arrivals)
 # the bounds of a request (the API route and the command line check the same)
-MAX_HORIZON_H = 8760.0
+MIN_HORIZON_H, MAX_HORIZON_H = 0.01, 8760.0  # 36 s (about a cycle) to a year
 MIN_WINDOW_DAYS, MAX_WINDOW_DAYS = 1.0, 90.0
 # the most future submissions one forecast may generate over all its samples: a short window
 # repeated over a long horizon would otherwise make millions of jobs to simulate per request.
@@ -270,8 +270,10 @@ def _fork(snap: Snapshot, future: History | None = None,
     est_r = np.where(R.expected_runtime_s >= 0, R.expected_runtime_s, R.time_limit_s)
     remaining = np.maximum(1.0, R.start_time + est_r - now)
     n_pf = len(P) + len(F)
+    # every pending row is in the queue at the snapshot's time, whatever its stamp says (a job
+    # committed while the snapshot was read may be stamped a moment after it)
     jobs = SimJobs(
-        submit=cat(P.submit_time, F.submit, R.submit_time).astype(np.float64),
+        submit=cat(np.minimum(P.submit_time, now), F.submit, R.submit_time).astype(np.float64),
         runtime=cat(np.maximum(est_p, 1.0), np.maximum(F.runtime, 1.0), remaining),
         project=cat(P.project, F.project, R.project).astype(np.int32),
         type_idx=cat(P.type_idx, F.type_idx, R.type_idx).astype(np.int16),
@@ -314,6 +316,10 @@ def forecast_starts(snap: Snapshot, policy: Policy | str = "fairshare", *,
     scheduler call; when it answers True the forecast stops with
     :class:`~aicc.sim.loop.Cancelled`."""
     w0 = time.perf_counter()
+    if not (MIN_HORIZON_H * 3600.0 <= horizon_s <= MAX_HORIZON_H * 3600.0):
+        raise InvalidInput(f"horizon_hours must be between {MIN_HORIZON_H:g} and "
+                           f"{MAX_HORIZON_H:g}, got {horizon_s / 3600.0!r}",
+                           field="horizon_hours")
     pol = resolve(policy)
     n_p = len(snap.pending)
     arrivals.budget_check(snap.now, horizon_s, max_future_jobs)

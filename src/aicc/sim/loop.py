@@ -96,6 +96,9 @@ class Fork:
     stops: tuple[tuple[int, float], ...] = ()
 
 
+MIN_SAMPLE_S = 1.0
+
+
 @dataclass(frozen=True)
 class SimConfig:
     policy: Policy | str = "fairshare"
@@ -105,6 +108,16 @@ class SimConfig:
     seed: int = 0
     until_s: float = math.inf
     check_invariants: bool = False  # verify conservation after every cycle (tests)
+
+    def __post_init__(self) -> None:
+        # a sample interval too small to move the clock (t + sample_s == t) would never end
+        if self.sample_s is not None and not (math.isfinite(self.sample_s)
+                                              and self.sample_s >= MIN_SAMPLE_S):
+            raise ValueError(f"sample_s must be a finite number of seconds of at least "
+                             f"{MIN_SAMPLE_S:g}, got {self.sample_s!r}")
+        if not (math.isfinite(self.min_cycle_s) and self.min_cycle_s >= 0):
+            raise ValueError(f"min_cycle_s must be finite and at least 0, got "
+                             f"{self.min_cycle_s!r}")
 
 
 @dataclass

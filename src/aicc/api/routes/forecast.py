@@ -31,6 +31,7 @@ from aicc.sim.forecast import (
     MAX_HORIZON_H,
     MAX_SAMPLES,
     MAX_WINDOW_DAYS,
+    MIN_HORIZON_H,
     MIN_WINDOW_DAYS,
     Arrivals,
     forecast_start,
@@ -70,7 +71,7 @@ def _iso(seconds: float | None) -> str | None:
 @router.get("/jobs/{job_id}/forecast")
 async def job_forecast(request: Request, principal: CurrentPrincipal, job_id: int = path_id(),
                        horizon_hours: Annotated[float, Query(
-                           gt=0, le=MAX_HORIZON_H, allow_inf_nan=False,
+                           ge=MIN_HORIZON_H, le=MAX_HORIZON_H, allow_inf_nan=False,
                            description="how far to look ahead")] = 720.0,
                        arrivals: Annotated[ArrivalModel, Query(
                            description="future submissions: none, or history (the window's "
