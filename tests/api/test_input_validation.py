@@ -8,6 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from aicc.api.errors import unique_column
+from aicc.store.db import session_factory, transaction
+from aicc.store.models import Project
+from aicc.store.seed import seed_catalog, seed_default_sectors
+from aicc.tenancy import service
 
 from .conftest import World
 
@@ -316,3 +324,28 @@ def test_an_error_answer_is_bounded_whatever_the_request_sent(sqlite_world: Worl
         r = w.client.get(url, headers=w.h("admin"))
         assert r.status_code == status, r.text
         assert len(r.content) < 2_000 and "60,0" in r.json()["error"]["message"]
+
+
+def test_an_error_field_is_bounded_too(sqlite_world: World) -> None:
+    # the field of an unknown type's share names the key the request sent: cut like a message
+    w = sqlite_world
+    r = w.client.post("/v1/sectors", headers=w.h("admin"),
+                      json={"name": "sx", "shares": {"k" * 100_000: 0.1}})
+    assert r.status_code == 422 and len(r.content) < 2_000, r.status_code
+    assert r.json()["error"]["field"].startswith("shares.kkk")
+
+
+def test_a_unique_constraint_lost_in_a_race_names_its_field(migrated_engine: Engine) -> None:
+    # two requests that both passed the domain's duplicate check: the database refuses the
+    # second, and the 409 names the column as the domain's check would
+    factory = session_factory(migrated_engine)
+    with transaction(factory) as s:
+        seed_catalog(s)
+        sector = seed_default_sectors(s)[0]
+        org = service.create_organization(session=s, name="o", sector_id=sector.id)
+        service.create_project(session=s, name="twin", organization_id=org.id)
+        oid = org.id
+    with pytest.raises(IntegrityError) as info, transaction(factory) as s:
+        s.add(Project(name="twin", organization_id=oid))
+        s.flush()
+    assert unique_column(info.value) == "name"

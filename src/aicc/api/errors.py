@@ -5,6 +5,7 @@ unknown routes and oversized bodies take the same shape. Nothing else maps error
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,7 +71,8 @@ def _cut(message: str) -> str:
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any
                ) -> dict[str, Any]:
-    err: dict[str, Any] = {"code": code, "message": _cut(message), "field": field}
+    err: dict[str, Any] = {"code": code, "message": _cut(message),
+                           "field": None if field is None else _cut(field)}
     err.update(extra)
     return {"error": err}
 
@@ -120,8 +122,7 @@ def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
 
 
 def aicc_error_body(exc: AiccError) -> tuple[int, dict[str, Any]]:
-    return lookup(HTTP_STATUS, exc), {"error": {"code": exc.code, "message": _cut(exc.message),
-                                                "field": exc.field}}
+    return lookup(HTTP_STATUS, exc), error_body(exc.code, exc.message, exc.field)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -141,9 +142,30 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
                         headers=getattr(exc, "headers", None))
 
 
+# The column of a unique constraint a write broke, as SQLite and PostgreSQL word it.
+_UNIQUE_COLUMN = (re.compile(r"UNIQUE constraint failed: \w+\.(\w+)$"),
+                  re.compile(r"duplicate key value violates unique constraint.*?"
+                             r"Key \((\w+)\)=", re.DOTALL))
+
+
+def unique_column(exc: Exception) -> str | None:
+    """The one column whose unique constraint ``exc`` (an IntegrityError) broke, else None."""
+    text = str(getattr(exc, "orig", exc))
+    for pattern in _UNIQUE_COLUMN:
+        m = pattern.search(text)
+        if m:
+            return m.group(1)
+    return None
+
+
 async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
-    # A race two requests lost at the database: the domain checks first, the constraint wins.
+    # A race two requests lost at the database: the domain checks first, the constraint wins;
+    # the answer names the field as the domain check would have.
     log.info("integrity error: %s", exc)
+    column = unique_column(exc)
+    if column is not None:
+        return JSONResponse(error_body("conflict", f"{column}: another record already has "
+                                       "this value", column), status_code=409)
     return JSONResponse(error_body("conflict", "the change conflicts with stored data"),
                         status_code=409)
 
