@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
-from aicc.errors import UnknownAcceleratorType
+from aicc.errors import InvalidInput, UnknownAcceleratorType
 from aicc.store.db import transaction
 from aicc.store.models import AcceleratorTypeRow
 
@@ -105,3 +105,11 @@ async def reject_unknown_query(request: Request) -> None:
                                   declared_query(route))
     if errors:
         raise RequestValidationError(errors)
+
+
+def single_header(name: str, values: list[str]) -> str | None:
+    """The one value of header ``name`` (None when absent); a header sent more than once is
+    refused rather than one of its values silently chosen."""
+    if len(values) > 1:
+        raise InvalidInput(f"{name} is given {len(values)} times; give it once", field=name)
+    return values[0] if values else None

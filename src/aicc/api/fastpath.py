@@ -21,7 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import Receive, Scope, Send
 
 from aicc.api.auth import PrincipalCache, authenticate
-from aicc.api.deps import unknown_query_errors
+from aicc.api.deps import single_header, unknown_query_errors
 from aicc.api.errors import (
     UNSUPPORTED_MEDIA,
     aicc_error_body,
@@ -124,12 +124,13 @@ class SubmitFastPath:
         await send({"type": "http.response.body", "body": body})
 
     async def _submit(self, scope: Scope, receive: Receive) -> tuple[int, Any]:
-        authorization = key = content_type = None
+        authorization = content_type = None
+        keys: list[str] = []
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
             elif name == b"idempotency-key":
-                key = value.decode("latin-1")
+                keys.append(value.decode("latin-1"))
             elif name == b"content-type":
                 content_type = value
             elif name == b"content-length" and value.isdigit() and (
@@ -147,6 +148,7 @@ class SubmitFastPath:
                 raise _UnknownQuery(unknown_query_errors(sent, ()))
         principal = await self._principal(authorization)
         spec = JobSubmission.model_validate_json(body)
+        key = single_header("Idempotency-Key", keys)
         job, created = await self.state.committer.submit_async(
             SubmitRequest(principal, spec, key))
         return (201 if created else 200), job

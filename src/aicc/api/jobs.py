@@ -15,6 +15,7 @@ from aicc.api.deps import (
     center_now,
     known_accelerator_type,
     path_id,
+    single_header,
     tx,
 )
 from aicc.api.schemas import CancelIn, JobOut, Page
@@ -29,8 +30,8 @@ router = APIRouter(prefix="/v1", tags=["jobs"])
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", json_schema_extra={"maxLength": MAX_IDEMPOTENCY_KEY},
-           description="up to 128 printable characters; the same key (per user) always "
-           "returns the same job, never a second"),
+           description="up to 128 printable ASCII characters, sent once; the same key (per "
+           "user) always returns the same job, never a second"),
 ]
 
 
@@ -40,9 +41,12 @@ IdempotencyKey = Annotated[
 async def submit_job(request: Request, principal: CurrentPrincipal, body: JobSubmission,
                      idempotency_key: IdempotencyKey = None) -> JSONResponse:
     """Store a pending job; answered after it is committed. 201 when created, 200 when the
-    Idempotency-Key names an earlier submission (which is returned unchanged)."""
+    Idempotency-Key names an earlier submission (which is returned unchanged). (The header
+    is read from the request, where a repeated one can be seen; the parameter documents it.)"""
+    del idempotency_key
     committer: GroupCommitter = request.app.state.committer
-    job, created = await committer.submit_async(SubmitRequest(principal, body, idempotency_key))
+    key = single_header("Idempotency-Key", request.headers.getlist("idempotency-key"))
+    job, created = await committer.submit_async(SubmitRequest(principal, body, key))
     return JSONResponse(job, status_code=201 if created else 200)
 
 

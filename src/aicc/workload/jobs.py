@@ -195,9 +195,11 @@ def check_shape(shapes: dict[str, list[tuple[int, int]]], accelerator_type: str,
 def _check_key(key: str | None) -> None:
     if key is None:
         return
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+    # (ASCII: a header's bytes are read as Latin-1, so any other character arrives as the
+    # bytes of some encoding, printable or not by chance)
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not (key.isascii() and key.isprintable()):
         raise InvalidInput(
-            f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters",
+            f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters",
             field="Idempotency-Key")
 
 
