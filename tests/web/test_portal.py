@@ -50,6 +50,8 @@ def test_portal_numbers_match_the_store(center) -> None:
     # The last sample of the series is "now": the running jobs' accelerators.
     assert sum(v[-1] for v in d["series"]["busy"].values()) == busy
     assert sum(v[-1] for v in d["series"]["queue"].values()) == pending
+    # times in the one form of every answer: UTC with Z
+    assert d["now"].endswith("Z") and all(t.endswith("Z") for t in d["series"]["times"])
     html = center.call("GET", "/").text
     assert f"{running:,}" in html and "Top projects by usage" in html
 

@@ -20,6 +20,7 @@ from aicc.errors import (
 )
 from aicc.store.models import AcceleratorTypeRow, Grant, GrantState
 from aicc.tenancy.service import get_project
+from aicc.workload.jobs import iso_time
 
 
 def _aware(value: datetime, field: str) -> datetime:
@@ -37,7 +38,7 @@ def _check_period(start: datetime, end: datetime, blame: str = "end") -> None:
     start, end = _aware(start, "start"), _aware(end, "end")
     if end <= start:
         raise InvalidPeriod("end must be after start" if blame == "end"
-                            else f"start must be before end ({end.isoformat()})", field=blame)
+                            else f"start must be before end ({iso_time(end)})", field=blame)
 
 
 # Allowed changes of a grant's state: suspension is reversible; expiry and revocation are final.

@@ -70,6 +70,7 @@ from aicc.store.models import (
     Project,
 )
 from aicc.web.metrics import record_cycle
+from aicc.workload.jobs import iso_time
 
 log = logging.getLogger("aicc.service")
 # failed writes of the same engine events before they are applied one by one
@@ -460,7 +461,7 @@ class ControlPlane:
                 notices[p.job_id] = (stop_at, p.message)
                 given.append({"jid": p.job_id, "at": dt(stop_at), "message": p.message[:256],
                               "reason": f"notice: {p.message} (stops at "
-                                        f"{dt(stop_at).isoformat()})"[:512]})
+                                        f"{iso_time(dt(stop_at))})"[:512]})
         if given:
             # Guarded: a job that already has a notice keeps its first deadline.
             stmt = (update(Job).where(Job.id == bindparam("jid"),

@@ -34,6 +34,7 @@ from aicc.store.models import (
 )
 from aicc.tenancy.access import Principal
 from aicc.web.usage import UsageRow, usage_report
+from aicc.workload.jobs import iso_time
 
 WINDOW_H = 6.0
 MIN_WINDOW_H = 0.5
@@ -86,7 +87,7 @@ class PortalData:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "now": self.now.isoformat(),
+            "now": iso_time(self.now),
             "capacity": self.capacity,
             "capacity_by_type": self.capacity_by_type,
             "out_of_service": self.out_of_service,
@@ -95,7 +96,7 @@ class PortalData:
             "utilisation": round(self.utilisation, 4),
             "sectors": [vars(s) for s in self.sectors],
             "series": {
-                "times": [datetime.fromtimestamp(t, UTC).isoformat() for t in self.times],
+                "times": [iso_time(datetime.fromtimestamp(t, UTC)) for t in self.times],
                 "busy": {k: v.astype(int).tolist() for k, v in self.busy.items()},
                 "queue": {k: v.astype(int).tolist() for k, v in self.queue.items()},
             },
