@@ -9,6 +9,7 @@ Exit codes (errors are mapped here, at the edge, and nowhere else):
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -464,8 +465,54 @@ app.add_typer(slurm_app, name="slurm")
 # --- end of command groups -----------------------------------------------------------------
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+def _not_text(value: str) -> bool:
+    """Bytes that are not UTF-8 reach Python as surrogates, which nothing can send or print."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_input_text(argv: list[str], environ: dict[str, str]) -> None:
+    """Arguments and ``AICC_*`` variables are text: one that is not UTF-8 is refused, naming
+    the option (or variable) it came from, before a command could fail on it half-way."""
+    for i, arg in enumerate(argv):
+        if _not_text(arg):
+            if arg.startswith("-") and "=" in arg:
+                where = arg.split("=", 1)[0]
+            elif i and argv[i - 1].startswith("-") and not _not_text(argv[i - 1]):
+                where = argv[i - 1]
+            else:
+                where = f"argument {i + 1}"
+            _fail(f"{_escaped(where)}: not valid UTF-8 text", 2)
+    for name, value in sorted(environ.items()):
+        if name.startswith("AICC_") and _not_text(value):
+            _fail(f"{name}: not valid UTF-8 text", 2)
+
+
+# errors of writing the output itself (a full disk, /dev/full, a failed device)
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``aicc`` command: the application, with the checks no single command can make."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        check_input_text(args, dict(os.environ))
+        app(args=args, prog_name="aicc")
+    except typer.Exit as exc:  # (raised outside the application by check_input_text)
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_ERRNOS:
+            raise
+        # the output cannot be written: say so once on stderr, and let nothing retry the
+        # write at exit (Python flushes stdout then, and would report the same error again)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        err.print(f"[red]error:[/red] cannot write the output ({exc.strerror or exc})",
+                  highlight=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,58 @@
+"""The ``aicc`` command as a process: what no single command can check (arguments and variables
+that are not text, an output that cannot be written) is one error line, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+AICC = [sys.executable, "-c", "from aicc.cli import main; main()"]
+
+
+def _run(args: list[str | bytes], env: dict[str, str | bytes] | None = None,
+         stdout: int | object = subprocess.PIPE) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AICC_")}
+    environb = {k.encode(): v.encode() for k, v in environ.items()}
+    for k, v in (env or {}).items():
+        environb[k.encode()] = v if isinstance(v, bytes) else v.encode()
+    return subprocess.run([*AICC, *args], env=environb, stdout=stdout,  # type: ignore[arg-type]
+                          stderr=subprocess.PIPE, timeout=120, check=False)
+
+
+def _one_error_line(r: subprocess.CompletedProcess) -> str:
+    text = r.stderr.decode()
+    assert "Traceback" not in text, text
+    lines = text.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), text
+    return lines[0]
+
+
+@pytest.mark.parametrize(("args", "names"), [
+    (["jobs", "submit", "-p", "x", "-t", "h100-sxm-80g", "-g", "1", "--time-limit", "5",
+      "--name", b"\xff"], "--name"),
+    (["jobs", "list", b"--state=\xff"], "--state"),
+    (["usage", "--start", b"2030\xff"], "--start"),
+])
+def test_an_argument_that_is_not_utf8_is_named(args: list[str | bytes], names: str) -> None:
+    r = _run(args)
+    assert r.returncode == 2
+    assert _one_error_line(r) == f"error: {names}: not valid UTF-8 text"
+
+
+def test_a_variable_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    r = _run(["db", "upgrade"], env={"AICC_DATABASE_URL": b"sqlite:///" +
+                                     str(tmp_path).encode() + b"/x\xff.db"})
+    assert r.returncode == 2
+    assert _one_error_line(r) == "error: AICC_DATABASE_URL: not valid UTF-8 text"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_that_cannot_be_written_is_one_error() -> None:
+    with open("/dev/full", "w") as full:
+        r = _run(["fleet", "show"], stdout=full.fileno())
+    assert r.returncode == 1
+    assert _one_error_line(r) == "error: cannot write the output (No space left on device)"
