@@ -134,6 +134,17 @@ def test_bad_url_is_a_usage_error_and_tables_are_not_cut(served: tuple[str, Worl
     assert r.exit_code == 0 and long_name[:64] in r.output, r.output
 
 
+@pytest.mark.parametrize("suffix", ["/v1", "/?x=1", "/portal"])
+def test_a_url_that_is_not_the_api_root_is_named(served: tuple[str, World], suffix: str) -> None:
+    # the portal's HTML (200) or a 404 of a path under /v1/v1 is not an answer of the API:
+    # neither a traceback nor "not found" (exit 3), as if the object were missing
+    url, w = served
+    code, out = _run(["projects", "list"], url + suffix, w.tokens["admin"])
+    assert code == 7, out
+    assert f"--url {url + suffix}" in out and "not answered as the aicc API" in out, out
+    assert "Traceback" not in out
+
+
 def test_show_returns_the_script(served: tuple[str, World]) -> None:
     url, w = served
     code, out = _run(["jobs", "submit", "-p", "acme-llm", "-t", "h100-sxm-80g", "-g", "4",

@@ -246,16 +246,30 @@ class Client:
                 r = http.request(method, path, **kw)
         except httpx.HTTPError as exc:
             _fail(f"cannot reach {self.url}: {exc}", EXIT_UNREACHABLE)
-        if r.status_code < 400:
-            return r.json()
         try:
-            body = r.json()["error"]
-            message = body.get("message") or r.text
-        except (ValueError, KeyError, TypeError):
-            message = r.text[:500] or r.reason_phrase
+            data = r.json()
+        except ValueError:
+            data = None
+        if r.status_code < 400:
+            if not isinstance(data, dict):  # every answer of the API is a JSON object
+                self._not_the_api(method, path, r)
+            return data
+        error = data.get("error") if isinstance(data, dict) else None
+        if (not isinstance(error, dict) or not isinstance(error.get("message"), str)
+                or error.get("code") == "unknown_route"):
+            if r.status_code >= 500:
+                _fail(f"server error {r.status_code}: {r.reason_phrase}", EXIT_SERVER)
+            self._not_the_api(method, path, r)  # e.g. a 404 page of another server
+        message = error["message"]
         if r.status_code >= 500:
             _fail(f"server error {r.status_code}: {message}", EXIT_SERVER)
         _fail(f"{message} (HTTP {r.status_code})", HTTP_EXIT.get(r.status_code, 1))
+
+    def _not_the_api(self, method: str, path: str, r: httpx.Response) -> NoReturn:
+        kind = r.headers.get("content-type", "no content type").split(";")[0]
+        _fail(f"--url {self.url}: {method} {path} is not answered as the aicc API answers "
+              f"(HTTP {r.status_code}, {kind}); check --url (the server's root, such as "
+              f"{DEFAULT_URL})", EXIT_UNREACHABLE)
 
 
 def _emit(data: Any, as_json: bool, columns: list[str], title: str | None = None) -> None:

@@ -319,7 +319,9 @@ def test_health_docs_openapi(world: World) -> None:
     spec = world.client.get("/openapi.json").json()
     assert "/v1/jobs" in spec["paths"] and "/v1/grants/{grant_id}" in spec["paths"]
     r = world.client.get("/v1/nothing-here", headers=world.h("admin"))
-    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert r.status_code == 404 and r.json()["error"] == {
+        "code": "unknown_route", "field": "path",
+        "message": "no route GET /v1/nothing-here; the API's routes are listed at /docs"}
 
 
 def test_routed_submission_matches_fast_path(world: World, job_body: JobBody) -> None:

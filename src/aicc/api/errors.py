@@ -130,8 +130,13 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(validation_body(exc.errors()), status_code=422)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404 and exc.detail == "Not Found":  # the router's: no such route
+        path = request.url.path
+        return JSONResponse(error_body("unknown_route", f"no route {request.method} "
+                                       f"{_cut(path)}; the API's routes are listed at /docs",
+                                       "path"), status_code=404)
     if exc.status_code == 400 and "parsing the body" in str(exc.detail):
         # A body FastAPI could not parse (e.g. JSON nested past the parser's depth): bad input.
         return JSONResponse(error_body("invalid_input", "body: the JSON body cannot be parsed "
