@@ -17,7 +17,10 @@ import numpy as np
 from aicc.fleet import build_fleet
 from aicc.scheduler import schedule
 from aicc.scheduler.cycle import prepare
-from aicc.scheduler.snapshot import Grants, JobTable, Snapshot, Tenancy
+from aicc.scheduler.policy import Policy
+from aicc.scheduler.snapshot import Grants, JobSpec, JobTable, Snapshot, Tenancy
+from aicc.sim.scenario import custom_fleet
+from aicc.workload.tenants import map_tenants
 
 RNG = np.random.default_rng(2030)
 NOW = 30 * 86400.0
@@ -132,7 +135,7 @@ def take(t: JobTable, rows: np.ndarray) -> JobTable:
     return JobTable(**cols)
 
 
-def timed(snap: Snapshot, policy: str) -> tuple[list[float], object]:
+def timed(snap: Snapshot, policy: str | Policy) -> tuple[list[float], object]:
     schedule(snap, policy)  # warm
     out = []
     d = None
@@ -143,7 +146,29 @@ def timed(snap: Snapshot, policy: str) -> tuple[list[float], object]:
     return out, d
 
 
+def reserved_out() -> Snapshot:
+    """Every node of a small type taken by a reservation, a long queue of that type behind
+    them: no later row can reserve, and none may cost the walk more than a filtered row."""
+    fleet = custom_fleet(2, "h100-sxm-80g")
+    t = fleet.catalog.index("h100-sxm-80g")
+    running = JobTable.from_specs(
+        [JobSpec(1, 0, t, 1, 8, 7200.0, start_time=0.0),
+         JobSpec(2, 0, t, 1, 8, 3600.0, start_time=0.0)], [[(0, 8)], [(1, 8)]])
+    pending = JobTable.from_specs([JobSpec(10 + i, 0, t, 1, 8, 3600.0, submit_time=float(i))
+                                   for i in range(10_000)])
+    return Snapshot(now=1000.0, fleet=fleet, free=np.zeros(2, dtype=np.int16), running=running,
+                    pending=pending, tenancy=map_tenants(["t"], len(fleet.catalog)).tenancy,
+                    grants=Grants.empty(), usage_decayed_s=np.zeros(1))
+
+
 def main() -> None:
+    small = reserved_out()
+    r_ms, r_d = timed(small, "multifactor")
+    n_ms, _ = timed(small, Policy(name="multifactor", reservations_per_type=0))
+    print(f"RESULT case=reserved_out nodes=2 pending={len(small.pending)} "
+          f"reservations={len(r_d.reservations)} cycle_ms_median={statistics.median(r_ms):.2f} "
+          f"baseline_no_reservations_ms={statistics.median(n_ms):.2f} "
+          f"ratio={statistics.median(r_ms) / statistics.median(n_ms):.2f}")
     snap = build()
     print(f"fleet: {snap.fleet.n_accelerators} accelerators on {snap.fleet.n_nodes} nodes; "
           f"running {len(snap.running)}, free {int(snap.free.sum())}, pending {len(snap.pending)}")

@@ -291,3 +291,35 @@ def test_serve_refuses_an_in_memory_database_and_clients_a_port_out_of_range() -
     r = runner.invoke(app, ["jobs", "list", "--url", "http://127.0.0.1:99999", "--token",
                             "x" * 20])
     assert r.exit_code == 2 and "--url: port 99999 is out of range" in r.output, r.output
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("sqlite:////dev/zero", "database_url: /dev/zero is not a regular file"),
+    ("sqlite:///file:m?mode=memory&uri=true", "in-memory SQLite database is gone"),
+    ("postgresql+psycopg://", "names no database"),
+    ("postgresql+psycopg://u@127.0.0.1:0/db", "port 0 is out of range (1-65535)"),
+])
+def test_a_database_url_that_cannot_hold_the_store_is_refused(url: str, says: str) -> None:
+    # (a device as the file: SQLite failed with a disk I/O error and left /dev/zero-journal)
+    r = runner.invoke(app, ["db", "upgrade"], env={"AICC_DATABASE_URL": url, "AICC_CONFIG": ""})
+    assert r.exit_code == 2 and says in r.output, r.output
+    assert not Path("/dev/zero-journal").exists()
+
+
+def test_db_upgrade_refuses_a_schema_it_does_not_know(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    env = {"AICC_DATABASE_URL": url, "AICC_CONFIG": ""}
+    assert runner.invoke(app, ["db", "upgrade"], env=env).exit_code == 0
+    engine = make_engine(url)
+    with engine.begin() as conn:  # as a newer aicc would leave it
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    r = runner.invoke(app, ["db", "upgrade"], env=env)
+    assert r.exit_code == 2 and "at schema 9999, which this aicc does not know" in r.output
+    with engine.begin() as conn:  # aicc's tables, but no record of their schema
+        conn.execute(text("DROP TABLE alembic_version"))
+    engine.dispose()
+    r = runner.invoke(app, ["db", "upgrade"], env=env)
+    assert r.exit_code == 2 and "holds aicc tables" in r.output and "no schema record" in \
+        r.output, r.output

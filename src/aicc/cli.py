@@ -95,7 +95,10 @@ def db_upgrade(
     except AiccError as exc:
         _fail(exc.message, lookup(EXIT_CODE, exc))
     try:
-        upgrade(engine)
+        try:
+            upgrade(engine)
+        except AiccError as exc:  # a schema this code does not know
+            _fail(exc.message, lookup(EXIT_CODE, exc))
         if seed:
             with transaction(session_factory(engine)) as session:
                 seed_catalog(session)

@@ -56,6 +56,8 @@ def test_decisions_do_not_depend_on_the_block_size(monkeypatch, queueing: str,
         assert [(s.job_id, s.placement, s.lender) for s in big.starts] == \
             [(s.job_id, s.placement, s.lender) for s in one.starts], seed
         assert [p.job_id for p in big.preempts] == [p.job_id for p in one.preempts], seed
+        assert [(r.job_id, r.start, r.nodes) for r in big.reservations] == \
+            [(r.job_id, r.start, r.nodes) for r in one.reservations], seed
 
 
 def test_demoted_ties_keep_row_order_whatever_the_block(monkeypatch) -> None:

@@ -44,11 +44,18 @@ def test_a_report_removes_only_the_run_files_an_earlier_report_wrote(tmp_path):
         "summary.json"]
     assert (rep / "jobs-mydata.parquet").read_text() == "mine"
     # a summary.json that names a file outside the folder's run files removes nothing else
+    (rep / "jobs-x").mkdir()
     (rep / "summary.json").write_text(json.dumps(
-        {"files": {"jobs": "../outside.parquet", "series": "report.html"}}))
+        {"files": {"jobs": "jobs-x/../../outside.parquet", "series": "report.html"}}))
     (tmp_path / "outside.parquet").write_text("mine")
     assert sim(*SYN, "--policy", "fifo", "--report", str(rep)).exit_code == 0
     assert (tmp_path / "outside.parquet").exists() and (rep / "report.html").exists()
+    # a summary.json that is a FIFO is neither read nor written (either would block for ever)
+    (rep / "summary.json").unlink()
+    os.mkfifo(rep / "summary.json")
+    line = one_line_error(sim(*SYN, "--policy", "fifo", "--report", str(rep)))
+    assert line == (f"error: --report {rep}: summary.json there is not a regular file; remove "
+                    "it or give another folder"), line
 
 
 def _without_fleet(option: str) -> list[str]:

@@ -318,6 +318,10 @@ class _Walk:
         self.conserving = False
         n_t = len(prep.type_cap)
         self.res_count = [0] * n_t
+        # shapes whose reservation could not be made this cycle (inf), per type: reservations
+        # only accumulate within a cycle, so a shape at least as large is not tried again
+        self.resv_fail_sub = [1 << 30] * n_t  # smallest one-node size that failed
+        self.resv_fail_gang: list[list[tuple[int, int]]] = [[] for _ in range(n_t)]
         self.blocked_type = [False] * n_t
         self.walk_types: set[int] = set()  # types with rows in the walk (set by walk())
         self.open_types = -1  # of those, not blocked yet (FIFO's early end; -1: not tracked)
@@ -460,6 +464,8 @@ class _Walk:
                                      int(self.blocked_type[ty]))
                 if left > 0:
                     mine = idx[ti == ty]
+                    if pol.backfill:  # rows whose reservation would fail are settled here
+                        mine = mine[~self._cannot_reserve(ty, n[mine], k[mine])]
                     keep[mine[:left]] = True
                     if pol.backfill and len(mine) > left:
                         # A reservation the loop cannot make (inf) leaves the type's budget
@@ -621,7 +627,7 @@ class _Walk:
                         if not known_failure:
                             fs.remember_sub_failure(t, k, end)
                         reason[j] = PRIORITY if k <= resv_max[t] else RESOURCES
-                        if backfill and res_count[t] < R_max:
+                        if backfill and res_count[t] < R_max and k < self.resv_fail_sub[t]:
                             self._reserve(j, fs.reserve_sub(t, k), k)
                         if fifo:
                             self._block(t)
@@ -634,7 +640,8 @@ class _Walk:
                     nodes = fs.find_gang(t, n, k, end)
                     if nodes is None:
                         reason[j] = PRIORITY if fs.whole_free(t) >= n else RESOURCES
-                        if backfill and res_count[t] < R_max:
+                        if backfill and res_count[t] < R_max and not any(
+                                n >= n0 and k >= k0 for n0, k0 in self.resv_fail_gang[t]):
                             self._reserve(j, fs.reserve_gang(t, n, k), -1)
                         if fifo:
                             self._block(t)
@@ -714,10 +721,22 @@ class _Walk:
         if left < self.lendable[s][t]:
             self.lendable[s][t] = left
 
+    def _cannot_reserve(self, t: int, n: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """Bool per shape (``n`` nodes × ``k``) of type ``t``: no reservation can be made for
+        it any more this cycle (one of no larger shape failed)."""
+        out = (n == 1) & (k >= self.resv_fail_sub[t])
+        for n0, k0 in self.resv_fail_gang[t]:
+            out |= (n > 1) & (n >= n0) & (k >= k0)
+        return out
+
     def _reserve(self, j: int, start: float, need: int) -> None:
-        if start == INF:
-            return
         t = int(self.t[j])
+        if start == INF:
+            if need > 0:
+                self.resv_fail_sub[t] = min(self.resv_fail_sub[t], need)
+            else:
+                self.resv_fail_gang[t].append((int(self.n[j]), int(self.k[j])))
+            return
         self.res_count[t] += 1
         nodes = self.fs.last_reserved
         need = need if need > 0 else int(self.fs.cap[nodes[0]])

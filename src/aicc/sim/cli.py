@@ -440,6 +440,11 @@ def _prepare_report_dir(report: Path) -> None:
         report.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=report):
             pass
+        for name in ("summary.json", "report.html"):  # (a FIFO would block the write)
+            there = report / name
+            if there.exists() and not there.is_file():
+                raise InvalidInput(f"--report {report}: {name} there is not a regular file; "
+                                   "remove it or give another folder", field="report")
     except OSError as exc:
         raise InvalidInput(f"--report {report}: cannot create or write this folder "
                            f"({exc.strerror or exc})", field="report") from None
@@ -518,6 +523,8 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
                          load=target_load or 0.7, seed=seed,
                          max_gpus=int(by_type[by_type > 0].min()), fit_load=True)
         except InvalidInput as exc:
+            if exc.field != "synthetic_jobs":
+                raise
             raise InvalidInput(f"--synthetic-days {synthetic_days:g} --target-load "
                                f"{target_load or 0.7:g}: "
                                f"{exc.message.removeprefix('synthetic workload: ')}",

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from aicc.clock import VirtualClock
+from aicc.errors import InvalidInput
 from aicc.fleet.arrays import NODE_DOWN, NODE_UP, FleetArrays
 from aicc.scheduler import Policy, decay_usage, schedule
 from aicc.scheduler.lending import accumulate_lending, entitled, split_loans
@@ -111,13 +112,11 @@ class SimConfig:
 
     def __post_init__(self) -> None:
         # a sample interval too small to move the clock (t + sample_s == t) would never end
+        # (the minimum cycle interval is checked by the Scenario, naming --min-cycle)
         if self.sample_s is not None and not (math.isfinite(self.sample_s)
                                               and self.sample_s >= MIN_SAMPLE_S):
-            raise ValueError(f"sample_s must be a finite number of seconds of at least "
-                             f"{MIN_SAMPLE_S:g}, got {self.sample_s!r}")
-        if not (math.isfinite(self.min_cycle_s) and self.min_cycle_s >= 0):
-            raise ValueError(f"min_cycle_s must be finite and at least 0, got "
-                             f"{self.min_cycle_s!r}")
+            raise InvalidInput(f"sample_s must be a finite number of seconds of at least "
+                               f"{MIN_SAMPLE_S:g}, got {self.sample_s!r}", field="sample_s")
 
 
 @dataclass

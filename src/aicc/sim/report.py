@@ -17,6 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from aicc.errors import InvalidInput
+from aicc.inputfiles import read_input_file
 from aicc.sim.loop import STATE_NAMES, SimResult
 from aicc.sim.metrics import _reason, job_frame, row_account_lines, series_frame, summarize
 
@@ -344,9 +346,9 @@ def jobs_table(r: SimResult) -> pa.Table:
 def _earlier_run_files(out: Path) -> set[str]:
     """The run files an earlier report in ``out`` wrote, as its summary.json names them (none
     without a readable one: a file of the same pattern that no report wrote is the user's)."""
-    try:
-        data = json.loads((out / "summary.json").read_text())
-    except (OSError, ValueError):
+    try:  # (checked first: a FIFO or a device named summary.json would block or never end)
+        data = json.loads(read_input_file(out / "summary.json", "summary.json", "report"))
+    except (InvalidInput, ValueError):
         return set()
     if not isinstance(data, dict):
         return set()

@@ -31,7 +31,13 @@ def sqlite_file(url: str) -> str | None:
         return None
     if u.get_backend_name() != "sqlite":
         return None
-    return "" if u.database in (None, "", ":memory:") else u.database
+    if u.database in (None, "", ":memory:"):
+        return ""
+    if str(u.query.get("uri", "")).lower() in ("true", "1"):  # file:PATH?mode=…, a URI
+        if "mode=memory" in u.database or u.query.get("mode") == "memory":
+            return ""
+        return u.database.removeprefix("file:").split("?", 1)[0]
+    return u.database
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -43,10 +49,15 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         raise ConfigError(f"database_url: not a database URL: {exc}",
                           field="database_url") from None
     if u.get_backend_name() == "sqlite":
-        if sqlite_file(url):
-            parent = Path(u.database).parent
+        path = sqlite_file(url)
+        if path:
+            parent = Path(path).parent
             try:
                 parent.mkdir(parents=True, exist_ok=True)
+                if Path(path).exists() and not Path(path).is_file():
+                    # a device or a folder: SQLite would fail on it, or write beside it
+                    raise ConfigError(f"database_url: {path} is not a regular file",
+                                      field="database_url")
             except OSError as exc:
                 raise ConfigError(
                     f"database_url: cannot create the directory {parent} of {_shown(url)}: "
@@ -63,6 +74,12 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cur.close()
 
         return engine
+    if not u.database:  # the server's default database is rarely the one meant
+        raise ConfigError(f"database_url: {_shown(url)} names no database; give "
+                          "postgresql+psycopg://USER@HOST:PORT/DATABASE", field="database_url")
+    if u.port is not None and not 1 <= u.port <= 65535:
+        raise ConfigError(f"database_url: port {u.port} is out of range (1-65535)",
+                          field="database_url")
     return _create(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 

@@ -132,7 +132,7 @@ def generate(
         raise InvalidInput(f"synthetic workload: {days:g} days at load {load:g} on "
                            f"{accelerators:,} accelerators is about {expect:,.0f} jobs; at most "
                            f"{MAX_JOBS:,} are generated: give fewer days or a lower load",
-                           field="synthetic")
+                           field="synthetic_jobs")
     if fit_load:
         w = _fitted(days, accelerators, load, seed, shares, profiles)
     else:
