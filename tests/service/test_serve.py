@@ -106,6 +106,35 @@ def test_the_demo_is_seeded_once_and_feeds_jobs(tmp_path: Path) -> None:
     again.close()
 
 
+def test_the_demo_members_tokens_are_never_lost(tmp_path: Path) -> None:
+    import json
+
+    from aicc.api.tokens import hash_token
+    from aicc.store.models import ApiToken
+
+    s = settings_for(tmp_path)
+    path = var_dir(s) / "demo-tokens.json"
+    path.mkdir(parents=True)  # cannot be written: the center is not stored either
+    with pytest.raises(ConfigError, match=r"cannot write .*demo-tokens\.json.*nothing was stored"):
+        build_service(s, demo=True, say=quiet)
+    path.rmdir()
+    svc = build_service(s, demo=True, say=quiet)
+    first = json.loads(path.read_text())
+    with svc.factory() as session:
+        assert session.scalar(select(func.count(Organization.id))) > 0
+    svc.close()
+    path.unlink()  # lost: a restart issues new ones and says so
+    said: list[str] = []
+    again = build_service(s, demo=True, say=said.append)
+    new = json.loads(path.read_text())
+    assert any("new ones written there" in line for line in said), said
+    assert sorted(new) == sorted(first) and set(new.values()).isdisjoint(first.values())
+    with again.factory() as session:
+        stored = set(session.scalars(select(ApiToken.token_hash)))
+    assert {hash_token(t) for t in [*first.values(), *new.values()]} <= stored
+    again.close()
+
+
 def test_a_job_submitted_through_the_api_runs_to_its_end_and_is_charged_once(
     tmp_path: Path,
 ) -> None:

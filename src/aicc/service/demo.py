@@ -149,6 +149,22 @@ def _issue_token(session: Session, user: User, name: str) -> str:
     return create_token(session=session, user_id=user.id, name=name)
 
 
+def demo_user_names() -> list[str]:
+    """The demo center's members, as :func:`seed_demo` names them."""
+    out = []
+    for org in DEMO_ORGS:
+        out.append(f"{org.short}-admin")
+        out += [f"{p.name}-{role}" for p in org.projects for role in ("lead", "dev")]
+    return out
+
+
+def reissue_tokens(session: Session) -> dict[str, str]:
+    """A new token for each demo member in the store (user name → token): the way back to the
+    center's members when the file of their first tokens is lost (the old ones stay valid)."""
+    users = session.scalars(select(User).where(User.name.in_(demo_user_names()))).all()
+    return {u.name: _issue_token(session, u, "demo") for u in sorted(users, key=lambda u: u.name)}
+
+
 def _sector_shares(session: Session) -> dict[str, dict[str, float]]:
     """Sector name → accelerator type → entitlement share."""
     out: dict[str, dict[str, float]] = {}

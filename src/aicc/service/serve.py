@@ -212,23 +212,42 @@ def build_service(settings: Settings, *, demo: bool = False, reset: bool = False
 
 def _demo(settings: Settings, factory: sessionmaker[Session], fleet, clock: Clock, var: Path,
           say: Callable[[str], None]) -> tuple[list[Feeder], Path | None]:
-    from aicc.service.demo import DemoWorkload, seed_demo
+    from aicc.service.demo import DemoWorkload, reissue_tokens, seed_demo
 
+    path = var / DEMO_TOKENS_FILE
+    lost = False
+    # the members' tokens are written before the center is committed: a file that cannot be
+    # written leaves no center whose tokens nobody has
     with transaction(factory) as session:
         center = seed_demo(session, settings, fleet, now=clock.now())
-    path = var / DEMO_TOKENS_FILE
-    if center.created and center.tokens:
-        var.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(center.tokens, f, indent=1, sort_keys=True)
+        if center.created and center.tokens:
+            _write_tokens(path, center.tokens)
+        elif not center.created and not path.is_file():
+            lost = True
+            _write_tokens(path, reissue_tokens(session))
+    if center.created:
         say(f"aicc: demo center created: {center.organizations} organizations, "
             f"{center.projects} projects, {center.grants} grants; member tokens in {path}")
     else:
-        say(f"aicc: demo center resumed: {center.projects} projects, {center.grants} grants")
+        say(f"aicc: demo center resumed: {center.projects} projects, {center.grants} grants"
+            + (f"; its member tokens were not in {path}: new ones written there" if lost
+               else ""))
     with factory() as session:
         workload = DemoWorkload.from_store(session, settings, fleet)
     return [workload.submit_due], (path if path.exists() else None)
+
+
+def _write_tokens(path: Path, tokens: dict[str, str]) -> None:
+    """The demo members' tokens, readable by this user only; ConfigError naming the file when
+    it cannot be written (a folder there, no permission)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(tokens, f, indent=1, sort_keys=True)
+    except OSError as exc:
+        raise ConfigError(f"demo tokens: cannot write {path} ({exc.strerror or exc}); nothing "
+                          "was stored", field="demo_tokens_file") from None
 
 
 def listen(host: str, port: int) -> socket.socket:
