@@ -81,7 +81,9 @@ def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
         load_settings(cfg, env={"AICC_ADMIN_TOKEN": "has spaces in it but long enough",
                                 "AICC_PORT": "0"})
     keys = {p.split(":")[0] for p in info.value.details["problems"]}
-    assert keys == {"engine.fleet_phase", "admin_token", "server.port"}
+    # a value from the environment names its variable too
+    assert keys == {"engine.fleet_phase", "admin_token (AICC_ADMIN_TOKEN)",
+                    "server.port (AICC_PORT)"}
     assert "'2099'" in info.value.message and "lab" in info.value.message
 
 
@@ -124,3 +126,33 @@ def test_a_config_file_that_is_no_text_file_is_named(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             load_settings(path, env={})
         assert info.value.field == "AICC_CONFIG" and str(path) in info.value.message
+
+
+@pytest.mark.parametrize(("toml", "key"), [
+    ('[server]\nport = "8000"', "server.port"),
+    ('[scheduler]\ncycle_interval_s = "5"', "scheduler.cycle_interval_s"),
+    ('[scheduler]\nrequire_grant = "yes"', "scheduler.require_grant"),
+    ("[scheduler]\nrequire_grant = 1", "scheduler.require_grant"),
+])
+def test_a_file_value_of_the_wrong_toml_type_is_refused(tmp_path: Path, toml: str,
+                                                        key: str) -> None:
+    # in the file, a number in quotes is a mistake; the same text in the environment is how a
+    # number is given there
+    cfg = tmp_path / "aicc.toml"
+    cfg.write_text(toml + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, env={})
+    assert info.value.field == key and f"{cfg}: {key}:" in info.value.message
+    env_var = {"server.port": ("AICC_PORT", "8000"),
+               "scheduler.cycle_interval_s": ("AICC_CYCLE_INTERVAL_S", "5"),
+               "scheduler.require_grant": ("AICC_REQUIRE_GRANT", "false")}[key]
+    assert load_settings(env={env_var[0]: env_var[1], "AICC_CONFIG": ""}) is not None
+    # a value from the environment that overrides the file's is what counts
+    assert load_settings(cfg, env={env_var[0]: env_var[1]}) is not None
+
+
+def test_a_config_file_named_by_aicc_config_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={"AICC_CONFIG": str(tmp_path)})
+    assert info.value.message == f"configuration file {tmp_path} (AICC_CONFIG): is a directory"
+    assert info.value.field == "AICC_CONFIG"

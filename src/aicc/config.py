@@ -6,6 +6,7 @@ All errors are collected and reported at once, each naming its key.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tomllib
@@ -193,34 +194,50 @@ def load_settings(
     explicit = path is not None or bool(env.get("AICC_CONFIG"))
     cfg_path = Path(path or env.get("AICC_CONFIG") or DEFAULT_CONFIG_FILE)
     data: dict[str, Any] = {}
+    named = (f"configuration file {cfg_path}" if path is not None or not env.get("AICC_CONFIG")
+             else f"configuration file {cfg_path} (AICC_CONFIG)")
     try:
         present = explicit or cfg_path.exists()
     except OSError:  # e.g. a name too long: read_input_file says so
         present = True
     if present:  # (a FIFO or a device would block or never end: refused before reading)
-        raw = read_input_file(cfg_path, f"configuration file {cfg_path}", "AICC_CONFIG",
-                              error=ConfigError, missing="does not exist",
-                              folder="is a directory")
+        raw = read_input_file(cfg_path, named, "AICC_CONFIG", error=ConfigError,
+                              missing="does not exist", folder="is a directory")
         try:
             data = tomllib.loads(raw.decode("utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{cfg_path}: not valid TOML: {exc}", field=str(cfg_path)) from exc
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"configuration file {cfg_path}: cannot read it ({exc})",
-                              field="AICC_CONFIG") from None
+            raise ConfigError(f"{named}: cannot read it ({exc})", field="AICC_CONFIG") from None
+    # the file's values have TOML's own types: a number in quotes is a mistake there
+    # (environment overrides, always text, are read as numbers and flags)
+    in_file = _problems(copy.deepcopy(data), strict=True, where=f"{cfg_path}: ")
+    from_env: dict[str, str] = {}
     for var, key in ENV_KEYS.items():
         if var in env and env[var] != "":
             _set_dotted(data, key, env[var])
+            from_env[key] = var
+    found = _problems(data, strict=False, from_env=from_env)
+    seen = {k for k, _ in found}
+    found += [(k, text) for k, text in in_file if k not in seen and k not in from_env]
+    if found:
+        raise ConfigError("invalid configuration: " + "; ".join(t for _, t in found),
+                          field=found[0][0], problems=[t for _, t in found])
+    return Settings.model_validate(data)
+
+
+def _problems(data: dict[str, Any], *, strict: bool, where: str = "",
+              from_env: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """Every problem of ``data`` as Settings, as (key, text naming the key, and the file or
+    the environment variable it came from); none when it is valid."""
     try:
-        return Settings.model_validate(data)
+        Settings.model_validate(data, strict=strict)
     except ValidationError as exc:
-        problems = []
+        out = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"]) or "(root)"
             msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{key}: {msg}")
-        raise ConfigError(
-            "invalid configuration: " + "; ".join(problems),
-            field=problems[0].split(":")[0],
-            problems=problems,
-        ) from None
+            var = (from_env or {}).get(key)
+            out.append((key, f"{key} ({var}): {msg}" if var else f"{where}{key}: {msg}"))
+        return out
+    return []
