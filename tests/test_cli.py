@@ -118,6 +118,19 @@ def test_token_create_validates_the_user_name(tmp_path: Path) -> None:
     with session_factory(engine)() as s:
         assert s.scalars(select(User.name).where(User.name.in_(bad_names))).all() == []
     engine.dispose()
+    r = runner.invoke(app, ["token", "create", "--user", "ops", "--create-user", "--name",
+                            "n" * 129], env=env)
+    assert r.exit_code == 2 and "error: --name: token name must be at most 128" in r.output
+
+
+def test_a_refused_submission_names_the_commands_options(served: tuple[str, World]) -> None:
+    url, w = served
+    code, out = _run(["jobs", "submit", "-p", "acme-llm", "-t", "h100-sxm-80g", "-g", "4",
+                      "--time-limit", "0"], url, w.tokens["member_a1"])
+    assert code == 2 and "error: --time-limit: " in out and "time_limit_s" not in out, out
+    code, out = _run(["jobs", "submit", "-p", "acme-llm", "-t", "h100-sxm-80g", "-g", "9",
+                      "--time-limit", "60"], url, w.tokens["member_a1"])
+    assert code == 2 and "--per-node" in out and "gang.per_node" not in out, out
 
 
 def test_bad_url_is_a_usage_error_and_tables_are_not_cut(served: tuple[str, World]) -> None:

@@ -56,3 +56,24 @@ def test_an_output_that_cannot_be_written_is_one_error() -> None:
         r = _run(["fleet", "show"], stdout=full.fileno())
     assert r.returncode == 1
     assert _one_error_line(r) == "error: cannot write the output (No space left on device)"
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["jobs", "show", "-1"], "error: No such option: -1 (see aicc jobs show --help)"),
+    (["jobs", "submit"], "error: Missing option '--project' / '-p'. (see aicc jobs submit "
+                         "--help)"),
+    (["usage", "--by", "foo"], "error: Invalid value for '--by': 'foo' is not one of "
+                               "'project', 'organization', 'sector'. (see aicc usage --help)"),
+    (["jobs", "list", "extra"], "error: Got unexpected extra argument(s) (extra) (see aicc "
+                                "jobs list --help)"),
+])
+def test_the_option_parsers_refusals_are_one_line(args: list[str | bytes], says: str) -> None:
+    r = _run(args)
+    assert r.returncode == 2
+    assert _one_error_line(r) == says
+
+
+def test_a_group_alone_shows_its_help() -> None:
+    r = _run(["jobs"])
+    assert r.returncode == 2 and b"submit" in r.stdout + r.stderr and b"Traceback" not in \
+        r.stderr

@@ -174,7 +174,8 @@ def token_create(
                           "user keeps its role (drop --admin, or name a new user)", 2)
             token = create_token(session=session, user_id=u.id, name=name)
     except AiccError as exc:
-        _fail(exc.message, lookup(EXIT_CODE, exc))
+        message = f"--name: {exc.message}" if exc.field == "name" else exc.message
+        _fail(message, lookup(EXIT_CODE, exc))
     finally:
         engine.dispose()
     out.print(token, highlight=False)
@@ -242,7 +243,10 @@ class Client:
         self.url = url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"}
 
-    def call(self, method: str, path: str, **kw: Any) -> Any:
+    def call(self, method: str, path: str, *, options: dict[str, str] | None = None,
+             **kw: Any) -> Any:
+        """The answer of ``method path``; an error answer exits, its field named as the
+        command's option where ``options`` (API field → option) has it."""
         headers = self.headers | kw.pop("headers", {})
         try:
             with httpx.Client(base_url=self.url, timeout=30.0, headers=headers) as http:
@@ -264,6 +268,11 @@ class Client:
                 _fail(f"server error {r.status_code}: {r.reason_phrase}", EXIT_SERVER)
             self._not_the_api(method, path, r)  # e.g. a 404 page of another server
         message = error["message"]
+        option = (options or {}).get(str(error.get("field")))
+        if option is not None:
+            field = str(error["field"])
+            message = (option + message.removeprefix(field) if message.startswith(field)
+                       else f"{option}: {message}")
         if r.status_code >= 500:
             _fail(f"server error {r.status_code}: {message}", EXIT_SERVER)
         _fail(f"{message} (HTTP {r.status_code})", HTTP_EXIT.get(r.status_code, 1))
@@ -355,6 +364,14 @@ JOB_COLUMNS = ["id", "name", "project_id", "accelerator_type", "shape", "job_cla
                "reason", "submitted_at"]
 
 
+# the fields of a submission, as jobs submit's options name them in an error
+SUBMIT_OPTIONS = {"project_id": "--project", "accelerator_type": "--type",
+                  "gang.per_node": "--per-node", "gang.nodes": "--nodes",
+                  "time_limit_s": "--time-limit", "job_class": "--class",
+                  "preemptible": "--preemptible", "name": "--name", "grant_id": "--grant",
+                  "script": "--script", "Idempotency-Key": "--idempotency-key"}
+
+
 @jobs_app.command("submit")
 def jobs_submit(
     project: Annotated[str, typer.Option("--project", "-p", help="project id or name")],
@@ -390,7 +407,7 @@ def jobs_submit(
     if script is not None:
         body["script"] = script
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
-    job = client.call("POST", "/v1/jobs", json=body, headers=headers)
+    job = client.call("POST", "/v1/jobs", json=body, headers=headers, options=SUBMIT_OPTIONS)
     _emit(job, as_json, JOB_COLUMNS, title=f"job {job['id']}")
 
 
@@ -517,10 +534,27 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
         check_input_text(args, dict(os.environ))
-        app(args=args, prog_name="aicc")
+        code = app(args=args, prog_name="aicc", standalone_mode=False)
+    except typer.TyperException as exc:  # the parser's refusals (usage errors, exit 2)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group alone: its help
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "aicc"
+        message = exc.format_message().replace(": Value error, ", ": ")  # type: ignore[attr-defined]
+        err.print("[red]error:[/red] ", end="", highlight=False)  # one line, as every refusal
+        err.print(_escaped(f"{message} (see {where} --help)"), highlight=False, markup=False,
+                  soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:  # Ctrl-C
+        err.print("aborted", highlight=False)
+        sys.exit(130)
     except typer.Exit as exc:  # (raised outside the application by check_input_text)
         sys.exit(exc.exit_code)
     except OSError as exc:
+        if exc.errno == errno.EPIPE:  # the reader went away (| head): nothing to say to it
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         if exc.errno not in _OUTPUT_ERRNOS:
             raise
         # the output cannot be written: say so once on stderr, and let nothing retry the
@@ -530,6 +564,7 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"[red]error:[/red] cannot write the output ({exc.strerror or exc})",
                   highlight=False)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
