@@ -80,10 +80,11 @@ def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(cfg, env={"AICC_ADMIN_TOKEN": "has spaces in it but long enough",
                                 "AICC_PORT": "0"})
-    keys = {p.split(":")[0] for p in info.value.details["problems"]}
-    # a value from the environment names its variable too
+    keys = {p.removeprefix(f"{cfg}: ").split(":")[0] for p in info.value.details["problems"]}
+    # a value from the environment names its variable too; one from the file, the file
     assert keys == {"engine.fleet_phase", "admin_token (AICC_ADMIN_TOKEN)",
                     "server.port (AICC_PORT)"}
+    assert f"{cfg}: engine.fleet_phase: " in info.value.message
     assert "'2099'" in info.value.message and "lab" in info.value.message
 
 

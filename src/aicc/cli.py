@@ -172,10 +172,12 @@ def token_create(
                 if admin and not u.is_admin:
                     _fail(f"--admin: user {user!r} exists and is not a center admin; an existing "
                           "user keeps its role (drop --admin, or name a new user)", 2)
-            token = create_token(session=session, user_id=u.id, name=name)
+            try:
+                token = create_token(session=session, user_id=u.id, name=name)
+            except AiccError as exc:  # (its field "name" is the token's: --name)
+                raise type(exc)(f"--name: {exc.message}", field="name") from None
     except AiccError as exc:
-        message = f"--name: {exc.message}" if exc.field == "name" else exc.message
-        _fail(message, lookup(EXIT_CODE, exc))
+        _fail(exc.message, lookup(EXIT_CODE, exc))
     finally:
         engine.dispose()
     out.print(token, highlight=False)
@@ -271,8 +273,9 @@ class Client:
         option = (options or {}).get(str(error.get("field")))
         if option is not None:
             field = str(error["field"])
-            message = (option + message.removeprefix(field) if message.startswith(field)
-                       else f"{option}: {message}")
+            named = message.startswith(field) and not (message[len(field):len(field) + 1]
+                                                       .replace("_", "a").isalnum())
+            message = option + message.removeprefix(field) if named else f"{option}: {message}"
         if r.status_code >= 500:
             _fail(f"server error {r.status_code}: {message}", EXIT_SERVER)
         _fail(f"{message} (HTTP {r.status_code})", HTTP_EXIT.get(r.status_code, 1))
@@ -546,9 +549,9 @@ def main(argv: list[str] | None = None) -> None:
         err.print(_escaped(f"{message} (see {where} --help)"), highlight=False, markup=False,
                   soft_wrap=True)
         sys.exit(getattr(exc, "exit_code", 2))
-    except typer.Abort:  # Ctrl-C
+    except typer.Abort:  # (an end of input where a prompt waited; Ctrl-C exits 130 itself)
         err.print("aborted", highlight=False)
-        sys.exit(130)
+        sys.exit(1)
     except typer.Exit as exc:  # (raised outside the application by check_input_text)
         sys.exit(exc.exit_code)
     except OSError as exc:

@@ -206,18 +206,24 @@ def load_settings(
         try:
             data = tomllib.loads(raw.decode("utf-8"))
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{cfg_path}: not valid TOML: {exc}", field=str(cfg_path)) from exc
+            field = "AICC_CONFIG" if named.endswith("(AICC_CONFIG)") else str(cfg_path)
+            raise ConfigError(f"{named}: not valid TOML: {exc}", field=field) from exc
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{named}: cannot read it ({exc})", field="AICC_CONFIG") from None
     # the file's values have TOML's own types: a number in quotes is a mistake there
     # (environment overrides, always text, are read as numbers and flags)
-    in_file = _problems(copy.deepcopy(data), strict=True, where=f"{cfg_path}: ")
+    where = f"{cfg_path}: " if data else ""  # (a key the file set is named with the file)
+    in_file = _problems(copy.deepcopy(data), strict=True, where=where)
     from_env: dict[str, str] = {}
     for var, key in ENV_KEYS.items():
         if var in env and env[var] != "":
-            _set_dotted(data, key, env[var])
+            try:
+                _set_dotted(data, key, env[var])
+            except ConfigError as exc:
+                raise ConfigError(f"{var}: cannot set {key}: {where}{exc.message}",
+                                  field=exc.field) from None
             from_env[key] = var
-    found = _problems(data, strict=False, from_env=from_env)
+    found = _problems(data, strict=False, where=where, from_env=from_env)
     seen = {k for k, _ in found}
     found += [(k, text) for k, text in in_file if k not in seen and k not in from_env]
     if found:

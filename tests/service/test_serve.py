@@ -16,7 +16,7 @@ from aicc.clock import AcceleratedClock, WallClock
 from aicc.config import Settings, load_settings
 from aicc.errors import ConfigError
 from aicc.service.serve import ADMIN_TOKEN_FILE, build_service, make_clock, var_dir
-from aicc.store.db import transaction
+from aicc.store.db import open_database, session_factory, transaction
 from aicc.store.models import Job, JobState, LedgerEntry, Node, Organization, Sector
 from aicc.tenancy import service as tenancy
 
@@ -115,9 +115,18 @@ def test_the_demo_members_tokens_are_never_lost(tmp_path: Path) -> None:
     s = settings_for(tmp_path)
     path = var_dir(s) / "demo-tokens.json"
     path.mkdir(parents=True)  # cannot be written: the center is not stored either
-    with pytest.raises(ConfigError, match=r"cannot write .*demo-tokens\.json.*nothing was stored"):
+    with pytest.raises(ConfigError, match=r"demo-tokens\.json is not a regular file"):
         build_service(s, demo=True, say=quiet)
     path.rmdir()
+    staged = path.with_name(path.name + ".new")
+    staged.mkdir()  # the file written beside it cannot be: nothing of the center is stored
+    with pytest.raises(ConfigError, match=r"cannot write .*\.new.*demo center was not stored"):
+        build_service(s, demo=True, say=quiet)
+    staged.rmdir()
+    db = open_database(s.database_url)
+    with session_factory(db)() as session:
+        assert session.scalar(select(func.count(Organization.id))) == 0
+    db.dispose()
     svc = build_service(s, demo=True, say=quiet)
     first = json.loads(path.read_text())
     with svc.factory() as session:

@@ -215,16 +215,31 @@ def _demo(settings: Settings, factory: sessionmaker[Session], fleet, clock: Cloc
     from aicc.service.demo import DemoWorkload, reissue_tokens, seed_demo
 
     path = var / DEMO_TOKENS_FILE
+    staged = path.with_name(path.name + ".new")
+    if path.exists() and not path.is_file():  # (before anything is stored)
+        raise ConfigError(f"demo tokens: {path} is not a regular file; remove it, and the demo "
+                          "members' tokens are written there", field="demo_tokens_file")
     lost = False
-    # the members' tokens are written before the center is committed: a file that cannot be
-    # written leaves no center whose tokens nobody has
-    with transaction(factory) as session:
-        center = seed_demo(session, settings, fleet, now=clock.now())
-        if center.created and center.tokens:
-            _write_tokens(path, center.tokens)
-        elif not center.created and not path.is_file():
-            lost = True
-            _write_tokens(path, reissue_tokens(session))
+    # The members' tokens are written beside the file before their hashes are committed, and
+    # put in its place after: a file that cannot be written stores no center (or no new
+    # tokens), and a commit that fails leaves the file as it was.
+    try:
+        with transaction(factory) as session:
+            center = seed_demo(session, settings, fleet, now=clock.now())
+            if center.created and center.tokens:
+                _write_tokens(staged, center.tokens, "the demo center was not stored")
+            elif not center.created and not path.is_file():
+                lost = True
+                _write_tokens(staged, reissue_tokens(session), "no new tokens were stored")
+        if staged.exists():
+            try:
+                os.replace(staged, path)
+            except OSError as exc:
+                raise ConfigError(f"demo tokens: cannot write {path} ({exc.strerror or exc})",
+                                  field="demo_tokens_file") from None
+    finally:
+        if staged.is_file():  # (a commit that failed: the file stays as it was)
+            staged.unlink()
     if center.created:
         say(f"aicc: demo center created: {center.organizations} organizations, "
             f"{center.projects} projects, {center.grants} grants; member tokens in {path}")
@@ -237,17 +252,17 @@ def _demo(settings: Settings, factory: sessionmaker[Session], fleet, clock: Cloc
     return [workload.submit_due], (path if path.exists() else None)
 
 
-def _write_tokens(path: Path, tokens: dict[str, str]) -> None:
-    """The demo members' tokens, readable by this user only; ConfigError naming the file when
-    it cannot be written (a folder there, no permission)."""
+def _write_tokens(path: Path, tokens: dict[str, str], outcome: str) -> None:
+    """The demo members' tokens, readable by this user only; ConfigError naming the file and
+    ``outcome`` when it cannot be written (a folder there, no permission)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(tokens, f, indent=1, sort_keys=True)
     except OSError as exc:
-        raise ConfigError(f"demo tokens: cannot write {path} ({exc.strerror or exc}); nothing "
-                          "was stored", field="demo_tokens_file") from None
+        raise ConfigError(f"demo tokens: cannot write {path} ({exc.strerror or exc}); "
+                          f"{outcome}", field="demo_tokens_file") from None
 
 
 def listen(host: str, port: int) -> socket.socket:

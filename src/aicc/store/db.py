@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +37,8 @@ def sqlite_file(url: str) -> str | None:
     if str(u.query.get("uri", "")).lower() in ("true", "1"):  # file:PATH?mode=…, a URI
         if "mode=memory" in u.database or u.query.get("mode") == "memory":
             return ""
-        return u.database.removeprefix("file:").split("?", 1)[0]
+        path = u.database.removeprefix("file:").split("?", 1)[0]
+        return "" if path in ("", ":memory:") else path
     return u.database
 
 
@@ -74,7 +76,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cur.close()
 
         return engine
-    if not u.database:  # the server's default database is rarely the one meant
+    if not (u.database or u.query.get("dbname") or u.query.get("service")
+            or os.environ.get("PGDATABASE") or os.environ.get("PGSERVICE")):
+        # (libpq would take the user's name: rarely the database meant)
         raise ConfigError(f"database_url: {_shown(url)} names no database; give "
                           "postgresql+psycopg://USER@HOST:PORT/DATABASE", field="database_url")
     if u.port is not None and not 1 <= u.port <= 65535:
