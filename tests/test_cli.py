@@ -336,3 +336,4 @@ def test_db_upgrade_refuses_a_schema_it_does_not_know(tmp_path: Path) -> None:
     r = runner.invoke(app, ["db", "upgrade"], env=env)
     assert r.exit_code == 2 and "holds aicc tables" in r.output and "no schema record" in \
         r.output, r.output
+

@@ -13,6 +13,7 @@ import errno
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -276,6 +277,9 @@ class Client:
             named = message.startswith(field) and not (message[len(field):len(field) + 1]
                                                        .replace("_", "a").isalnum())
             message = option + message.removeprefix(field) if named else f"{option}: {message}"
+        for field, opt in (options or {}).items():  # other fields the message names
+            if "_" in field or "." in field:  # (an identifier, never a plain word)
+                message = re.sub(rf"(?<![\w.-]){re.escape(field)}(?![\w.-])", opt, message)
         if r.status_code >= 500:
             _fail(f"server error {r.status_code}: {message}", EXIT_SERVER)
         _fail(f"{message} (HTTP {r.status_code})", HTTP_EXIT.get(r.status_code, 1))

@@ -653,6 +653,11 @@ def _execute(plan: _Plan, *, quiet: bool) -> list[SimResult]:
     return results
 
 
+# the forecast's query parameters, as jobs forecast's options name them in an error
+FORECAST_OPTIONS = {"horizon_hours": "--horizon-hours", "arrivals": "--arrivals",
+                    "samples": "--samples", "window_days": "--window-days", "seed": "--seed"}
+
+
 def jobs_forecast(
     job_id: Annotated[int, typer.Argument(min=1)],
     horizon_hours: Annotated[float, typer.Option(
@@ -690,6 +695,7 @@ def jobs_forecast(
     data = client.call("GET", f"/v1/jobs/{job_id}/forecast",
                        params={"horizon_hours": horizon_hours, "arrivals": arrivals,
                                "samples": samples, "window_days": window_days, "seed": seed},
+                       options=FORECAST_OPTIONS,
                        timeout=300.0)  # history samples of a long wait take a while
     _emit(data if as_json else _readable_forecast(data), as_json, [],
           title=f"forecast for job {job_id}")
