@@ -62,10 +62,15 @@ def _fail(message: str, code: int) -> NoReturn:
     never wrapped (a pipe or a log gets the message whole), line breaks of a server's answer
     turned into spaces and other control characters escaped, brackets printed as they are
     (not read as markup)."""
+    _say_error(message)
+    raise typer.Exit(code)
+
+
+def _say_error(message: str) -> None:
+    """The ``error:`` line of :func:`_fail`, for callers outside a command (:func:`main`)."""
     one = _escaped(str(message).replace("\r\n", " ").replace("\n", " "))
     err.print("[red]error:[/red] ", end="", highlight=False)
     err.print(one, highlight=False, markup=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _settings() -> Settings:
@@ -549,9 +554,7 @@ def main(argv: list[str] | None = None) -> None:
         ctx = getattr(exc, "ctx", None)
         where = ctx.command_path if ctx is not None else "aicc"
         message = exc.format_message().replace(": Value error, ", ": ")  # type: ignore[attr-defined]
-        err.print("[red]error:[/red] ", end="", highlight=False)  # one line, as every refusal
-        err.print(_escaped(f"{message} (see {where} --help)"), highlight=False, markup=False,
-                  soft_wrap=True)
+        _say_error(f"{message} (see {where} --help)")  # one line, as every refusal
         sys.exit(getattr(exc, "exit_code", 2))
     except typer.Abort:  # (an end of input where a prompt waited; Ctrl-C exits 130 itself)
         err.print("aborted", highlight=False)
@@ -559,17 +562,14 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as exc:  # (raised outside the application by check_input_text)
         sys.exit(exc.exit_code)
     except OSError as exc:
-        if exc.errno == errno.EPIPE:  # the reader went away (| head): nothing to say to it
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(1)
-        if exc.errno not in _OUTPUT_ERRNOS:
+        if exc.errno != errno.EPIPE and exc.errno not in _OUTPUT_ERRNOS:
             raise
-        # the output cannot be written: say so once on stderr, and let nothing retry the
-        # write at exit (Python flushes stdout then, and would report the same error again)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        err.print(f"[red]error:[/red] cannot write the output ({exc.strerror or exc})",
-                  highlight=False)
+        # the output cannot be written: let nothing retry the write at exit (Python flushes
+        # stdout then, and would report the same error again); a reader that went away
+        # (| head) is told nothing, a full disk once, on stderr
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if exc.errno != errno.EPIPE:
+            _say_error(f"cannot write the output ({exc.strerror or exc})")
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -213,7 +213,7 @@ def load_settings(
     # the file's values have TOML's own types: a number in quotes is a mistake there
     # (environment overrides, always text, are read as numbers and flags)
     where = f"{cfg_path}: " if data else ""  # (a key the file set is named with the file)
-    in_file = _problems(copy.deepcopy(data), strict=True, where=where)
+    _, in_file = _problems(copy.deepcopy(data), strict=True, where=where)
     from_env: dict[str, str] = {}
     for var, key in ENV_KEYS.items():
         if var in env and env[var] != "":
@@ -223,21 +223,22 @@ def load_settings(
                 raise ConfigError(f"{var}: cannot set {key}: {where}{exc.message}",
                                   field=exc.field) from None
             from_env[key] = var
-    found = _problems(data, strict=False, where=where, from_env=from_env)
+    settings, found = _problems(data, strict=False, where=where, from_env=from_env)
     seen = {k for k, _ in found}
     found += [(k, text) for k, text in in_file if k not in seen and k not in from_env]
-    if found:
+    if found or settings is None:
         raise ConfigError("invalid configuration: " + "; ".join(t for _, t in found),
                           field=found[0][0], problems=[t for _, t in found])
-    return Settings.model_validate(data)
+    return settings
 
 
 def _problems(data: dict[str, Any], *, strict: bool, where: str = "",
-              from_env: dict[str, str] | None = None) -> list[tuple[str, str]]:
-    """Every problem of ``data`` as Settings, as (key, text naming the key, and the file or
-    the environment variable it came from); none when it is valid."""
+              from_env: dict[str, str] | None = None
+              ) -> tuple[Settings | None, list[tuple[str, str]]]:
+    """``data`` as Settings, else None and every problem, as (key, text naming the key, and
+    the file or the environment variable it came from)."""
     try:
-        Settings.model_validate(data, strict=strict)
+        return Settings.model_validate(data, strict=strict), []
     except ValidationError as exc:
         out = []
         for err in exc.errors():
@@ -245,5 +246,4 @@ def _problems(data: dict[str, Any], *, strict: bool, where: str = "",
             msg = err["msg"].removeprefix("Value error, ")
             var = (from_env or {}).get(key)
             out.append((key, f"{key} ({var}): {msg}" if var else f"{where}{key}: {msg}"))
-        return out
-    return []
+        return None, out
