@@ -224,3 +224,29 @@ def test_the_cycle_of_an_instant_runs_before_its_sample():
     assert r.series["time"][0] == 0.0
     assert (r.series["busy"][0], r.series["pending"][0]) == (1, 0)
     assert r.series["time"][1] == 50.0 and r.series["busy"][1] == 3
+
+
+def test_series_samples_each_instant_once():
+    # one 100 s job of one accelerator on one 8-accelerator node, grid every 60 s: the samples
+    # are at 0, 60 and 120 (busy 1, 1, 0), the last grid sample is the run's end, and it is
+    # not taken twice (a repeated zero would pull the means down)
+    w = workload([0], [100], [1])
+    jobs, fleet, tm = setup(w)
+    r = simulate(jobs, fleet, tm.tenancy, SimConfig(policy="fifo", min_cycle_s=0.0,
+                                                    sample_s=60.0))
+    assert r.series["time"].tolist() == [0.0, 60.0, 120.0]
+    assert r.series["busy"].tolist() == [1, 1, 0]
+    s = summarize(r)
+    assert s["fleet"]["utilisation_mean"] == pytest.approx(2 / 3 / 8)
+    t = r.series["time"]
+    assert (np.diff(t) > 0).all()
+
+
+def test_a_run_stopped_early_keeps_its_end_sample():
+    # stopped between grid samples, the run still records its state at the stop
+    w = workload([0], [1000], [8])
+    jobs, fleet, tm = setup(w)
+    r = simulate(jobs, fleet, tm.tenancy, SimConfig(policy="fifo", min_cycle_s=0.0,
+                                                    sample_s=60.0, until_s=90.0))
+    assert r.series["time"].tolist() == [0.0, 60.0, 90.0]
+    assert r.series["busy"].tolist() == [8, 8, 8]

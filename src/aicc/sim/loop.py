@@ -1175,7 +1175,10 @@ class Simulator:
         if self.progress is not None:
             self.progress(end_time, self.n_ended())
         lending = self.lending_at(end_time) if self.lends else None
-        self._sample(end_time)
+        if not self.samples["time"] or self.samples["time"][-1] < end_time:
+            # (a grid sample at the end instant already shows its state: samples come last
+            # at an instant, and one instant is sampled once)
+            self._sample(end_time)
         # work of the runs still going at the end, not yet charged (a stopped run)
         self.running.compact()
         going = self.running.ids

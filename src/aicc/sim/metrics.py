@@ -24,7 +24,8 @@ Definitions (also in ``docs/simulation.md``):
   busy / Σ fair share over the samples. A sector's ``fair_share_delivered`` is the mean of its
   types' values weighted by the fleet's capacity of each type (over the types it wanted).
 * Jain's index over sectors of ``fair_share_delivered``, type by type, and its mean weighted
-  by capacity (1 = every sector got its fair share of every type whenever it wanted it; the
+  by capacity (1 = the sectors were served alike, each the same fraction of its fair share of
+  a type; it says nothing of how large that fraction was, ``fair_share_delivered`` does; the
   share of all work delivered is no measure of fairness: once every job has run it is the
   demand mix, whatever the policy); and over projects of 1 / mean bounded slowdown. Types are
   never added together: a sector holding another's share of one type while short of its own
