@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import Engine, update
 
+from aicc.allocation.grants import create_grant
 from aicc.api.routes.forecast import center_cycle_s
 from aicc.clock import AcceleratedClock, WallClock
 from aicc.config import Settings
@@ -128,7 +129,9 @@ def test_forecast_with_the_history_of_arrivals(world: World) -> None:
     dflt = world.client.get(url, headers=world.h("member_a1")).json()
     assert dflt["arrivals"] == "none" and dflt["predicted_start"] == none["predicted_start"]
     week = world.client.get(url + "?arrivals=history", headers=world.h("member_a1")).json()
-    assert week["window_s"] == 7 * 86400.0 and week["samples"] == 5
+    # (the store is two days old: a week's window replays those two days, and says so)
+    assert week["window_s"] == pytest.approx(2 * 86400.0, abs=60) and week["samples"] == 5
+    assert "less than the 7-day window" in week["basis"]
 
 
 @pytest.mark.parametrize(("query", "field"), [
@@ -187,3 +190,73 @@ def test_a_forecast_without_a_control_plane_runs_the_configured_policy(world: Wo
     body = r.json()
     assert body["predicted_start"] is None, body
     assert body["require_grant"] is True and body["sector_queueing"] == "best_effort"
+    # and it says why the job is still held at the horizon, as the job's own message would
+    assert body["held_for"] == "no_grant", body
+    assert body["held_message"] == "the project has no active grant for ascend-910b"
+
+
+def test_a_job_held_by_the_site_power_cap_is_forecast_once_power_frees_up(world: World) -> None:
+    # lab fleet: 16 H100 and 16 Ascend nodes of 8, idle draw 14,720 W. Half the H100s run a
+    # job (+64 × 630 W: 55,040 W); the site allows 60,000 W of accelerator power
+    # (0.072 MW / PUE 1.2), so the other half, idle, cannot take a second 64-accelerator job
+    # (+40,320 W) before the first ends at its limit (rule 9), as the live loop holds it.
+    fleet = build_fleet("lab")
+    t = fleet.catalog.index("h100-sxm-80g")
+    h100 = [n for n, ti in zip(fleet.names, fleet.type_idx.tolist(), strict=True) if ti == t]
+    app = world.client.app
+    app.state.settings = Settings(database_url=str(world.engine.url),  # type: ignore[attr-defined]
+                                  energy={"site_power_mw": 0.072, "pue": 1.2})
+    first = _submit(world, "member_a1", "p_a1", 8, 3600)
+    second = _submit(world, "member_a1", "p_a1", 8, 1800)
+    started = datetime.now(UTC) - timedelta(minutes=10)
+    with transaction(session_factory(world.engine)) as s:
+        transition(session=s, job=first, to="running", at=started, placement=h100[:8])
+    r = world.client.get(f"/v1/jobs/{second}/forecast", headers=world.h("member_a1"))
+    assert r.status_code == 200, r.text
+    pred = datetime.fromisoformat(r.json()["predicted_start"])
+    assert timedelta(0) <= pred - (started + timedelta(seconds=3600)) <= timedelta(seconds=31)
+    # without the cap it starts at once
+    app.state.settings = Settings(database_url=str(world.engine.url))  # type: ignore
+    r = world.client.get(f"/v1/jobs/{second}/forecast", headers=world.h("member_a1"))
+    assert r.json()["predicted_wait_s"] == 0.0, r.text
+
+
+def test_a_grant_that_begins_later_is_found_when_it_begins(world: World) -> None:
+    # require_grant (the default): a job on the NPUs, for which its project holds no grant, is
+    # held (no_grant) until the grant created for them begins in two hours; the live service
+    # gives it that grant then, and so must the forecast's fork (which resolves the grants of
+    # jobs submitted without one at each of its cycles)
+    r = world.client.post("/v1/jobs", headers=world.h("member_a1"), json={
+        "project_id": world.ids["p_a1"], "accelerator_type": "ascend-910b",
+        "gang": {"nodes": 1, "per_node": 8}, "time_limit_s": 3600})
+    assert r.status_code == 201, r.text
+    job = r.json()["id"]
+    begins = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+    with transaction(session_factory(world.engine)) as s:
+        create_grant(session=s, project_id=world.ids["p_a1"], accelerator_type="ascend-910b",
+                     accelerator_hours=100, start=begins, end=begins + timedelta(days=30))
+    r = world.client.get(f"/v1/jobs/{job}/forecast?horizon_hours=4",
+                         headers=world.h("member_a1"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["predicted_start"] is not None, body
+    pred = datetime.fromisoformat(body["predicted_start"])
+    assert timedelta(0) <= pred - begins <= timedelta(seconds=31)
+    assert body["held_for"] is None and body["held_message"] is None
+
+
+def test_a_store_younger_than_the_window_replays_what_it_holds_and_says_so(
+        world: World) -> None:
+    # the store's first submission is three hours old: a one-day window replays those three
+    # hours, and the answer's window_s and basis say so rather than claim a day
+    now = datetime.now(UTC)
+    for k in range(6):
+        job = _submit(world, "member_b1", "p_b1", 1, 600)
+        _age(world, job, now - timedelta(hours=3) + timedelta(minutes=30 * k), None, [])
+    job = _submit(world, "member_a1", "p_a1", 1, 600)
+    r = world.client.get(f"/v1/jobs/{job}/forecast?arrivals=history&window_days=1&samples=1",
+                         headers=world.h("member_a1"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert 3 * 3600 - 60 <= body["window_s"] <= 3 * 3600 + 60, body
+    assert "less than the 1-day window" in body["basis"], body["basis"]

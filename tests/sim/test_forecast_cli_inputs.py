@@ -41,6 +41,11 @@ def test_the_forecast_table_reads_as_a_person_reads_it():
     beyond = _readable_forecast(base | {"predicted_start": None, "predicted_wait_s": None})
     assert beyond["predicted_start"] == "not within the horizon (24 h)"
     assert "predicted_wait" not in beyond and "range (p10–p90)" not in beyond
+    assert "held at the horizon" not in beyond
+    held = _readable_forecast(base | {"predicted_start": None, "predicted_wait_s": None,
+                                      "held_for": "no_grant",
+                                      "held_message": "the project has no active grant for b200"})
+    assert held["held at the horizon"] == "the project has no active grant for b200"
     running = _readable_forecast({"job_id": 7, "state": "running", "basis": "running",
                                   "predicted_start": "2029-12-31T23:00:00Z",
                                   "predicted_wait_s": 0.0})

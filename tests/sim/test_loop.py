@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
+from aicc.errors import InvalidInput
 from aicc.fleet import build_fleet
 from aicc.fleet.phases import FleetPhase, NodeGroup
 from aicc.sim.jobs import prepare
@@ -250,3 +253,22 @@ def test_a_run_stopped_early_keeps_its_end_sample():
                                                     sample_s=60.0, until_s=90.0))
     assert r.series["time"].tolist() == [0.0, 60.0, 90.0]
     assert r.series["busy"].tolist() == [8, 8, 8]
+
+
+def test_a_power_cap_holds_a_start_until_power_frees_up():
+    # two 8-accelerator jobs on two idle H100 nodes (idle draw 16 × 70 W = 1,120 W; a job adds
+    # 8 × 630 W): 8,000 W lets one run at a time (rule 9), so the second starts when the first
+    # ends; uncapped both start at once
+    w = workload([0, 0], [100, 100], [8, 8])
+    jobs, fleet, tm = setup(w, nodes=2)
+    for cap, second in ((8000.0, 100.0), (math.inf, 0.0)):
+        r = simulate(jobs, fleet, tm.tenancy, SimConfig(policy="fifo", min_cycle_s=0.0,
+                                                        power_available_w=cap))
+        assert sorted(r.first_start.tolist()) == [0.0, second]
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.nan])
+def test_a_power_cap_must_be_positive(bad):
+    with pytest.raises(InvalidInput) as e:
+        SimConfig(power_available_w=bad)
+    assert e.value.field == "power_available_w"

@@ -19,6 +19,7 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from aicc.allocation.live import live_grants
 from aicc.catalog import Catalog, default_catalog
 from aicc.fleet.arrays import NODE_STATE_NAMES, NODE_UP, FleetArrays, NodeInfo
 from aicc.ledger.usage import USAGE, used_seconds_by_grant
@@ -183,30 +184,16 @@ def write_lending(session: Session, sector_ids: np.ndarray, balance_s: np.ndarra
 
 def attach_live_grants(pending: JobTable, grants: Grants, now: float) -> int:
     """Give every pending job submitted without a grant its project's live grant for its type
-    (one with balance left first, then the one that ends first), so that it is paced and held
-    like any other and charged to that grant once it starts (docs/api.md). A job whose project
-    has no such grant keeps -1: the scheduler holds it when the policy requires a grant.
-    Returns how many jobs got a grant."""
+    (:func:`aicc.allocation.live.live_grants`), so that it is paced and held like any other and
+    charged to that grant once it starts (docs/api.md). A job whose project has no such grant
+    keeps -1: the scheduler holds it when the policy requires a grant. Returns how many jobs
+    got a grant."""
     loose = np.flatnonzero(pending.grant < 0)
-    n_g = len(grants.total_s)
-    if not len(loose) or not n_g:
+    if not len(loose):
         return 0
-    live = np.flatnonzero((grants.start <= now) & (now < grants.end) & (grants.project >= 0)
-                          & (grants.type_idx >= 0))
-    if not len(live):
-        return 0
-    n_types = int(max(grants.type_idx.max(), pending.type_idx.max())) + 1
-    key = grants.project[live].astype(np.int64) * n_types + grants.type_idx[live]
-    spent = grants.used_s[live] >= grants.total_s[live]
-    order = np.lexsort((grants.end[live], spent, key))  # by key, then balance, then end
-    key, best = key[order], live[order]
-    first = np.r_[True, key[1:] != key[:-1]]
-    key, best = key[first], best[first]
-    want = (pending.project[loose].astype(np.int64) * n_types + pending.type_idx[loose])
-    pos = np.searchsorted(key, want).clip(0, len(key) - 1)
-    hit = (key[pos] == want) & (pending.project[loose] >= 0)
-    pending.grant[loose[hit]] = best[pos[hit]]
-    return int(hit.sum())
+    got = live_grants(pending.project[loose], pending.type_idx[loose], grants, now)
+    pending.grant[loose] = got
+    return int((got >= 0).sum())
 
 
 class SnapshotBuilder:
@@ -280,7 +267,11 @@ class SnapshotBuilder:
 
     # --- the snapshot -------------------------------------------------------------------------
 
-    def build(self, session: Session, now: float) -> StoreSnapshot:
+    def build(self, session: Session, now: float, *, attach_grants: bool = True
+              ) -> StoreSnapshot:
+        """The live state at ``now``. ``attach_grants=False`` leaves the pending jobs submitted
+        without a grant at -1: a fork (the start-time forecast) resolves them itself at each
+        of its cycles, as the service does at each of its own."""
         fleet = self.fleet(session)
         cat = self.catalog
         n_types = len(cat)
@@ -350,7 +341,8 @@ class SnapshotBuilder:
             end=np.array([ts(g[5]) for g in grants], dtype=np.float64),
         )
 
-        attach_live_grants(pending, grant_arrays, now)
+        if attach_grants:
+            attach_live_grants(pending, grant_arrays, now)
 
         usage = self._decayed_usage(session, now)
         usage_arr = np.array([usage.get(int(p), 0.0) for p in project_ids], dtype=np.float64)
@@ -378,7 +370,8 @@ class SnapshotBuilder:
         counts with the time it ran; one still pending or running with its limit; one that
         ended without starting (cancelled in the queue) is left out, as it used no capacity.
         ``since`` is the store's first submission, so a young center is not taken for an idle
-        one."""
+        one. A job submitted without a grant keeps -1: the fork gives it its project's live
+        grant when it arrives again."""
         cond = (Job.submitted_at >= dt(now - window_s), Job.submitted_at < dt(now))
         rows = session.connection().execute(
             select(*_COLS[:11], Job.ended_at, Job.state).where(*cond).order_by(Job.id)).all()
@@ -387,7 +380,6 @@ class SnapshotBuilder:
         rows = [r for r in rows if r[-1] in live or r[10] is not None]
         t = self._table([(*r[:11], None) for r in rows], built.project_ids, built.grant_ids,
                         with_alloc=False)
-        attach_live_grants(t, built.snapshot.grants, now)
         ended = np.array([r[-1] not in live for r in rows], dtype=bool)
         ran = np.array([ts(r[11]) for r in rows], dtype=np.float64) - t.start_time
         runtime = np.where(ended, np.maximum(ran, 1.0), t.time_limit_s)

@@ -710,6 +710,8 @@ def _readable_forecast(data: dict) -> dict:
         out["started"] = data.get("predicted_start")
     elif data.get("predicted_start") is None:
         out["predicted_start"] = f"not within the horizon ({horizon_h:g} h)"
+        if data.get("held_message"):
+            out["held at the horizon"] = data["held_message"]
     else:
         out["predicted_start"] = data["predicted_start"]
         out["predicted_wait"] = _fmt_s(float(data["predicted_wait_s"]))

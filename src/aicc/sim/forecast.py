@@ -34,6 +34,7 @@ import numpy as np
 
 from aicc.errors import InvalidInput
 from aicc.fleet.arrays import FleetArrays
+from aicc.scheduler import HoldReason, schedule
 from aicc.scheduler.policy import Policy, resolve
 from aicc.scheduler.snapshot import Snapshot, Tenancy
 from aicc.sim.jobs import SimJobs
@@ -123,15 +124,22 @@ class Arrivals:
         """Nothing arriving is one future: one run."""
         return 1 if self.model == "none" else self.samples
 
+    def span(self, now: float) -> float:
+        """The past the model replays at ``now``: the window, or what the history holds when
+        it is younger (0: too little, nothing arrives)."""
+        h = self.history
+        if self.model == "none" or h is None or not len(h):
+            return 0.0
+        span = min(self.window_s, now - h.since)
+        return span if span >= MIN_SPAN_S else 0.0
+
     def budget_check(self, now: float, horizon_s: float,
                      limit: int | None = MAX_FUTURE_JOBS) -> None:
         """Refuse a request whose samples would generate more than ``limit`` submissions in
         all (estimated from the window's rate), naming what to lower; None: no limit."""
         h = self.history
-        if limit is None or self.model == "none" or h is None or not len(h):
-            return
-        span = min(self.window_s, now - h.since)
-        if span < MIN_SPAN_S:
+        span = self.span(now)
+        if limit is None or h is None or not span:
             return
         # the window's rate over the horizon (the bootstrap draws whole days of the window)
         rate = np.count_nonzero((h.submit >= now - span) & (h.submit < now)) / span
@@ -144,15 +152,13 @@ class Arrivals:
                 f"samples: the history model would submit about {per_sample:,} jobs per sample "
                 f"over the horizon, {per_sample * self.samples:,} in all (at most "
                 f"{limit:,}); lower horizon_hours (at most {fits_h:,.1f} with "
-                f"{self.samples} samples) or samples", field="samples")
+                f"{self.samples} samples) or the number of samples", field="samples")
 
     def future(self, k: int, now: float, horizon_s: float) -> History:
         """Sample ``k``'s submissions in ``[now, now + horizon_s]``, by submit time."""
         h = self.history
-        if self.model == "none" or h is None or not len(h):
-            return History.empty()
-        span = min(self.window_s, now - h.since)
-        if span < MIN_SPAN_S:  # too little past to stand for the future
+        span = self.span(now)
+        if h is None or not span:  # (too little past to stand for the future)
             return History.empty()
         win = np.flatnonzero((h.submit >= now - span) & (h.submit < now))
         if not len(win):
@@ -203,8 +209,11 @@ class Forecast:
     samples: int = 1
     start_low: float | None = None  # p10 over the samples (None: beyond the horizon)
     start_high: float | None = None  # p90
-    window_s: float | None = None  # the history's window (arrivals "history")
+    window_s: float | None = None  # the past replayed (arrivals "history"; 0: too little)
     future_jobs: int = 0  # submissions sample 0 adds within the horizon
+    # not started within the horizon: why it is held there (a HoldReason), in the first
+    # sample that did not start it; None when it starts
+    held_for: HoldReason | None = None
 
     @property
     def wait_s(self) -> float | None:
@@ -217,7 +226,8 @@ class Forecast:
                 "arrivals": self.arrivals, "samples": self.samples, "window_s": self.window_s,
                 "future_jobs": self.future_jobs, "running_jobs": self.running,
                 "pending_jobs": self.pending, "simulated_cycles": self.cycles,
-                "wall_s": self.wall_s}
+                "wall_s": self.wall_s,
+                "held_for": None if self.held_for is None else self.held_for.name.lower()}
 
 
 @dataclass(frozen=True)
@@ -230,6 +240,9 @@ class Starts:
     cycles: int
     future_jobs: int  # submissions sample 0 adds within the horizon
     wall_s: float = 0.0
+    # [n_samples, n_pending] int8: why a job not started within the horizon is held there
+    # (a HoldReason, from a cycle on the fork's last state); -1 where it started
+    held: np.ndarray | None = None
 
     def quantile(self, q: float) -> np.ndarray:
         """Per job, a start some sample predicted (no interpolation: ``inf`` stays itself),
@@ -324,6 +337,7 @@ def forecast_starts(snap: Snapshot, policy: Policy | str = "fairshare", *,
     n_p = len(snap.pending)
     arrivals.budget_check(snap.now, horizon_s, max_future_jobs)
     out = np.full((arrivals.n_samples, n_p), np.inf)
+    held = np.full((arrivals.n_samples, n_p), -1, dtype=np.int8)
     cycles = future_jobs = 0
     for k in range(arrivals.n_samples):
         future = arrivals.future(k, snap.now, horizon_s)
@@ -331,16 +345,21 @@ def forecast_starts(snap: Snapshot, policy: Policy | str = "fairshare", *,
             future_jobs = len(future)
         jobs, fork, ids = _fork(snap, future, notices)
         cfg = SimConfig(policy=pol, min_cycle_s=min_cycle_s, until_s=snap.now + horizon_s,
-                        sample_s=horizon_s)
+                        sample_s=horizon_s, power_available_w=snap.power_available_w)
         sim = Simulator(jobs, snap.fleet, snap.tenancy, cfg, fork=fork, cancelled=cancelled)
-        sim.stop_when_started(np.arange(n_p) if job_id is None
-                              else np.flatnonzero(ids[:n_p] == job_id))
+        watched = np.arange(n_p) if job_id is None else np.flatnonzero(ids[:n_p] == job_id)
+        sim.stop_when_started(watched)
         sim.run()
         started = sim.first_start[:n_p]
         out[k] = np.where(started >= 0, started, np.inf)
         cycles += sim.cycles
+        if (started[watched] < 0).any():  # why they still wait, at the end
+            end = sim.snapshot()
+            rows = end.pending.id
+            mine = rows < n_p
+            held[k, rows[mine]] = schedule(end, pol).reason[mine]
     return Starts(snap.pending.id.astype(np.int64), out, cycles, future_jobs,
-                  time.perf_counter() - w0)
+                  time.perf_counter() - w0, held)
 
 
 def forecast_all(snap: Snapshot, policy: Policy | str = "fairshare", *,
@@ -363,7 +382,8 @@ def forecast_start(snap: Snapshot, job_id: int, policy: Policy | str = "fairshar
     """When ``job_id`` (pending in ``snap``) is predicted to start. A running job's forecast
     is its real start."""
     w0 = time.perf_counter()
-    window = arrivals.window_s if arrivals.model != "none" else None
+    # the past replayed: the window, or less for a younger history
+    window = arrivals.span(snap.now) if arrivals.model != "none" else None
     run_rows = np.flatnonzero(snap.running.id == job_id)
     if len(run_rows):
         st = float(snap.running.start_time[run_rows[0]])
@@ -376,10 +396,15 @@ def forecast_start(snap: Snapshot, job_id: int, policy: Policy | str = "fairshar
                         horizon_s=horizon_s, job_id=job_id, max_future_jobs=max_future_jobs,
                         cancelled=cancelled, notices=notices)
     c = int(col[0])
-    return Forecast(job_id, snap.now, _opt(s.median[c]), horizon_s, len(snap.running),
+    median = _opt(s.median[c])
+    held = None
+    if median is None and s.held is not None:
+        codes = s.held[:, c][s.held[:, c] >= 0]
+        held = HoldReason(int(codes[0])) if len(codes) else None
+    return Forecast(job_id, snap.now, median, horizon_s, len(snap.running),
                     len(snap.pending), s.cycles, time.perf_counter() - w0, arrivals.model,
                     arrivals.n_samples, _opt(s.low[c]), _opt(s.high[c]), window,
-                    s.future_jobs)
+                    s.future_jobs, held)
 
 
 def replay_history(jobs: SimJobs, sim: Simulator, at: float,

@@ -2,7 +2,8 @@
 
 Each scheduling cycle calls :func:`aicc.scheduler.schedule` unchanged, on a
 :class:`~aicc.scheduler.snapshot.Snapshot` built from arrays kept up to date incrementally.
-Cycles are triggered by events (arrivals, completions, failures, repairs) but never closer than
+Cycles are triggered by events (arrivals, completions, failures, repairs, a fork's grants
+beginning or ending) but never closer than
 ``min_cycle_s`` apart, so that arrivals between two cycles are batched into one.
 
 Job completion is kept here, event-driven, rather than delegated to the twin engine: the engine
@@ -10,12 +11,12 @@ port has no "time of the next event" query, so driving it would mean polling at 
 and its per-job objects and node names cost more than the whole cycle at Philly scale. The twin
 and this loop apply the same rules (runtime, time limit, node failure → lost work).
 
-Priorities at equal times: a job ends, a node is repaired, a node fails, arrivals are
-admitted, the cycle runs, a preempted job whose grace ends stops, then the metrics are
-sampled. A stop comes after the cycle, and the next cycle is at least the minimum interval
-later: the live service stops a victim at the end of a cycle, and its next cycle reuses the
-capacity. Ties beyond that are broken by the sequence number, so the same seed always gives
-the same result.
+Priorities at equal times: a job ends, a node is repaired, a node fails, a borrowed run may
+be preempted, a grant begins or ends, arrivals are admitted, the cycle runs, a preempted job
+whose grace ends stops, then the metrics are sampled. A stop comes after the cycle, and the
+next cycle is at least the minimum interval later: the live service stops a victim at the end
+of a cycle, and its next cycle reuses the capacity. Ties beyond that are broken by the
+sequence number, so the same seed always gives the same result.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from aicc.allocation.live import live_grants
 from aicc.clock import VirtualClock
 from aicc.errors import InvalidInput
 from aicc.fleet.arrays import NODE_DOWN, NODE_UP, FleetArrays
@@ -39,7 +41,7 @@ from aicc.scheduler.snapshot import Grants, JobTable, Preempt, Snapshot, Start, 
 from aicc.sim.jobs import SimJobs
 
 # event priorities (lower first at equal times)
-P_END, P_REPAIR, P_FAIL, P_WAKE, P_ARRIVAL, P_CYCLE, P_STOP, P_SAMPLE = range(8)
+P_END, P_REPAIR, P_FAIL, P_WAKE, P_GRANT, P_ARRIVAL, P_CYCLE, P_STOP, P_SAMPLE = range(9)
 
 # job states
 ST_FUTURE, ST_PENDING, ST_RUNNING, ST_DONE, ST_FAILED, ST_TIMEOUT = range(6)
@@ -109,6 +111,8 @@ class SimConfig:
     seed: int = 0
     until_s: float = math.inf
     check_invariants: bool = False  # verify conservation after every cycle (tests)
+    # accelerator power the site allows, W (rule 9; the live service's site_power_mw / pue)
+    power_available_w: float = math.inf
 
     def __post_init__(self) -> None:
         # a sample interval too small to move the clock (t + sample_s == t) would never end
@@ -117,6 +121,9 @@ class SimConfig:
                                               and self.sample_s >= MIN_SAMPLE_S):
             raise InvalidInput(f"sample_s must be a finite number of seconds of at least "
                                f"{MIN_SAMPLE_S:g}, got {self.sample_s!r}", field="sample_s")
+        if not (self.power_available_w > 0):  # (NaN too; inf: no cap)
+            raise InvalidInput(f"power_available_w must be a positive number of watts, got "
+                               f"{self.power_available_w!r}", field="power_available_w")
 
 
 @dataclass
@@ -271,6 +278,10 @@ class Simulator:
         self.running = _Running(n)
         self._neg1 = np.full(n, -1.0)
         self._grant = np.full(n, -1, dtype=np.int32)
+        # the grant each job is charged to: its own, or for one submitted without (-1 in
+        # jobs.grant) its project's live grant, resolved again at every cycle while it waits,
+        # as the live service resolves its queue (aicc.allocation.live)
+        self.grant_of = None if jobs.grant is None else jobs.grant.astype(np.int32).copy()
         self._ptr0 = np.zeros(n + 1, dtype=np.int64)
         self.n_running = 0
         self.pending_parts: list[np.ndarray] = []
@@ -293,9 +304,11 @@ class Simulator:
         self._by_type = (srt, bounds, has)
         self._submit_sorted = bool(n == 0 or (np.diff(jobs.submit) >= 0).all())
         pol = self.policy
-        # FIFO order without backfill (entitlements act only under fair share: Policy.lends)
+        # FIFO order without backfill (entitlements act only under fair share: Policy.lends),
+        # nor a power cap (a job it holds would let a later, smaller one start)
         self._fifo = (pol.name == "fifo" and not pol.backfill and not pol.require_grant
-                      and jobs.grant is None)
+                      and jobs.grant is None and (math.isinf(self.cfg.power_available_w)
+                                                  or not pol.power_cap))
         # every node of a type has one size: the screen's shape check is then _shape_ok's
         cap_of = [self.cap[fleet.type_idx == t] for t in range(n_t)]
         self._queue_depth = self._fifo and all(len(c) == 0 or (c == c[0]).all() for c in cap_of)
@@ -752,7 +765,7 @@ class Simulator:
             per_node=J.per_node[ids], time_limit_s=J.time_limit[ids],
             job_class=J.job_class[ids], preemptible=J.preemptible[ids],
             submit_time=J.submit[ids],
-            grant=self._grant[: len(ids)] if J.grant is None else J.grant[ids],
+            grant=self._grant[: len(ids)] if self.grant_of is None else self.grant_of[ids],
             start_time=self.start[ids] if running else self._neg1[: len(ids)],
             expected_runtime_s=J.expected_runtime[ids],
         )
@@ -777,7 +790,7 @@ class Simulator:
         used = (now - self.start[j]) * self.acc[j]
         self._advance_usage(now)
         self.usage[self.jobs.project[j]] += used
-        g = -1 if self.jobs.grant is None else int(self.jobs.grant[j])
+        g = -1 if self.grant_of is None else int(self.grant_of[j])
         if 0 <= g < len(self.grant_used):
             self.grant_used[g] += used
 
@@ -788,9 +801,9 @@ class Simulator:
         ran = (now - self.start[ids]) * self.acc[ids]
         per_p = np.bincount(self.jobs.project[ids], weights=ran, minlength=self.n_projects)
         n_g = len(self.grant_base)
-        if not n_g or self.jobs.grant is None:
+        if not n_g or self.grant_of is None:
             return per_p, np.zeros(n_g)
-        g = self.jobs.grant[ids]
+        g = self.grant_of[ids]
         ok = (g >= 0) & (g < n_g)
         return per_p, np.bincount(g[ok], weights=ran[ok], minlength=n_g)
 
@@ -841,10 +854,16 @@ class Simulator:
         grants = self.grants
         if len(self.grant_base):
             grants = replace(grants, used_s=self.grant_base + self.grant_used + acc_g)
+        if self.grant_of is not None and len(grants.total_s):
+            loose = pend[self.jobs.grant[pend] < 0]
+            if len(loose):  # (a start keeps the grant its cycle found)
+                self.grant_of[loose] = live_grants(self.jobs.project[loose],
+                                                   self.jobs.type_idx[loose], grants, now)
         return Snapshot(
             now=now, fleet=self.fleet, free=self.free.astype(np.int16),
             running=self._table(self.running.ids, True), pending=self._table(pend, False),
             tenancy=self.tenancy, grants=grants, usage_decayed_s=usage,
+            power_available_w=self.cfg.power_available_w,
             lending_balance_s=self.lending_at(now),
         )
 
@@ -1103,6 +1122,14 @@ class Simulator:
         if self.cfg.failures is not None:
             for ft, node in self.cfg.failures.scheduled:
                 self._push(float(ft), P_FAIL, int(node) + 1)
+        if self.grant_of is not None:
+            # a grant that begins or ends changes what the jobs submitted without one are
+            # charged to, and whether a job held for its grant may start: a cycle then, as the
+            # live loop's next one
+            g = self.grants
+            for at in np.unique(np.concatenate((g.start, g.end))):
+                if t0 < at <= until:
+                    self._push(float(at), P_GRANT)
         if self.n_pending:
             self.want_cycle = True
             self._push(t0, P_CYCLE)
@@ -1128,6 +1155,8 @@ class Simulator:
                     self._on_repair(t, a)
                 elif prio == P_FAIL:
                     self._on_fail(t, a - 1, b)
+                elif prio == P_GRANT:
+                    self.want_cycle = self.want_cycle or self.n_pending > 0
                 elif self.n_pending and self.run_seq[a] == b:  # P_WAKE: a borrowed run may
                     self.want_cycle = True  # now be preempted (if it still runs)
             if t_arr <= t:

@@ -17,6 +17,7 @@ import time
 from typing import Annotated, Any, Literal
 
 import anyio
+import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -24,6 +25,7 @@ from aicc.api.auth import CurrentPrincipal, Principal
 from aicc.api.deps import path_id, tx
 from aicc.errors import Conflict
 from aicc.scheduler.policy import Policy
+from aicc.scheduler.snapshot import HoldReason, Snapshot, explain
 from aicc.service.loop import configured_policy
 from aicc.service.snapshot import SnapshotBuilder, dt, ts
 from aicc.sim.forecast import (
@@ -128,8 +130,17 @@ async def job_forecast(request: Request, principal: CurrentPrincipal, job_id: in
         return Response(status_code=CLIENT_CLOSED)
     if error is not None:
         raise error  # an input error (a refused budget: 422) or a defect (500)
-    arrived = ("nothing new arrives" if arrivals == "none" else
-               f"the last {window_days:g} days' submissions arrive again ({f.samples} samples)")
+    if arrivals == "none":
+        arrived = "nothing new arrives"
+    elif not f.window_s:
+        arrived = (f"nothing new arrives: the store holds too little history for the "
+                   f"{window_days:g}-day window")
+    elif f.window_s < window_s:
+        arrived = (f"the {f.window_s / 3600.0:.1f} hours of submissions the store holds (less "
+                   f"than the {window_days:g}-day window) arrive again ({f.samples} samples)")
+    else:
+        arrived = (f"the last {window_days:g} days' submissions arrive again "
+                   f"({f.samples} samples)")
     return base | {
         "predicted_start": _iso(f.predicted_start),
         "predicted_wait_s": f.wait_s,
@@ -143,10 +154,24 @@ async def job_forecast(request: Request, principal: CurrentPrincipal, job_id: in
         "running_jobs": f.running,
         "pending_jobs": f.pending,
         "wall_s": round(f.wall_s, 3),
-        "basis": f"simulation of the live queue; running jobs end at their time limits (or "
-                 f"stop when their preemption notice ends); "
+        **_held(f.held_for, snapshot, job_id),
+        "basis": f"simulation of the live queue; running jobs end at their estimates, else "
+                 f"their time limits (or stop when their preemption notice ends); "
                  f"{arrived}",
     }
+
+
+def _held(reason: HoldReason | None, snapshot: Snapshot, job_id: int) -> dict[str, Any]:
+    """A job not started within the horizon: why it is still held there, as the job's own
+    hold message would say it (``held_for`` a reason code, ``held_message`` its text)."""
+    if reason is None:
+        return {"held_for": None, "held_message": None}
+    p = snapshot.pending
+    r = int(np.flatnonzero(p.id == job_id)[0])
+    n, k, t = int(p.nodes[r]), int(p.per_node[r]), int(p.type_idx[r])
+    return {"held_for": reason.name.lower(),
+            "held_message": explain(reason, shape=f"{n}x{k}" if n > 1 else str(k),
+                                    type_name=snapshot.fleet.catalog.names[t])}
 
 
 def _live_state(request: Request, principal: Principal, job_id: int, policy: Policy, now: float,
@@ -169,7 +194,8 @@ def _live_state(request: Request, principal: Principal, job_id: int, policy: Pol
             raise Conflict(f"job {job_id} is {state.value}; only pending and running jobs "
                            "have a start-time forecast", field="job_id")
         builder = SnapshotBuilder(half_life_s=policy.usage_half_life_s)
-        built = builder.build(s, now)
+        builder.power_available_w = request.app.state.settings.energy.it_power_w  # (rule 9)
+        built = builder.build(s, now, attach_grants=False)  # (the fork resolves them)
         history = (builder.history(s, built, now, window_s) if arrivals == "history"
                    else None)
     return base, (built.snapshot, history, {j: at for j, (at, _) in built.notices.items()})
