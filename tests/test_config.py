@@ -54,6 +54,8 @@ def test_file_and_environment_overrides(tmp_path: Path) -> None:
     ({}, "[demo]\nseed = -1\n", "demo.seed"),
     ({}, "[server]\nport = true\n", "server.port"),
     ({}, "[energy]\nsite_power_mw = true\n", "energy.site_power_mw"),
+    ({"AICC_FORECAST_WORKERS": "0"}, "", "server.forecast_workers"),
+    ({}, "[server]\nforecast_workers = 65\n", "server.forecast_workers"),
     ({"AICC_ADMIN_TOKEN": "abcdefghijklmnopqrs\n"}, "", "admin_token"),
 ])
 def test_invalid_configuration_names_the_key(tmp_path: Path, env: dict[str, str], text: str,

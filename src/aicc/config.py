@@ -52,6 +52,9 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: Int = Field(8000, ge=1, le=65535)
     max_body_bytes: Int = Field(1_048_576, ge=1024)
+    # start-time forecasts simulated at once (each takes a core while it runs); as many more
+    # wait for a slot, and beyond that a forecast answers 503 busy (docs/api.md)
+    forecast_workers: Int = Field(2, ge=1, le=64)
 
 
 class SchedulerConfig(_Strict):
@@ -159,6 +162,7 @@ ENV_KEYS: dict[str, str] = {
     "AICC_ADMIN_TOKEN": "admin_token",
     "AICC_HOST": "server.host",
     "AICC_PORT": "server.port",
+    "AICC_FORECAST_WORKERS": "server.forecast_workers",
     "AICC_POLICY": "scheduler.policy",
     "AICC_REQUIRE_GRANT": "scheduler.require_grant",
     "AICC_CYCLE_INTERVAL_S": "scheduler.cycle_interval_s",

@@ -318,6 +318,18 @@ def test_health_docs_openapi(world: World) -> None:
     assert world.client.get("/docs").status_code == 200
     spec = world.client.get("/openapi.json").json()
     assert "/v1/jobs" in spec["paths"] and "/v1/grants/{grant_id}" in spec["paths"]
+    # every /v1 operation documents the error shape it really answers, not FastAPI's own
+    # validation schema; the forecast its answer and its 503 busy
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if path.startswith("/v1"):
+                assert op["responses"]["422"]["content"]["application/json"]["schema"] == {
+                    "$ref": "#/components/schemas/ErrorOut"}, (method, path)
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    fc = spec["paths"]["/v1/jobs/{job_id}/forecast"]["get"]["responses"]
+    assert fc["200"]["content"]["application/json"]["schema"]["$ref"] == (
+        "#/components/schemas/ForecastOut")
+    assert {"404", "409", "503"} <= set(fc)
     r = world.client.get("/v1/nothing-here", headers=world.h("admin"))
     assert r.status_code == 404 and r.json()["error"] == {
         "code": "unknown_route", "field": "path",

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import queue
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import aicc.api.routes.forecast as route
@@ -76,3 +78,55 @@ def test_a_forecast_stops_when_its_client_hangs_up(served: tuple[int, World],
     t0 = time.monotonic()
     assert outcome.get(timeout=10) == "cancelled"
     assert time.monotonic() - t0 < 5  # within a few polls, not at the wait's end
+
+
+def test_forecasts_beyond_the_workers_wait_and_beyond_that_are_refused(
+        served: tuple[int, World], monkeypatch: pytest.MonkeyPatch) -> None:
+    # server.forecast_workers = 2 (the default): two forecasts simulate at once, two more
+    # wait for a slot, a fifth and a sixth are refused at once (503 busy, Retry-After); the
+    # waiting ones run when a slot frees up, never more than two at a time
+    port, world = served
+    job = _queued_job(world)
+    real = route.forecast_start
+    lock = threading.Lock()
+    inside, most, release = [0], [0], threading.Event()
+
+    def slow_forecast(*args: Any, **kw: Any) -> Any:
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        try:
+            release.wait(20)
+            return real(*args, **kw)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(route, "forecast_start", slow_forecast)
+    url = f"http://127.0.0.1:{port}/v1/jobs/{job}/forecast"
+    headers = world.h("member_a1")
+    answers: queue.Queue[httpx.Response] = queue.Queue()
+
+    def ask() -> None:
+        answers.put(httpx.get(url, headers=headers, timeout=30))
+
+    first = [threading.Thread(target=ask) for _ in range(4)]
+    for t in first:
+        t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while inside[0] < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # the other two are admitted and wait for a slot
+        assert inside[0] == 2
+        for _ in range(2):
+            r = httpx.get(url, headers=headers, timeout=30)
+            assert r.status_code == 503, r.text
+            assert r.json()["error"]["code"] == "busy" and r.headers["Retry-After"] == "5"
+            assert "server.forecast_workers" in r.json()["error"]["message"]
+    finally:
+        release.set()
+        for t in first:
+            t.join(30)
+    codes = sorted(answers.get_nowait().status_code for _ in range(4))
+    assert codes == [200] * 4 and most[0] == 2

@@ -20,6 +20,7 @@ from aicc.api.auth import PrincipalCache
 from aicc.api.deps import reject_unknown_query
 from aicc.api.errors import BodyLimit, error_body, install_error_handlers
 from aicc.api.fastpath import SubmitFastPath, is_submission
+from aicc.api.schemas import ERROR_RESPONSES
 from aicc.api.submitter import GroupCommitter
 from aicc.api.tokens import ensure_admin
 from aicc.clock import WallClock
@@ -116,10 +117,10 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
     # HEAD answers as GET does, without the body (load balancers probe with it).
     app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
 
-    app.include_router(tenancy.router)
-    app.include_router(grants.router)
-    app.include_router(nodes.router)
-    app.include_router(jobs.router)
+    app.include_router(tenancy.router, responses=ERROR_RESPONSES)
+    app.include_router(grants.router, responses=ERROR_RESPONSES)
+    app.include_router(nodes.router, responses=ERROR_RESPONSES)
+    app.include_router(jobs.router, responses=ERROR_RESPONSES)
 
     # --- further routers: one include_router line each -------------------------------------
     # (Middleware added with app.add_middleware does not see POST /v1/jobs, which AiccApp
@@ -129,13 +130,13 @@ def create_app(settings: Settings, *, session_factory: sessionmaker[Session] | N
     from aicc.web import docs as web_docs
     from aicc.web import routes as web_routes
 
-    app.include_router(usage.router)
-    app.include_router(lending.router)
+    app.include_router(usage.router, responses=ERROR_RESPONSES)
+    app.include_router(lending.router, responses=ERROR_RESPONSES)
     app.include_router(web_routes.router)
     app.include_router(web_docs.router)
     from aicc.api.routes import forecast
 
-    app.include_router(forecast.router)
+    app.include_router(forecast.router, responses=ERROR_RESPONSES)
     # --- end of further routers ------------------------------------------------------------
     return app
 

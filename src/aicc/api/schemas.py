@@ -303,3 +303,66 @@ class JobOut(BaseModel):
 
 class CancelIn(_In):
     reason: Text = ""
+
+
+# --- errors and the forecast (documented in OpenAPI; the answers are built by hand) --------
+
+
+class Problem(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="machine-readable, e.g. invalid_input, unknown_job, busy")
+    message: str = Field(description="what is wrong, naming the field")
+    field: str | None = Field(None, description="the input at fault (a dotted path), if any")
+    problems: list[Problem] | None = Field(
+        None, description="invalid input: every problem found (up to 20)")
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
+# every route may answer these (docs/api.md, "Errors")
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _err("no valid bearer token"),
+    403: _err("the caller's role does not allow it"),
+    404: _err("unknown, or not visible to the caller"),
+    409: _err("conflicts with the stored state"),
+    422: _err("invalid input, naming the field"),
+}
+
+
+class ForecastOut(BaseModel):
+    """``GET /v1/jobs/{id}/forecast`` (docs/api.md). A running job's answer has the fields up
+    to ``predicted_start_high`` and ``basis: "running"``."""
+
+    job_id: int
+    state: str
+    policy: str
+    sector_queueing: str
+    require_grant: bool
+    now: str
+    predicted_start: str | None = Field(description="median over the samples; null beyond "
+                                                    "the horizon")
+    predicted_wait_s: float | None
+    predicted_start_low: str | None
+    predicted_start_high: str | None
+    horizon_s: float | None = None
+    arrivals: str | None = None
+    samples: int | None = None
+    window_s: float | None = Field(None, description="seconds of past submissions replayed")
+    future_jobs: int | None = None
+    running_jobs: int | None = None
+    pending_jobs: int | None = None
+    wall_s: float | None = None
+    held_for: str | None = Field(None, description="beyond the horizon: the hold reason there")
+    held_message: str | None = None
+    basis: str

@@ -19,10 +19,13 @@ from typing import Annotated, Any, Literal
 import anyio
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from aicc.api.auth import CurrentPrincipal, Principal
 from aicc.api.deps import path_id, tx
+from aicc.api.errors import error_body
+from aicc.api.schemas import ErrorOut, ForecastOut
 from aicc.errors import Conflict
 from aicc.scheduler.policy import Policy
 from aicc.scheduler.snapshot import HoldReason, Snapshot, explain
@@ -59,6 +62,37 @@ DISCONNECT_POLL_S = 0.25
 CLIENT_CLOSED = 499
 
 
+# a forecast refused for want of a slot: when to ask again (seconds)
+BUSY_RETRY_AFTER_S = 5
+
+
+class ForecastGate:
+    """At most ``workers`` forecasts simulate at once and as many more wait for a slot: a
+    simulation holds a core while it runs, and forecasts beyond the cores would only slow
+    each other and the rest of the API (submissions first) down. Past that, a forecast is
+    refused at once with 503 ``busy``."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.limiter = anyio.CapacityLimiter(workers)
+        self.admitted = 0  # simulating or waiting for a slot
+
+    @classmethod
+    def of(cls, request: Request) -> ForecastGate:
+        state = request.app.state
+        gate = getattr(state, "forecast_gate", None)
+        if gate is None:  # (one per application; the event loop's thread alone gets here)
+            gate = state.forecast_gate = cls(int(state.settings.server.forecast_workers))
+        return gate
+
+    def busy(self) -> JSONResponse:
+        return JSONResponse(error_body(
+            "busy", f"{self.admitted} forecasts are being made or wait for one of the "
+                    f"{self.workers} forecast workers (server.forecast_workers); try again in "
+                    f"{BUSY_RETRY_AFTER_S} s"),
+            status_code=503, headers={"Retry-After": str(BUSY_RETRY_AFTER_S)})
+
+
 def center_cycle_s(settings: Any, cp: Any) -> float:
     """The live cycle's interval in center time: ``cycle_interval_s`` is wall time, and an
     accelerated clock (the demo's) runs ``speed`` times faster."""
@@ -70,7 +104,11 @@ def _iso(seconds: float | None) -> str | None:
     return None if seconds is None else iso_time(dt(seconds))
 
 
-@router.get("/jobs/{job_id}/forecast")
+@router.get("/jobs/{job_id}/forecast", responses={
+    200: {"model": ForecastOut, "description": "the predicted start"},
+    409: {"model": ErrorOut, "description": "the job has ended, or left the queue meanwhile"},
+    503: {"model": ErrorOut, "description": "busy: every forecast worker is taken (Retry-After)"},
+})
 async def job_forecast(request: Request, principal: CurrentPrincipal, job_id: int = path_id(),
                        horizon_hours: Annotated[float, Query(
                            ge=MIN_HORIZON_H, le=MAX_HORIZON_H, allow_inf_nan=False,
@@ -88,6 +126,20 @@ async def job_forecast(request: Request, principal: CurrentPrincipal, job_id: in
                            ge=0, le=2**31 - 1, description="the samples' generator")] = 0,
                        ) -> Any:
     """Predicted start of a pending job (a running job answers with its real start)."""
+    gate = ForecastGate.of(request)
+    if gate.admitted >= 2 * gate.workers:
+        return gate.busy()
+    gate.admitted += 1
+    try:
+        return await _forecast(request, principal, job_id, gate, horizon_hours, arrivals,
+                               samples, window_days, seed)
+    finally:
+        gate.admitted -= 1
+
+
+async def _forecast(request: Request, principal: Principal, job_id: int, gate: ForecastGate,
+                    horizon_hours: float, arrivals: str, samples: int, window_days: float,
+                    seed: int) -> Any:
     settings = request.app.state.settings
     cp = request.app.state.control_plane
     policy = cp.policy if cp is not None else configured_policy(settings)
@@ -118,7 +170,7 @@ async def job_forecast(request: Request, principal: CurrentPrincipal, job_id: in
     async with anyio.create_task_group() as tg:
         tg.start_soon(watch)
         try:
-            f = await anyio.to_thread.run_sync(run)
+            f = await anyio.to_thread.run_sync(run, limiter=gate.limiter)
         except Exception as exc:  # kept, and raised below: out of the task group it would
             error = exc  # come wrapped in an exception group, which no handler knows
         finally:
