@@ -4,13 +4,15 @@ that are not text, an output that cannot be written) is one error line, never a 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-AICC = [sys.executable, "-c", "from aicc.cli import main; main()"]
+AICC = [sys.executable, "-m", "aicc"]  # (the installed `aicc` runs aicc.__main__:main)
 
 
 def _run(args: list[str | bytes], env: dict[str, str | bytes] | None = None,
@@ -77,3 +79,34 @@ def test_a_group_alone_shows_its_help() -> None:
     r = _run(["jobs"])
     assert r.returncode == 2 and b"submit" in r.stdout + r.stderr and b"Traceback" not in \
         r.stderr
+
+
+class _Interrupt:
+    """An import finder that stands for Ctrl-C pressed while ``aicc.cli`` is imported."""
+
+    def find_spec(self, name: str, *_: object) -> None:
+        if name == "aicc.cli":
+            raise KeyboardInterrupt
+
+
+def test_an_interrupt_during_start_up_ends_quietly_with_130(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from aicc.__main__ import main
+
+    monkeypatch.delitem(sys.modules, "aicc.cli", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_Interrupt(), *sys.meta_path])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 130
+    assert capsys.readouterr().err == ""
+
+
+def test_ctrl_c_right_after_start_is_quiet() -> None:
+    # the real process, interrupted while its modules load (they take most of a second)
+    p = subprocess.Popen([*AICC, "jobs", "list"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env={k: v for k, v in os.environ.items()
+                                                      if not k.startswith("AICC_")})
+    time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    _, errs = p.communicate(timeout=60)
+    assert p.returncode == 130 and b"Traceback" not in errs, errs.decode()
