@@ -211,7 +211,9 @@ def test_forecast_arrival_options_reach_the_route(served: tuple[str, World]) -> 
     assert code == 0, out
     body = json.loads(out)
     assert body["arrivals"] == "history" and body["samples"] == 3
-    assert body["window_s"] == 2 * 86400.0
+    # (a store this young holds too little history to replay: the answer says so, naming
+    # the window asked for)
+    assert body["window_s"] == 0.0 and "2-day window" in body["basis"], body
     code, out = _run(["jobs", "forecast", str(job), "--arrivals", "poisson"], url, tok)
     assert code == 2 and "arrivals" in out, out
     # the table: the wait in words, the horizon in hours, no raw seconds

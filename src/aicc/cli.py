@@ -33,7 +33,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="aicc: operations platform of a national AI computing center.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema and reference data.")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
-jobs_app = typer.Typer(no_args_is_help=True, help="Submit, list, show and cancel jobs.")
+jobs_app = typer.Typer(no_args_is_help=True, help="Submit, list, show, cancel and forecast jobs.")
 projects_app = typer.Typer(no_args_is_help=True, help="Projects you can see.")
 grants_app = typer.Typer(no_args_is_help=True, help="Grants of the projects you can see.")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import sys
 import tempfile
 import tomllib
@@ -265,6 +266,11 @@ def simulate(
     min_cycle: Annotated[float, typer.Option("--min-cycle", help="min seconds between cycles")
                          ] = 60.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    site_power_mw: Annotated[float | None, typer.Option(
+        "--site-power-mw", help="site power cap in MW: the accelerators may draw it / --pue "
+        "(default: no cap)")] = None,
+    pue: Annotated[float | None, typer.Option(
+        "--pue", help="facility overhead, 1 to 3 (default 1.2; needs --site-power-mw)")] = None,
     failures: Annotated[bool, typer.Option(
         "--failures/--no-failures", help="inject node failures (Llama 3 rate by default)")
     ] = False,
@@ -460,9 +466,23 @@ class _Plan:
     warnings: list[str]  # printed on stderr before the first run
 
 
+def _power_cap(site_power_mw: float | None, pue: float | None) -> float:
+    """The accelerators' power budget in W, as the live service's ``[energy]`` settings give
+    it (``site_power_mw / pue``; rule 9); inf: no cap."""
+    if site_power_mw is None:
+        if pue is not None:
+            raise InvalidInput("--pue applies only with --site-power-mw; add --site-power-mw or "
+                               "drop it", field="pue")
+        return math.inf
+    check_number("--site-power-mw", site_power_mw, low=0.0, high=100_000.0)
+    pue = 1.2 if pue is None else pue
+    check_number("--pue", pue, low=1.0, low_open=False, high=3.0)
+    return site_power_mw * 1e6 / pue
+
+
 def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_factor,
-          target_load, substitute, tenant_map, max_jobs, min_cycle, seed, failures,
-          failure_scale, repair_hours, on_failure, checkpoint_min) -> _Plan:
+          target_load, substitute, tenant_map, max_jobs, min_cycle, seed, site_power_mw, pue,
+          failures, failure_scale, repair_hours, on_failure, checkpoint_min) -> _Plan:
     """Check every option and read the workload, so that an input error is reported before any
     simulation runs (and before the report folder is made)."""
     fmt_given = fmt is not None
@@ -482,6 +502,7 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
         raise InvalidInput("give --load-factor or --target-load, not both", field="load_factor")
     if seed < 0:
         raise InvalidInput(f"--seed must be at least 0, got {seed}", field="seed")
+    power_w = _power_cap(site_power_mw, pue)
     if max_jobs is not None and max_jobs < 1:
         raise InvalidInput(f"--max-jobs must be at least 1, got {max_jobs}", field="max_jobs")
     if synthetic_days is not None:
@@ -543,7 +564,8 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
         mapping = mapping or sector_mapping(w)
     else:
         w = _read_trace(trace, fmt, parse_columns(columns) if columns is not None else None)
-    config = SimConfig(min_cycle_s=min_cycle, seed=seed, failures=fm if failures else None)
+    config = SimConfig(min_cycle_s=min_cycle, seed=seed, failures=fm if failures else None,
+                       power_available_w=power_w)
     runs: list[tuple[str, str, Scenario]] = []
     for k, (spec, f) in enumerate(fleets):
         sc = Scenario(fleet=f, config=config, load_factor=load_factor, target_load=target_load,

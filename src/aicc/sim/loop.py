@@ -340,7 +340,7 @@ class Simulator:
         self._fail_armed = False
         self.rng = np.random.default_rng(self.cfg.seed)
         self.samples: dict[str, list] = {k: [] for k in (
-            "time", "busy", "capacity_up", "pending", "fragmentation")}
+            "time", "busy", "capacity_up", "pending", "fragmentation", "power_w")}
         self.sector_busy: list[np.ndarray] = []
         self.sector_pending: list[np.ndarray] = []
         self.type_busy: list[np.ndarray] = []
@@ -1095,6 +1095,13 @@ class Simulator:
         ids = self.running.ids
         self.type_busy.append(np.bincount(J.type_idx[ids], weights=self.acc[ids],
                                           minlength=n_t))
+        # the accelerators' draw as the scheduler reckons it (rule 9): busy at TDP, idle at
+        # idle power, on every node not down
+        st = fleet_static(self.fleet)
+        node_busy = np.minimum(np.bincount(self.running.node, weights=self.running.count,
+                                           minlength=len(self.cap)), st.cap64)
+        s["power_w"].append(float((node_busy * st.tdp_node
+                                   + (st.cap64 - node_busy) * st.idle_node)[st.live].sum()))
         key = self.project_sector[J.project[ids]].astype(np.int64) * n_t + J.type_idx[ids]
         s.setdefault("sector_type_busy", []).append(
             np.bincount(key, weights=self.acc[ids], minlength=n_sec * n_t).reshape(n_sec, n_t))

@@ -37,6 +37,7 @@ Definitions (also in ``docs/simulation.md``):
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -242,6 +243,12 @@ def summarize(r: SimResult, read: dict[str, Any] | None = None) -> dict[str, Any
                                        / (cap_total * makespan)) if makespan else 0.0,
             "fragmentation_mean": float(s["fragmentation"].mean()) if len(util) else 0.0,
             "makespan_s": makespan,
+            # the accelerators' draw over the samples, and the cap it was held under (null:
+            # none; --site-power-mw)
+            "power_mean_w": float(s["power_w"].mean()) if len(s.get("power_w", ())) else 0.0,
+            "power_max_w": float(s["power_w"].max()) if len(s.get("power_w", ())) else 0.0,
+            "power_available_w": (None if math.isinf(r.config.power_available_w)
+                                  else r.config.power_available_w),
         },
         "jobs_metrics": {
             "wait_s": _pct(f["wait_s"]),
@@ -292,7 +299,8 @@ def series_frame(r: SimResult) -> dict[str, np.ndarray]:
     (``capacity_up_<type>``) and each sector's busy and pending accelerators
     (``busy_<sector>_<type>``, ``pending_acc_<sector>_<type>``)."""
     s = r.series
-    out = {k: s[k] for k in ("time", "busy", "capacity_up", "pending", "fragmentation")}
+    out = {k: s[k] for k in ("time", "busy", "capacity_up", "pending", "fragmentation",
+                             "power_w") if k in s}
     busy = s["busy"].astype(np.float64)
     for k, name in enumerate(r.tenancy.sector_names):
         sb = s["sector_busy"][:, k] if len(s["sector_busy"]) else np.zeros(0)
