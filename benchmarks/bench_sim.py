@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 
+from aicc.errors import InvalidInput
 from aicc.sim.forecast import measure_error
 from aicc.sim.jobs import prepare
 from aicc.sim.loop import SimConfig
@@ -103,7 +105,10 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    w = full = read_trace(args.trace)
+    try:
+        w = full = read_trace(args.trace)
+    except InvalidInput as exc:  # (no traces here: say where they were looked for)
+        sys.exit(f"bench_sim: {exc.message}")
     if args.max_jobs:
         w = w.head(args.max_jobs)
     print(f"read {len(w):,} jobs in {time.perf_counter() - t0:.2f} s")

@@ -99,3 +99,22 @@ def test_a_value_that_is_not_text_is_refused_naming_tenant_and_key(tmp_path, lin
     entry = {"sector": "industry"} | {key: tomllib.loads(line)[key]}
     with pytest.raises(ConfigError, match=rf"tenant\.vc1: {key} must be a name in quotes"):
         map_tenants(["vc1"], 1, mapping={"tenant": {"vc1": entry}})
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    ('[tenant.a]\nsector = "industry"\norganization = "acme"\n'
+     '[tenant.b]\nsector = "research"\norganization = "acme"\n',
+     "tenant.b: organization 'acme' is put in sector research, but tenant.a puts it in "
+     "industry"),
+    ('[tenant.a]\norganization = "o1"\nproject = "p"\n'
+     '[tenant.b]\norganization = "o2"\nproject = "p"\n',
+     "tenant.b: project 'p' is put in organization 'o2', but tenant.a puts it in 'o1'"),
+])
+def test_a_contradictory_file_is_refused_whatever_tenants_the_workload_has(tmp_path, body,
+                                                                           words):
+    # neither a nor b is a tenant of the workload: the file contradicts itself all the same
+    p = tmp_path / "map.toml"
+    p.write_text(body)
+    with pytest.raises(ConfigError) as exc:
+        load_mapping_file(p)
+    assert words in exc.value.message and f"--tenant-map {p}" in exc.value.message

@@ -233,7 +233,8 @@ def simulate(
         "--format", help="auto (the default), philly, alibaba, helios, columns (the --columns "
         "mapping); a trace only")] = None,
     columns: Annotated[str | None, typer.Option(
-        "--columns", help="column mapping: submit=…,duration=…,gpus=…,tenant=…")] = None,
+        "--columns", help="column mapping: submit=…,gpus=…, duration=… or end=… (with "
+        "start=…, else submit), and optionally tenant=…,model=…")] = None,
     synthetic_days: Annotated[float | None, typer.Option(
         "--synthetic-days", help="use the synthetic sector workload over this many days")] = None,
     fleet: Annotated[str, typer.Option(
@@ -266,6 +267,9 @@ def simulate(
     min_cycle: Annotated[float, typer.Option("--min-cycle", help="min seconds between cycles")
                          ] = 60.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    until_days: Annotated[float | None, typer.Option(
+        "--until-days", help="stop this many simulated days after the first submission (jobs "
+        "still pending or running then are counted as not ended)")] = None,
     site_power_mw: Annotated[float | None, typer.Option(
         "--site-power-mw", help="site power cap in MW: the accelerators may draw it / --pue "
         "(default: no cap)")] = None,
@@ -481,7 +485,8 @@ def _power_cap(site_power_mw: float | None, pue: float | None) -> float:
 
 
 def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_factor,
-          target_load, substitute, tenant_map, max_jobs, min_cycle, seed, site_power_mw, pue,
+          target_load, substitute, tenant_map, max_jobs, min_cycle, seed, until_days,
+          site_power_mw, pue,
           failures, failure_scale, repair_hours, on_failure, checkpoint_min) -> _Plan:
     """Check every option and read the workload, so that an input error is reported before any
     simulation runs (and before the report folder is made)."""
@@ -503,6 +508,8 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
     if seed < 0:
         raise InvalidInput(f"--seed must be at least 0, got {seed}", field="seed")
     power_w = _power_cap(site_power_mw, pue)
+    if until_days is not None:
+        check_number("--until-days", until_days, low=0.0, high=36_600.0)
     if max_jobs is not None and max_jobs < 1:
         raise InvalidInput(f"--max-jobs must be at least 1, got {max_jobs}", field="max_jobs")
     if synthetic_days is not None:
@@ -565,7 +572,8 @@ def _plan(*, trace, fmt, columns, synthetic_days, fleet, policy, compare, load_f
     else:
         w = _read_trace(trace, fmt, parse_columns(columns) if columns is not None else None)
     config = SimConfig(min_cycle_s=min_cycle, seed=seed, failures=fm if failures else None,
-                       power_available_w=power_w)
+                       power_available_w=power_w,
+                       span_s=math.inf if until_days is None else until_days * 86400.0)
     runs: list[tuple[str, str, Scenario]] = []
     for k, (spec, f) in enumerate(fleets):
         sc = Scenario(fleet=f, config=config, load_factor=load_factor, target_load=target_load,

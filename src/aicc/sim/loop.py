@@ -113,6 +113,8 @@ class SimConfig:
     check_invariants: bool = False  # verify conservation after every cycle (tests)
     # accelerator power the site allows, W (rule 9; the live service's site_power_mw / pue)
     power_available_w: float = math.inf
+    # stop this long after the first submission (or the fork's time), as at until_s
+    span_s: float = math.inf
 
     def __post_init__(self) -> None:
         # a sample interval too small to move the clock (t + sample_s == t) would never end
@@ -121,6 +123,9 @@ class SimConfig:
                                               and self.sample_s >= MIN_SAMPLE_S):
             raise InvalidInput(f"sample_s must be a finite number of seconds of at least "
                                f"{MIN_SAMPLE_S:g}, got {self.sample_s!r}", field="sample_s")
+        if not (self.span_s > 0):  # (NaN too; inf: no limit)
+            raise InvalidInput(f"span_s must be a positive number of seconds, got "
+                               f"{self.span_s!r}", field="span_s")
         if not (self.power_available_w > 0):  # (NaN too; inf: no cap)
             raise InvalidInput(f"power_available_w must be a positive number of watts, got "
                                f"{self.power_available_w!r}", field="power_available_w")
@@ -1124,6 +1129,7 @@ class Simulator:
         if self.t_start is not None:  # a fork starts at the live state's time
             t0 = self.t_start
             sample_s = self.cfg.sample_s or 3600.0
+        until = min(until, t0 + self.cfg.span_s)
         self._push(t0, P_SAMPLE)
         self._schedule_failure(t0)
         if self.cfg.failures is not None:

@@ -8,7 +8,8 @@ Definitions (also in ``docs/simulation.md``):
   jobs of a few seconds do not dominate the mean), for jobs that finished.
 * delivered share of a sector = its charged accelerator-seconds / all charged
   accelerator-seconds; compared with its entitlement share.
-* makespan = last end − first submit; for a run stopped before every job ended (``until_s``),
+* makespan = last end − first submit; for a run stopped before every job ended (``until_s``,
+  ``span_s``: ``--until-days``),
   the stop − first submit.
 * utilisation (``utilisation_exact``, the summary table's column) = charged + lost (+ the work
   of runs still going at a stop) accelerator-seconds over installed capacity × makespan, from
@@ -286,6 +287,8 @@ def summarize(r: SimResult, read: dict[str, Any] | None = None) -> dict[str, Any
             "schedule_wall_s": r.schedule_wall_s,
             "end_time_s": r.end_time,
             "min_cycle_s": r.config.min_cycle_s,
+            # --until-days: the run stopped this long after its first submission (null: none)
+            "span_s": None if math.isinf(r.config.span_s) else r.config.span_s,
             "seed": r.config.seed,
         },
         "rows": split_rows(r.jobs.account.to_dict(), read),

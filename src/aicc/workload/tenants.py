@@ -97,7 +97,34 @@ def load_mapping_file(path: str | Path, sectors: Iterable[str] | None = None
             raise UnknownSectorInMapping(
                 f"{where}: {label}: unknown sector {sector!r}; known: {', '.join(known)}",
                 field=f"tenant_map.{label}.sector")
+    _check_consistent(where, listed, data.get("defaults", {}).get("sector"))
     return data
+
+
+def _check_consistent(where: str, listed: dict, default_sector: str | None) -> None:
+    """The file's own entries put an organization in one sector and a project in one
+    organization, whatever tenants a workload has (those whose sector the file leaves to the
+    deterministic rule are checked with the workload, by :func:`map_tenants`)."""
+    org_at: dict[str, tuple[str, str]] = {}  # organization -> (sector, entry)
+    project_at: dict[str, tuple[str, str, str]] = {}  # project -> (org, " (sector)", entry)
+    for name, entry in listed.items():
+        org = str(entry.get("organization") or name)
+        project = str(entry.get("project") or org)
+        sector = entry.get("sector") or default_sector
+        if sector is not None:
+            seen = org_at.setdefault(org, (sector, name))
+            if seen[0] != sector:
+                raise ConfigError(
+                    f"{where}: tenant.{name}: organization {org!r} is put in sector {sector}, "
+                    f"but tenant.{seen[1]} puts it in {seen[0]}; an organization belongs to "
+                    "one sector", field=f"tenant_map.tenant.{name}")
+        in_sector = f" ({sector})" if sector is not None else ""
+        first = project_at.setdefault(project, (org, in_sector, name))
+        if first[0] != org:
+            raise ConfigError(
+                f"{where}: tenant.{name}: project {project!r} is put in organization "
+                f"{org!r}{in_sector}, but tenant.{first[2]} puts it in {first[0]!r}{first[1]}; "
+                "a project belongs to one organization", field=f"tenant_map.tenant.{name}")
 
 
 def map_tenants(
