@@ -5,11 +5,9 @@ unfinished shown."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 
-import aicc.sim.cli as sim_cli
 from aicc.sim.report import file_names
 
 from .cli_helpers import one_line_error, philly_slice, sim
@@ -146,7 +144,7 @@ def _table(stdout: str) -> dict[str, dict[str, str]]:
 
 
 def test_the_table_shows_unfinished_jobs_and_failures_and_warns_of_jobs_never_started(
-        monkeypatch):
+        tmp_path):
     r = sim(*SYN, "--compare", "fifo,fairshare", "--failures", "--failure-scale", "2000")
     assert r.exit_code == 0, r.output
     table = _table(r.stdout)
@@ -156,20 +154,20 @@ def test_the_table_shows_unfinished_jobs_and_failures_and_warns_of_jobs_never_st
         assert row["failed jobs"].replace(",", "").isdigit()
     assert "warning" not in r.output  # every job ran
 
-    real = sim_cli.run_scenario
-
-    def stopped_early(w, sc, **kw):  # the run ends after one hour: most jobs never start
-        return real(w, replace(sc, config=replace(sc.config, until_s=3600.0)), **kw)
-
-    monkeypatch.setattr(sim_cli, "run_scenario", stopped_early)
-    r = sim(*SYN, "--policy", "fifo", "--json")
+    # stopped after a day: of two ten-day jobs of a whole node submitted at once on one node,
+    # one runs and one waits (never started); a third, due on day 5, was never submitted and
+    # never waited: the warning counts the waiting one alone; the table's "not ended" all
+    # three (running, pending or never submitted when the run stopped)
+    trace = tmp_path / "stop.csv"
+    trace.write_text("s,d,g,t\n0,864000,8,a\n0,864000,8,a\n432000,100,1,a\n")
+    args = ["--trace", str(trace), "--columns", "submit=s,duration=d,gpus=g,tenant=t",
+            "--fleet", "1xh100-sxm-80g", "--policy", "fifo", "--quiet", "--until-days", "1"]
+    r = sim(*args, "--json")
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)["fifo"]  # stdout stays JSON: the warning is on stderr
-    never = s["jobs"] - s["states"].get("running", 0) - s["ended_exactly_once"]
-    assert never > 0
+    assert s["states"] == {"running": 1, "pending": 1, "unsubmitted": 1}, s["states"]
     warning = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warning) == 1 and f"fifo: {never:,} of {s['jobs']:,} jobs never started" \
-        in warning[0], r.stderr
-    r = sim(*SYN, "--policy", "fifo")
-    assert _table(r.stdout)["fifo"]["not ended"] == f"{s['jobs'] - s['ended_exactly_once']:,}"
+    assert len(warning) == 1 and "fifo: 1 of 3 jobs never started" in warning[0], r.stderr
+    r = sim(*args)
+    assert _table(r.stdout)["fifo"]["not ended"] == "3"
     assert "never started" in r.stderr

@@ -40,3 +40,14 @@ def test_a_bad_day_count_is_refused(tmp_path: Path, bad: str) -> None:
                               "submit=s,duration=d,gpus=g,tenant=t", "--fleet",
                               "1xh100-sxm-80g", "--until-days", bad))
     assert "--until-days" in line
+
+
+def test_jobs_not_yet_submitted_at_the_stop_are_not_said_to_wait(tmp_path: Path) -> None:
+    # a ten-day job at t=0, a second job submitted on day 5: stopped after one day, the first
+    # runs and the second was never submitted; neither "never started while waiting"
+    trace = tmp_path / "late.csv"
+    trace.write_text("s,d,g,t\n0,864000,1,a\n432000,100,1,a\n")
+    r = sim("--trace", str(trace), "--columns", "submit=s,duration=d,gpus=g,tenant=t",
+            "--fleet", "1xh100-sxm-80g", "--policy", "fifo", "--quiet", "--until-days", "1")
+    assert r.exit_code == 0, r.output
+    assert "never started" not in r.stderr, r.stderr

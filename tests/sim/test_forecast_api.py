@@ -260,3 +260,82 @@ def test_a_store_younger_than_the_window_replays_what_it_holds_and_says_so(
     body = r.json()
     assert 3 * 3600 - 60 <= body["window_s"] <= 3 * 3600 + 60, body
     assert "less than the 1-day window" in body["basis"], body["basis"]
+
+
+def test_a_full_gate_refuses_only_the_forecasts_that_would_simulate(world: World) -> None:
+    # every slot taken and as many waiting: a pending job's forecast is 503 busy, but a
+    # running job's answer, an unknown job (404) and an ended one (409) need no simulation
+    from aicc.api.routes.forecast import ForecastGate
+
+    fleet = build_fleet("lab")
+    t = fleet.catalog.index("h100-sxm-80g")
+    h100 = [n for n, ti in zip(fleet.names, fleet.type_idx.tolist(), strict=True) if ti == t]
+    running = _submit(world, "member_a1", "p_a1", 2, 3600)
+    with transaction(session_factory(world.engine)) as s:
+        transition(session=s, job=running, to="running", at=datetime.now(UTC), placement=h100[:2])
+    pending = _submit(world, "member_a1", "p_a1", 1, 600)
+    ended = _submit(world, "member_a1", "p_a1", 1, 600)
+    world.client.post(f"/v1/jobs/{ended}/cancel", headers=world.h("member_a1"), json={})
+    gate = ForecastGate(1)
+    gate.admitted = 2
+    world.client.app.state.forecast_gate = gate  # type: ignore[attr-defined]
+    h = world.h("member_a1")
+    r = world.client.get(f"/v1/jobs/{pending}/forecast", headers=h)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "busy", r.text
+    assert world.client.get(f"/v1/jobs/{running}/forecast", headers=h).json()["basis"] == (
+        "running")
+    assert world.client.get("/v1/jobs/999999/forecast", headers=h).status_code == 404
+    assert world.client.get(f"/v1/jobs/{ended}/forecast", headers=h).status_code == 409
+    assert gate.admitted == 2  # nothing admitted, nothing left behind
+    gate.admitted = 0
+    assert world.client.get(f"/v1/jobs/{pending}/forecast", headers=h).status_code == 200
+    assert gate.admitted == 0
+
+
+def test_a_job_that_would_start_just_past_the_horizon_is_held_by_nothing(world: World) -> None:
+    # two 8-node H100 jobs end 10 s and 33 s from now; a 16-node job waits for both. With a
+    # 36 s horizon and cycles 30 s apart, the fork's cycles (now, +30 s) find too few nodes and
+    # the next (+60 s) is past the horizon: no start, and no hold reason either (the nodes are
+    # free at the horizon), rather than "held: started"
+    fleet = build_fleet("lab")
+    t = fleet.catalog.index("h100-sxm-80g")
+    h100 = [n for n, ti in zip(fleet.names, fleet.type_idx.tolist(), strict=True) if ti == t]
+    now = datetime.now(UTC)
+    for nodes, ends_in in ((h100[:8], 10), (h100[8:], 33)):
+        j = _submit(world, "member_a1", "p_a1", 8, 3600)
+        with transaction(session_factory(world.engine)) as s:
+            transition(session=s, job=j, to="running", placement=nodes,
+                       at=now - timedelta(seconds=3600 - ends_in))
+    wide = _submit(world, "member_a1", "p_a1", 16, 3600)
+    r = world.client.get(f"/v1/jobs/{wide}/forecast?horizon_hours=0.01",
+                         headers=world.h("member_a1"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["predicted_start"] is None, body
+    assert body["held_for"] is None and body["held_message"] is None, body
+
+
+def test_the_history_replays_jobs_without_the_grant_they_were_charged_to(world: World) -> None:
+    # yesterday's job ran on a grant that has ended since: replayed, it is a new submission of
+    # its project and type, which takes the grant live when it arrives (-1: the fork resolves
+    # it), not the ended one, which would hold it for ever and hide its competition
+    from aicc.service.snapshot import SnapshotBuilder
+
+    now = datetime.now(UTC)
+    with transaction(session_factory(world.engine)) as s:
+        old = create_grant(session=s, project_id=world.ids["p_b1"],
+                           accelerator_type="h100-sxm-80g", accelerator_hours=100,
+                           start=now - timedelta(days=3), end=now - timedelta(hours=1)).id
+    r = world.client.post("/v1/jobs", headers=world.h("member_b1"), json={
+        "project_id": world.ids["p_b1"], "accelerator_type": "h100-sxm-80g", "grant_id": old,
+        "gang": {"nodes": 1, "per_node": 8}, "time_limit_s": 3600})
+    assert r.status_code == 201, r.text
+    fleet = build_fleet("lab")
+    _age(world, r.json()["id"], now - timedelta(days=1),
+         (now - timedelta(days=1), now - timedelta(days=1) + timedelta(minutes=30)),
+         [fleet.names[0]])
+    builder = SnapshotBuilder()
+    with transaction(session_factory(world.engine)) as s:
+        built = builder.build(s, now.timestamp(), attach_grants=False)
+        history = builder.history(s, built, now.timestamp(), 2 * 86400.0)
+    assert len(history) == 1 and history.grant.tolist() == [-1]

@@ -370,8 +370,9 @@ class SnapshotBuilder:
         counts with the time it ran; one still pending or running with its limit; one that
         ended without starting (cancelled in the queue) is left out, as it used no capacity.
         ``since`` is the store's first submission, so a young center is not taken for an idle
-        one. A job submitted without a grant keeps -1: the fork gives it its project's live
-        grant when it arrives again."""
+        one. Each replayed job comes without a grant (-1): a new submission of its project and
+        type, it takes the grant live when it arrives again (the fork resolves it), not the
+        one the original was charged to, which may have ended since."""
         cond = (Job.submitted_at >= dt(now - window_s), Job.submitted_at < dt(now))
         rows = session.connection().execute(
             select(*_COLS[:11], Job.ended_at, Job.state).where(*cond).order_by(Job.id)).all()
@@ -385,7 +386,7 @@ class SnapshotBuilder:
         runtime = np.where(ended, np.maximum(ran, 1.0), t.time_limit_s)
         return History(t.submit_time, runtime, t.project.astype(np.int32), t.type_idx,
                        t.nodes, t.per_node, t.time_limit_s, t.job_class, t.preemptible,
-                       t.expected_runtime_s, t.grant.astype(np.int32),
+                       t.expected_runtime_s, np.full(len(t), -1, dtype=np.int32),
                        since=ts(first) if first is not None else now)
 
     def _table(self, rows: list, project_ids: np.ndarray, grant_ids: np.ndarray, *,

@@ -38,7 +38,7 @@ from aicc.sim.forecast import (
     MIN_WINDOW_DAYS,
 )
 from aicc.sim.jobs import parse_substitutions
-from aicc.sim.loop import SimConfig, SimResult
+from aicc.sim.loop import ST_FUTURE, SimConfig, SimResult
 from aicc.sim.metrics import row_account_lines, summarize
 from aicc.sim.report import (
     COMPARISON_HEAD,
@@ -355,7 +355,8 @@ def _warn_never_started(results: list[SimResult]) -> None:
     """One line on stderr per run that ended with jobs never started (they would otherwise only
     show as a count in the table, and their waits are missing from every percentile)."""
     for r in results:
-        never = int((np.asarray(r.first_start) < 0).sum())
+        # (a job not yet submitted when a run stopped, --until-days, never waited)
+        never = int(((np.asarray(r.first_start) < 0) & (np.asarray(r.state) != ST_FUTURE)).sum())
         if never:
             err.print(f"warning: {r.label}: {never:,} of {len(r.jobs):,} jobs never started "
                       "(still waiting when the simulation ended; their waits are left out of "

@@ -358,6 +358,9 @@ def forecast_starts(snap: Snapshot, policy: Policy | str = "fairshare", *,
             rows = end.pending.id
             mine = rows < n_p
             held[k, rows[mine]] = schedule(end, pol).reason[mine]
+            # (one that would start now, past the last cycle the horizon allowed, is held by
+            # nothing: no reason)
+            held[k][held[k] == HoldReason.NONE] = -1
     return Starts(snap.pending.id.astype(np.int64), out, cycles, future_jobs,
                   time.perf_counter() - w0, held)
 

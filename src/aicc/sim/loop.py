@@ -860,8 +860,10 @@ class Simulator:
         if len(self.grant_base):
             grants = replace(grants, used_s=self.grant_base + self.grant_used + acc_g)
         if self.grant_of is not None and len(grants.total_s):
-            loose = pend[self.jobs.grant[pend] < 0]
-            if len(loose):  # (a start keeps the grant its cycle found)
+            # (a start keeps the grant its cycle found, as the live service stores it with
+            # the job: a requeued job too)
+            loose = pend[(self.jobs.grant[pend] < 0) & (self.first_start[pend] < 0)]
+            if len(loose):
                 self.grant_of[loose] = live_grants(self.jobs.project[loose],
                                                    self.jobs.type_idx[loose], grants, now)
         return Snapshot(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -76,6 +77,18 @@ class ForecastGate:
         self.workers = workers
         self.limiter = anyio.CapacityLimiter(workers)
         self.admitted = 0  # simulating or waiting for a slot
+        self._lock = threading.Lock()  # (admitted from the worker threads that read the store)
+
+    def try_admit(self) -> bool:
+        with self._lock:
+            if self.admitted >= 2 * self.workers:
+                return False
+            self.admitted += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self.admitted -= 1
 
     @classmethod
     def of(cls, request: Request) -> ForecastGate:
@@ -127,19 +140,30 @@ async def job_forecast(request: Request, principal: CurrentPrincipal, job_id: in
                        ) -> Any:
     """Predicted start of a pending job (a running job answers with its real start)."""
     gate = ForecastGate.of(request)
-    if gate.admitted >= 2 * gate.workers:
-        return gate.busy()
-    gate.admitted += 1
+    admitted = threading.Event()
+
+    def admit() -> bool:  # a pending job's forecast, once the job is found: a running job's
+        if gate.try_admit():  # answer, a 404 or a 409 never wait for a slot
+            admitted.set()
+        return admitted.is_set()
+
     try:
-        return await _forecast(request, principal, job_id, gate, horizon_hours, arrivals,
-                               samples, window_days, seed)
+        return await _forecast(request, principal, job_id, gate, admit, horizon_hours,
+                               arrivals, samples, window_days, seed)
+    except _Busy:
+        return gate.busy()
     finally:
-        gate.admitted -= 1
+        if admitted.is_set():
+            gate.leave()
+
+
+class _Busy(Exception):
+    """Every forecast slot is taken, and as many forecasts wait (ForecastGate)."""
 
 
 async def _forecast(request: Request, principal: Principal, job_id: int, gate: ForecastGate,
-                    horizon_hours: float, arrivals: str, samples: int, window_days: float,
-                    seed: int) -> Any:
+                    admit: Callable[[], bool], horizon_hours: float, arrivals: str,
+                    samples: int, window_days: float, seed: int) -> Any:
     settings = request.app.state.settings
     cp = request.app.state.control_plane
     policy = cp.policy if cp is not None else configured_policy(settings)
@@ -147,7 +171,7 @@ async def _forecast(request: Request, principal: Principal, job_id: int, gate: F
     window_s = window_days * 86400.0
     # the store is read in a worker thread (blocking I/O), and so is the simulation
     base, live = await run_in_threadpool(_live_state, request, principal, job_id, policy,
-                                         now, arrivals, window_s)
+                                         now, arrivals, window_s, admit)
     if live is None:
         return base
     snapshot, history, notices = live
@@ -155,6 +179,8 @@ async def _forecast(request: Request, principal: Principal, job_id: int, gate: F
     gone = threading.Event()
 
     def run() -> Any:
+        if gone.is_set():  # (the client left while this waited for a slot)
+            raise Cancelled("the client went away before the forecast began")
         return forecast_start(snapshot, job_id, policy, arrivals=model,
                               min_cycle_s=max(center_cycle_s(settings, cp),
                                               MIN_FORECAST_CYCLE_S),
@@ -207,8 +233,8 @@ async def _forecast(request: Request, principal: Principal, job_id: int, gate: F
         "pending_jobs": f.pending,
         "wall_s": round(f.wall_s, 3),
         **_held(f.held_for, snapshot, job_id),
-        "basis": f"simulation of the live queue; running jobs end at their estimates, else "
-                 f"their time limits (or stop when their preemption notice ends); "
+        "basis": f"simulation of the live queue; running jobs end at their time limits (or "
+                 f"stop when their preemption notice ends); "
                  f"{arrived}",
     }
 
@@ -227,10 +253,12 @@ def _held(reason: HoldReason | None, snapshot: Snapshot, job_id: int) -> dict[st
 
 
 def _live_state(request: Request, principal: Principal, job_id: int, policy: Policy, now: float,
-                arrivals: str, window_s: float) -> tuple[dict, tuple[Any, Any, Any] | None]:
+                arrivals: str, window_s: float, admit: Callable[[], bool]
+                ) -> tuple[dict, tuple[Any, Any, Any] | None]:
     """The answer's common part and, for a pending job, the live snapshot, the history of
     arrivals and the running jobs under preemption notice (None: the answer is complete, a
-    running job's real start)."""
+    running job's real start). A pending job's forecast is admitted (``admit``) before the
+    snapshot is read, else :class:`_Busy`."""
     with tx(request) as s:
         job = service.get_job(session=s, principal=principal, job_id=job_id)
         state = JobState(job.state)
@@ -245,6 +273,8 @@ def _live_state(request: Request, principal: Principal, job_id: int, policy: Pol
         if state != JobState.PENDING:
             raise Conflict(f"job {job_id} is {state.value}; only pending and running jobs "
                            "have a start-time forecast", field="job_id")
+        if not admit():
+            raise _Busy
         builder = SnapshotBuilder(half_life_s=policy.usage_half_life_s)
         builder.power_available_w = request.app.state.settings.energy.it_power_w  # (rule 9)
         built = builder.build(s, now, attach_grants=False)  # (the fork resolves them)
