@@ -54,3 +54,17 @@ def test_the_cap_holds_the_draw_and_delays_the_work(tmp_path: Path) -> None:
 def test_bad_power_options_are_refused_naming_them(args: list[str], option: str) -> None:
     line = one_line_error(sim(*SYN, *args))
     assert option in line
+
+
+def test_the_report_charts_the_draw_against_the_cap(tmp_path: Path) -> None:
+    trace = tmp_path / "four.csv"
+    trace.write_text("s,d,g,t\n" + "0,100,8,a\n" * 4)
+    for extra, cap_line in (([], False), (["--site-power-mw", "0.0096"], True)):
+        out = tmp_path / ("capped" if cap_line else "free")
+        r = sim("--trace", str(trace), "--columns", "submit=s,duration=d,gpus=g,tenant=t",
+                "--fleet", "2xh100-sxm-80g", "--policy", "fifo", "--quiet", "--report",
+                str(out), *extra)
+        assert r.exit_code == 0, r.output
+        page = (out / "report.html").read_text()
+        assert "Accelerator power draw" in page
+        assert ("dashed: the site&#x27;s cap" in page) == cap_line

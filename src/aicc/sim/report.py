@@ -232,6 +232,13 @@ def _policy_section(r: SimResult, s: dict[str, Any]) -> str:
     parts.append(svg_lines(t, {n: ser[f"pending_acc_{n}"] for n in sectors},
                            title="Accelerators waiting in the queue by sector",
                            ylabel="accelerators"))
+    if "power_w" in ser:
+        cap_w = s["fleet"].get("power_available_w")
+        parts.append(svg_lines(
+            t, {"draw": ser["power_w"] / 1000.0},
+            title="Accelerator power draw" + (" (dashed: the site's cap, --site-power-mw / "
+                                              "--pue)" if cap_w is not None else ""),
+            ylabel="kW", dashed={"draw": cap_w / 1000.0} if cap_w is not None else None))
     rows = []
     for n in sectors:
         sec = s["sectors"][n]
