@@ -42,12 +42,12 @@ class Center:
 
     def submit(self, *, per_node: int = 8, nodes: int = 1, runtime: float | None = 600.0,
                limit: float = 3600.0, key: str | None = None, type_name: str = "h100-sxm-80g",
-               preemptible: bool = False) -> int:
+               preemptible: bool = False, grant_id: int | None = None) -> int:
         with transaction(self.factory) as session:
             spec = JobSubmission(project_id=self.project_id, accelerator_type=type_name,
                                  gang={"nodes": nodes, "per_node": per_node},
                                  time_limit_s=limit, runtime_s=runtime,
-                                 preemptible=preemptible)
+                                 preemptible=preemptible, grant_id=grant_id)
             job, _ = submit_job(session=session, principal=self.principal(session), spec=spec,
                                 idempotency_key=key, now=dt(self.clock.now()))
             return job.id

@@ -73,3 +73,27 @@ def test_without_require_grant_a_grantless_job_runs_uncharged(center: Center) ->
     center.run(cp, T0 + 600)
     j = _job(center, jid)
     assert j.state == JobState.FINISHED and j.grant_id is None
+
+
+def test_a_job_naming_no_grant_is_never_held_by_a_spent_one_while_another_has_hours(
+        center: Center) -> None:
+    # the project holds two live H100 grants: A ends first but is spent, B has hours. A job that
+    # names no grant runs, charged to B; it was never pinned to A at submission (it would have
+    # been held "grant exhausted" for good)
+    center.project_id = _grantless_project(center)
+    with transaction(center.factory) as session:
+        spent = create_grant(session=session, project_id=center.project_id,
+                             accelerator_type="h100-sxm-80g", accelerator_hours=1,
+                             start=dt(T0 - 86400), end=dt(T0) + timedelta(days=10)).id
+        later = create_grant(session=session, project_id=center.project_id,
+                             accelerator_type="h100-sxm-80g", accelerator_hours=100,
+                             start=dt(T0 - 86400), end=dt(T0) + timedelta(days=30)).id
+    first = center.submit(per_node=8, runtime=1800.0, grant_id=spent)  # spends A: 4 h of 1
+    cp = center.control_plane()
+    center.run(cp, T0 + 3600)
+    assert _job(center, first).state == JobState.FINISHED
+    jid = center.submit(per_node=8, runtime=600.0)
+    assert _job(center, jid).grant_id is None
+    center.run(cp, T0 + 7200)
+    j = _job(center, jid)
+    assert j.state == JobState.FINISHED and j.grant_id == later, (j.state, j.reason)

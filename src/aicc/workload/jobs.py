@@ -239,9 +239,6 @@ def submit_jobs(*, session: Session, requests: Sequence[SubmitRequest],
     grant_ids = {r.spec.grant_id for r in requests if r.spec.grant_id is not None}
     grants = ({g.id: g for g in session.scalars(select(Grant).where(Grant.id.in_(grant_ids)))}
               if grant_ids else {})
-    wanted = {(r.spec.project_id, r.spec.accelerator_type) for r in requests
-              if r.spec.grant_id is None}
-    auto = _active_grants(session, wanted, now) if wanted else {}
     rows: list[dict[str, Any]] = []
     pending: dict[int, tuple[int, bool]] = {}  # request index -> (row index, created)
     batch_keys: dict[tuple[int, str], int] = {}
@@ -270,7 +267,7 @@ def submit_jobs(*, session: Session, requests: Sequence[SubmitRequest],
                     f"unknown accelerator type {spec.accelerator_type!r}",
                     field="accelerator_type")
             check_shape(shape_table, spec.accelerator_type, spec.gang.nodes, spec.gang.per_node)
-            grant_id = _pick_grant(spec, grants, auto)
+            grant_id = _pick_grant(spec, grants)
         except AiccError as exc:
             results[i] = SubmitResult(job=None, error=exc)
             continue
@@ -368,15 +365,6 @@ def _known_keys_query() -> Any:
 
 
 @functools.cache
-def _grants_query() -> Any:
-    g = Grant.__table__
-    return (select(g.c.project_id, g.c.accelerator_type, g.c.id)
-            .where(g.c.project_id.in_(bindparam("pids", expanding=True)),
-                   g.c.state == GrantState.ACTIVE, g.c.start <= bindparam("now"),
-                   g.c.end > bindparam("now"))
-            .order_by(g.c.end.desc(), g.c.id.desc()))
-
-
 @functools.cache
 def _insert_statements() -> tuple[Any, Any]:
     cols = (Job.id, Job.submitted_by, Job.idempotency_key, Job.project_id, Job.nodes,
@@ -445,20 +433,13 @@ def _pg_arrays(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return out
 
 
-def _active_grants(session: Session, wanted: set[tuple[int, str]], now: datetime
-                   ) -> dict[tuple[int, str], int]:
-    out: dict[tuple[int, str], int] = {}
-    rows = session.connection().execute(
-        _grants_query(), {"pids": sorted({p for p, _ in wanted}), "now": now}).all()
-    for pid, t, gid in rows:
-        out[(pid, t)] = gid  # the last written is the one that ends first
-    return out
-
-
-def _pick_grant(spec: JobSubmission, grants: dict[int, Grant],
-                auto: dict[tuple[int, str], int]) -> int | None:
+def _pick_grant(spec: JobSubmission, grants: dict[int, Grant]) -> int | None:
+    """The grant a job names, checked. A job that names none is stored without one: the
+    control loop charges it to its project's grant for its type live when it starts (one with
+    balance left first; ``aicc.allocation.live``), looked for again every cycle while it
+    waits, so that a grant used up or ended meanwhile never holds it while another has hours."""
     if spec.grant_id is None:
-        return auto.get((spec.project_id, spec.accelerator_type))
+        return None
     grant = grants.get(spec.grant_id)
     if grant is None or grant.project_id != spec.project_id:
         raise UnknownGrant(f"no grant with id {spec.grant_id} for this project",
