@@ -461,7 +461,7 @@ class DemoWorkload:
         """Submit the arrivals due at clock time ``now``; returns how many jobs were stored.
 
         Runs inside the caller's transaction, through the same batched submission path as the
-        API (validation, grant lookup, idempotency by key)."""
+        API (validation, idempotency by key)."""
 
         due = self.due(session, now)
         if not due:

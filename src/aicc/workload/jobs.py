@@ -308,7 +308,8 @@ def submit_jobs(*, session: Session, requests: Sequence[SubmitRequest],
 def _same_request(spec: JobSubmission, job: dict[str, Any]) -> None:
     """Raise ``Conflict`` unless ``job`` (stored, or a row of this batch) is what ``spec`` asks
     for: an Idempotency-Key names one request, and a different body under it is a client bug,
-    not a retry. A grant the store picked is not compared when the request named none."""
+    not a retry. A job that named no grant is given one when it starts: that one is not
+    compared when the request named none."""
     gang = job.get("gang") or {"nodes": job["nodes"], "per_node": job["per_node"]}
     stored = (job["project_id"], job["accelerator_type"], gang["nodes"], gang["per_node"],
               float(job["time_limit_s"]), job["name"], JobClassName(job["job_class"]),
@@ -364,7 +365,6 @@ def _known_keys_query() -> Any:
         jobs.c.idempotency_key.in_(bindparam("keys", expanding=True)))
 
 
-@functools.cache
 @functools.cache
 def _insert_statements() -> tuple[Any, Any]:
     cols = (Job.id, Job.submitted_by, Job.idempotency_key, Job.project_id, Job.nodes,
