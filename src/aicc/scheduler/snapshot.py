@@ -280,6 +280,14 @@ def explain(reason: HoldReason, *, shape: str = "", type_name: str = "") -> str:
     return REASON_TEXT[HoldReason(reason)].format(shape=shape, type=type_name)
 
 
+def hold_message(reason: HoldReason, nodes: int, per_node: int, type_name: str) -> str:
+    """The message of a job of this shape held for ``reason`` (a gang's shape as 4x8, one
+    node's as its accelerators): one wording for the job's stored reason, the scheduler's
+    messages and the start-time forecast."""
+    shape = f"{nodes}x{per_node}" if nodes > 1 else str(per_node)
+    return explain(reason, shape=shape, type_name=type_name)
+
+
 def hold_messages(snapshot: Snapshot, decisions: Decisions) -> dict[int, str]:
     """Job id → readable message for every pending job not started in ``decisions``."""
     p = snapshot.pending
@@ -288,8 +296,7 @@ def hold_messages(snapshot: Snapshot, decisions: Decisions) -> dict[int, str]:
     out: dict[int, str] = {}
     for r in held.tolist():
         t = int(p.type_idx[r])
-        n, k = int(p.nodes[r]), int(p.per_node[r])
-        shape = f"{n}x{k}" if n > 1 else str(k)
-        out[int(p.id[r])] = explain(HoldReason(int(decisions.reason[r])), shape=shape,
-                                    type_name=names[t] if 0 <= t < len(names) else str(t))
+        out[int(p.id[r])] = hold_message(HoldReason(int(decisions.reason[r])), int(p.nodes[r]),
+                                         int(p.per_node[r]),
+                                         names[t] if 0 <= t < len(names) else str(t))
     return out

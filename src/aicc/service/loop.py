@@ -56,7 +56,7 @@ from aicc.errors import EngineError
 from aicc.ledger.usage import LOST, USAGE, TypeFacts, insert_ignore, job_entry
 from aicc.scheduler import HoldReason, Policy, schedule
 from aicc.scheduler.policy import resolve
-from aicc.scheduler.snapshot import Preempt, explain
+from aicc.scheduler.snapshot import Preempt, hold_message
 from aicc.service.batch import Batch, JobRow, load_rows
 from aicc.service.snapshot import SnapshotBuilder, StoreSnapshot, dt, ts, write_lending
 from aicc.store.db import transaction
@@ -524,8 +524,8 @@ class ControlPlane:
                    int(pend.type_idx[r]))
             text = texts.get(key)
             if text is None:
-                text = texts[key] = explain(HoldReason(key[0]), shape=f"{key[1]}x{key[2]}",
-                                            type_name=types[key[3]].name)[:512]
+                text = texts[key] = hold_message(HoldReason(key[0]), key[1], key[2],
+                                                 types[key[3]].name)[:512]
             changed.append({"jid": int(pend.id[r]), "reason": text})
         stmt = (update(Job).where(Job.id == bindparam("jid"), Job.state == JobState.PENDING)
                 .values(reason=bindparam("reason"))

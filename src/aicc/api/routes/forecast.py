@@ -29,7 +29,7 @@ from aicc.api.errors import error_body
 from aicc.api.schemas import ErrorOut, ForecastOut
 from aicc.errors import Conflict
 from aicc.scheduler.policy import Policy
-from aicc.scheduler.snapshot import HoldReason, Snapshot, explain
+from aicc.scheduler.snapshot import HoldReason, Snapshot, hold_message
 from aicc.service.loop import configured_policy
 from aicc.service.snapshot import SnapshotBuilder, dt, ts
 from aicc.sim.forecast import (
@@ -246,10 +246,9 @@ def _held(reason: HoldReason | None, snapshot: Snapshot, job_id: int) -> dict[st
         return {"held_for": None, "held_message": None}
     p = snapshot.pending
     r = int(np.flatnonzero(p.id == job_id)[0])
-    n, k, t = int(p.nodes[r]), int(p.per_node[r]), int(p.type_idx[r])
     return {"held_for": reason.name.lower(),
-            "held_message": explain(reason, shape=f"{n}x{k}" if n > 1 else str(k),
-                                    type_name=snapshot.fleet.catalog.names[t])}
+            "held_message": hold_message(reason, int(p.nodes[r]), int(p.per_node[r]),
+                                         snapshot.fleet.catalog.names[int(p.type_idx[r])])}
 
 
 def _live_state(request: Request, principal: Principal, job_id: int, policy: Policy, now: float,
