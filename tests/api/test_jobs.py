@@ -34,10 +34,10 @@ def test_submit_stores_pending_job_with_grant_and_event(world: World, job_body: 
     assert job["project_id"] == pid
     # no grant named: none stored until it starts (the control loop then charges it to the
     # project's grant live at that time); one named is stored and checked at once
-    assert job["grant_id"] is None
+    assert job["grant_id"] is None and job["grant_named"] is False
     named = world.client.post("/v1/jobs", headers=world.h("member_a1"), json=job_body(
         pid, grant_id=world.ids["grant_p_a1"])).json()
-    assert named["grant_id"] == world.ids["grant_p_a1"]
+    assert named["grant_id"] == world.ids["grant_p_a1"] and named["grant_named"] is True
     assert job["gang"] == {"nodes": 1, "per_node": 8}
     assert job["submitted_by"] == world.ids["member_a1"]
     with session_factory(world.engine)() as s:
@@ -69,6 +69,26 @@ def test_same_idempotency_key_yields_one_job(world: World, job_body: JobBody) ->
     h3 = world.h("org_admin_a") | {"Idempotency-Key": "retry-42"}
     other = world.client.post("/v1/jobs", headers=h3, json=body)
     assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+
+
+def test_a_retry_naming_a_grant_never_matches_a_job_that_named_none(
+        world: World, job_body: JobBody) -> None:
+    # the first request named no grant; the control loop later charged the job to one. A
+    # retry under the same key that names that grant is a different request (409) before and
+    # after the start alike; a retry naming none is the same request (200)
+    h = world.h("member_a1") | {"Idempotency-Key": "grant-later"}
+    pid, gid = world.ids["p_a1"], world.ids["grant_p_a1"]
+    first = world.client.post("/v1/jobs", headers=h, json=job_body(pid)).json()
+    for started in (False, True):
+        if started:
+            with session_factory(world.engine).begin() as s:
+                s.get(Job, first["id"]).grant_id = gid  # as the loop charges it at its start
+        r = world.client.post("/v1/jobs", headers=h, json=job_body(pid, grant_id=gid))
+        assert r.status_code == 409 and r.json()["error"]["field"] == "Idempotency-Key"
+        again = world.client.post("/v1/jobs", headers=h, json=job_body(pid))
+        assert again.status_code == 200 and again.json()["id"] == first["id"]
+        assert again.json()["grant_named"] is False
+    assert again.json()["grant_id"] == gid
 
 
 BAD_JOBS: list[tuple[str, dict[str, Any], int, str]] = [

@@ -8,11 +8,14 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from aicc.allocation.grants import create_grant
+from aicc.allocation.grants import create_grant, update_grant
 from aicc.config import SchedulerConfig
+from aicc.engines.twin import TwinEngine
+from aicc.fleet import build_fleet
+from aicc.ledger import event_id
 from aicc.service.snapshot import dt
 from aicc.store.db import transaction
-from aicc.store.models import Job, JobState, LedgerEntry, Organization, Role
+from aicc.store.models import GrantState, Job, JobState, LedgerEntry, Organization, Role
 from aicc.tenancy import service as tenancy
 from service.conftest import T0, Center
 
@@ -97,3 +100,86 @@ def test_a_job_naming_no_grant_is_never_held_by_a_spent_one_while_another_has_ho
     center.run(cp, T0 + 7200)
     j = _job(center, jid)
     assert j.state == JobState.FINISHED and j.grant_id == later, (j.state, j.reason)
+
+
+def _two_grants(center: Center, first_hours: float) -> tuple[int, int]:
+    """A grantless project given two live H100 grants: one of ``first_hours`` that ends first,
+    and one of 100 hours that ends later."""
+    center.project_id = _grantless_project(center)
+    with transaction(center.factory) as session:
+        first = create_grant(session=session, project_id=center.project_id,
+                             accelerator_type="h100-sxm-80g", accelerator_hours=first_hours,
+                             start=dt(T0 - 86400), end=dt(T0) + timedelta(days=10)).id
+        later = create_grant(session=session, project_id=center.project_id,
+                             accelerator_type="h100-sxm-80g", accelerator_hours=100,
+                             start=dt(T0 - 86400), end=dt(T0) + timedelta(days=30)).id
+    return first, later
+
+
+def _usage(center: Center, jid: int) -> list[tuple[str, int | None]]:
+    """The job's usage entries as (event id, grant charged)."""
+    with center.factory() as session:
+        rows = session.scalars(select(LedgerEntry).where(LedgerEntry.job_id == jid,
+                                                         LedgerEntry.kind == "usage")
+                               .order_by(LedgerEntry.id)).all()
+        return [(e.event_id, e.grant_id) for e in rows]
+
+
+def test_a_requeued_job_that_named_no_grant_is_charged_to_the_grant_live_at_its_restart(
+        center: Center) -> None:
+    # the job starts on grant A (balance left, ends first) and spends it (8 × 600 s > 1 h);
+    # preempted, it returns to the queue. It used to keep A and wait "grant exhausted" for
+    # good; now its grant is chosen again at the restart: B, which has hours
+    first, later = _two_grants(center, first_hours=1)
+    jid = center.submit(per_node=8, runtime=1200.0, preemptible=True)
+    engine = TwinEngine(build_fleet("lab"))
+    cp = center.control_plane(engine)
+    cp.run_cycle()
+    j = _job(center, jid)
+    assert (j.state, j.grant_id, j.grant_named) == (JobState.RUNNING, first, False)
+    center.clock.advance_to(T0 + 600)
+    engine.preempt([jid], center.clock.now(), reason="reclaimed")
+    center.run(cp, T0 + 3600)
+    j = _job(center, jid)
+    assert (j.state, j.attempts, j.grant_id) == (JobState.FINISHED, 2, later), j.reason
+    assert _usage(center, jid) == [(event_id(jid, 1, "usage"), first),
+                                   (event_id(jid, 2, "usage"), later)]
+
+
+def test_a_named_grant_stays_the_jobs_when_it_is_requeued(center: Center) -> None:
+    # the same, but the job named A: it stays A's, and waits while A has no hours left
+    first, _ = _two_grants(center, first_hours=1)
+    jid = center.submit(per_node=8, runtime=1200.0, preemptible=True, grant_id=first)
+    engine = TwinEngine(build_fleet("lab"))
+    cp = center.control_plane(engine)
+    cp.run_cycle()
+    center.clock.advance_to(T0 + 600)
+    engine.preempt([jid], center.clock.now(), reason="reclaimed")
+    center.run(cp, T0 + 3600)
+    j = _job(center, jid)
+    assert (j.state, j.grant_id, j.grant_named) == (JobState.PENDING, first, True)
+    assert "exhausted" in j.reason
+    assert _usage(center, jid) == [(event_id(jid, 1, "usage"), first)]
+
+
+def test_a_job_naming_a_suspended_grant_waits_for_it(center: Center) -> None:
+    # the project's other grant has hours, but the job named the suspended one: it waits
+    # ("no active grant") rather than run on the other and be charged to the suspended one;
+    # it runs, charged to its grant, once that is active again. So it is without a required
+    # grant too.
+    center.settings = center.settings.model_copy(
+        update={"scheduler": SchedulerConfig(require_grant=False)})
+    first, _ = _two_grants(center, first_hours=50)
+    jid = center.submit(per_node=8, runtime=600.0, grant_id=first)
+    with transaction(center.factory) as session:
+        update_grant(session=session, grant_id=first, state=GrantState.SUSPENDED)
+    cp = center.control_plane()
+    center.run(cp, T0 + 600)
+    j = _job(center, jid)
+    assert (j.state, j.attempts) == (JobState.PENDING, 0) and "no active grant" in j.reason
+    with transaction(center.factory) as session:
+        update_grant(session=session, grant_id=first, state=GrantState.ACTIVE)
+    center.run(cp, T0 + 2400)
+    j = _job(center, jid)
+    assert (j.state, j.grant_id) == (JobState.FINISHED, first)
+    assert _usage(center, jid) == [(event_id(jid, 1, "usage"), first)]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from aicc.errors import InvalidInput
+from aicc.scheduler.policy import resolve
 from aicc.scheduler.snapshot import Grants, JobClass, JobSpec, JobTable, Snapshot
 from aicc.sim.forecast import (
     Arrivals,
@@ -68,6 +71,28 @@ def test_a_run_the_fork_found_going_keeps_its_work_when_stopped():
     # cycle (2060) and B follows it at 7260
     f = forecast_start(_snapshot(), 11, "fifo", min_cycle_s=60.0, notices={10: 2000.0})
     assert f.predicted_start == 7260.0
+
+
+def test_a_requeued_fork_job_that_named_no_grant_takes_the_grant_live_at_its_restart():
+    # A runs on grant 0, which it was given at its start (it named none); told to stop at 2000,
+    # it has spent grant 0 by then (8 × 2000 > 8 × 1500 accelerator-seconds). Grant 1 has
+    # hours. FIFO with grants required: A, chosen again, restarts on grant 1 at the next cycle
+    # (2060) and B waits for it (7260), as the live loop would do. Had A named grant 0, it
+    # would wait for it, spent, and B would start at 2060.
+    snap = _snapshot()
+    t = int(snap.running.type_idx[0])
+    grants = Grants(project=np.zeros(2, dtype=np.int32), type_idx=np.full(2, t, dtype=np.int16),
+                    total_s=np.array([8 * 1500.0, 8 * 1e6]), used_s=np.array([8 * 1000.0, 0.0]),
+                    start=np.zeros(2), end=np.array([1e6, 2e6]))
+    running = snap.running
+    running.grant[:] = 0
+    snap = replace(snap, grants=grants, running=running)
+    pol = resolve("fifo").model_copy(update={"require_grant": True})
+    kw = {"min_cycle_s": 60.0, "notices": {10: 2000.0}}
+    chosen = forecast_start(snap, 11, pol, grant_chosen=np.array([True]), **kw)
+    assert chosen.predicted_start == 7260.0
+    named = forecast_start(snap, 11, pol, grant_chosen=np.array([False]), **kw)
+    assert named.predicted_start == 2060.0
 
 
 def test_a_cancelled_forecast_stops_at_its_next_cycle():

@@ -184,3 +184,33 @@ def test_a_populated_database_gains_an_empty_lending_balance(unmigrated_url: str
                 conn.execute(insert(lending), {**bad, "balance_s": 0.0, "loan": 0.0, "at": T})
     finally:
         engine.dispose()
+
+
+def test_jobs_stored_with_a_grant_are_taken_as_having_named_it(unmigrated_url: str) -> None:
+    """0006 records whether a job's grant was named; a job stored with a grant before it keeps
+    that grant across requeues (as it was scheduled until then), one without has none named."""
+    engine = make_engine(unmigrated_url)
+    try:
+        t = _at_revision(engine, "0005")
+        with engine.begin() as conn:
+            add = _adder(conn, t)
+            sector = add("sectors", name="research", description="", lend_limit=1.0)
+            org = add("organizations", name="lab", sector_id=sector, region="", weight=1.0,
+                      created_at=T)
+            project = add("projects", name="llm", title="", organization_id=org, weight=1.0,
+                          created_at=T)
+            grant = add("grants", project_id=project, accelerator_type="h100-sxm-80g",
+                        accelerator_hours=100.0, start=T, end=T.replace(year=2031),
+                        state="active", note="", created_at=T)
+            job = {"name": "", "project_id": project, "accelerator_type": "h100-sxm-80g",
+                   "nodes": 1, "per_node": 8, "time_limit_s": 3600.0, "job_class": "batch",
+                   "preemptible": False, "state": "pending", "reason": "", "submitted_at": T,
+                   "attempts": 0}
+            with_grant = add("jobs", **job, grant_id=grant)
+            without = add("jobs", **job)
+        upgrade(engine)
+        with engine.connect() as conn:
+            got = dict(conn.execute(text("SELECT id, grant_named FROM jobs")).all())
+        assert got == {with_grant: True, without: False}
+    finally:
+        engine.dispose()

@@ -78,7 +78,9 @@ class JobSpec:
     job_class: JobClass = JobClass.BATCH
     preemptible: bool = False
     submit_time: float = 0.0
-    grant: int = -1  # index into Grants, or -1 when none
+    # index into Grants, or -1 when none; one past them names a grant that is not active (a
+    # suspended one): the job is held NO_GRANT
+    grant: int = -1
     start_time: float = -1.0  # running jobs only
     expected_runtime_s: float = -1.0  # a known or estimated runtime, when better than the limit
     lender: int = -1  # running jobs: sector whose capacity it borrows (Start.lender), or -1
@@ -103,7 +105,7 @@ class JobTable:
     job_class: np.ndarray  # int8 (JobClass)
     preemptible: np.ndarray  # bool
     submit_time: np.ndarray  # float64
-    grant: np.ndarray  # int32
+    grant: np.ndarray  # int32 (see JobSpec.grant)
     start_time: np.ndarray  # float64 (-1 when pending)
     expected_runtime_s: np.ndarray  # float64 (-1 when unknown)
     alloc_ptr: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))

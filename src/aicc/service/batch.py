@@ -43,6 +43,7 @@ class JobRow:
     runtime_s: float | None
     preemptible: bool
     script: str | None
+    grant_named: bool
     read_state: JobState | None = None  # the state when read: the UPDATE's guard
     # The attempt's scheduling state, not read: every move clears it (``advance``) and the
     # loop sets the lender of a job it starts; the batch writes these with the move.
@@ -58,7 +59,8 @@ class JobRow:
 
 COLUMNS = (Job.id, Job.state, Job.started_at, Job.ended_at, Job.attempts, Job.placement,
            Job.reason, Job.project_id, Job.grant_id, Job.accelerator_type, Job.nodes,
-           Job.per_node, Job.time_limit_s, Job.runtime_s, Job.preemptible, Job.script)
+           Job.per_node, Job.time_limit_s, Job.runtime_s, Job.preemptible, Job.script,
+           Job.grant_named)
 
 
 def load_rows(session: Session, ids=None, *, where=None) -> dict[int, JobRow]:

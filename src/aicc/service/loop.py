@@ -420,14 +420,16 @@ class ControlPlane:
                 job = jobs.get(s.job_id)
                 if job is None or job.state != JobState.PENDING:
                     continue  # cancelled since the snapshot
-                if job.grant_id is None:
-                    # Submitted without a grant: charge the one the snapshot found live now.
+                if not job.grant_named:
+                    # Named none: charge the grant the snapshot found live now (an earlier
+                    # attempt's choice, if any, is made again).
                     row = int(np.searchsorted(pend.id, job.id))
                     gi = int(pend.grant[row]) if row < len(pend) and pend.id[row] == job.id \
                         else -1
-                    if gi >= 0:
-                        job.grant_id = int(built.grant_ids[gi])
-                        attach.append({"jid": job.id, "gid": job.grant_id})
+                    gid = int(built.grant_ids[gi]) if 0 <= gi < len(built.grant_ids) else None
+                    if gid != job.grant_id:
+                        job.grant_id = gid
+                        attach.append({"jid": job.id, "gid": gid})
                 placement = [names[i] for i, _ in s.placement]
                 batch.move(job, JobState.RUNNING, at, "running", placement)
                 # The lender survives a restart (scheduler rule 8 preempts on its behalf).
@@ -440,7 +442,7 @@ class ControlPlane:
             batch.write(session)
             if attach:
                 session.connection().execute(
-                    update(Job).where(Job.id == bindparam("jid"), Job.grant_id.is_(None))
+                    update(Job).where(Job.id == bindparam("jid"), Job.grant_named.is_(False))
                     .values(grant_id=bindparam("gid"))
                     .execution_options(synchronize_session=False), attach)
         return orders

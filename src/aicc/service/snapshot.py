@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from aicc.allocation.live import live_grants
@@ -50,7 +50,9 @@ from aicc.store.models import (
 _COLS = (Job.id, Job.project_id, Job.accelerator_type, Job.nodes, Job.per_node,
          Job.time_limit_s, Job.job_class, Job.preemptible, Job.submitted_at, Job.grant_id,
          Job.started_at, Job.placement)
-_STATIC = _COLS[:10]
+# A pending job's grant is the one it named; one the loop chose at an earlier start is chosen
+# again (attach_live_grants), so a requeued job is not held by a grant spent meanwhile.
+_STATIC = (*_COLS[:9], case((Job.grant_named.is_(True), Job.grant_id), else_=None))
 # Running jobs only: whether the attempt borrows, and from which sector (see _lenders).
 _LENDER = (Job.borrowed, Job.lender_sector_id)
 _CHUNK = 5000
@@ -93,6 +95,9 @@ class StoreSnapshot:
     notices: dict[int, tuple[float, str]] = field(default_factory=dict)
     # [lender, borrower] accelerators the store says are lent now (rule 2; see read_lending)
     loans: np.ndarray | None = None
+    # per running row: whether its grant was named at submission (else chosen at its start,
+    # and chosen again if it is requeued: the forecast's fork does as the loop does)
+    running_grant_named: np.ndarray | None = None
 
     @property
     def fleet(self) -> FleetArrays:
@@ -183,7 +188,7 @@ def write_lending(session: Session, sector_ids: np.ndarray, balance_s: np.ndarra
 
 
 def attach_live_grants(pending: JobTable, grants: Grants, now: float) -> int:
-    """Give every pending job submitted without a grant its project's live grant for its type
+    """Give every pending job that named no grant its project's live grant for its type
     (:func:`aicc.allocation.live.live_grants`), so that it is paced and held like any other and
     charged to that grant once it starts (docs/api.md). A job whose project has no such grant
     keeps -1: the scheduler holds it when the policy requires a grant. Returns how many jobs
@@ -306,7 +311,7 @@ class SnapshotBuilder:
 
         # Jobs: one column query each for running and pending.
         conn = session.connection()
-        running_rows = conn.execute(select(*_COLS, *_LENDER)
+        running_rows = conn.execute(select(*_COLS, Job.grant_named, *_LENDER)
                                     .where(Job.state == JobState.RUNNING)
                                     .order_by(Job.id)).all()
         notices = {int(j): (ts(at), msg or "") for j, at, msg in conn.execute(
@@ -325,7 +330,8 @@ class SnapshotBuilder:
 
         running = self._table(running_rows, project_ids, grant_ids, with_alloc=True)
         running.lender = _lenders(running_rows, sector_ids)
-        pending = self._table(pending_rows, project_ids, grant_ids, with_alloc=False)
+        pending = self._table(pending_rows, project_ids, grant_ids, with_alloc=False,
+                              not_live=len(grant_ids))
 
         accrued = running.accelerators * np.maximum(0.0, now - running.start_time)
         if len(grant_ids) and len(running):
@@ -360,8 +366,9 @@ class SnapshotBuilder:
                         tenancy=tenancy, grants=grant_arrays, usage_decayed_s=usage_arr,
                         power_available_w=self.power_available_w,
                         lending_balance_s=lending.balance_s if lending.rows else None)
+        named = np.array([bool(r[len(_COLS)]) for r in running_rows], dtype=bool)
         return StoreSnapshot(snap, project_ids, grant_ids, self._node_ids.copy(), sector_ids,
-                             notices, lending.loans)
+                             notices, lending.loans, named)
 
     def history(self, session: Session, built: StoreSnapshot, now: float,
                 window_s: float) -> History:
@@ -390,12 +397,17 @@ class SnapshotBuilder:
                        since=ts(first) if first is not None else now)
 
     def _table(self, rows: list, project_ids: np.ndarray, grant_ids: np.ndarray, *,
-               with_alloc: bool) -> JobTable:
+               with_alloc: bool, not_live: int = -1) -> JobTable:
+        """The rows as a job table. A grant that is not among ``grant_ids`` (the active ones)
+        becomes ``not_live``: -1 (none) for running jobs, whose charge the ledger settles; for
+        pending ones an index past the grants, which the scheduler holds as ``no_grant``, so
+        that a job naming a suspended grant waits for it instead of running on another."""
         n = len(rows)
         cat = self.catalog
         col = list(zip(*rows, strict=True)) if n else [()] * 12
         ids = np.array(col[0], dtype=np.int64)
         grant_col = np.array([-1 if g is None else g for g in col[9]], dtype=np.int64)
+        grant_at = _index_of(grant_ids, grant_col)
         t = JobTable(
             id=ids,
             project=_index_of(project_ids, np.array(col[1], dtype=np.int64)),
@@ -407,7 +419,8 @@ class SnapshotBuilder:
                                dtype=np.int8),
             preemptible=np.array(col[7], dtype=bool),
             submit_time=np.array([ts(x) for x in col[8]], dtype=np.float64),
-            grant=np.where(grant_col >= 0, _index_of(grant_ids, grant_col), -1).astype(np.int32),
+            grant=np.where(grant_col < 0, -1, np.where(grant_at >= 0, grant_at, not_live)
+                           ).astype(np.int32),
             start_time=np.array([ts(x) for x in col[10]], dtype=np.float64),
             expected_runtime_s=np.full(n, -1.0),
         )

@@ -267,11 +267,14 @@ def _opt(x: float) -> float | None:
 
 
 def _fork(snap: Snapshot, future: History | None = None,
-          notices: dict[int, float] | None = None) -> tuple[SimJobs, Fork, np.ndarray]:
+          notices: dict[int, float] | None = None,
+          grant_chosen: np.ndarray | None = None) -> tuple[SimJobs, Fork, np.ndarray]:
     """The snapshot as simulator rows: pending jobs first, then the future submissions (by
     submit time), then running ones, the order ``Simulator._load_fork`` requires; returns the
     rows' job ids too (-1 for future rows). ``notices``: running jobs already told to stop
-    (job id → when their grace ends), which stop then in the fork too."""
+    (job id → when their grace ends), which stop then in the fork too. ``grant_chosen``: per
+    running row, whether its grant was chosen at its start rather than named (None: all
+    named); such a job requeued in the fork is charged to the grant live when it restarts."""
     P, R = snap.pending, snap.running
     F = future if future is not None else History.empty()
     now = snap.now
@@ -300,7 +303,8 @@ def _fork(snap: Snapshot, future: History | None = None,
         expected_runtime=cat(P.expected_runtime_s, F.expected_runtime,
                              R.expected_runtime_s).astype(np.float64),
         account=RowAccount(rows_read=n_pf + len(R)),
-        grant=cat(P.grant, F.grant, R.grant).astype(np.int32),
+        grant=cat(P.grant, F.grant, R.grant if grant_chosen is None
+                  else np.where(grant_chosen, -1, R.grant)).astype(np.int32),
     )
     placement = [tuple(R.allocation(r)) for r in range(len(R))]
     fork = Fork(
@@ -311,6 +315,7 @@ def _fork(snap: Snapshot, future: History | None = None,
         lending_balance_s=snap.lending_balance_s,
         stops=tuple((n_pf + r, float(notices[j])) for r, j in enumerate(R.id.tolist())
                     if notices and j in notices),
+        running_grant=R.grant.astype(np.int32),
     )
     ids = cat(P.id, np.full(len(F), -1), R.id).astype(np.int64)
     return jobs, fork, ids
@@ -321,13 +326,14 @@ def forecast_starts(snap: Snapshot, policy: Policy | str = "fairshare", *,
                     horizon_s: float = DEFAULT_HORIZON_S, job_id: int | None = None,
                     max_future_jobs: int | None = MAX_FUTURE_JOBS,
                     cancelled: Callable[[], bool] | None = None,
-                    notices: dict[int, float] | None = None) -> Starts:
+                    notices: dict[int, float] | None = None,
+                    grant_chosen: np.ndarray | None = None) -> Starts:
     """One fork per arrival sample, each run until the pending jobs have started (only
     ``job_id`` when given: the other columns are then partial) or the horizon. A request
     whose samples would submit more than ``max_future_jobs`` is refused (None: offline
     measurements, which bound their own work). ``cancelled`` is asked before every
     scheduler call; when it answers True the forecast stops with
-    :class:`~aicc.sim.loop.Cancelled`."""
+    :class:`~aicc.sim.loop.Cancelled`. ``notices`` and ``grant_chosen``: see :func:`_fork`."""
     w0 = time.perf_counter()
     if not (MIN_HORIZON_H * 3600.0 <= horizon_s <= MAX_HORIZON_H * 3600.0):
         raise InvalidInput(f"horizon_hours must be between {MIN_HORIZON_H:g} and "
@@ -343,7 +349,7 @@ def forecast_starts(snap: Snapshot, policy: Policy | str = "fairshare", *,
         future = arrivals.future(k, snap.now, horizon_s)
         if k == 0:
             future_jobs = len(future)
-        jobs, fork, ids = _fork(snap, future, notices)
+        jobs, fork, ids = _fork(snap, future, notices, grant_chosen)
         cfg = SimConfig(policy=pol, min_cycle_s=min_cycle_s, until_s=snap.now + horizon_s,
                         sample_s=horizon_s, power_available_w=snap.power_available_w)
         sim = Simulator(jobs, snap.fleet, snap.tenancy, cfg, fork=fork, cancelled=cancelled)
@@ -381,7 +387,8 @@ def forecast_start(snap: Snapshot, job_id: int, policy: Policy | str = "fairshar
                    horizon_s: float = DEFAULT_HORIZON_S,
                    max_future_jobs: int | None = MAX_FUTURE_JOBS,
                    cancelled: Callable[[], bool] | None = None,
-                   notices: dict[int, float] | None = None) -> Forecast:
+                   notices: dict[int, float] | None = None,
+                   grant_chosen: np.ndarray | None = None) -> Forecast:
     """When ``job_id`` (pending in ``snap``) is predicted to start. A running job's forecast
     is its real start."""
     w0 = time.perf_counter()
@@ -397,7 +404,7 @@ def forecast_start(snap: Snapshot, job_id: int, policy: Policy | str = "fairshar
         raise KeyError(job_id)
     s = forecast_starts(snap, policy, arrivals=arrivals, min_cycle_s=min_cycle_s,
                         horizon_s=horizon_s, job_id=job_id, max_future_jobs=max_future_jobs,
-                        cancelled=cancelled, notices=notices)
+                        cancelled=cancelled, notices=notices, grant_chosen=grant_chosen)
     c = int(col[0])
     median = _opt(s.median[c])
     held = None

@@ -97,6 +97,9 @@ class Fork:
     lending_balance_s: np.ndarray | None = None  # the live lending balance (rule 2)
     # running rows already given preemption notice: (row, when its grace ends)
     stops: tuple[tuple[int, float], ...] = ()
+    # the grant each running row is charged to (its ``jobs.grant`` is -1 where that grant was
+    # chosen at its start rather than named: chosen again if the fork requeues it)
+    running_grant: np.ndarray | None = None
 
 
 MIN_SAMPLE_S = 1.0
@@ -283,9 +286,10 @@ class Simulator:
         self.running = _Running(n)
         self._neg1 = np.full(n, -1.0)
         self._grant = np.full(n, -1, dtype=np.int32)
-        # the grant each job is charged to: its own, or for one submitted without (-1 in
-        # jobs.grant) its project's live grant, resolved again at every cycle while it waits,
-        # as the live service resolves its queue (aicc.allocation.live)
+        # the grant each job is charged to: the one it named, or for one that named none (-1
+        # in jobs.grant) its project's live grant, resolved again at every cycle while it
+        # waits (a requeued job too), as the live service resolves its queue
+        # (aicc.allocation.live)
         self.grant_of = None if jobs.grant is None else jobs.grant.astype(np.int32).copy()
         self._ptr0 = np.zeros(n + 1, dtype=np.int64)
         self.n_running = 0
@@ -396,6 +400,8 @@ class Simulator:
             self.lending = np.array(fork.lending_balance_s, dtype=np.float64)
             self._owed = bool(self.lending.any())
         self.free = np.where(self.fleet.state == NODE_UP, fork.free, 0).astype(np.int32)
+        if fork.running_grant is not None and self.grant_of is not None:
+            self.grant_of[fork.running] = fork.running_grant
         self._forked: list[int] = []
         for r, placement, st, rem in zip(fork.running.tolist(), fork.placement,
                                          fork.start.tolist(), fork.remaining.tolist(),
@@ -860,9 +866,9 @@ class Simulator:
         if len(self.grant_base):
             grants = replace(grants, used_s=self.grant_base + self.grant_used + acc_g)
         if self.grant_of is not None and len(grants.total_s):
-            # (a start keeps the grant its cycle found, as the live service stores it with
-            # the job: a requeued job too)
-            loose = pend[(self.jobs.grant[pend] < 0) & (self.first_start[pend] < 0)]
+            # (a run keeps the grant its cycle found, as the live service stores it with the
+            # job; a requeued job that named none is charged to the one live when it restarts)
+            loose = pend[self.jobs.grant[pend] < 0]
             if len(loose):
                 self.grant_of[loose] = live_grants(self.jobs.project[loose],
                                                    self.jobs.type_idx[loose], grants, now)

@@ -344,6 +344,10 @@ class Job(Base):
     name: Mapped[str] = mapped_column(String(128), default="")
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
     grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id"), index=True)
+    # Whether the submission named ``grant_id``. A named grant is the job's for good; one the
+    # control loop chose (a job naming none is charged to its project's live grant when it
+    # starts) is chosen again if the job returns to the queue (preempted, its node failed).
+    grant_named: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     submitted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     accelerator_type: Mapped[str] = mapped_column(ForeignKey("accelerator_types.name"))

@@ -276,7 +276,8 @@ def submit_jobs(*, session: Session, requests: Sequence[SubmitRequest],
         pending[i] = (len(rows), True)
         rows.append({
             "name": spec.name, "project_id": spec.project_id, "grant_id": grant_id,
-            "submitted_by": principal.user_id, "idempotency_key": key,
+            "grant_named": grant_id is not None, "submitted_by": principal.user_id,
+            "idempotency_key": key,
             "accelerator_type": spec.accelerator_type, "nodes": spec.gang.nodes,
             "per_node": spec.gang.per_node, "time_limit_s": spec.time_limit_s,
             "job_class": spec.job_class, "preemptible": spec.preemptible,
@@ -309,7 +310,7 @@ def _same_request(spec: JobSubmission, job: dict[str, Any]) -> None:
     """Raise ``Conflict`` unless ``job`` (stored, or a row of this batch) is what ``spec`` asks
     for: an Idempotency-Key names one request, and a different body under it is a client bug,
     not a retry. A job that named no grant is given one when it starts: that one is not
-    compared when the request named none."""
+    compared when the request named none, and never matches a request naming one."""
     gang = job.get("gang") or {"nodes": job["nodes"], "per_node": job["per_node"]}
     stored = (job["project_id"], job["accelerator_type"], gang["nodes"], gang["per_node"],
               float(job["time_limit_s"]), job["name"], JobClassName(job["job_class"]),
@@ -317,7 +318,8 @@ def _same_request(spec: JobSubmission, job: dict[str, Any]) -> None:
     asked = (spec.project_id, spec.accelerator_type, spec.gang.nodes, spec.gang.per_node,
              float(spec.time_limit_s), spec.name, JobClassName(spec.job_class),
              spec.preemptible, spec.script, spec.runtime_s)
-    if stored != asked or (spec.grant_id is not None and spec.grant_id != job["grant_id"]):
+    if stored != asked or (spec.grant_id is not None and (
+            not job["grant_named"] or spec.grant_id != job["grant_id"])):
         raise Conflict("this Idempotency-Key was used for a different request; use a new key "
                        f"(the first is job {job.get('id', 'in this batch')})",
                        field="Idempotency-Key")
@@ -375,6 +377,7 @@ def _insert_statements() -> tuple[Any, Any]:
 # PostgreSQL: one short, fixed statement over arrays, whatever the batch size (a multi-row
 # VALUES list is a new, long SQL text for every size, which the driver parses every time).
 _PG_COLUMNS = (("name", "text"), ("project_id", "int"), ("grant_id", "int"),
+               ("grant_named", "bool"),
                ("submitted_by", "int"), ("idempotency_key", "text"),
                ("accelerator_type", "text"), ("nodes", "int"), ("per_node", "int"),
                ("time_limit_s", "float8"), ("job_class", "text"), ("preemptible", "bool"),
@@ -572,9 +575,10 @@ def cancel_job(*, session: Session, principal: Principal, job_id: int,
                       reason=reason or f"cancelled by {principal.name}")
 
 
-_FIELDS = ("id", "name", "project_id", "grant_id", "submitted_by", "accelerator_type",
-           "nodes", "per_node", "time_limit_s", "job_class", "preemptible", "runtime_s", "script",
-           "state", "reason", "submitted_at", "started_at", "ended_at", "placement", "attempts")
+_FIELDS = ("id", "name", "project_id", "grant_id", "grant_named", "submitted_by",
+           "accelerator_type", "nodes", "per_node", "time_limit_s", "job_class", "preemptible",
+           "runtime_s", "script", "state", "reason", "submitted_at", "started_at", "ended_at",
+           "placement", "attempts")
 
 
 def iso_time(t: datetime | None) -> str | None:
@@ -592,6 +596,7 @@ def _row_to_dict(row: dict[str, Any], submitted_iso: str | None = None) -> dict[
         "name": row["name"],
         "project_id": row["project_id"],
         "grant_id": row["grant_id"],
+        "grant_named": bool(row["grant_named"]),
         "submitted_by": row["submitted_by"],
         "accelerator_type": row["accelerator_type"],
         "gang": {"nodes": row["nodes"], "per_node": row["per_node"]},
