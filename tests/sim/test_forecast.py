@@ -89,10 +89,31 @@ def test_a_requeued_fork_job_that_named_no_grant_takes_the_grant_live_at_its_res
     snap = replace(snap, grants=grants, running=running)
     pol = resolve("fifo").model_copy(update={"require_grant": True})
     kw = {"min_cycle_s": 60.0, "notices": {10: 2000.0}}
-    chosen = forecast_start(snap, 11, pol, grant_chosen=np.array([True]), **kw)
+    chosen = forecast_start(snap, 11, pol, named_grant=np.array([-1]), **kw)
     assert chosen.predicted_start == 7260.0
-    named = forecast_start(snap, 11, pol, grant_chosen=np.array([False]), **kw)
+    named = forecast_start(snap, 11, pol, named_grant=np.array([0]), **kw)
     assert named.predicted_start == 2060.0
+
+
+def test_a_requeued_fork_job_whose_named_grant_is_not_active_waits_for_it():
+    # as above, both grants with hours; A named a grant that is now suspended (one past the
+    # snapshot's active grants): stopped at 2000, it waits for that grant in the fork as the
+    # live loop would hold it (no_grant), so B starts at the next cycle (2060). Had A named
+    # the active grant 0, it would restart first and B would follow it (7260).
+    snap = _snapshot()
+    t = int(snap.running.type_idx[0])
+    grants = Grants(project=np.zeros(2, dtype=np.int32), type_idx=np.full(2, t, dtype=np.int16),
+                    total_s=np.full(2, 8 * 1e6), used_s=np.array([8 * 1000.0, 0.0]),
+                    start=np.zeros(2), end=np.array([1e6, 2e6]))
+    running = snap.running
+    running.grant[:] = 0
+    snap = replace(snap, grants=grants, running=running)
+    pol = resolve("fifo").model_copy(update={"require_grant": True})
+    kw = {"min_cycle_s": 60.0, "notices": {10: 2000.0}}
+    assert forecast_start(snap, 11, pol, named_grant=np.array([2]), **kw).predicted_start \
+        == 2060.0
+    assert forecast_start(snap, 11, pol, named_grant=np.array([0]), **kw).predicted_start \
+        == 7260.0
 
 
 def test_a_cancelled_forecast_stops_at_its_next_cycle():

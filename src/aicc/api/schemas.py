@@ -285,8 +285,9 @@ class JobOut(BaseModel):
     grant_id: int | None
     grant_named: bool = Field(description=(
         "true: the submission named grant_id, which stays the job's; false: grant_id is the "
-        "one the control loop chose at the job's latest start (null before its first), chosen "
-        "again at each start, so a requeued job is charged to the grant live then"))
+        "one the control loop chose at the job's latest start (null before its first, or where "
+        "none was live), chosen again at each start, so a requeued job is charged to the grant "
+        "live then"))
     submitted_by: int | None
     accelerator_type: str
     gang: GangOut

@@ -95,9 +95,11 @@ class StoreSnapshot:
     notices: dict[int, tuple[float, str]] = field(default_factory=dict)
     # [lender, borrower] accelerators the store says are lent now (rule 2; see read_lending)
     loans: np.ndarray | None = None
-    # per running row: whether its grant was named at submission (else chosen at its start,
-    # and chosen again if it is requeued: the forecast's fork does as the loop does)
-    running_grant_named: np.ndarray | None = None
+    # per running row, the grant it named at submission as the pending table gives it (an
+    # index, one past the grants where that grant is not active) or -1 where it named none (its
+    # grant was chosen at its start, and is chosen again if it is requeued): what the forecast's
+    # fork needs to requeue it as the loop would
+    running_named_grant: np.ndarray | None = None
 
     @property
     def fleet(self) -> FleetArrays:
@@ -367,8 +369,10 @@ class SnapshotBuilder:
                         power_available_w=self.power_available_w,
                         lending_balance_s=lending.balance_s if lending.rows else None)
         named = np.array([bool(r[len(_COLS)]) for r in running_rows], dtype=bool)
+        named_grant = np.where(named, np.where(running.grant >= 0, running.grant,
+                                               len(grant_ids)), -1).astype(np.int32)
         return StoreSnapshot(snap, project_ids, grant_ids, self._node_ids.copy(), sector_ids,
-                             notices, lending.loans, named)
+                             notices, lending.loans, named_grant)
 
     def history(self, session: Session, built: StoreSnapshot, now: float,
                 window_s: float) -> History:

@@ -268,13 +268,14 @@ def _opt(x: float) -> float | None:
 
 def _fork(snap: Snapshot, future: History | None = None,
           notices: dict[int, float] | None = None,
-          grant_chosen: np.ndarray | None = None) -> tuple[SimJobs, Fork, np.ndarray]:
+          named_grant: np.ndarray | None = None) -> tuple[SimJobs, Fork, np.ndarray]:
     """The snapshot as simulator rows: pending jobs first, then the future submissions (by
     submit time), then running ones, the order ``Simulator._load_fork`` requires; returns the
     rows' job ids too (-1 for future rows). ``notices``: running jobs already told to stop
-    (job id → when their grace ends), which stop then in the fork too. ``grant_chosen``: per
-    running row, whether its grant was chosen at its start rather than named (None: all
-    named); such a job requeued in the fork is charged to the grant live when it restarts."""
+    (job id → when their grace ends), which stop then in the fork too. ``named_grant``: per
+    running row, the grant it named, as the pending table gives one (one past the grants: not
+    active), or -1 where it named none: requeued in the fork, such a job is charged to the
+    grant live when it restarts (None: each keeps the grant it runs on)."""
     P, R = snap.pending, snap.running
     F = future if future is not None else History.empty()
     now = snap.now
@@ -303,8 +304,8 @@ def _fork(snap: Snapshot, future: History | None = None,
         expected_runtime=cat(P.expected_runtime_s, F.expected_runtime,
                              R.expected_runtime_s).astype(np.float64),
         account=RowAccount(rows_read=n_pf + len(R)),
-        grant=cat(P.grant, F.grant, R.grant if grant_chosen is None
-                  else np.where(grant_chosen, -1, R.grant)).astype(np.int32),
+        grant=cat(P.grant, F.grant, R.grant if named_grant is None
+                  else named_grant).astype(np.int32),
     )
     placement = [tuple(R.allocation(r)) for r in range(len(R))]
     fork = Fork(
@@ -327,13 +328,13 @@ def forecast_starts(snap: Snapshot, policy: Policy | str = "fairshare", *,
                     max_future_jobs: int | None = MAX_FUTURE_JOBS,
                     cancelled: Callable[[], bool] | None = None,
                     notices: dict[int, float] | None = None,
-                    grant_chosen: np.ndarray | None = None) -> Starts:
+                    named_grant: np.ndarray | None = None) -> Starts:
     """One fork per arrival sample, each run until the pending jobs have started (only
     ``job_id`` when given: the other columns are then partial) or the horizon. A request
     whose samples would submit more than ``max_future_jobs`` is refused (None: offline
     measurements, which bound their own work). ``cancelled`` is asked before every
     scheduler call; when it answers True the forecast stops with
-    :class:`~aicc.sim.loop.Cancelled`. ``notices`` and ``grant_chosen``: see :func:`_fork`."""
+    :class:`~aicc.sim.loop.Cancelled`. ``notices`` and ``named_grant``: see :func:`_fork`."""
     w0 = time.perf_counter()
     if not (MIN_HORIZON_H * 3600.0 <= horizon_s <= MAX_HORIZON_H * 3600.0):
         raise InvalidInput(f"horizon_hours must be between {MIN_HORIZON_H:g} and "
@@ -349,7 +350,7 @@ def forecast_starts(snap: Snapshot, policy: Policy | str = "fairshare", *,
         future = arrivals.future(k, snap.now, horizon_s)
         if k == 0:
             future_jobs = len(future)
-        jobs, fork, ids = _fork(snap, future, notices, grant_chosen)
+        jobs, fork, ids = _fork(snap, future, notices, named_grant)
         cfg = SimConfig(policy=pol, min_cycle_s=min_cycle_s, until_s=snap.now + horizon_s,
                         sample_s=horizon_s, power_available_w=snap.power_available_w)
         sim = Simulator(jobs, snap.fleet, snap.tenancy, cfg, fork=fork, cancelled=cancelled)
@@ -388,7 +389,7 @@ def forecast_start(snap: Snapshot, job_id: int, policy: Policy | str = "fairshar
                    max_future_jobs: int | None = MAX_FUTURE_JOBS,
                    cancelled: Callable[[], bool] | None = None,
                    notices: dict[int, float] | None = None,
-                   grant_chosen: np.ndarray | None = None) -> Forecast:
+                   named_grant: np.ndarray | None = None) -> Forecast:
     """When ``job_id`` (pending in ``snap``) is predicted to start. A running job's forecast
     is its real start."""
     w0 = time.perf_counter()
@@ -404,7 +405,7 @@ def forecast_start(snap: Snapshot, job_id: int, policy: Policy | str = "fairshar
         raise KeyError(job_id)
     s = forecast_starts(snap, policy, arrivals=arrivals, min_cycle_s=min_cycle_s,
                         horizon_s=horizon_s, job_id=job_id, max_future_jobs=max_future_jobs,
-                        cancelled=cancelled, notices=notices, grant_chosen=grant_chosen)
+                        cancelled=cancelled, notices=notices, named_grant=named_grant)
     c = int(col[0])
     median = _opt(s.median[c])
     held = None

@@ -865,11 +865,15 @@ class Simulator:
         grants = self.grants
         if len(self.grant_base):
             grants = replace(grants, used_s=self.grant_base + self.grant_used + acc_g)
-        if self.grant_of is not None and len(grants.total_s):
-            # (a run keeps the grant its cycle found, as the live service stores it with the
-            # job; a requeued job that named none is charged to the one live when it restarts)
-            loose = pend[self.jobs.grant[pend] < 0]
-            if len(loose):
+        if self.grant_of is not None:
+            # A waiting job asks for the grant it named (a requeued one too, whatever it ran
+            # on: a named grant no longer active holds it), else for its project's grant live
+            # now; a run keeps the grant its cycle found, as the live service stores it.
+            g = self.jobs.grant[pend]
+            named = g >= 0
+            self.grant_of[pend[named]] = g[named]
+            loose = pend[~named]
+            if len(loose) and len(grants.total_s):
                 self.grant_of[loose] = live_grants(self.jobs.project[loose],
                                                    self.jobs.type_idx[loose], grants, now)
         return Snapshot(

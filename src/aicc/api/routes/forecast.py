@@ -174,7 +174,7 @@ async def _forecast(request: Request, principal: Principal, job_id: int, gate: F
                                          now, arrivals, window_s, admit)
     if live is None:
         return base
-    snapshot, history, notices, chosen = live
+    snapshot, history, notices, named_grant = live
     model = Arrivals(arrivals, history, window_s, samples, seed)
     gone = threading.Event()
 
@@ -185,7 +185,7 @@ async def _forecast(request: Request, principal: Principal, job_id: int, gate: F
                               min_cycle_s=max(center_cycle_s(settings, cp),
                                               MIN_FORECAST_CYCLE_S),
                               horizon_s=horizon_hours * 3600.0, cancelled=gone.is_set,
-                              notices=notices, grant_chosen=chosen)
+                              notices=notices, named_grant=named_grant)
 
     async def watch() -> None:
         while not await request.is_disconnected():
@@ -255,8 +255,8 @@ def _live_state(request: Request, principal: Principal, job_id: int, policy: Pol
                 arrivals: str, window_s: float, admit: Callable[[], bool]
                 ) -> tuple[dict, tuple[Any, Any, Any, Any] | None]:
     """The answer's common part and, for a pending job, the live snapshot, the history of
-    arrivals, the running jobs under preemption notice and which running jobs' grants were
-    chosen at their start rather than named (None: the answer is complete, a
+    arrivals, the running jobs under preemption notice and the grants the running jobs named
+    (None: the answer is complete, a
     running job's real start). A pending job's forecast is admitted (``admit``) before the
     snapshot is read, else :class:`_Busy`."""
     with tx(request) as s:
@@ -280,6 +280,5 @@ def _live_state(request: Request, principal: Principal, job_id: int, policy: Pol
         built = builder.build(s, now, attach_grants=False)  # (the fork resolves them)
         history = (builder.history(s, built, now, window_s) if arrivals == "history"
                    else None)
-    named = built.running_grant_named
     return base, (built.snapshot, history, {j: at for j, (at, _) in built.notices.items()},
-                  None if named is None else ~named)
+                  built.running_named_grant)
