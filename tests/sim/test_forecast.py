@@ -73,26 +73,32 @@ def test_a_run_the_fork_found_going_keeps_its_work_when_stopped():
     assert f.predicted_start == 7260.0
 
 
+def _stopped_on_grant_0(total_0: float, named_grant: int) -> float | None:
+    """B's forecast start when A, running on grant 0 (``total_0`` accelerator-seconds, 8 × 1000
+    used at the fork) beside grant 1 (plenty), is told to stop at 2000; ``named_grant``: the
+    grant A named (-1: none, chosen at its start; 2: one past the grants, not active). FIFO,
+    grants required, 60 s cycles."""
+    snap = _snapshot()
+    t = int(snap.running.type_idx[0])
+    grants = Grants(project=np.zeros(2, dtype=np.int32), type_idx=np.full(2, t, dtype=np.int16),
+                    total_s=np.array([total_0, 8 * 1e6]), used_s=np.array([8 * 1000.0, 0.0]),
+                    start=np.zeros(2), end=np.array([1e6, 2e6]))
+    running = snap.running
+    running.grant[:] = 0
+    snap = replace(snap, grants=grants, running=running)
+    pol = resolve("fifo").model_copy(update={"require_grant": True})
+    return forecast_start(snap, 11, pol, min_cycle_s=60.0, notices={10: 2000.0},
+                          named_grant=np.array([named_grant])).predicted_start
+
+
 def test_a_requeued_fork_job_that_named_no_grant_takes_the_grant_live_at_its_restart():
     # A runs on grant 0, which it was given at its start (it named none); told to stop at 2000,
     # it has spent grant 0 by then (8 × 2000 > 8 × 1500 accelerator-seconds). Grant 1 has
     # hours. FIFO with grants required: A, chosen again, restarts on grant 1 at the next cycle
     # (2060) and B waits for it (7260), as the live loop would do. Had A named grant 0, it
     # would wait for it, spent, and B would start at 2060.
-    snap = _snapshot()
-    t = int(snap.running.type_idx[0])
-    grants = Grants(project=np.zeros(2, dtype=np.int32), type_idx=np.full(2, t, dtype=np.int16),
-                    total_s=np.array([8 * 1500.0, 8 * 1e6]), used_s=np.array([8 * 1000.0, 0.0]),
-                    start=np.zeros(2), end=np.array([1e6, 2e6]))
-    running = snap.running
-    running.grant[:] = 0
-    snap = replace(snap, grants=grants, running=running)
-    pol = resolve("fifo").model_copy(update={"require_grant": True})
-    kw = {"min_cycle_s": 60.0, "notices": {10: 2000.0}}
-    chosen = forecast_start(snap, 11, pol, named_grant=np.array([-1]), **kw)
-    assert chosen.predicted_start == 7260.0
-    named = forecast_start(snap, 11, pol, named_grant=np.array([0]), **kw)
-    assert named.predicted_start == 2060.0
+    assert _stopped_on_grant_0(8 * 1500.0, named_grant=-1) == 7260.0
+    assert _stopped_on_grant_0(8 * 1500.0, named_grant=0) == 2060.0
 
 
 def test_a_requeued_fork_job_whose_named_grant_is_not_active_waits_for_it():
@@ -100,20 +106,8 @@ def test_a_requeued_fork_job_whose_named_grant_is_not_active_waits_for_it():
     # snapshot's active grants): stopped at 2000, it waits for that grant in the fork as the
     # live loop would hold it (no_grant), so B starts at the next cycle (2060). Had A named
     # the active grant 0, it would restart first and B would follow it (7260).
-    snap = _snapshot()
-    t = int(snap.running.type_idx[0])
-    grants = Grants(project=np.zeros(2, dtype=np.int32), type_idx=np.full(2, t, dtype=np.int16),
-                    total_s=np.full(2, 8 * 1e6), used_s=np.array([8 * 1000.0, 0.0]),
-                    start=np.zeros(2), end=np.array([1e6, 2e6]))
-    running = snap.running
-    running.grant[:] = 0
-    snap = replace(snap, grants=grants, running=running)
-    pol = resolve("fifo").model_copy(update={"require_grant": True})
-    kw = {"min_cycle_s": 60.0, "notices": {10: 2000.0}}
-    assert forecast_start(snap, 11, pol, named_grant=np.array([2]), **kw).predicted_start \
-        == 2060.0
-    assert forecast_start(snap, 11, pol, named_grant=np.array([0]), **kw).predicted_start \
-        == 7260.0
+    assert _stopped_on_grant_0(8 * 1e6, named_grant=2) == 2060.0
+    assert _stopped_on_grant_0(8 * 1e6, named_grant=0) == 7260.0
 
 
 def test_a_cancelled_forecast_stops_at_its_next_cycle():

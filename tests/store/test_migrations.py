@@ -56,6 +56,15 @@ def _adder(conn: Connection, tables: dict[str, Table]) -> Callable[..., int]:
     return add
 
 
+def _one_project(add: Callable[..., int]) -> int:
+    """A sector, an organization of it and a project of that; returns the project's id."""
+    sector = add("sectors", name="public", description="", lend_limit=1.0)
+    org = add("organizations", name="agency", sector_id=sector, region="north", weight=1.0,
+              created_at=T)
+    return add("projects", name="climate", title="", organization_id=org, weight=1.0,
+               created_at=T)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def unmigrated_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     """An empty database of its own (the session's PostgreSQL one may be at head already)."""
@@ -75,11 +84,7 @@ def test_a_populated_database_upgrades_from_the_first_revision(unmigrated_url: s
         t = _at_revision(engine, "0001")
         with engine.begin() as conn:
             add = _adder(conn, t)
-            sector = add("sectors", name="public", description="", lend_limit=1.0)
-            org = add("organizations", name="agency", sector_id=sector, region="north",
-                      weight=1.0, created_at=T)
-            project = add("projects", name="climate", title="", organization_id=org,
-                          weight=1.0, created_at=T)
+            project = _one_project(add)
             job = add("jobs", name="", project_id=project, accelerator_type="h100-sxm-80g",
                       nodes=1, per_node=8, time_limit_s=3600.0, job_class="batch",
                       preemptible=False, state="running", reason="", submitted_at=T,
@@ -194,11 +199,7 @@ def test_jobs_stored_with_a_grant_are_taken_as_having_named_it(unmigrated_url: s
         t = _at_revision(engine, "0005")
         with engine.begin() as conn:
             add = _adder(conn, t)
-            sector = add("sectors", name="research", description="", lend_limit=1.0)
-            org = add("organizations", name="lab", sector_id=sector, region="", weight=1.0,
-                      created_at=T)
-            project = add("projects", name="llm", title="", organization_id=org, weight=1.0,
-                          created_at=T)
+            project = _one_project(add)
             grant = add("grants", project_id=project, accelerator_type="h100-sxm-80g",
                         accelerator_hours=100.0, start=T, end=T.replace(year=2031),
                         state="active", note="", created_at=T)
