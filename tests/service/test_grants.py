@@ -6,16 +6,25 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from aicc.allocation.grants import create_grant, update_grant
 from aicc.config import SchedulerConfig
+from aicc.engines.slurm.usage import SlurmRun, import_usage
 from aicc.engines.twin import TwinEngine
 from aicc.fleet import build_fleet
 from aicc.ledger import event_id
 from aicc.service.snapshot import dt
 from aicc.store.db import transaction
-from aicc.store.models import GrantState, Job, JobState, LedgerEntry, Organization, Role
+from aicc.store.models import (
+    GrantState,
+    Job,
+    JobEventRow,
+    JobState,
+    LedgerEntry,
+    Organization,
+    Role,
+)
 from aicc.tenancy import service as tenancy
 from service.conftest import T0, Center
 
@@ -142,8 +151,22 @@ def test_a_requeued_job_that_named_no_grant_is_charged_to_the_grant_live_at_its_
     center.run(cp, T0 + 3600)
     j = _job(center, jid)
     assert (j.state, j.attempts, j.grant_id) == (JobState.FINISHED, 2, later), j.reason
-    assert _usage(center, jid) == [(event_id(jid, 1, "usage"), first),
-                                   (event_id(jid, 2, "usage"), later)]
+    want = [(event_id(jid, 1, "usage"), first), (event_id(jid, 2, "usage"), later)]
+    assert _usage(center, jid) == want
+    with center.factory() as session:  # each start's event names its grant
+        assert session.execute(select(JobEventRow.kind, JobEventRow.grant_id).where(
+            JobEventRow.job_id == jid, JobEventRow.kind == "running")
+            .order_by(JobEventRow.id)).all() == [("running", first), ("running", later)]
+
+    # Usage read back from an engine's accounting (sacct) after the loop missed both writes
+    # charges each run to the grant of its own start, not the job's latest.
+    with transaction(center.factory) as session:
+        session.execute(delete(LedgerEntry).where(LedgerEntry.job_id == jid))
+        runs = [SlurmRun(jid, k, 100 + k, "acct", "COMPLETED", 8, T0 + 600.0 * k,
+                         T0 + 600.0 * k + 60.0) for k in (1, 2)]
+        assert import_usage(session, runs) == 2  # (counted on PostgreSQL too)
+        assert import_usage(session, runs) == 0  # exactly once
+    assert _usage(center, jid) == want
 
 
 def test_a_named_grant_stays_the_jobs_when_it_is_requeued(center: Center) -> None:

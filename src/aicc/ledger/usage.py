@@ -55,9 +55,10 @@ def insert_ignore(session: Session, rows: list[dict]) -> int:
     ins = pg_insert if dialect == "postgresql" else sqlite_insert
     if dialect not in ("postgresql", "sqlite"):
         raise InvalidInput(f"unsupported database dialect {dialect}", field="database_url")
-    stmt = ins(LedgerEntry).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
-    result = session.execute(stmt)
-    return max(0, result.rowcount or 0)
+    # (counted from RETURNING: through the ORM session, PostgreSQL's rowcount reads 0)
+    stmt = (ins(LedgerEntry).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(LedgerEntry.event_id))
+    return len(session.execute(stmt).all())
 
 
 def job_entry(*, job_id: int, attempt: int, kind: str, project_id: int, grant_id: int | None,

@@ -403,6 +403,9 @@ class JobEventRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     time: Mapped[datetime] = mapped_column()
     reason: Mapped[str] = mapped_column(String(512), default="")
+    # On ``running`` events: the grant the attempt started on, which is what it is charged to
+    # (a job naming no grant may start each attempt on another; see Job.grant_named).
+    grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id"), default=None)
 
 
 # --- ledger --------------------------------------------------------------------------------

@@ -541,7 +541,8 @@ def advance(job: Any, to: JobState, at: datetime, reason: str = "",
     """The life-cycle rule, on anything with a job's columns (an ORM ``Job`` or the loop's
     bulk rows): check ``TRANSITIONS``, stamp the times, and return the audit event's columns.
 
-    Entering ``running`` stamps ``started_at`` and counts an attempt; a terminal state stamps
+    Entering ``running`` stamps ``started_at``, counts an attempt and records on its event the
+    grant it starts on (set ``grant_id`` before the call); a terminal state stamps
     ``ended_at``; going back to ``pending`` (requeue after preemption) clears both. Every move
     clears the attempt's scheduling state (lender, preemption notice): whoever starts a job
     records its lender after this call.
@@ -563,7 +564,8 @@ def advance(job: Any, to: JobState, at: datetime, reason: str = "",
         job.placement = None
     else:
         job.ended_at = at
-    return {"job_id": job.id, "kind": to.value, "time": at, "reason": reason[:512]}
+    return {"job_id": job.id, "kind": to.value, "time": at, "reason": reason[:512],
+            "grant_id": job.grant_id if to == JobState.RUNNING else None}
 
 
 def cancel_job(*, session: Session, principal: Principal, job_id: int,

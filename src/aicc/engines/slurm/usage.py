@@ -5,7 +5,8 @@ included, ``sacct -D``) is attempt k. Its ledger entry gets the same determinist
 control plane gives the attempt (``job:<id>:attempt:<k>:usage``, see :mod:`aicc.ledger.usage`)
 and is written with insert-or-ignore, so whichever path sees the end first — the service from
 the engine's event, or this import from the accounting database — writes it, and the other
-adds nothing. Re-running the import is always safe.
+adds nothing. Re-running the import is always safe. Each run is charged to the grant it started
+on (its ``running`` event's), the job's own grant being only its latest start's.
 
 Accelerator counts are Slurm's own (the ``gres/gpu`` it allocated), times are Slurm's start and
 end, so ``sacct``/``sreport`` and the ledger agree. A run that ended in ``NODE_FAIL`` is recorded
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 from aicc.catalog import Catalog, default_catalog
 from aicc.errors import InvalidInput
 from aicc.ledger.usage import LOST, USAGE, TypeFacts, insert_ignore, job_entry
-from aicc.store.models import Job
+from aicc.store.models import Job, JobEventRow, JobState
 
 from .runner import SlurmRunner
 
@@ -94,6 +95,17 @@ def read_runs(runner: SlurmRunner, *, prefix: str = "aicc", since: str = "now-30
     return sorted(runs, key=lambda r: (r.end, r.job_id, r.attempt))
 
 
+def _start_grants(session: Session, ids: set[int]) -> dict[int, list[int | None]]:
+    """Per job, the grant of each start in order (attempt k is the k-th ``running`` event)."""
+    out: dict[int, list[int | None]] = {}
+    for jid, grant in session.execute(
+            select(JobEventRow.job_id, JobEventRow.grant_id)
+            .where(JobEventRow.job_id.in_(ids), JobEventRow.kind == JobState.RUNNING.value)
+            .order_by(JobEventRow.job_id, JobEventRow.time, JobEventRow.id)).all():
+        out.setdefault(int(jid), []).append(grant)
+    return out
+
+
 def import_usage(session: Session, runs: list[SlurmRun], catalog: Catalog | None = None
                  ) -> int:
     """Write a ledger entry for every run not yet charged; returns how many were new.
@@ -104,17 +116,22 @@ def import_usage(session: Session, runs: list[SlurmRun], catalog: Catalog | None
     catalog = catalog or default_catalog()
     if not runs:
         return 0
-    jobs = {j.id: j for j in session.scalars(
-        select(Job).where(Job.id.in_({r.job_id for r in runs})))}
+    ids = {r.job_id for r in runs}
+    jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(ids)))}
+    started = _start_grants(session, ids)
     rows = []
     for r in runs:
         job = jobs.get(r.job_id)
         if job is None or r.gpus <= 0:
             continue
         t = catalog.get(job.accelerator_type)
+        # a named grant is every run's; a chosen one is the grant of the run's own start
+        starts = started.get(job.id, [])
+        grant = (job.grant_id if job.grant_named or r.attempt > len(starts)
+                 else starts[r.attempt - 1])
         rows.append(job_entry(
             job_id=job.id, attempt=r.attempt, kind=LOST if r.state == "NODE_FAIL" else USAGE,
-            project_id=job.project_id, grant_id=job.grant_id,
+            project_id=job.project_id, grant_id=grant,
             accelerator_type=job.accelerator_type, accelerators=r.gpus,
             start=datetime.fromtimestamp(r.start, UTC), end=datetime.fromtimestamp(r.end, UTC),
             facts=TypeFacts(tdp_w=t.tdp_w, price_weight=t.price_weight)))
