@@ -154,16 +154,18 @@ def test_a_requeued_job_that_named_no_grant_is_charged_to_the_grant_live_at_its_
     want = [(event_id(jid, 1, "usage"), first), (event_id(jid, 2, "usage"), later)]
     assert _usage(center, jid) == want
     with center.factory() as session:  # each start's event names its grant
-        assert session.execute(select(JobEventRow.kind, JobEventRow.grant_id).where(
+        starts = session.execute(select(JobEventRow.time, JobEventRow.grant_id).where(
             JobEventRow.job_id == jid, JobEventRow.kind == "running")
-            .order_by(JobEventRow.id)).all() == [("running", first), ("running", later)]
+            .order_by(JobEventRow.id)).all()
+    assert [g for _, g in starts] == [first, later]
 
     # Usage read back from an engine's accounting (sacct) after the loop missed both writes
-    # charges each run to the grant of its own start, not the job's latest.
+    # charges each run to the grant of its own start, not the job's latest; the engine starts
+    # a run a moment after the loop records it.
     with transaction(center.factory) as session:
         session.execute(delete(LedgerEntry).where(LedgerEntry.job_id == jid))
-        runs = [SlurmRun(jid, k, 100 + k, "acct", "COMPLETED", 8, T0 + 600.0 * k,
-                         T0 + 600.0 * k + 60.0) for k in (1, 2)]
+        runs = [SlurmRun(jid, k, 100 + k, "acct", "COMPLETED", 8, at.timestamp() + 0.4,
+                         at.timestamp() + 60.0) for k, (at, _) in enumerate(starts, start=1)]
         assert import_usage(session, runs) == 2  # (counted on PostgreSQL too)
         assert import_usage(session, runs) == 0  # exactly once
     assert _usage(center, jid) == want

@@ -47,6 +47,9 @@ class TypeFacts:
     price_weight: float
 
 
+_INSERT_CHUNK = 1000  # rows per statement (13 parameters each)
+
+
 def insert_ignore(session: Session, rows: list[dict]) -> int:
     """Insert ledger rows, skipping any whose ``event_id`` exists; returns how many were new."""
     if not rows:
@@ -55,10 +58,15 @@ def insert_ignore(session: Session, rows: list[dict]) -> int:
     ins = pg_insert if dialect == "postgresql" else sqlite_insert
     if dialect not in ("postgresql", "sqlite"):
         raise InvalidInput(f"unsupported database dialect {dialect}", field="database_url")
-    # (counted from RETURNING: through the ORM session, PostgreSQL's rowcount reads 0)
-    stmt = (ins(LedgerEntry).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(LedgerEntry.event_id))
-    return len(session.execute(stmt).all())
+    # In chunks (one statement's parameters are bounded: PostgreSQL takes at most 65,535), each
+    # counted from RETURNING (through the ORM session PostgreSQL's rowcount reads -1).
+    new = 0
+    for k in range(0, len(rows), _INSERT_CHUNK):
+        stmt = (ins(LedgerEntry).values(rows[k:k + _INSERT_CHUNK])
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(LedgerEntry.event_id))
+        new += len(session.execute(stmt).all())
+    return new
 
 
 def job_entry(*, job_id: int, attempt: int, kind: str, project_id: int, grant_id: int | None,

@@ -6,7 +6,7 @@ control plane gives the attempt (``job:<id>:attempt:<k>:usage``, see :mod:`aicc.
 and is written with insert-or-ignore, so whichever path sees the end first — the service from
 the engine's event, or this import from the accounting database — writes it, and the other
 adds nothing. Re-running the import is always safe. Each run is charged to the grant it started
-on (its ``running`` event's), the job's own grant being only its latest start's.
+on (see :func:`_run_grant`), the job's own grant being only its latest start's.
 
 Accelerator counts are Slurm's own (the ``gres/gpu`` it allocated), times are Slurm's start and
 end, so ``sacct``/``sreport`` and the ledger agree. A run that ended in ``NODE_FAIL`` is recorded
@@ -15,6 +15,7 @@ as ``lost`` time (never charged), as the control plane does.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -95,15 +96,37 @@ def read_runs(runner: SlurmRunner, *, prefix: str = "aicc", since: str = "now-30
     return sorted(runs, key=lambda r: (r.end, r.job_id, r.attempt))
 
 
-def _start_grants(session: Session, ids: set[int]) -> dict[int, list[int | None]]:
-    """Per job, the grant of each start in order (attempt k is the k-th ``running`` event)."""
-    out: dict[int, list[int | None]] = {}
-    for jid, grant in session.execute(
-            select(JobEventRow.job_id, JobEventRow.grant_id)
+# Slurm starts a run at or after the control loop records its start; its times are whole
+# seconds.
+_START_SLACK_S = 1.0
+
+
+def _start_grants(session: Session, ids: set[int]) -> dict[int, tuple[list[float],
+                                                                       list[int | None]]]:
+    """Per job, its recorded starts (``running`` events) in time order: (times, grants)."""
+    out: dict[int, tuple[list[float], list[int | None]]] = {}
+    for jid, at, grant in session.execute(
+            select(JobEventRow.job_id, JobEventRow.time, JobEventRow.grant_id)
             .where(JobEventRow.job_id.in_(ids), JobEventRow.kind == JobState.RUNNING.value)
             .order_by(JobEventRow.job_id, JobEventRow.time, JobEventRow.id)).all():
-        out.setdefault(int(jid), []).append(grant)
+        times, grants = out.setdefault(int(jid), ([], []))
+        times.append(at.timestamp())
+        grants.append(grant)
     return out
+
+
+def _run_grant(job: Job, starts: tuple[list[float], list[int | None]] | None,
+               run_start: float) -> int | None:
+    """The grant a run is charged to: the job's when it named one; else the grant of the
+    latest recorded start at or before the run's (by time, not by count: a start Slurm never
+    ran, such as one stopped while still queued there, leaves no run), or the job's where no
+    start names one (recorded before starts named their grant)."""
+    if job.grant_named or not starts:
+        return job.grant_id
+    times, grants = starts
+    k = bisect.bisect_right(times, run_start + _START_SLACK_S) - 1
+    grant = grants[k] if k >= 0 else None
+    return job.grant_id if grant is None else grant
 
 
 def import_usage(session: Session, runs: list[SlurmRun], catalog: Catalog | None = None
@@ -125,13 +148,9 @@ def import_usage(session: Session, runs: list[SlurmRun], catalog: Catalog | None
         if job is None or r.gpus <= 0:
             continue
         t = catalog.get(job.accelerator_type)
-        # a named grant is every run's; a chosen one is the grant of the run's own start
-        starts = started.get(job.id, [])
-        grant = (job.grant_id if job.grant_named or r.attempt > len(starts)
-                 else starts[r.attempt - 1])
         rows.append(job_entry(
             job_id=job.id, attempt=r.attempt, kind=LOST if r.state == "NODE_FAIL" else USAGE,
-            project_id=job.project_id, grant_id=grant,
+            project_id=job.project_id, grant_id=_run_grant(job, started.get(job.id), r.start),
             accelerator_type=job.accelerator_type, accelerators=r.gpus,
             start=datetime.fromtimestamp(r.start, UTC), end=datetime.fromtimestamp(r.end, UTC),
             facts=TypeFacts(tdp_w=t.tdp_w, price_weight=t.price_weight)))
