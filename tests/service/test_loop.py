@@ -174,11 +174,13 @@ def test_cancelling_a_running_job_stops_it_and_charges_what_it_used(center: Cent
     with transaction(center.factory) as session:
         cancel_job(session=session, principal=center.principal(session), job_id=jid,
                    at=dt(T0 + 600))
+    center.clock.advance_to(T0 + 650)  # the next cycle comes a while after the cancel
     cp.run_cycle()  # the loop sees a running engine job the store calls cancelled
     assert engine.running() == []
     center.run(cp, T0 + 700)
     assert job(center, jid).state == JobState.CANCELLED
     [entry] = ledger(center, jid)
+    # charged up to the cancel, not up to the engine's stop 50 s later
     assert entry.kind == "usage" and entry.accelerator_seconds == pytest.approx(8 * 600)
 
 

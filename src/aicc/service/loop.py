@@ -358,9 +358,13 @@ class ControlPlane:
                     else:
                         batch.move(job, JobState.FAILED, at, ev.reason)
                 continue
-            # finished, failed (its own fault), preempted, cancelled: charge what it used
+            # finished, failed (its own fault), preempted, cancelled: charge what it used; one
+            # cancelled through the API is charged up to its cancel (``ended_at``), not up to
+            # the engine's stop a cycle later, as reconcile() charges it after a restart
             if running or (job.state == JobState.CANCELLED and job.started_at is not None):
-                entry = self._entry(session, job, USAGE, ev.time)
+                end = ev.time if running or job.ended_at is None else min(
+                    ev.time, ts(job.ended_at))
+                entry = self._entry(session, job, USAGE, end)
                 if entry:
                     ledger.append(entry)
             if not running:
