@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from aicc.allocation.grants import create_grant
 from aicc.store.db import session_factory
 from aicc.store.models import Grant, Job, JobEventRow, Project
 
@@ -138,6 +140,17 @@ def test_malformed_bodies_and_grants(world: World, job_body: JobBody) -> None:
     r = world.client.post("/v1/jobs", headers=h, json=job_body(
         world.ids["p_a1"], grant_id=world.ids["grant_p_b1"]))
     assert r.status_code == 404 and r.json()["error"]["field"] == "grant_id"
+    # A grant still active whose period has ended can never serve the job: 422, not a job
+    # that waits for ever.
+    with session_factory(world.engine).begin() as s:
+        ended = create_grant(session=s, project_id=world.ids["p_a1"],
+                             accelerator_type="h100-sxm-80g", accelerator_hours=10,
+                             start=datetime(2020, 1, 1, tzinfo=UTC),
+                             end=datetime(2021, 1, 1, tzinfo=UTC)).id
+    r = world.client.post("/v1/jobs", headers=h, json=job_body(world.ids["p_a1"],
+                                                               grant_id=ended))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "grant_id"
+    assert r.json()["error"]["message"] == f"grant {ended} ended at 2021-01-01T00:00:00Z"
     r = world.client.post("/v1/jobs", headers=h, json=job_body(world.ids["p_a1"]),
                           )
     assert r.status_code == 201
@@ -190,8 +203,17 @@ def test_grant_validation(world: World) -> None:
     gid = r.json()["id"]
     r = world.client.patch(f"/v1/grants/{gid}", headers=h, json={"end": "2029-01-01T00:00:00Z"})
     assert r.status_code == 422 and r.json()["error"]["field"] == "end"
+    # null is not "leave it": it is refused, naming the field, where a 200 would change nothing
+    for field in ("end", "state", "accelerator_hours", "note"):
+        r = world.client.patch(f"/v1/grants/{gid}", headers=h, json={field: None})
+        assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text
+        assert "must not be null" in r.json()["error"]["message"]
     got = world.client.get(f"/v1/grants/{gid}", headers=h).json()
     assert got["end"].startswith("2030-03-01")
+    for path, body in ((f"/v1/sectors/{world.ids['sector_industry']}", {"lend_limit": None}),
+                       (f"/v1/projects/{world.ids['p_a1']}", {"weight": None})):
+        r = world.client.patch(path, headers=h, json=body)
+        assert r.status_code == 422 and r.json()["error"]["field"] in body, r.text
 
 
 def test_list_filters_and_pages(world: World, job_body: JobBody) -> None:

@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     Strict,
     StrictBool,
+    field_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -70,6 +71,23 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _refuse_null(v: Any) -> Any:
+    if v is None:
+        raise ValueError("must not be null: leave the field out to keep its value")
+    return v
+
+
+class _Patch(_In):
+    """A partial change: a field left out stays as it is. An explicit null is refused, naming
+    the field: it would read as "clear this", which none of these fields can be, and a 200
+    that changed nothing would hide the mistake."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, v: Any) -> Any:
+        return _refuse_null(v)
+
+
 class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -99,7 +117,7 @@ class SectorIn(_In):
                                      description="entitlement share by accelerator type")
 
 
-class SectorPatch(_In):
+class SectorPatch(_Patch):
     description: Text | None = None
     lend_limit: Share | None = None
     shares: dict[str, Share] | None = None
@@ -125,7 +143,7 @@ class OrganizationIn(_In):
     weight: Weight = 1.0
 
 
-class OrganizationPatch(_In):
+class OrganizationPatch(_Patch):
     sector_id: Id | None = None
     region: Annotated[str, Field(max_length=64), AfterValidator(_no_nul)] | None = None
     weight: Weight | None = None
@@ -147,7 +165,7 @@ class ProjectIn(_In):
     weight: Weight = 1.0
 
 
-class ProjectPatch(_In):
+class ProjectPatch(_Patch):
     title: Text | None = None
     weight: Weight | None = None
 
@@ -207,6 +225,11 @@ class MembershipPatch(_In):
     project_id: Id | None = None
     organization_id: Id | None = None
 
+    @field_validator("role", mode="before")  # (the scope fields may be null: see above)
+    @classmethod
+    def _role_not_null(cls, v: Any) -> Any:
+        return _refuse_null(v)
+
 
 class MembershipOut(_Out):
     id: int
@@ -229,7 +252,7 @@ class GrantIn(_In):
     note: Annotated[str, Field(max_length=512), AfterValidator(_no_nul)] = ""
 
 
-class GrantPatch(_In):
+class GrantPatch(_Patch):
     accelerator_hours: Hours | None = None
     start: ZonedTime | None = None
     end: ZonedTime | None = None

@@ -267,7 +267,7 @@ def submit_jobs(*, session: Session, requests: Sequence[SubmitRequest],
                     f"unknown accelerator type {spec.accelerator_type!r}",
                     field="accelerator_type")
             check_shape(shape_table, spec.accelerator_type, spec.gang.nodes, spec.gang.per_node)
-            grant_id = _pick_grant(spec, grants)
+            grant_id = _pick_grant(spec, grants, now)
         except AiccError as exc:
             results[i] = SubmitResult(job=None, error=exc)
             continue
@@ -436,7 +436,7 @@ def _pg_arrays(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return out
 
 
-def _pick_grant(spec: JobSubmission, grants: dict[int, Grant]) -> int | None:
+def _pick_grant(spec: JobSubmission, grants: dict[int, Grant], now: datetime) -> int | None:
     """The grant a job names, checked. A job that names none is stored without one: the
     control loop charges it to its project's grant for its type live when it starts (one with
     balance left first; ``aicc.allocation.live``), looked for again every cycle while it
@@ -452,6 +452,9 @@ def _pick_grant(spec: JobSubmission, grants: dict[int, Grant]) -> int | None:
                            f"{spec.accelerator_type}", field="grant_id")
     if grant.state != GrantState.ACTIVE:
         raise InvalidInput(f"grant {grant.id} is {grant.state.value}", field="grant_id")
+    if grant.end <= now:  # (one that begins later is taken: the job waits for it)
+        raise InvalidInput(f"grant {grant.id} ended at {iso_time(grant.end)}",
+                           field="grant_id")
     return grant.id
 
 
