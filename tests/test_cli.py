@@ -131,6 +131,9 @@ def test_a_refused_submission_names_the_commands_options(served: tuple[str, Worl
     code, out = _run(["jobs", "submit", "-p", "acme-llm", "-t", "h100-sxm-80g", "-g", "9",
                       "--time-limit", "60"], url, w.tokens["member_a1"])
     assert code == 2 and "--per-node" in out and "gang.per_node" not in out, out
+    # a listing's refusals name its options too
+    code, out = _run(["jobs", "list", "--state", "weird"], url, w.tokens["member_a1"])
+    assert code == 2 and "error: --state: " in out, out
 
 
 def test_bad_url_is_a_usage_error_and_tables_are_not_cut(served: tuple[str, World]) -> None:

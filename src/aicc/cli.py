@@ -384,6 +384,11 @@ SUBMIT_OPTIONS = {"project_id": "--project", "accelerator_type": "--type",
                   "script": "--script", "Idempotency-Key": "--idempotency-key"}
 
 
+# the query parameters of a job listing, as jobs list's options name them in an error
+LIST_OPTIONS = {"project_id": "--project", "state": "--state", "accelerator_type": "--type",
+                "limit": "--limit", "after": "--after"}
+
+
 @jobs_app.command("submit")
 def jobs_submit(
     project: Annotated[str, typer.Option("--project", "-p", help="project id or name")],
@@ -441,7 +446,8 @@ def jobs_list(
         params["state"] = state
     if accelerator_type is not None:
         params["accelerator_type"] = accelerator_type
-    _emit(client.call("GET", "/v1/jobs", params=params), as_json, JOB_COLUMNS, title="jobs")
+    _emit(client.call("GET", "/v1/jobs", params=params, options=LIST_OPTIONS), as_json,
+          JOB_COLUMNS, title="jobs")
 
 
 @jobs_app.command("show")
