@@ -565,7 +565,7 @@ CASES = [
     Case("fair share within a sector", _fair_share_within_sector, started={"light"}),
     Case("grants: exhausted, outside period, none", _grants,
          started={"ok", "none"},
-         reasons={"spent": H.GRANT_EXHAUSTED, "future": H.NO_GRANT}),
+         reasons={"spent": H.GRANT_EXHAUSTED, "future": H.GRANT_INACTIVE}),
     Case("grant required", _grants, Policy(require_grant=True), started={"ok"},
          reasons={"none": H.NO_GRANT}),
     Case("grant pacing: behind goes first", _pacing, started={"behind"}),

@@ -189,7 +189,7 @@ def test_a_named_grant_stays_the_jobs_when_it_is_requeued(center: Center) -> Non
 
 def test_a_job_naming_a_suspended_grant_waits_for_it(center: Center) -> None:
     # the project's other grant has hours, but the job named the suspended one: it waits
-    # ("no active grant") rather than run on the other and be charged to the suspended one;
+    # (grant_inactive) rather than run on the other and be charged to the suspended one;
     # it runs, charged to its grant, once that is active again. So it is without a required
     # grant too.
     center.settings = center.settings.model_copy(
@@ -201,7 +201,9 @@ def test_a_job_naming_a_suspended_grant_waits_for_it(center: Center) -> None:
     cp = center.control_plane()
     center.run(cp, T0 + 600)
     j = _job(center, jid)
-    assert (j.state, j.attempts) == (JobState.PENDING, 0) and "no active grant" in j.reason
+    assert (j.state, j.attempts) == (JobState.PENDING, 0)
+    assert j.reason.startswith("the grant the job named for h100-sxm-80g is not in force")
+    assert cp.stats().hold_reasons.get("grant_inactive") == 1
     with transaction(center.factory) as session:
         update_grant(session=session, grant_id=first, state=GrantState.ACTIVE)
     center.run(cp, T0 + 2400)

@@ -104,7 +104,7 @@ def test_a_requeued_fork_job_that_named_no_grant_takes_the_grant_live_at_its_res
 def test_a_requeued_fork_job_whose_named_grant_is_not_active_waits_for_it():
     # as above, both grants with hours; A named a grant that is now suspended (one past the
     # snapshot's active grants): stopped at 2000, it waits for that grant in the fork as the
-    # live loop would hold it (no_grant), so B starts at the next cycle (2060). Had A named
+    # live loop would hold it (grant_inactive), so B starts at the next cycle (2060). Had A named
     # the active grant 0, it would restart first and B would follow it (7260).
     assert _stopped_on_grant_0(8 * 1e6, named_grant=2) == 2060.0
     assert _stopped_on_grant_0(8 * 1e6, named_grant=0) == 7260.0

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import Engine, update
 
-from aicc.allocation.grants import create_grant
+from aicc.allocation.grants import create_grant, update_grant
 from aicc.api.routes.forecast import center_cycle_s
 from aicc.clock import AcceleratedClock, WallClock
 from aicc.config import Settings
@@ -325,11 +325,13 @@ def test_the_history_replays_jobs_without_the_grant_they_were_charged_to(world: 
     with transaction(session_factory(world.engine)) as s:
         old = create_grant(session=s, project_id=world.ids["p_b1"],
                            accelerator_type="h100-sxm-80g", accelerator_hours=100,
-                           start=now - timedelta(days=3), end=now - timedelta(hours=1)).id
+                           start=now - timedelta(days=3), end=now + timedelta(hours=1)).id
     r = world.client.post("/v1/jobs", headers=world.h("member_b1"), json={
         "project_id": world.ids["p_b1"], "accelerator_type": "h100-sxm-80g", "grant_id": old,
         "gang": {"nodes": 1, "per_node": 8}, "time_limit_s": 3600})
     assert r.status_code == 201, r.text
+    with transaction(session_factory(world.engine)) as s:  # the grant has ended since
+        update_grant(session=s, grant_id=old, end=now - timedelta(hours=1))
     fleet = build_fleet("lab")
     _age(world, r.json()["id"], now - timedelta(days=1),
          (now - timedelta(days=1), now - timedelta(days=1) + timedelta(minutes=30)),

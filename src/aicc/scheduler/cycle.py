@@ -175,8 +175,8 @@ def screen(snap: Snapshot, policy: Policy, prep: Prepared) -> Screened:
         active = np.zeros(n, dtype=bool)
         exhausted = active
         pace = np.full(n, 0.5)
-    no_grant = ((gi >= 0) & ~active) | ((gi < 0) & policy.require_grant)
-    reason[no_grant] = R.NO_GRANT
+    reason[(gi < 0) & policy.require_grant] = R.NO_GRANT
+    reason[(gi >= 0) & ~active] = R.GRANT_INACTIVE  # (one it named)
     reason[exhausted] = R.GRANT_EXHAUSTED
     reason[shape_bad] = R.NODE_UNAVAILABLE
     return Screened(reason=reason, pace=pace)

@@ -48,6 +48,7 @@ class HoldReason(IntEnum):
     NO_GRANT = 7  # no active grant for this accelerator type
     DEFERRED = 8  # flexible job deferred (e.g. carbon or power)
     PREEMPTING = 9  # borrowed capacity owed to its tenant is being reclaimed for it
+    GRANT_INACTIVE = 10  # the grant the job named is not in force (suspended, ended, not begun)
 
 
 REASON_TEXT = {
@@ -62,6 +63,9 @@ REASON_TEXT = {
     HoldReason.DEFERRED: "flexible job deferred to a later, cheaper window",
     HoldReason.PREEMPTING: "capacity lent by the tenant is being reclaimed; it starts when the "
                            "borrowing jobs stop",
+    HoldReason.GRANT_INACTIVE: "the grant the job named for {type} is not in force (suspended, "
+                               "revoked, ended or not begun); it waits for that grant: cancel "
+                               "and resubmit it to use another",
 }
 
 
@@ -79,7 +83,7 @@ class JobSpec:
     preemptible: bool = False
     submit_time: float = 0.0
     # index into Grants, or -1 when none; one past them names a grant that is not active (a
-    # suspended one): the job is held NO_GRANT
+    # suspended one): the job is held GRANT_INACTIVE
     grant: int = -1
     start_time: float = -1.0  # running jobs only
     expected_runtime_s: float = -1.0  # a known or estimated runtime, when better than the limit
