@@ -17,6 +17,7 @@ from aicc.ledger import event_id
 from aicc.service.snapshot import dt
 from aicc.store.db import transaction
 from aicc.store.models import (
+    Grant,
     GrantState,
     Job,
     JobEventRow,
@@ -210,3 +211,30 @@ def test_a_job_naming_a_suspended_grant_waits_for_it(center: Center) -> None:
     j = _job(center, jid)
     assert (j.state, j.grant_id) == (JobState.FINISHED, first)
     assert _usage(center, jid) == [(event_id(jid, 1, "usage"), first)]
+
+
+def test_grants_whose_period_ended_are_expired_by_the_loop(center: Center) -> None:
+    # two grants end at T0 + 600, one active and one suspended; a third runs on. Past their
+    # end the loop marks both expired (final), and a job that named one waits for it for good
+    center.project_id = _grantless_project(center)
+    with transaction(center.factory) as session:
+        ids = [create_grant(session=session, project_id=center.project_id,
+                            accelerator_type="h100-sxm-80g", accelerator_hours=100,
+                            start=dt(T0 - 86400), end=dt(T0 + end)).id
+               for end in (600, 600, 86400)]
+        update_grant(session=session, grant_id=ids[1], state=GrantState.SUSPENDED)
+    cp = center.control_plane()
+    center.run(cp, T0 + 540)
+    jid = center.submit(per_node=8, runtime=60.0, grant_id=ids[0])
+
+    def states() -> list[GrantState]:
+        with center.factory() as session:
+            return [session.get(Grant, g).state for g in ids]
+
+    assert states() == [GrantState.ACTIVE, GrantState.SUSPENDED, GrantState.ACTIVE]
+    center.clock.advance_to(T0 + 600)  # the job's first cycle comes at the grant's end
+    cp.run_cycle()
+    assert states() == [GrantState.EXPIRED, GrantState.EXPIRED, GrantState.ACTIVE]
+    center.run(cp, T0 + 1200)
+    j = _job(center, jid)
+    assert (j.state, j.attempts) == (JobState.PENDING, 0) and "not in force" in j.reason

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from aicc.errors import (
@@ -135,3 +135,17 @@ def active_grant_for(*, session: Session, project_id: int, accelerator_type: str
                 Grant.state == GrantState.ACTIVE, Grant.start <= at, Grant.end > at)
          .order_by(Grant.end, Grant.id).limit(1))
     return session.scalar(q)
+
+
+def expire_ended(session: Session, now: datetime) -> list[int]:
+    """Move every grant whose period has ended by ``now`` (active or suspended) to ``expired``,
+    as the control loop does each cycle, so that its state says what the scheduler already
+    does with it (it serves nothing past its end); returns their ids. Expiry is final: a grant
+    is extended by moving its ``end`` before that passes."""
+    live = (GrantState.ACTIVE, GrantState.SUSPENDED)
+    ids = list(session.scalars(select(Grant.id).where(Grant.state.in_(live), Grant.end <= now)))
+    if ids:
+        session.execute(update(Grant).where(Grant.id.in_(ids), Grant.state.in_(live))
+                        .values(state=GrantState.EXPIRED)
+                        .execution_options(synchronize_session=False))
+    return ids

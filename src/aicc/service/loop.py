@@ -3,6 +3,7 @@
 One cycle (:meth:`ControlPlane.run_cycle`):
 
 1. feed: callers' feeders run in their own transaction (the demo workload submits jobs here);
+   grants whose period has ended are marked ``expired``;
 2. poll the engine and apply its events in one transaction: job states, node states, the
    engine's start of each attempt, and a ledger entry for every attempt that ended (usage
    charged to the job's grant; time lost to a node failure recorded, never charged);
@@ -48,6 +49,7 @@ import numpy as np
 from sqlalchemy import String, bindparam, cast, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from aicc.allocation.grants import expire_ended
 from aicc.clock import Clock
 from aicc.config import Settings
 from aicc.energy.power import fleet_power_w
@@ -214,6 +216,10 @@ class ControlPlane:
                 except Exception as exc:  # a feeder's failure must not stop scheduling
                     log.exception("feeder %r failed", feed)
                     self._cycle_error = f"feeder: {type(exc).__name__}: {exc}"
+            with transaction(self.session_factory) as session:
+                expired = expire_ended(session, dt(now))
+            if expired:
+                log.info("grants %s expired (their period ended)", expired)
             events = self._store_events([*self._unapplied, *self.engine.poll(now)])
             for ev in events:
                 self._totals[ev.kind.value] = self._totals.get(ev.kind.value, 0) + 1
