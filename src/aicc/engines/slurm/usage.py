@@ -1,12 +1,13 @@
 """Usage read from ``sacct`` into aicc's ledger, exactly once.
 
-Each Slurm run of an aicc job is one attempt: the k-th run (by start time, requeued runs
-included, ``sacct -D``) is attempt k. Its ledger entry gets the same deterministic event id the
-control plane gives the attempt (``job:<id>:attempt:<k>:usage``, see :mod:`aicc.ledger.usage`)
-and is written with insert-or-ignore, so whichever path sees the end first — the service from
-the engine's event, or this import from the accounting database — writes it, and the other
-adds nothing. Re-running the import is always safe. Each run is charged to the grant it started
-on (see :func:`_run_grant`), the job's own grant being only its latest start's.
+Each Slurm run of an aicc job (requeued runs included, ``sacct -D``) belongs to the aicc attempt
+whose recorded start is the latest at or before the run's (:func:`_attempt_of`; the k-th run
+is attempt k where no start is recorded). Its ledger entry gets the same deterministic event id
+the control plane gives the attempt (``job:<id>:attempt:<k>:usage``, see
+:mod:`aicc.ledger.usage`) and is written with insert-or-ignore, so whichever path sees the end
+first — the service from the engine's event, or this import from the accounting database —
+writes it, and the other adds nothing. Re-running the import is always safe. Each run is charged
+to the grant its attempt started on.
 
 Accelerator counts are Slurm's own (the ``gres/gpu`` it allocated), times are Slurm's start and
 end, so ``sacct``/``sreport`` and the ledger agree. A run that ended in ``NODE_FAIL`` is recorded
@@ -115,18 +116,24 @@ def _start_grants(session: Session, ids: set[int]) -> dict[int, tuple[list[float
     return out
 
 
-def _run_grant(job: Job, starts: tuple[list[float], list[int | None]] | None,
-               run_start: float) -> int | None:
-    """The grant a run is charged to: the job's when it named one; else the grant of the
-    latest recorded start at or before the run's (by time, not by count: a start Slurm never
-    ran, such as one stopped while still queued there, leaves no run), or the job's where no
-    start names one (recorded before starts named their grant)."""
-    if job.grant_named or not starts:
-        return job.grant_id
+def _attempt_of(job: Job, starts: tuple[list[float], list[int | None]] | None,
+                run: SlurmRun) -> tuple[int, int | None]:
+    """The aicc attempt a Slurm run belongs to and the grant it is charged to.
+
+    The attempt is the latest start the control loop recorded at or before the run's own: by
+    time, not by Slurm's count of runs, which can differ (a start stopped while still queued
+    in Slurm leaves no run; a run Slurm requeued by itself is two runs of one attempt), so that
+    the import writes the event id the loop writes for the same run. Without a recorded start
+    before it, Slurm's count. The grant is the job's when it named one, else that start's (the
+    job's where the start names none: recorded before starts named their grant)."""
+    if not starts:
+        return run.attempt, job.grant_id
     times, grants = starts
-    k = bisect.bisect_right(times, run_start + _START_SLACK_S) - 1
-    grant = grants[k] if k >= 0 else None
-    return job.grant_id if grant is None else grant
+    k = bisect.bisect_right(times, run.start + _START_SLACK_S)
+    if k == 0:
+        return run.attempt, job.grant_id
+    grant = grants[k - 1]
+    return k, (job.grant_id if job.grant_named or grant is None else grant)
 
 
 def import_usage(session: Session, runs: list[SlurmRun], catalog: Catalog | None = None
@@ -148,9 +155,10 @@ def import_usage(session: Session, runs: list[SlurmRun], catalog: Catalog | None
         if job is None or r.gpus <= 0:
             continue
         t = catalog.get(job.accelerator_type)
+        attempt, grant = _attempt_of(job, started.get(job.id), r)
         rows.append(job_entry(
-            job_id=job.id, attempt=r.attempt, kind=LOST if r.state == "NODE_FAIL" else USAGE,
-            project_id=job.project_id, grant_id=_run_grant(job, started.get(job.id), r.start),
+            job_id=job.id, attempt=attempt, kind=LOST if r.state == "NODE_FAIL" else USAGE,
+            project_id=job.project_id, grant_id=grant,
             accelerator_type=job.accelerator_type, accelerators=r.gpus,
             start=datetime.fromtimestamp(r.start, UTC), end=datetime.fromtimestamp(r.end, UTC),
             facts=TypeFacts(tdp_w=t.tdp_w, price_weight=t.price_weight)))
