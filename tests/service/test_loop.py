@@ -184,6 +184,24 @@ def test_cancelling_a_running_job_stops_it_and_charges_what_it_used(center: Cent
     assert entry.kind == "usage" and entry.accelerator_seconds == pytest.approx(8 * 600)
 
 
+def test_a_cancel_during_a_cycle_is_charged_up_to_the_cancel(center: Center) -> None:
+    # the cycle reads its time once, at its start; a cancel committed while it runs is stamped
+    # later, and the engine's stop, stamped with the cycle's time, comes before it
+    jid = center.submit(runtime=5000.0, limit=7200.0)
+    engine = TwinEngine(build_fleet("lab"))
+    cp = center.control_plane(engine)
+    cp.run_cycle()
+    center.clock.advance_to(T0 + 600)
+    with transaction(center.factory) as session:
+        cancel_job(session=session, principal=center.principal(session), job_id=jid,
+                   at=dt(T0 + 600.25))
+    cp.run_cycle()
+    center.run(cp, T0 + 700)
+    [entry] = ledger(center, jid)
+    assert entry.accelerator_seconds == pytest.approx(8 * 600.25)
+    assert entry.period_end == job(center, jid).ended_at
+
+
 def test_preemption_charges_the_attempt_and_requeues(center: Center) -> None:
     jid = center.submit(runtime=1000.0, preemptible=True)
     engine = TwinEngine(build_fleet("lab"))

@@ -1,4 +1,5 @@
-"""Usage records, price books, statements."""
+"""Usage records: one ledger entry per job attempt (accelerator-seconds, energy, carbon, and a
+charge in H100-hour equivalents; price books and statements are to come)."""
 
 from aicc.ledger.usage import (
     KINDS,

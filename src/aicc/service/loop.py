@@ -365,11 +365,11 @@ class ControlPlane:
                         batch.move(job, JobState.FAILED, at, ev.reason)
                 continue
             # finished, failed (its own fault), preempted, cancelled: charge what it used; one
-            # cancelled through the API is charged up to its cancel (``ended_at``), not up to
-            # the engine's stop a cycle later, as reconcile() charges it after a restart
+            # cancelled through the API is charged up to its cancel (``ended_at``), as
+            # reconcile() charges it after a restart: not up to the engine's stop, which comes
+            # at the next cycle, or is stamped with the time of a cycle the cancel came during
             if running or (job.state == JobState.CANCELLED and job.started_at is not None):
-                end = ev.time if running or job.ended_at is None else min(
-                    ev.time, ts(job.ended_at))
+                end = ev.time if running or job.ended_at is None else ts(job.ended_at)
                 entry = self._entry(session, job, USAGE, end)
                 if entry:
                     ledger.append(entry)
