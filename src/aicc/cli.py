@@ -465,7 +465,8 @@ def jobs_cancel(job_id: Annotated[int, typer.Argument(min=1)],
                 ) -> None:
     """Cancel a pending or running job."""
     client = Client(url, token)
-    job = client.call("POST", f"/v1/jobs/{job_id}/cancel", json={"reason": reason})
+    job = client.call("POST", f"/v1/jobs/{job_id}/cancel", json={"reason": reason},
+                      options={"reason": "--reason"})
     _emit(job, as_json, [], title=f"job {job_id}")
 
 

@@ -124,6 +124,11 @@ class GroupBy(enum.StrEnum):
     sector = "sector"
 
 
+# the query parameters of /v1/usage, as usage's options name them in an error
+USAGE_OPTIONS = {"group_by": "--by", "start": "--start", "end": "--end",
+                 "accelerator_type": "--type"}
+
+
 def usage(
     group_by: Annotated[GroupBy, typer.Option("--by", help="group by")] = GroupBy.project,
     start: Annotated[str | None, typer.Option(
@@ -137,7 +142,7 @@ def usage(
     for k, v in (("start", start), ("end", end), ("accelerator_type", accelerator_type)):
         if v is not None:
             params[k] = v
-    data = Client(url, token).call("GET", "/v1/usage", params=params)
+    data = Client(url, token).call("GET", "/v1/usage", params=params, options=USAGE_OPTIONS)
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return

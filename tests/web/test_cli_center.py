@@ -74,7 +74,10 @@ def test_usage_command_through_the_api(server, center) -> None:
     assert projects and all(p["name"] in table.stdout for p in projects), table.stdout
     bad = runner.invoke(app, ["usage", "--url", server, "--token", ADMIN_TOKEN,
                               "--start", "2028-03-02T00:00:00Z", "--end", "2028-03-01T00:00:00Z"])
-    assert bad.exit_code == 2 and "end must be after start" in bad.output
+    assert bad.exit_code == 2 and "error: --end must be after start" in bad.output, bad.output
+    bad = runner.invoke(app, ["usage", "--url", server, "--token", ADMIN_TOKEN,
+                              "--start", "2028-03-02"])
+    assert bad.exit_code == 2 and "error: --start" in bad.output, bad.output
 
 
 def test_lending_command_through_the_api(server, center) -> None:
