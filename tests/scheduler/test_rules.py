@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from aicc.fleet import build_fleet
-from aicc.fleet.arrays import NODE_DRAIN
+from aicc.fleet.arrays import NODE_DOWN, NODE_DRAIN
 from aicc.fleet.phases import FleetPhase, NodeGroup
 from aicc.scheduler import Decisions, HoldReason, Policy, Snapshot, schedule
 from aicc.scheduler.cycle import prepare
@@ -447,9 +447,15 @@ def _share_held_through_another_loan() -> tuple[Snapshot, dict[str, job]]:
     return world_snap(pending, [*pub, *ind], world=w)
 
 
-def _power(extra: float) -> Callable[[], tuple[Snapshot, dict[str, job]]]:
+def _power(extra: float, down: bool = False) -> Callable[[], tuple[Snapshot, dict[str, job]]]:
+    """Two 8-accelerator jobs under a cap of the fleet's draw now plus ``extra`` of one job's
+    start; ``down``: a node is down, its idle draw (8 × 70 W of 8 × 630 W a start adds) kept
+    out of the headroom for when it comes back."""
     def build() -> tuple[Snapshot, dict[str, job]]:
-        w = World()
+        fleet = build_fleet("lab")
+        if down:
+            fleet.state[3] = NODE_DOWN
+        w = World(fleet=fleet)
         pending = [job("first").gpus(8).submitted(0), job("second").gpus(8).submitted(1)]
         base = w.snapshot(pending, now=NOW)
         prep = prepare(base)
@@ -621,6 +627,9 @@ CASES = [
     Case("power cap admits one", _power(1.5), started={"first"},
          reasons={"second": H.POWER_CAP}),
     Case("power cap admits both", _power(2.0), started={"first", "second"}),
+    Case("power cap admits one with 5 % to spare", _power(1.05), started={"first"}),
+    Case("a down node's idle draw is kept for its return", _power(1.05, down=True),
+         reasons={"first": H.POWER_CAP, "second": H.POWER_CAP}),
     Case("shape fits no node in service", _unavailable, started={"fits"},
          reasons={"too_many": H.NODE_UNAVAILABLE, "too_wide": H.NODE_UNAVAILABLE}),
     Case("lenders are repaid through priority", _lending_repaid, started={"ind"}),

@@ -68,3 +68,28 @@ def test_the_report_charts_the_draw_against_the_cap(tmp_path: Path) -> None:
         page = (out / "report.html").read_text()
         assert "Accelerator power draw" in page
         assert ("dashed: the site&#x27;s cap" in page) == cap_line
+
+
+@pytest.mark.parametrize("extra", [["--policy", "fifo"], ["--policy", "fairshare"],
+                                   ["--policy", "fifo", "--failures"]])
+def test_a_job_too_large_for_the_cap_does_not_stretch_the_run(tmp_path: Path,
+                                                              extra: list[str]) -> None:
+    # the four jobs run one at a time, 60 s cycles: the cycle the fifth job's arrival asks for
+    # comes at 60 s, so the second starts at 120 s, and the last ends at 420 s; the fifth, 16
+    # accelerators, can never start under 8,000 W. The run ends with the last job's end,
+    # whatever the loop does after it (more fair-share cycles; a failure drawn for far later):
+    # makespan 420 s, and utilisation 4 × 800 accelerator-seconds over 16 × 420 (the fifo run
+    # was right before; the other two ran to their last event)
+    trace = tmp_path / "five.csv"
+    trace.write_text("s,d,g,t\n" + "0,100,8,a\n0,100,8,b\n0,100,8,c\n0,100,8,d\n"
+                     "10,100,16,e\n")
+    r = sim("--trace", str(trace), "--columns", "submit=s,duration=d,gpus=g,tenant=t",
+            "--fleet", "2xh100-sxm-80g", "--quiet", "--json", "--site-power-mw", "0.0096",
+            *extra)
+    assert r.exit_code == 0, r.output
+    (run,) = json.loads(r.stdout).values()
+    fleet = run["fleet"]
+    assert run["jobs"] - run["ended_exactly_once"] == 1
+    assert fleet["makespan_s"] == 420.0
+    assert fleet["utilisation_exact"] == pytest.approx(3200 / (16 * 420))
+    assert fleet["power_max_w"] <= fleet["power_available_w"]

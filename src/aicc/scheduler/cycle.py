@@ -70,6 +70,9 @@ class Prepared:
     busy: np.ndarray  # allocated accelerators per node (running table)
     delta_w: np.ndarray  # watts added per started accelerator, per type (TDP − idle)
     power_w: float  # fleet draw now (rule 9)
+    # idle draw of the nodes down now: kept out of the headroom, as a node comes back from
+    # repair idle, drawing it, whatever the cap (rule 9)
+    down_idle_w: float
     project_sector: np.ndarray
     static: FleetStatic | None = None  # the fleet's static tables, looked up once per cycle
 
@@ -131,9 +134,11 @@ def prepare(snap: Snapshot) -> Prepared:
             if len(run.alloc_node) else np.zeros(fleet.n_nodes))
     b = np.minimum(busy, cap)
     power = float((b * st.tdp_node + (cap - b) * st.idle_node)[st.live].sum())
+    down_idle = float((cap * st.idle_node)[~st.live].sum()) if not st.live.all() else 0.0
     return Prepared(type_cap=st.type_cap.copy(), type_maxcap=st.type_maxcap.copy(),
                     type_nodes=st.type_nodes.copy(), busy=busy, delta_w=st.delta_w.copy(),
-                    power_w=power, project_sector=snap.tenancy.project_sector, static=st)
+                    power_w=power, down_idle_w=down_idle,
+                    project_sector=snap.tenancy.project_sector, static=st)
 
 
 # 2. screen -----------------------------------------------------------------------------------
@@ -298,7 +303,8 @@ class _Walk:
         self.key = od.key
         self.dw_np = prep.delta_w
         self.dw = prep.delta_w.tolist()
-        self.headroom = (snap.power_available_w - prep.power_w) if policy.power_cap else INF
+        self.headroom = ((snap.power_available_w - prep.power_w - prep.down_idle_w)
+                         if policy.power_cap else INF)
         self.added_w = 0.0
         self.ent = od.ent
         if od.ent is not None:

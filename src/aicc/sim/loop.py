@@ -166,6 +166,9 @@ class SimResult:
     # work done but not charged yet (zeros when every run had ended); None: not recorded
     in_progress_s: np.ndarray | None = None
     node_failures: np.ndarray | None = None  # failures per node
+    # stopped before its events ran out (``until_s``, ``span_s``, ``stop_when_started``), not
+    # ended by having nothing left to do
+    cut: bool = False
 
     @property
     def label(self) -> str:
@@ -1224,6 +1227,7 @@ class Simulator:
                 self.progress(t, self.n_ended())
                 next_progress = t + 86400.0
         # the run's end: its last event, or the time it was stopped at (``until_s``)
+        cut = self.stopped or t != math.inf
         end_time = (float(self.clock.now()) if t == math.inf or self.stopped
                     else max(min(t, until), float(self.clock.now())))
         if self.progress is not None:
@@ -1257,6 +1261,7 @@ class Simulator:
             schedule_wall_s=self.sched_wall,
             lending_balance_s=(np.zeros((len(self.tenancy.sector_names),) * 2)
                                if self.lends and lending is None else lending),
+            cut=cut,
         )
 
 

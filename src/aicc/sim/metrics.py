@@ -10,7 +10,8 @@ Definitions (also in ``docs/simulation.md``):
   accelerator-seconds; compared with its entitlement share.
 * makespan = last end − first submit; for a run stopped before every job ended (``until_s``,
   ``span_s``: ``--until-days``),
-  the stop − first submit.
+  the stop − first submit. Figures over the samples take those up to that end and the first
+  one after it: a job that never starts (and is not stopped) does not stretch the run.
 * utilisation (``utilisation_exact``, the summary table's column) = charged + lost (+ the work
   of runs still going at a stop) accelerator-seconds over installed capacity × makespan, from
   the job records;
@@ -162,6 +163,16 @@ def _pct(x: np.ndarray) -> dict[str, float | None]:
             "max": float(x.max())}
 
 
+def _window(series: dict[str, np.ndarray], last: float) -> dict[str, np.ndarray]:
+    """The samples of the run's window: those taken up to ``last`` and the first one after
+    it, which shows the state it ended in (every per-sample array cut alike)."""
+    t = np.asarray(series["time"])
+    n = int(np.searchsorted(t, last, side="right")) + 1
+    if n >= len(t):
+        return series
+    return {k: (np.asarray(v)[:n] if len(v) == len(t) else v) for k, v in series.items()}
+
+
 def summarize(r: SimResult, read: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON summary of one run. ``read`` is the row account of reading the trace (the
     workload's, before ``--max-jobs`` and the fleet mapping), so that ``rows`` can keep the
@@ -170,13 +181,16 @@ def summarize(r: SimResult, read: dict[str, Any] | None = None) -> dict[str, Any
     J = r.jobs
     ten = r.tenancy
     n_sec = len(ten.sector_names)
-    s = r.series
     cap_total = int(r.fleet.capacity.sum())
     t0 = float(J.submit.min()) if len(J) else 0.0
     ends = f["end_s"][np.isfinite(f["end_s"])]
     unfinished = bool(len(J)) and not np.isin(r.state, (ST_DONE, ST_FAILED, ST_TIMEOUT)).all()
-    last = r.end_time if unfinished else (float(ends.max()) if len(ends) else t0)
+    # the run's window: to the stop of a run cut short while work was left, else to the last
+    # end (a job that could never start, such as one too large for the power cap, leaves the
+    # loop sampling an idle fleet until its last event: not part of the run)
+    last = r.end_time if r.cut and unfinished else (float(ends.max()) if len(ends) else t0)
     makespan = max(last - t0, 0.0)
+    s = _window(r.series, last)
     charged = f["charged_acc_s"]
     lost = f["lost_acc_s"]
     going = float(r.in_progress_s.sum()) if r.in_progress_s is not None else 0.0
