@@ -12,8 +12,9 @@ submitted near the end run on after it (up to the 7-day cap), so a short run's m
 utilisation, which counts that tail, falls short of it. ``fit_load=True`` (what ``aicc
 simulate`` uses) makes the workload a function of the load that grows with it: candidate jobs
 are drawn in blocks of one unit of load (block ``k`` from the seed ``[seed, k]``), each with
-the load from which thinning keeps it, and the workload for ``load`` is the prefix in that
-order whose work is closest to ``load`` × accelerators × horizon (to one job). A higher load
+the load from which thinning keeps it, and the workload for ``load`` takes of each sector the
+prefix in that order whose work is closest to the sector's share of ``load`` × accelerators ×
+horizon (to one job). A higher load
 therefore gives the same jobs and more, never fewer or others. ``max_gpus`` clips gangs to what
 the fleet can hold, so that a small fleet is not offered work it must drop as larger than the
 fleet. Why these defaults: ``docs/simulation.md`` (section "Synthetic workload") compares them
@@ -160,32 +161,49 @@ MAX_BLOCKS = 64
 
 def _fitted(days: float, accelerators: int, load: float, seed: int,
             shares: dict[str, float], profiles: dict[str, SectorProfile]) -> Workload:
-    """The prefix, in order of the load at which each job is kept, of candidate blocks of one
-    unit of load each, whose accelerator-seconds are closest to ``load`` × accelerators ×
-    days. Block ``k`` is drawn from ``[seed, k]`` whatever the load, so the workload for a
+    """Per sector, the prefix of its candidate jobs, in order of the load at which each is
+    kept, whose accelerator-seconds are closest to its share of ``load`` × accelerators ×
+    days; candidates come in blocks of one unit of load. Sector by sector, so that a few jobs
+    of one sector's heavy tail cannot fill the whole target on a small fleet and leave another
+    sector out. Block ``k`` is drawn from ``[seed, k]`` whatever the load, so the workload for a
     load is contained in the workload for any higher one."""
-    need = load * accelerators * days * DAY
+    names = list(shares)
+    total_share = sum(shares.values())
+    need = np.array([load * shares[n] / total_share * accelerators * days * DAY
+                     for n in names])
     blocks: list[tuple[Workload, np.ndarray]] = []
-    total = 0.0
-    while total < need and len(blocks) < MAX_BLOCKS:
+    drawn = np.zeros(len(names))
+    while (drawn < need).any() and len(blocks) < MAX_BLOCKS:
         k = len(blocks)
         w, keep_at = _draw(days, accelerators, 1.0, [seed, k], shares, profiles)
         blocks.append((w, k + keep_at))
-        total += w.gpu_seconds
+        drawn += np.bincount(_sector_of(w, names), weights=w.gpus * w.runtime_s,
+                             minlength=len(names))
     keep_at = np.concatenate([k for _, k in blocks])
     submit = np.concatenate([b.submit_s for b, _ in blocks])
     order = np.argsort(submit, kind="stable")
     w, keep_at = _concat([b for b, _ in blocks], order), keep_at[order]
-    by_load = np.argsort(keep_at, kind="stable")
-    work = np.cumsum(w.gpus[by_load].astype(np.float64) * w.runtime_s[by_load])
-    # work[n] is the first at or above the need (n = len: every job drawn falls short, and all
-    # are taken); n + 1 jobs reach it, unless n jobs come closer
-    n = int(np.searchsorted(work, need))
-    if n < len(work) and not (n > 0 and need - work[n - 1] < work[n] - need):
-        n += 1
-    w = w.take(by_load[:n])
+    sector = _sector_of(w, names)
+    taken = []
+    for s, want in enumerate(need.tolist()):
+        rows = np.flatnonzero(sector == s)
+        by_load = rows[np.argsort(keep_at[rows], kind="stable")]
+        work = np.cumsum(w.gpus[by_load].astype(np.float64) * w.runtime_s[by_load])
+        # work[n] is the first at or above the need (n = len: every job drawn falls short, and
+        # all are taken); n + 1 jobs reach it, unless n jobs come closer
+        n = int(np.searchsorted(work, want))
+        if n < len(work) and not (n > 0 and want - work[n - 1] < work[n] - want):
+            n += 1
+        taken.append(by_load[:n])
+    w = w.take(np.concatenate(taken))
     w.account = RowAccount(rows_read=len(w))
     return w
+
+
+def _sector_of(w: Workload, names: list[str]) -> np.ndarray:
+    """Per job, the index in ``names`` of its sector (tenants are ``<sector>-orgNN``)."""
+    of_tenant = np.array([names.index(t.split("-org")[0]) for t in w.tenants], dtype=np.int64)
+    return of_tenant[w.tenant]
 
 
 def _concat(parts: list[Workload], order: np.ndarray) -> Workload:
