@@ -489,6 +489,20 @@ def _preempt_gang() -> tuple[Snapshot, dict[str, job]]:
     return world_snap([job("gang").project("res").gpus(16)], [*busy, *small], lenders=False)
 
 
+def _gang_behind_shared_loans() -> tuple[Snapshot, dict[str, job]]:
+    # industry holds every H100, two 4-accelerator jobs a node, the youngest on the lowest
+    # nodes. On nodes 0-5 one job of each pair borrows research's share (lender 1), the other
+    # public's (lender 2). Research, using nothing, asks for two whole nodes. Its own loans (24
+    # accelerators) are more than the gang's 16 but share every node with public's, so they
+    # could never free a whole node however long it waited: the gang takes back both jobs of
+    # the two youngest nodes (rule 8) instead of waiting for its loans to end
+    running = [job(f"i{n}_{i}").project("ind").gpus(4)
+               .running(NOW - 5000 + 100 * (16 - n) + i, n,
+                        lender=(1 if i == 0 else 2) if n < 6 else (2 if n < 14 else -1))
+               for n in range(16) for i in range(2)]
+    return world_snap([job("gang").project("res").gpus(16)], running)
+
+
 def _preempt_not_for_power_or_grant() -> tuple[Snapshot, dict[str, job]]:
     w = World(grants={"spent": ("res", "h100-sxm-80g", 10.0, 10.0, 0.0, 1e9)})
     busy = [job(f"b{n}").project("ind").gpus(8).cls("flexible").preemptible()
@@ -636,6 +650,8 @@ CASES = [
     Case("preempt whole nodes for a gang: flexible first", _preempt_gang,
          reasons={"gang": H.PREEMPTING},
          preempted={f"s{n}_{i}" for n in (14, 15) for i in range(4)}),
+    Case("a gang its own loans could never free takes back other loans", _gang_behind_shared_loans,
+         reasons={"gang": H.PREEMPTING}, preempted={"i0_0", "i0_1", "i1_0", "i1_1"}),
     Case("no preemption for an exhausted grant", _preempt_not_for_power_or_grant,
          reasons={"spent": H.GRANT_EXHAUSTED}),
     Case("power cap with backfill", _power_and_backfill, started={"short1"},

@@ -1033,18 +1033,28 @@ def preempt(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: Fre
         # loan of the type: its share is then held by borrowers of other lenders' (or the
         # pool's) capacity, e.g. where a sector within its entitlement started on capacity that
         # was free while its own idle share was lent out. A sector whose own borrowers (of any
-        # age, not already being taken back) hold at least the job's size waits for them
-        # instead. Victims and nodes already counted on above are left out.
+        # age, not already being taken back) could free the job's shape once they may be
+        # preempted waits for them instead; one whose own borrowers could not, however long it
+        # waited (they share their nodes with other loans, and a gang needs whole nodes),
+        # does not. Victims and nodes already counted on above are left out.
         chosen = set().union(*(r.chosen for r in reclaim.values() if r is not None))
         claimed = set().union(*(r.claimed for r in reclaim.values() if r is not None))
-        own = np.zeros((n_sec, len(snap.fleet.catalog)))
         mine = np.flatnonzero(borrowed & (run.lender >= 0))
         if chosen:
             mine = mine[~np.isin(mine, list(chosen))]
-        np.add.at(own, (run.lender[mine].astype(np.int64), run.type_idx[mine].astype(np.int64)),
-                  run.accelerators[mine])
+
+        def own_loans_could(i: int) -> bool:
+            s, t, n_req, k = int(w_s[i]), int(w_t[i]), int(w_n[i]), int(w_k[i])
+            pool = mine[(run.lender[mine] == s) & (run.type_idx[mine] == t)].tolist()
+            if sum(run.accelerators[pool].tolist()) < n_req * k - 1e-9:
+                return False
+            rc = _Reclaim(pool, alloc, fs, up, cap, skip=claimed)  # (a what-if: kept apart)
+            if n_req == 1:
+                return bool(rc.for_one(k))
+            return n_req <= whole[t] or bool(rc.for_gang(n_req - int(whole[t])))
+
         pos = np.array([i for i in sorted(later)  # in priority order
-                        if w_n[i] * w_k[i] > own[w_s[i], w_t[i]] + 1e-9], dtype=np.int64)
+                        if not own_loans_could(i)], dtype=np.int64)
         for t in np.unique(w_t[pos]).tolist():
             pool = [v for v in cand[run.type_idx[cand] == t].tolist() if v not in chosen]
             if pool:
