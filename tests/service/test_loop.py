@@ -184,17 +184,70 @@ def test_cancelling_a_running_job_stops_it_and_charges_what_it_used(center: Cent
     assert entry.kind == "usage" and entry.accelerator_seconds == pytest.approx(8 * 600)
 
 
-def test_a_cancel_during_a_cycle_is_charged_up_to_the_cancel(center: Center) -> None:
-    # the cycle reads its time once, at its start; a cancel committed while it runs is stamped
-    # later, and the engine's stop, stamped with the cycle's time, comes before it
-    jid = center.submit(runtime=5000.0, limit=7200.0)
+def test_a_job_cancelled_through_the_api_frees_its_node_before_the_next_start(
+        center: Center) -> None:
+    # the lab fleet is full (16 nodes × 8); a 17th job waits. One running job is cancelled:
+    # the next cycle stops it in the engine before it starts the waiting job on its node, so
+    # the start does not fail to launch and come back for a second attempt
+    ids = [center.submit(runtime=5000.0, limit=7200.0) for _ in range(17)]
     engine = TwinEngine(build_fleet("lab"))
     cp = center.control_plane(engine)
     cp.run_cycle()
+    assert [job(center, j).state for j in ids].count(JobState.RUNNING) == 16
+    waiting = next(j for j in ids if job(center, j).state == JobState.PENDING)
     center.clock.advance_to(T0 + 600)
     with transaction(center.factory) as session:
+        cancel_job(session=session, principal=center.principal(session), job_id=ids[0],
+                   at=dt(T0 + 600))
+    center.run(cp, T0 + 720)
+    w = job(center, waiting)
+    assert (w.state, w.attempts) == (JobState.RUNNING, 1), w.reason
+
+
+class _RefusingTwin(TwinEngine):
+    """A twin that cannot start anything: each order comes back failed at launch."""
+
+    def start(self, orders, now: float) -> None:
+        for order in orders:
+            self._reject(order, now, "refused")
+
+
+def test_a_cancelled_job_that_never_launched_is_charged_nothing(center: Center) -> None:
+    # the loop records a start and tells the engine; the job is cancelled through the API
+    # before the engine's refusal comes back. The attempt ran for nothing: its entry says 0,
+    # and a restart's reconcile() does not charge it the time between start and cancel
+    jid = center.submit(runtime=600.0)
+    cp = center.control_plane(_RefusingTwin(build_fleet("lab")))
+    cp.run_cycle()
+    center.clock.advance_to(T0 + 3)
+    with transaction(center.factory) as session:
         cancel_job(session=session, principal=center.principal(session), job_id=jid,
-                   at=dt(T0 + 600.25))
+                   at=dt(T0 + 3))
+    cp.run_cycle()
+    [entry] = ledger(center, jid)
+    assert (entry.kind, entry.accelerator_seconds, entry.charge) == ("usage", 0.0, 0.0)
+    done = center.control_plane().reconcile(center.clock.now())
+    assert done["charged"] == 0 and len(ledger(center, jid)) == 1
+
+
+def test_a_cancel_during_a_cycle_is_charged_up_to_the_cancel(center: Center) -> None:
+    # the cycle reads its time once, as it begins; a cancel committed after that (here by a
+    # feeder, which runs inside the cycle, 0.25 s later) is stamped later. The engine's stop
+    # is stamped when it happens, not with the cycle's time, so the charge reaches the cancel
+    jid = center.submit(runtime=5000.0, limit=7200.0)
+    done: list[int] = []
+
+    def cancel_once(session, now: float) -> None:
+        if center.clock.now() >= T0 + 600 and not done:
+            center.clock.advance_to(T0 + 600.25)
+            cancel_job(session=session, principal=center.principal(session), job_id=jid,
+                       at=dt(center.clock.now()))
+            done.append(jid)
+
+    engine = TwinEngine(build_fleet("lab"))
+    cp = center.control_plane(engine, feeders=[cancel_once])
+    cp.run_cycle()
+    center.clock.advance_to(T0 + 600)
     cp.run_cycle()
     center.run(cp, T0 + 700)
     [entry] = ledger(center, jid)

@@ -6,13 +6,14 @@ One cycle (:meth:`ControlPlane.run_cycle`):
    grants whose period has ended are marked ``expired``;
 2. poll the engine and apply its events in one transaction: job states, node states, the
    engine's start of each attempt, and a ledger entry for every attempt that ended (usage
-   charged to the job's grant; time lost to a node failure recorded, never charged);
+   charged to the job's grant; time lost to a node failure recorded, never charged); then keep
+   the engine honest: a job the engine runs that the store no longer calls running (the API
+   cancelled it) is stopped, before this cycle starts anything on its nodes;
 3. build a snapshot from the store (:mod:`aicc.service.snapshot`) and call the pure scheduler;
 4. record the decisions durably — a started job is ``running`` with its placement and start time
    *before* the engine hears of it, so a crash cannot lose it; the loans in force after the
-   starts, when they changed, in the same transaction — then tell the engine;
-5. keep the engine honest: a job the engine runs that the store no longer calls running (the
-   API cancelled it) is stopped.
+   starts, when they changed, in the same transaction — then tell the engine, and stop the
+   victims whose preemption grace has ended.
 
 Start times: the decision stamps ``started_at`` (and the ``running`` audit row, which keeps it);
 the engine's ``started`` event for the attempt in progress then moves ``started_at`` to the
@@ -223,6 +224,9 @@ class ControlPlane:
             events = self._store_events([*self._unapplied, *self.engine.poll(now)])
             for ev in events:
                 self._totals[ev.kind.value] = self._totals.get(ev.kind.value, 0) + 1
+            # before the snapshot, which counts a job cancelled through the API as gone: its
+            # nodes must be free in the engine when this cycle starts jobs on them
+            self._stop_strays(now)
             with self.session_factory() as session:
                 built = self.builder.build(session, now)
             t1 = time.perf_counter()
@@ -233,7 +237,6 @@ class ControlPlane:
             if orders:
                 self._start(orders, now)
             stopped = self.apply_preemptions(built, decisions.preempts, now)
-            self._stop_strays(now)
             stats = self._update_stats(built, orders, stopped, events,
                                        decisions.reason, now, time.perf_counter() - t0, t2 - t1)
             record_cycle(stats.duration_s, started=stats.started, preempted=stats.preempted)
@@ -353,6 +356,13 @@ class ControlPlane:
             if ev.kind == EventKind.FAILED and ev.extra.get("phase") == "launch":
                 if running:
                     batch.move(job, JobState.PENDING, at, f"requeued: {ev.reason}")
+                elif job.state == JobState.CANCELLED and job.started_at is not None:
+                    # cancelled before the engine said it could not start it: the attempt
+                    # ran for nothing, and says so (reconcile() charges a cancelled attempt
+                    # that has no entry)
+                    entry = self._entry(session, job, USAGE, ts(job.started_at))
+                    if entry:
+                        ledger.append(entry)
                 continue
             if ev.kind == EventKind.FAILED and ev.extra.get("phase") == "node_failure":
                 entry = self._entry(session, job, LOST, ev.time)
@@ -365,11 +375,12 @@ class ControlPlane:
                         batch.move(job, JobState.FAILED, at, ev.reason)
                 continue
             # finished, failed (its own fault), preempted, cancelled: charge what it used; one
-            # cancelled through the API is charged up to its cancel (``ended_at``), as
-            # reconcile() charges it after a restart: not up to the engine's stop, which comes
-            # at the next cycle, or is stamped with the time of a cycle the cancel came during
+            # cancelled through the API is charged up to its cancel (``ended_at``, as
+            # reconcile() charges it after a restart), not up to the engine's stop a cycle
+            # later, and never past what the engine ran (Slurm's whole seconds)
             if running or (job.state == JobState.CANCELLED and job.started_at is not None):
-                end = ev.time if running or job.ended_at is None else ts(job.ended_at)
+                end = ev.time if running or job.ended_at is None else min(
+                    ev.time, ts(job.ended_at))
                 entry = self._entry(session, job, USAGE, end)
                 if entry:
                     ledger.append(entry)
@@ -556,7 +567,9 @@ class ControlPlane:
             known = set(session.scalars(select(Job.id).where(Job.id.in_(engine_ids))).all())
         stray = list(stray) + [j for j in engine_ids if j not in known]
         if stray:
-            self.engine.cancel(stray, now)
+            # stamped now, not with the cycle's time: a cancel committed since the cycle began
+            # is stopped after it, never before
+            self.engine.cancel(stray, max(now, self.clock.now()))
 
     # --- restart ------------------------------------------------------------------------------
 
