@@ -1042,16 +1042,22 @@ def preempt(snap: Snapshot, policy: Policy, prep: Prepared, od: Ordered, fs: Fre
         mine = np.flatnonzero(borrowed & (run.lender >= 0))
         if chosen:
             mine = mine[~np.isin(mine, list(chosen))]
+        own = np.zeros((n_sec, len(snap.fleet.catalog)))
+        np.add.at(own, (run.lender[mine].astype(np.int64), run.type_idx[mine].astype(np.int64)),
+                  run.accelerators[mine])
+        could: dict[tuple[int, int, int, int], bool] = {}  # (sector, type, nodes, per node)
 
         def own_loans_could(i: int) -> bool:
             s, t, n_req, k = int(w_s[i]), int(w_t[i]), int(w_n[i]), int(w_k[i])
-            pool = mine[(run.lender[mine] == s) & (run.type_idx[mine] == t)].tolist()
-            if sum(run.accelerators[pool].tolist()) < n_req * k - 1e-9:
+            if n_req * k > own[s, t] + 1e-9:
                 return False
-            rc = _Reclaim(pool, alloc, fs, up, cap, skip=claimed)  # (a what-if: kept apart)
-            if n_req == 1:
-                return bool(rc.for_one(k))
-            return n_req <= whole[t] or bool(rc.for_gang(n_req - int(whole[t])))
+            key = (s, t, n_req, k)
+            if key not in could:
+                pool = mine[(run.lender[mine] == s) & (run.type_idx[mine] == t)].tolist()
+                rc = _Reclaim(pool, alloc, fs, up, cap, skip=claimed)  # (a what-if, apart)
+                could[key] = (bool(rc.for_one(k)) if n_req == 1 else
+                              n_req <= whole[t] or bool(rc.for_gang(n_req - int(whole[t]))))
+            return could[key]
 
         pos = np.array([i for i in sorted(later)  # in priority order
                         if not own_loans_could(i)], dtype=np.int64)
