@@ -4,7 +4,7 @@ cases built with small builders; compared as want/got."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
@@ -447,10 +447,11 @@ def _share_held_through_another_loan() -> tuple[Snapshot, dict[str, job]]:
     return world_snap(pending, [*pub, *ind], world=w)
 
 
-def _power(extra: float, down: bool = False) -> Callable[[], tuple[Snapshot, dict[str, job]]]:
+def _power(extra: float, down: bool = False, gone: bool = False
+           ) -> Callable[[], tuple[Snapshot, dict[str, job]]]:
     """Two 8-accelerator jobs under a cap of the fleet's draw now plus ``extra`` of one job's
     start; ``down``: a node is down, its idle draw (8 × 70 W of 8 × 630 W a start adds) kept
-    out of the headroom for when it comes back."""
+    out of the headroom for when it comes back; ``gone``: it will not come back."""
     def build() -> tuple[Snapshot, dict[str, job]]:
         fleet = build_fleet("lab")
         if down:
@@ -460,7 +461,10 @@ def _power(extra: float, down: bool = False) -> Callable[[], tuple[Snapshot, dic
         base = w.snapshot(pending, now=NOW)
         prep = prepare(base)
         cap = prep.power_w + 8 * float(prep.delta_w[0]) * extra
-        return world_snap(pending, world=w, power_w=cap)
+        snap, jobs = world_snap(pending, world=w, power_w=cap)
+        if gone:
+            snap = replace(snap, down_returns=fleet.state != NODE_DOWN)
+        return snap, jobs
     return build
 
 
@@ -644,6 +648,7 @@ CASES = [
     Case("power cap admits one with 5 % to spare", _power(1.05), started={"first"}),
     Case("a down node's idle draw is kept for its return", _power(1.05, down=True),
          reasons={"first": H.POWER_CAP, "second": H.POWER_CAP}),
+    Case("not for a node gone for good", _power(1.05, down=True, gone=True), started={"first"}),
     Case("shape fits no node in service", _unavailable, started={"fits"},
          reasons={"too_many": H.NODE_UNAVAILABLE, "too_wide": H.NODE_UNAVAILABLE}),
     Case("lenders are repaid through priority", _lending_repaid, started={"ind"}),

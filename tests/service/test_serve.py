@@ -195,6 +195,7 @@ def test_a_job_submitted_through_the_api_runs_to_its_end_and_is_charged_once(
 def test_nodes_absent_from_the_engine_are_marked_down_and_return(tmp_path: Path) -> None:
     from aicc.fleet import build_fleet
     from aicc.service.serve import ABSENT_REASON, retire_absent_nodes
+    from aicc.service.snapshot import SnapshotBuilder
     from aicc.store.models import NodeState
 
     svc = build_service(settings_for(tmp_path), say=quiet)
@@ -207,7 +208,15 @@ def test_nodes_absent_from_the_engine_are_marked_down_and_return(tmp_path: Path)
         rows = {n.name: n for n in s.scalars(select(Node))}
     assert {n for n, r in rows.items() if r.state == NodeState.UP} == keep
     assert all(rows[n].state_reason == ABSENT_REASON for n in set(names) - keep)
+    # rule 9 keeps power back for a node down for a repair, not for one gone for good
     with transaction(svc.factory) as s:
+        s.scalar(select(Node).where(Node.name == names[0])).state = NodeState.DOWN
+    with svc.factory() as s:
+        built = SnapshotBuilder().build(s, 1e9)
+    back = dict(zip(built.fleet.names, built.snapshot.down_returns.tolist(), strict=True))
+    assert back[names[0]] and not any(back[n] for n in set(names) - keep)
+    with transaction(svc.factory) as s:
+        s.scalar(select(Node).where(Node.name == names[0])).state = NodeState.UP
         assert retire_absent_nodes(s, set(names)) == 0
     with svc.factory() as s:
         assert all(n.state == NodeState.UP for n in s.scalars(select(Node)))

@@ -70,8 +70,8 @@ class Prepared:
     busy: np.ndarray  # allocated accelerators per node (running table)
     delta_w: np.ndarray  # watts added per started accelerator, per type (TDP − idle)
     power_w: float  # fleet draw now (rule 9)
-    # idle draw of the nodes down now: kept out of the headroom, as a node comes back from
-    # repair idle, drawing it, whatever the cap (rule 9)
+    # idle draw of the nodes down now that may come back (Snapshot.down_returns): kept out of
+    # the headroom, as a node comes back from repair idle, drawing it, whatever the cap (rule 9)
     down_idle_w: float
     project_sector: np.ndarray
     static: FleetStatic | None = None  # the fleet's static tables, looked up once per cycle
@@ -122,6 +122,8 @@ def validate(snap: Snapshot) -> None:
                 len(g.end)}) == 1, "snapshot.grants", "columns of different lengths")
     if snap.lending_balance_s is not None and np.shape(snap.lending_balance_s) != (n_s, n_s):
         _check(False, "snapshot.lending_balance_s", f"expected shape ({n_s}, {n_s})")
+    if snap.down_returns is not None and np.shape(snap.down_returns) != (n_nodes,):
+        _check(False, "snapshot.down_returns", f"expected {n_nodes} nodes")
 
 
 def prepare(snap: Snapshot) -> Prepared:
@@ -134,7 +136,8 @@ def prepare(snap: Snapshot) -> Prepared:
             if len(run.alloc_node) else np.zeros(fleet.n_nodes))
     b = np.minimum(busy, cap)
     power = float((b * st.tdp_node + (cap - b) * st.idle_node)[st.live].sum())
-    down_idle = float((cap * st.idle_node)[~st.live].sum()) if not st.live.all() else 0.0
+    back = ~st.live if snap.down_returns is None else ~st.live & snap.down_returns
+    down_idle = float((cap * st.idle_node)[back].sum()) if back.any() else 0.0
     return Prepared(type_cap=st.type_cap.copy(), type_maxcap=st.type_maxcap.copy(),
                     type_nodes=st.type_nodes.copy(), busy=busy, delta_w=st.delta_w.copy(),
                     power_w=power, down_idle_w=down_idle,

@@ -236,6 +236,10 @@ class Snapshot:
     # lender->borrower accelerator-seconds lent, decayed like usage ([n_sectors, n_sectors],
     # from Decisions.loans through lending.accumulate_lending); None = nothing owed
     lending_balance_s: np.ndarray | None = None
+    # rule 9: bool per node, down now and expected back (a repair); its idle draw is kept out
+    # of the power headroom, as it returns idle, drawing that. None: every node down may
+    # return. A node gone for good (no longer in the engine's fleet) is not.
+    down_returns: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ from aicc.engines.twin import TwinEngine
 from aicc.errors import ConfigError
 from aicc.fleet import FleetArrays, build_fleet, phase
 from aicc.service.loop import ControlPlane, Feeder
-from aicc.service.snapshot import load_fleet, ts
+from aicc.service.snapshot import ABSENT_REASON, load_fleet, ts
 from aicc.store.db import open_database, session_factory, transaction
 from aicc.store.migrate import upgrade
 from aicc.store.models import Base, Job, JobEventRow, LedgerEntry, Node, NodeState
@@ -47,7 +47,6 @@ log = logging.getLogger("aicc.service")
 
 ADMIN_TOKEN_FILE = "admin-token"
 DEMO_TOKENS_FILE = "demo-tokens.json"
-ABSENT_REASON = "not in the engine's fleet"
 
 
 def var_dir(settings: Settings) -> Path:

@@ -58,6 +58,9 @@ _LENDER = (Job.borrowed, Job.lender_sector_id)
 _CHUNK = 5000
 
 _STATE_CODE = {name: code for code, name in enumerate(NODE_STATE_NAMES)}
+# The state reason of a node the engine no longer reports (``serve.retire_absent_nodes``): down
+# for good, unlike one down for a repair, so rule 9 keeps no power back for its return.
+ABSENT_REASON = "not in the engine's fleet"
 _CLASS_CODE = {c.label: int(c) for c in JobClass}
 
 
@@ -213,6 +216,7 @@ class SnapshotBuilder:
         # Accelerator power the site allows (rule 9, docs/design/0001-scheduling.md).
         self.power_available_w = float("inf")
         self._fleet: FleetArrays | None = None
+        self.returns = np.zeros(0, dtype=bool)  # per node: not retired (see fleet())
         self._node_ids = np.zeros(0, dtype=np.int64)
         self._node_index: dict[str, int] = {}
         self._usage: dict[int, float] = {}  # project id -> decayed accelerator-seconds
@@ -245,9 +249,11 @@ class SnapshotBuilder:
                 or (count and int(top) != int(self._node_ids[-1]))):
             self._fleet, self._node_ids = load_fleet(session, self.catalog)
             self._node_index = self._fleet.node_index()
-        else:
-            states = session.execute(select(Node.state, Node.drained).order_by(Node.id)).all()
-            self._fleet.state = np.array([_state_code(s, d) for s, d in states], dtype=np.int8)
+        states = session.execute(select(Node.state, Node.drained, Node.state_reason)
+                                 .order_by(Node.id)).all()
+        self._fleet.state = np.array([_state_code(s, d) for s, d, _ in states], dtype=np.int8)
+        # (rule 9: a node retired from the engine's fleet will not come back drawing power)
+        self.returns = np.array([r != ABSENT_REASON for _, _, r in states], dtype=bool)
         return self._fleet
 
     def node_index(self) -> dict[str, int]:
@@ -365,6 +371,7 @@ class SnapshotBuilder:
 
         lending = read_lending(session, sector_ids, now, self.half_life_s)
         snap = Snapshot(now=now, fleet=fleet, free=free, running=running, pending=pending,
+                        down_returns=self.returns.copy(),
                         tenancy=tenancy, grants=grant_arrays, usage_decayed_s=usage_arr,
                         power_available_w=self.power_available_w,
                         lending_balance_s=lending.balance_s if lending.rows else None)

@@ -316,7 +316,7 @@ def _fork(snap: Snapshot, future: History | None = None,
         lending_balance_s=snap.lending_balance_s,
         stops=tuple((n_pf + r, float(notices[j])) for r, j in enumerate(R.id.tolist())
                     if notices and j in notices),
-        running_grant=R.grant.astype(np.int32),
+        running_grant=R.grant.astype(np.int32), down_returns=snap.down_returns,
     )
     ids = cat(P.id, np.full(len(F), -1), R.id).astype(np.int64)
     return jobs, fork, ids

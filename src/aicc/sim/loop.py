@@ -100,6 +100,9 @@ class Fork:
     # the grant each running row is charged to (its ``jobs.grant`` is -1 where that grant was
     # chosen at its start rather than named: chosen again if the fork requeues it)
     running_grant: np.ndarray | None = None
+    # per node, down and expected back (rule 9; Snapshot.down_returns): a node the live service
+    # knows is gone for good keeps no power back in the fork either
+    down_returns: np.ndarray | None = None
 
 
 MIN_SAMPLE_S = 1.0
@@ -357,6 +360,7 @@ class Simulator:
         self.sector_pending: list[np.ndarray] = []
         self.type_busy: list[np.ndarray] = []
         self.grants = Grants.empty()
+        self.down_returns: np.ndarray | None = None  # (rule 9; a fork's, see Fork)
         self._init_lending()
         self._watch: np.ndarray | None = None  # see stop_when_started
         self._watch_left = 0
@@ -403,6 +407,7 @@ class Simulator:
             self.lending = np.array(fork.lending_balance_s, dtype=np.float64)
             self._owed = bool(self.lending.any())
         self.free = np.where(self.fleet.state == NODE_UP, fork.free, 0).astype(np.int32)
+        self.down_returns = fork.down_returns
         if fork.running_grant is not None and self.grant_of is not None:
             self.grant_of[fork.running] = fork.running_grant
         self._forked: list[int] = []
@@ -884,7 +889,7 @@ class Simulator:
             running=self._table(self.running.ids, True), pending=self._table(pend, False),
             tenancy=self.tenancy, grants=grants, usage_decayed_s=usage,
             power_available_w=self.cfg.power_available_w,
-            lending_balance_s=self.lending_at(now),
+            lending_balance_s=self.lending_at(now), down_returns=self.down_returns,
         )
 
     def _may_act(self, pend: np.ndarray, now: float) -> bool:
