@@ -233,8 +233,11 @@ def test_a_cancelled_job_that_never_launched_is_charged_nothing(center: Center) 
 def test_a_cancel_during_a_cycle_is_charged_up_to_the_cancel(center: Center) -> None:
     # the cycle reads its time once, as it begins; a cancel committed after that (here by a
     # feeder, which runs inside the cycle, 0.25 s later) is stamped later. The engine's stop
-    # is stamped when it happens, not with the cycle's time, so the charge reaches the cancel
-    jid = center.submit(runtime=5000.0, limit=7200.0)
+    # is stamped when it happens, not with the cycle's time, so the charge reaches the cancel;
+    # and a job the cycle starts on the freed node starts after the stop, not before it (the
+    # same accelerators are never charged to two jobs at once)
+    ids = [center.submit(runtime=5000.0, limit=7200.0) for _ in range(17)]
+    jid = ids[0]
     done: list[int] = []
 
     def cancel_once(session, now: float) -> None:
@@ -247,12 +250,16 @@ def test_a_cancel_during_a_cycle_is_charged_up_to_the_cancel(center: Center) -> 
     engine = TwinEngine(build_fleet("lab"))
     cp = center.control_plane(engine, feeders=[cancel_once])
     cp.run_cycle()
+    waiting = next(j for j in ids if job(center, j).state == JobState.PENDING)
     center.clock.advance_to(T0 + 600)
     cp.run_cycle()
     center.run(cp, T0 + 700)
     [entry] = ledger(center, jid)
     assert entry.accelerator_seconds == pytest.approx(8 * 600.25)
     assert entry.period_end == job(center, jid).ended_at
+    w = job(center, waiting)
+    assert (w.state, w.attempts) == (JobState.RUNNING, 1)
+    assert ts(w.started_at) == pytest.approx(T0 + 600.25)
 
 
 def test_preemption_charges_the_attempt_and_requeues(center: Center) -> None:

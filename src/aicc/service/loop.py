@@ -6,10 +6,10 @@ One cycle (:meth:`ControlPlane.run_cycle`):
    grants whose period has ended are marked ``expired``;
 2. poll the engine and apply its events in one transaction: job states, node states, the
    engine's start of each attempt, and a ledger entry for every attempt that ended (usage
-   charged to the job's grant; time lost to a node failure recorded, never charged); then keep
-   the engine honest: a job the engine runs that the store no longer calls running (the API
-   cancelled it) is stopped, before this cycle starts anything on its nodes;
-3. build a snapshot from the store (:mod:`aicc.service.snapshot`) and call the pure scheduler;
+   charged to the job's grant; time lost to a node failure recorded, never charged);
+3. build a snapshot from the store (:mod:`aicc.service.snapshot`); keep the engine honest: a
+   job the engine runs that the snapshot does not call running (the API cancelled it) is
+   stopped, before this cycle starts anything on its nodes; call the pure scheduler;
 4. record the decisions durably — a started job is ``running`` with its placement and start time
    *before* the engine hears of it, so a crash cannot lose it; the loans in force after the
    starts, when they changed, in the same transaction — then tell the engine, and stop the
@@ -224,18 +224,18 @@ class ControlPlane:
             events = self._store_events([*self._unapplied, *self.engine.poll(now)])
             for ev in events:
                 self._totals[ev.kind.value] = self._totals.get(ev.kind.value, 0) + 1
-            # before the snapshot, which counts a job cancelled through the API as gone: its
-            # nodes must be free in the engine when this cycle starts jobs on them
-            self._stop_strays(now)
             with self.session_factory() as session:
                 built = self.builder.build(session, now)
+            # the snapshot counts a job cancelled through the API as gone: the engine stops it
+            # before this cycle starts jobs on its nodes, and the starts come after the stop
+            start_at = self._stop_strays(now, built)
             t1 = time.perf_counter()
             decisions = schedule(built.snapshot, self.policy)
             t2 = time.perf_counter()
-            orders = self._record_starts(built, decisions.starts, now, decisions.loans)
+            orders = self._record_starts(built, decisions.starts, start_at, decisions.loans)
             self._record_reasons(built, decisions.reason)
             if orders:
-                self._start(orders, now)
+                self._start(orders, start_at)
             stopped = self.apply_preemptions(built, decisions.preempts, now)
             stats = self._update_stats(built, orders, stopped, events,
                                        decisions.reason, now, time.perf_counter() - t0, t2 - t1)
@@ -556,20 +556,23 @@ class ControlPlane:
         with transaction(self.session_factory) as session:
             session.connection().execute(stmt, changed)
 
-    def _stop_strays(self, now: float) -> None:
-        """Stop jobs the engine runs that the store no longer calls running."""
-        engine_ids = [r.job_id for r in self.engine.running()]
-        if not engine_ids:
-            return
-        with self.session_factory() as session:
-            stray = session.scalars(select(Job.id).where(
-                Job.id.in_(engine_ids), Job.state != JobState.RUNNING)).all()
-            known = set(session.scalars(select(Job.id).where(Job.id.in_(engine_ids))).all())
-        stray = list(stray) + [j for j in engine_ids if j not in known]
-        if stray:
-            # stamped now, not with the cycle's time: a cancel committed since the cycle began
-            # is stopped after it, never before
-            self.engine.cancel(stray, max(now, self.clock.now()))
+    def _stop_strays(self, now: float, built: StoreSnapshot) -> float:
+        """Stop the jobs the engine runs that the snapshot does not call running (a user
+        cancelled them; the same read as the cycle's decisions, so none can slip between),
+        stamped when the stop happens, not with the cycle's time: a cancel committed since
+        the cycle began is stopped after it. Returns the time this cycle's starts take, never
+        before that stop (the same accelerators are never charged to two jobs at once)."""
+        running = set(built.snapshot.running.id.tolist())
+        stray = [r.job_id for r in self.engine.running() if r.job_id not in running]
+        if not stray:
+            return now
+        at = max(now, self.clock.now())
+        try:
+            self.engine.cancel(stray, at)
+        except EngineError as exc:  # (a stop that fails must not stop scheduling)
+            log.warning("could not stop jobs %s in the engine: %s", stray, exc)
+            self._cycle_error = f"stop: {exc}"
+        return at
 
     # --- restart ------------------------------------------------------------------------------
 
