@@ -9,6 +9,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
+from aicc.errors import InvalidInput
 from aicc.workload.synthetic import DAY, generate
 
 TARGETS = (0.2, 0.25, 0.3, 0.5, 0.7, 1.0, 1.5, 2.5)
@@ -72,3 +73,13 @@ def test_a_trace_keeps_its_window():
     assert len(w) > 1
     w.horizon_s = None  # as a trace: over its window, runtime tail included
     assert w.offered_load(256) == pytest.approx(w.gpu_seconds / (w.window_s() * 256))
+
+
+@pytest.mark.parametrize("shares", [{"industry": 0.0, "research": 0.0, "public": 0.0},
+                                    {"industry": -0.1, "research": 0.5, "public": 0.6},
+                                    {"industry": float("nan"), "research": 0.5,
+                                     "public": 0.5}])
+def test_sector_shares_are_checked(shares: dict[str, float]) -> None:
+    with pytest.raises(InvalidInput) as e:
+        generate(days=1, accelerators=256, shares=shares, fit_load=True)
+    assert e.value.field == "shares"

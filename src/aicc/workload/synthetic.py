@@ -127,6 +127,9 @@ def generate(
     if max_gpus is not None and max_gpus < 1:
         raise InvalidInput("synthetic workload: max_gpus must be at least 1", field="synthetic")
     shares = shares or DEFAULT_SECTOR_SHARES
+    if not all(np.isfinite(v) and v >= 0 for v in shares.values()) or not sum(shares.values()):
+        raise InvalidInput("synthetic workload: sector shares must be finite, at least 0, and "
+                           "not all 0", field="shares")
     profiles = {k: _clipped(v, max_gpus) for k, v in (profiles or DEFAULT_PROFILES).items()}
     expect = expected_jobs(days, accelerators, load, shares, profiles)
     if expect > MAX_JOBS:
@@ -177,13 +180,13 @@ def _fitted(days: float, accelerators: int, load: float, seed: int,
         k = len(blocks)
         w, keep_at = _draw(days, accelerators, 1.0, [seed, k], shares, profiles)
         blocks.append((w, k + keep_at))
-        drawn += np.bincount(_sector_of(w, names), weights=w.gpus * w.runtime_s,
+        drawn += np.bincount(_sector_of(w, names, profiles), weights=w.gpus * w.runtime_s,
                              minlength=len(names))
     keep_at = np.concatenate([k for _, k in blocks])
     submit = np.concatenate([b.submit_s for b, _ in blocks])
     order = np.argsort(submit, kind="stable")
     w, keep_at = _concat([b for b, _ in blocks], order), keep_at[order]
-    sector = _sector_of(w, names)
+    sector = _sector_of(w, names, profiles)
     taken = []
     for s, want in enumerate(need.tolist()):
         rows = np.flatnonzero(sector == s)
@@ -200,9 +203,11 @@ def _fitted(days: float, accelerators: int, load: float, seed: int,
     return w
 
 
-def _sector_of(w: Workload, names: list[str]) -> np.ndarray:
-    """Per job, the index in ``names`` of its sector (tenants are ``<sector>-orgNN``)."""
-    of_tenant = np.array([names.index(t.split("-org")[0]) for t in w.tenants], dtype=np.int64)
+def _sector_of(w: Workload, names: list[str], profiles: dict[str, SectorProfile]
+               ) -> np.ndarray:
+    """Per job, the index in ``names`` of its sector: ``_draw`` lists each sector's tenants in
+    turn, ``profiles[name].tenants`` of them."""
+    of_tenant = np.repeat(np.arange(len(names)), [profiles[n].tenants for n in names])
     return of_tenant[w.tenant]
 
 
