@@ -62,6 +62,26 @@ def test_adopt_of_a_job_past_its_end_finishes_at_its_true_end() -> None:
     assert done.time == 10.0
 
 
+@pytest.mark.parametrize("stop", ["cancel", "preempt"])
+def test_a_stop_after_an_unpolled_end_reports_the_end(stop: str) -> None:
+    # a job that ended at 1100, not yet polled, is stopped at 1150: it finished at 1100 (the
+    # ledger charges what it ran), it was not cancelled or preempted at 1150
+    engine = TwinEngine(small_fleet(FleetRequest()))
+    engine.start([order(spec(1, "h100-sxm-80g", runtime=100.0, limit=200.0), ["tw-n0"])],
+                 1000.0)
+    engine.poll(1000.0)  # its start
+    getattr(engine, stop)([1], 1150.0)
+    [done] = engine.poll(1150.0)
+    assert (done.kind, done.job_id, done.time) == (EventKind.FINISHED, 1, 1100.0)
+    # one stopped before its end is stopped then
+    engine.start([order(spec(2, "h100-sxm-80g", runtime=100.0, limit=200.0), ["tw-n0"])],
+                 2000.0)
+    engine.poll(2000.0)
+    getattr(engine, stop)([2], 2050.0)
+    [done] = engine.poll(2050.0)
+    assert (done.job_id, done.time) == (2, 2050.0) and done.kind is not EventKind.FINISHED
+
+
 def test_orders_beyond_capacity_or_type_are_rejected_per_order() -> None:
     engine = TwinEngine(small_fleet(FleetRequest()))  # 8 accelerators per node
     engine.start([order(spec(1, "h100-sxm-80g", per_node=6), ["tw-n0"]),

@@ -46,6 +46,12 @@ class _Run:
         return sum(self.order.per_node)
 
 
+def _ended(job_id: int, run: _Run) -> JobEvent:
+    """The event of a run that ended by itself: finished, or failed at its time limit."""
+    return JobEvent(run.outcome, run.end, job_id=job_id,
+                    reason="" if run.outcome is EventKind.FINISHED else "time limit reached")
+
+
 class TwinEngine:
     """Simulated nodes; see the module docstring. Thread-safe (the API may read it)."""
 
@@ -108,8 +114,7 @@ class TwinEngine:
                     if run is None or run.seq != seq:
                         continue  # stopped earlier, or restarted since
                     self._release(key)
-                    reason = "" if run.outcome is EventKind.FINISHED else "time limit reached"
-                    out.append(JobEvent(run.outcome, t, job_id=key, reason=reason))
+                    out.append(_ended(key, run))
                 elif kind == _NODE_FAIL:
                     out.extend(self._fail_node_now(key, t, "injected failure",
                                                    self._fail_repair.pop(seq, None)))
@@ -253,8 +258,11 @@ class TwinEngine:
             for job_id in job_ids:
                 if job_id not in self._runs:
                     continue  # already ended, or never ours: stopping is idempotent
-                self._release(job_id)
-                self._pending.append(JobEvent(kind, now, job_id=job_id, reason=reason))
+                run = self._release(job_id)
+                if run.end <= now:  # it had ended by then, unpolled: its own end, not a stop
+                    self._pending.append(_ended(job_id, run))
+                else:
+                    self._pending.append(JobEvent(kind, now, job_id=job_id, reason=reason))
 
     def _fail_node_now(self, i: int, now: float, reason: str,
                        repair_after_s: float | None = None) -> list[JobEvent]:
